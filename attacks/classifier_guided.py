@@ -1,0 +1,57 @@
+"""Classifier-guided prompt search: the class-conditional analogue of UnlearnDiffAtk.
+
+Zhang et al., "To Generate or Not? Safety-Driven Unlearned Diffusion Models Are Still Easy To Generate
+Unsafe Images ... For Now", ECCV 2024. Optimise the conditioning vector ``v`` so that samples of a short,
+differentiable DDIM chain are labelled as the forget class by the *attacker's* classifier:
+
+    v* = argmin_v E_{x_T ~ N(0, I)} [ -log p_attacker(c_f | DDIM_S(x_T, v)) ]
+
+The evaluator, which judges success afterwards on fresh samples, is never seen. Anchor: 40 iterations
+at lr 0.01 (5 prompt tokens); here one vector per forget class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import UNet2DModel
+from torch import Tensor
+from unlearnbench.attacks._prompt import STARTS, attacker_log_prob, start_vector
+
+from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.args import arg, positive
+from unlearnbench.diffusion import randn
+from unlearnbench.registry import register
+from unlearnbench.training import optimize
+
+
+@dataclass(frozen=True)
+class ClassifierGuidedArgs:
+    steps: int = positive(40, "optimisation iterations (anchor: 40)")
+    lr: float = positive(5e-2, "Adam learning rate (anchor: 0.01 on token embeddings)")
+    batch_size: int = positive(8, "fresh initial noises per iteration and forget class")
+    sample_steps: int = positive(8, "DDIM steps of the differentiable sampler")
+    start: str = arg("null", "initial vector: null | other | random | forget", choices=STARTS)
+
+
+@register("classifier_guided")
+class ClassifierGuided(Attack):
+    """Optimise the conditioning vector so a short differentiable sampler fools the attacker's classifier."""
+
+    Args = ClassifierGuidedArgs
+    smoke_args = {"steps": 2, "batch_size": 2, "sample_steps": 2}
+
+    def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
+        a: ClassifierGuidedArgs = self.args
+        vectors = torch.nn.Parameter(start_vector(model, task, a.start, generator))
+        n = a.batch_size
+        shape = (n * len(task.forget_classes), *task.data.image_shape)
+
+        def loss_fn(_step: int) -> Tensor:
+            x_T = randn(shape, generator, vectors)
+            cond = vectors.repeat_interleave(n, dim=0)
+            return -attacker_log_prob(model, task, cond, x_T, a.sample_steps, grad=True).mean()
+
+        optimize([vectors], loss_fn, steps=a.steps, lr=a.lr, desc="classifier_guided", meter=task.meter)
+        return Attacked(model, cond=vectors.detach())

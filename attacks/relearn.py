@@ -1,0 +1,83 @@
+"""Relearning attacks: fine-tune the unlearned model on a few images and watch the class come back.
+
+``relearn`` fine-tunes with ``L_DM`` on ``k`` images of the forget class (Meta-Unlearning uses 50 to
+100 steps). ``relearn_benign`` fine-tunes on ``k`` images of the *retained* classes only, to test whether
+the forgotten class resurges without ever being shown (concept resurgence; DiMRA). Both report the
+forget class's UA/ASR every ``eval_every`` steps: the recovery curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import UNet2DModel
+from torch import Tensor
+
+from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.args import arg, positive
+from unlearnbench.diffusion import denoising_loss
+from unlearnbench.registry import register
+from unlearnbench.training import optimize, sample_batch
+
+
+@dataclass(frozen=True)
+class RelearnArgs:
+    k: int = positive(10, "images the attacker fine-tunes on (a seeded subset of the training split)")
+    steps: int = positive(100, "Adam steps (Meta-Unlearning: 50-100)")
+    lr: float = positive(1e-4, "Adam learning rate")
+    batch_size: int = positive(16, "images per step, drawn with replacement from the k")
+    eval_every: int = arg(25, "record UA/ASR every this many steps (0 = only at the end)", low=0)
+    recover_fraction: float = arg(
+        0.8, "'recovered' once ASR_10way reaches this fraction of the original model's", low=0, low_open=True, high=1
+    )
+
+
+def attacker_images(x: Tensor, y: Tensor, k: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A seeded subset of ``k`` images (all of them if fewer)."""
+    idx = torch.randperm(x.shape[0], generator=generator)[: min(k, x.shape[0])].to(x.device)
+    return x[idx], y[idx]
+
+
+def fine_tune(
+    model: UNet2DModel, task: Task, x: Tensor, y: Tensor, a: RelearnArgs, generator: torch.Generator, desc: str
+) -> None:
+    def loss_fn(_step: int) -> Tensor:
+        xb, yb = sample_batch(x, y, a.batch_size, generator)
+        return denoising_loss(model, task.schedule, xb, yb, generator=generator)
+
+    def checkpoint(step: int) -> None:
+        if task.checkpoint is not None and a.eval_every and step % a.eval_every == 0 and step < a.steps:
+            with task.meter.excluded():
+                task.checkpoint(step, model, None)
+
+    model.train()
+    optimize(model.parameters(), loss_fn, steps=a.steps, lr=a.lr, desc=desc, meter=task.meter, callback=checkpoint)
+
+
+@register("relearn")
+class Relearn(Attack):
+    """Fine-tune on k forget-class images for n steps; recovery curve of UA/ASR."""
+
+    Args = RelearnArgs
+    changes_weights = True
+    smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
+
+    def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
+        x, y = attacker_images(task.forget_x, task.forget_y, self.args.k, generator)
+        fine_tune(model, task, x, y, self.args, generator, "relearn")
+        return Attacked(model)
+
+
+@register("relearn_benign")
+class RelearnBenign(Attack):
+    """Fine-tune on k retained-class images only: does the forgotten class resurge unprompted?"""
+
+    Args = RelearnArgs
+    changes_weights = True
+    smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
+
+    def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
+        x, y = attacker_images(task.retain_x, task.retain_y, self.args.k, generator)
+        fine_tune(model, task, x, y, self.args, generator, "relearn_benign")
+        return Attacked(model)

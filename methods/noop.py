@@ -1,0 +1,17 @@
+"""The original model, unchanged: the reference row."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import UNet2DModel
+
+from unlearnbench.api import Task, UnlearningMethod
+from unlearnbench.registry import register
+
+
+@register("noop")
+class Noop(UnlearningMethod):
+    """The original model, unchanged (reference row)."""
+
+    def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
+        return model

@@ -1,0 +1,41 @@
+"""Retrain: train from scratch on the retained classes only, with the base model's own recipe.
+
+The gold standard of exact unlearning, and the most expensive. It reuses the recipe recorded with the
+testbed's base model (``unlearnbench pretrain``), so the only difference from the original is the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from diffusers import UNet2DModel
+
+from unlearnbench.api import Task, UnlearningMethod
+from unlearnbench.args import arg
+from unlearnbench.errors import UserError
+from unlearnbench.pretrain import train_diffusion
+from unlearnbench.registry import register
+
+
+@dataclass(frozen=True)
+class RetrainArgs:
+    steps: int = arg(0, "training steps; 0 = the base recipe's own (the faithful setting)", low=0)
+
+
+@register("retrain")
+class Retrain(UnlearningMethod):
+    """Train from scratch on the retained classes with the base model's recipe (exact unlearning)."""
+
+    Args = RetrainArgs
+    paper = "exact unlearning baseline (retrain without D_f)"
+    smoke_args = {"steps": 2}
+
+    def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
+        if task.recipe is None:
+            raise UserError("retrain needs the base model's recipe; it is recorded only for the shipped testbed")
+        recipe = task.recipe if self.args.steps == 0 else replace(task.recipe, steps=self.args.steps)
+        new, _ = train_diffusion(
+            recipe, task.retain_x, task.retain_y, meter=task.meter, device=task.device, desc="retrain"
+        )
+        return new

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("UNLEARNBENCH_PROGRESS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+
+from unlearnbench.models import UNetArch
+
+torch.set_num_threads(2)
+
+TINY = UNetArch(block_out_channels=(8, 16), layers_per_block=1, attention=False, norm_num_groups=4)
+
+
+@pytest.fixture
+def tiny_unet():
+    torch.manual_seed(0)
+    return TINY.build().eval()
+
+
+@pytest.fixture
+def schedule():
+    from unlearnbench.pretrain import DiffusionRecipe
+
+    return DiffusionRecipe().schedule()
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    from unlearnbench.testbeds import load_testbed
+
+    return load_testbed("digits16")
+
+
+def make_task(forget=(3,), device="cpu", sampler_steps=3):
+    """A digits16 task around the tiny UNet, with an untrained tiny attacker classifier."""
+    from unlearnbench.api import SamplerSettings, Task
+    from unlearnbench.cost import CostMeter
+    from unlearnbench.data import load_digits16
+    from unlearnbench.models import ClassifierArch
+    from unlearnbench.pretrain import DiffusionRecipe
+
+    data = load_digits16()
+    retain = data.retain_classes(forget)
+    fx, fy = data.subset("train", forget)
+    rx, ry = data.subset("train", retain)
+    torch.manual_seed(0)
+    attacker = ClassifierArch(widths=(4, 8), feature_dim=8).build().eval().requires_grad_(False)
+    return Task(
+        data=data,
+        schedule=DiffusionRecipe().schedule(),
+        forget_classes=tuple(forget),
+        retain_classes=retain,
+        forget_x=fx,
+        forget_y=fy,
+        retain_x=rx,
+        retain_y=ry,
+        sampler=SamplerSettings(steps=sampler_steps),
+        attacker=attacker,
+        meter=CostMeter(device),
+        recipe=DiffusionRecipe(arch=TINY, steps=2, batch_size=8),
+        eval_forget_samples=4,
+    )

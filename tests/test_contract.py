@@ -1,0 +1,115 @@
+"""Contract tests, parametrised over every registered method and attack: a new one is tested on registration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import TINY, make_task
+from unlearnbench import registry
+from unlearnbench.api import run_attack, run_unlearning
+
+
+def state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def base():
+    torch.manual_seed(0)
+    return TINY.build().eval()
+
+
+@pytest.mark.parametrize("name", registry.names("method"))
+def test_method_contract(name, base):
+    cls = registry.get("method", name)
+    before = state(base)
+    runs = []
+    for _ in range(2):
+        task = make_task()
+        out = run_unlearning(cls(cls.smoke_args), base, task, generator=torch.Generator().manual_seed(0))
+        runs.append(out)
+    first, second = runs
+    # the same architecture
+    assert type(first.model) is type(base) and dict(first.model.config) == dict(base.config)
+    assert {k: v.shape for k, v in first.model.state_dict().items()} == {k: v.shape for k, v in before.items()}
+    # the input model is unchanged
+    assert same(state(base), before)
+    # cost is reported
+    assert first.cost.wall_s > 0 and first.cost.cpu_s > 0 and first.cost.peak_mem_mb >= 0
+    if name != "noop":
+        assert first.cost.steps > 0
+        assert not same(state(first.model), before), "a method that changes nothing is noop"
+    # deterministic for a fixed seed
+    assert same(state(first.model), state(second.model))
+
+
+def test_priors_are_counted_separately():
+    torch.manual_seed(0)
+    base = TINY.build().eval()
+    for name in ("selective_amnesia", "salun"):
+        cls = registry.get("method", name)
+        out = run_unlearning(cls(cls.smoke_args), base, make_task(), generator=torch.Generator().manual_seed(0))
+        assert 0 < out.cost.prior_wall_s < out.cost.wall_s, name
+        assert out.cost.prior_steps > 0, name
+
+
+@pytest.mark.parametrize("name", registry.names("attack"))
+def test_attack_contract(name, base):
+    cls = registry.get("attack", name)
+    before = state(base)
+    outs = []
+    for _ in range(2):
+        task = make_task()
+        outs.append(run_attack(cls(cls.smoke_args), base, task, generator=torch.Generator().manual_seed(0)))
+    (first, cost), (second, _) = outs
+    assert same(state(base), before), "attacks work on a copy"
+    assert cost.wall_s > 0
+    if cls.changes_weights:
+        assert not same(state(first.model), before)
+        assert same(state(first.model), state(second.model))
+    else:
+        assert same(state(first.model), before), "a prompting attack must not change the weights"
+    for field in ("cond", "x_T"):
+        a, b = getattr(first, field), getattr(second, field)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.equal(a, b), f"{name}.{field} is not deterministic"
+    if name not in ("none", "relearn", "relearn_benign", "seed_search"):
+        assert first.cond is not None and first.cond.is_floating_point(), "a prompt attack returns vectors"
+    if name == "seed_search":
+        assert first.x_T is not None and first.x_T.shape[0] == make_task().eval_forget_samples
+
+
+def test_attacks_never_see_the_evaluator():
+    """A Task carries the attacker's classifier only; the judge is the runner's."""
+    task = make_task()
+    assert not any("evaluator" in f for f in vars(task))
+
+
+@pytest.mark.parametrize("name", ["relearn", "embedding_inversion", "classifier_guided"])
+def test_attacks_respect_their_step_budget(name, base):
+    cls = registry.get("attack", name)
+    args = dict(cls.smoke_args, steps=3)
+    _, cost = run_attack(cls(args), base, make_task(), generator=torch.Generator().manual_seed(0))
+    assert cost.steps == 3
+
+
+def test_seed_search_respects_its_query_budget(base, monkeypatch):
+    from unlearnbench.attacks import _prompt, seed_search
+
+    seen = []
+    original = _prompt.attacker_log_prob
+
+    def counting(model, task, cond, x_T, steps, *, grad):
+        seen.append(cond.shape[0])
+        return original(model, task, cond, x_T, steps, grad=grad)
+
+    monkeypatch.setattr(seed_search, "attacker_log_prob", counting)
+    cls = registry.get("attack", "seed_search")
+    run_attack(cls({"candidates_per_sample": 3, "sample_steps": 2}), base, make_task(), generator=torch.Generator())
+    assert sum(seen) == 3 * make_task().eval_forget_samples

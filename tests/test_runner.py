@@ -1,0 +1,101 @@
+"""The runner end to end at smoke budgets, on the shipped testbed."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from unlearnbench.api import SamplerSettings
+from unlearnbench.evaluate import EvalSettings
+from unlearnbench.results import COLUMNS, SCHEMA, Store, load_results
+from unlearnbench.runner import Runner, resolve
+from unlearnbench.spec import RunSpec
+
+TINY_EVAL = EvalSettings(forget_samples=6, retain_samples=2, curve_samples=4, sampler=SamplerSettings(steps=4))
+
+
+def spec(**kw):
+    base = dict(
+        method="safemax",
+        attack="relearn",
+        forget_classes=(3,),
+        method_args={"steps": 2},
+        attack_args={"steps": 4, "eval_every": 2, "k": 3, "batch_size": 4},
+        eval=TINY_EVAL,
+    )
+    base.update(kw)
+    if base["attack"] == "none":
+        base["attack_args"] = {}
+    return RunSpec(**base)
+
+
+def test_run_writes_every_phase_with_the_documented_columns(tmp_path):
+    store = Store(tmp_path)
+    df = Runner(store).run(spec())
+    assert list(df.columns) == COLUMNS
+    assert set(df.phase) == {"original", "unlearned", "attacked"}
+    loaded = pd.read_parquet(store.rows_path(df.run_id.iloc[0]))
+    assert list(loaded.columns) == COLUMNS and len(loaded) == len(df)
+    assert str(loaded.value.dtype) == "float64" and str(loaded.attack_step.dtype) == SCHEMA["attack_step"][0]
+    assert len(load_results(tmp_path)) == len(df)
+    # every setting that changes a number sits beside it
+    row = df.iloc[0]
+    assert row.sample_steps == 4 and row.n_forget_samples == 6 and row.n_retain_samples == 2 and row.guidance == 1.0
+    assert json.loads(row.method_args)["steps"] == 2 and json.loads(row.method_args)["lam"] == 1.0
+    assert len(row.model_sha) == 64 and len(row.evaluator_sha) == 64 and row.torch_version and row.version
+    # the recovery curve: UA/ASR at steps 0, 2 and the final 4
+    curve = df[(df.metric == "asr_10way") & df.attack_step.notna()]
+    assert sorted(curve.attack_step.tolist()) == [0, 2, 4]
+    assert {"steps_to_recover", "recovered", "attack_cost_wall_s", "attack_cost_steps"} <= set(df.metric)
+    assert df[df.metric == "attack_cost_steps"].value.iloc[0] == 4
+    assert (store.runs / f"{row.run_id}.samples.npz").is_file()
+
+
+def test_run_id_is_stable_and_covers_resolved_defaults():
+    a, b = resolve(spec()), resolve(spec(method_args={"steps": 2, "lam": 1.0}))
+    assert a.run_id == b.run_id  # spelling out a default is the same run
+    assert resolve(spec(seed=1)).run_id != a.run_id
+    assert resolve(spec(method_args={"steps": 3})).run_id != a.run_id
+
+
+def test_same_spec_and_seed_give_identical_numbers(tmp_path):
+    one = Runner(Store(tmp_path / "a")).run(spec())
+    two = Runner(Store(tmp_path / "b")).run(spec())
+    keep = ["phase", "attack_step", "split", "class_id", "metric"]
+    noisy = one.metric.str.contains("cost") | one.metric.str.startswith("attack_cost")
+    a = one[~noisy].sort_values(keep)[keep + ["value"]].reset_index(drop=True)
+    b = two[~noisy.values].sort_values(keep)[keep + ["value"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_caches_do_not_change_numbers(tmp_path):
+    store = Store(tmp_path)
+    first = Runner(store).run(spec(attack="none"))
+    second = Runner(store).run(spec(attack="relearn"))  # reuses the unlearned model from the cache
+    key = ["phase", "split", "class_id", "metric"]
+    u1 = first[first.phase != "attacked"].set_index(key).value.sort_index()
+    u2 = second[second.phase != "attacked"].set_index(key).value.sort_index()
+    pd.testing.assert_series_equal(u1, u2)
+
+
+def test_divergence_is_recorded_as_a_failed_run(tmp_path):
+    df = Runner(Store(tmp_path)).run(spec(method="grad_ascent", method_args={"steps": 3, "lr": 1e30}, attack="none"))
+    assert (df.status == "failed").all() and "loss became" in df.error.iloc[0]
+    assert df.value.isna().all()
+
+
+def test_no_partial_rows_when_writing_fails(tmp_path, monkeypatch):
+    import unlearnbench.results as results
+
+    store = Store(tmp_path)
+
+    def boom(path, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "atomic_write_frame", boom)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(store).run(spec(attack="none"))
+    assert store.run_ids() == []
+    assert not list(store.runs.glob("*.parquet")) and not list(store.runs.glob("*.tmp"))

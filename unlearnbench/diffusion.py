@@ -1,0 +1,221 @@
+"""Shared diffusion mechanics: conditioning, the noise schedule, the denoising loss, EMA and the DDIM sampler.
+
+Every method, attack and recipe calls these; none re-implements them.
+
+Conditioning (``Cond``) is either a ``LongTensor`` of class labels ``[B]`` or a float tensor of class
+*embedding vectors* ``[B, D]`` that replaces the output of the UNet's ``class_embedding`` layer. The
+second form lets attacks search the conditioning space beyond the trained labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from torch import Tensor, nn
+
+from unlearnbench.progress import bar
+
+Cond = Tensor
+
+
+def randn(shape: tuple[int, ...] | torch.Size, generator: torch.Generator, like: Tensor) -> Tensor:
+    """Gaussian noise drawn on the generator's device (CPU), then moved: identical on CPU and GPU."""
+    return torch.randn(tuple(shape), generator=generator).to(device=like.device, dtype=like.dtype)
+
+
+def null_class(model: UNet2DModel) -> int:
+    """Index of the null ("unconditional") class: the last class embedding."""
+    return int(model.config.num_class_embeds) - 1
+
+
+def class_embeddings(model: UNet2DModel) -> Tensor:
+    """The trained class-embedding table ``[num_class_embeds, D]`` (10 digits + null for digits16)."""
+    return model.class_embedding.weight
+
+
+def is_embedding(cond: Cond) -> bool:
+    return cond.is_floating_point()
+
+
+@contextlib.contextmanager
+def _embedding_override(model: UNet2DModel, vectors: Tensor) -> Iterator[None]:
+    # diffusers adds class_embedding(labels) to the time embedding; replacing that layer's output
+    # with free vectors lets any class-conditional UNet2DModel take embedding conditioning.
+    handle = model.class_embedding.register_forward_hook(lambda _m, _i, _o: vectors)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def predict_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Cond) -> Tensor:
+    """``eps_theta(x_t, c, t)`` for labels or embedding vectors."""
+    if is_embedding(cond):
+        dummy = torch.zeros(cond.shape[0], dtype=torch.long, device=cond.device)
+        with _embedding_override(model, cond.to(x_t.dtype)):
+            return model(x_t, t, class_labels=dummy).sample
+    return model(x_t, t, class_labels=cond).sample
+
+
+def null_cond_like(model: UNet2DModel, cond: Cond) -> Cond:
+    """The null condition in the same form (labels or vectors) as ``cond``."""
+    n = cond.shape[0]
+    if is_embedding(cond):
+        return class_embeddings(model)[null_class(model)].detach().expand(n, -1)
+    return torch.full((n,), null_class(model), dtype=torch.long, device=cond.device)
+
+
+def guided_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Cond, guidance_scale: float) -> Tensor:
+    """Classifier-free guidance: ``eps_null + s * (eps_cond - eps_null)``.
+
+    At ``s == 1`` this is exactly the conditional prediction and the null pass is skipped.
+    """
+    if guidance_scale == 1.0:
+        return predict_noise(model, x_t, t, cond)
+    both = torch.cat([cond, null_cond_like(model, cond)])
+    eps_cond, eps_null = predict_noise(model, torch.cat([x_t, x_t]), torch.cat([t, t]), both).chunk(2)
+    return eps_null + guidance_scale * (eps_cond - eps_null)
+
+
+# ---------------------------------------------------------------------------------------------
+# Noise schedule and losses
+# ---------------------------------------------------------------------------------------------
+
+
+def add_noise(
+    schedule: DDPMScheduler, x0: Tensor, *, generator: torch.Generator, t: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sample ``t ~ U{0..T-1}`` and ``eps ~ N(0, I)``; return ``(x_t, t, eps)``.
+
+    ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``.
+    """
+    n = x0.shape[0]
+    if t is None:
+        t = torch.randint(0, schedule.config.num_train_timesteps, (n,), generator=generator).to(x0.device)
+    eps = randn(x0.shape, generator, x0)
+    return schedule.add_noise(x0, eps, t), t, eps
+
+
+def per_sample_mse(a: Tensor, b: Tensor) -> Tensor:
+    return (a - b).pow(2).flatten(1).mean(1)
+
+
+def denoising_loss(
+    model: UNet2DModel,
+    schedule: DDPMScheduler,
+    x0: Tensor,
+    cond: Cond,
+    *,
+    generator: torch.Generator,
+    reduction: str = "mean",
+) -> Tensor:
+    """``L_DM = E_{t, eps} || eps - eps_theta(x_t, c, t) ||^2`` (epsilon prediction).
+
+    ``reduction="mean"`` averages over pixels; ``"sum"`` sums over pixels (then averages over the batch),
+    as the DDPM code of SA and SalUn does: it matters where two terms with different reductions are mixed.
+    """
+    x_t, t, eps = add_noise(schedule, x0, generator=generator)
+    per_sample = per_sample_mse(predict_noise(model, x_t, t, cond), eps)
+    if reduction == "sum":
+        per_sample = per_sample * x0[0].numel()
+    return per_sample.mean()
+
+
+def relabel_loss(
+    model: UNet2DModel,
+    schedule: DDPMScheduler,
+    x0: Tensor,
+    cond: Cond,
+    other: Cond,
+    *,
+    generator: torch.Generator,
+) -> Tensor:
+    """``|| eps_theta(x_t, c) - sg[eps_theta(x_t, c')] ||^2`` at the same ``x_t``: the random-label loss
+    (SalUn, EraseDiff). The target is the current model's own prediction under ``c'``, without gradient."""
+    x_t, t, _eps = add_noise(schedule, x0, generator=generator)
+    with torch.no_grad():
+        target = predict_noise(model, x_t, t, other)
+    return per_sample_mse(predict_noise(model, x_t, t, cond), target).mean()
+
+
+def ddim_scheduler(schedule: DDPMScheduler) -> DDIMScheduler:
+    return DDIMScheduler.from_config(schedule.config)
+
+
+# ---------------------------------------------------------------------------------------------
+# EMA
+# ---------------------------------------------------------------------------------------------
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (``shadow = d*shadow + (1-d)*param``)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for s, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
+            s.lerp_(p.detach(), 1.0 - self.decay)
+        for s, b in zip(self.shadow.buffers(), model.buffers(), strict=True):
+            s.copy_(b)
+
+
+# ---------------------------------------------------------------------------------------------
+# DDIM sampler
+# ---------------------------------------------------------------------------------------------
+
+
+def ddim_sample(
+    model: UNet2DModel,
+    schedule: DDPMScheduler,
+    cond: Cond,
+    *,
+    generator: torch.Generator,
+    steps: int = 50,
+    guidance_scale: float = 1.0,
+    eta: float = 0.0,
+    batch_size: int = 512,
+    x_T: Tensor | None = None,
+    grad: bool = False,
+    progress: bool = False,
+    desc: str = "sampling",
+) -> Tensor:
+    """Sample one image per entry of ``cond`` with DDIM and classifier-free guidance.
+
+    All random draws (initial noise, and the per-step noise when ``eta > 0``) are made for the whole
+    set before it is split into batches, so the samples do not depend on ``batch_size``.
+    With ``grad=True`` the whole chain is differentiable (for attacks; keep ``steps`` small).
+    Returns images in ``[-1, 1]``.
+    """
+    device = next(model.parameters()).device
+    cfg = model.config
+    n = cond.shape[0]
+    shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
+    scheduler = ddim_scheduler(schedule)
+    scheduler.set_timesteps(steps)
+    like = torch.empty((), device=device)
+    x = randn(shape, generator, like) if x_T is None else x_T.to(device)
+    was_training = model.training
+    model.eval()
+    context = contextlib.nullcontext() if grad else torch.no_grad()
+    try:
+        with context:
+            for t in bar(scheduler.timesteps, desc=desc) if progress else scheduler.timesteps:
+                noise = randn(shape, generator, like) if eta > 0 else None
+                outs = []
+                for lo in range(0, n, batch_size):
+                    xb, cb = x[lo : lo + batch_size], cond[lo : lo + batch_size]
+                    tb = torch.full((xb.shape[0],), int(t), device=device, dtype=torch.long)
+                    eps = guided_noise(model, xb, tb, cb, guidance_scale)
+                    nb = None if noise is None else noise[lo : lo + batch_size]
+                    outs.append(scheduler.step(eps, int(t), xb, eta=eta, variance_noise=nb).prev_sample)
+                x = torch.cat(outs)
+    finally:
+        model.train(was_training)
+    return x.clamp(-1, 1)

@@ -1,0 +1,28 @@
+"""Mean Shannon entropy of the evaluator's 10-way prediction on forget-class samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearnbench.api import Metric, Score
+from unlearnbench.evaluate import Samples
+from unlearnbench.metrics import mean_stderr
+from unlearnbench.registry import register
+
+
+@register("entropy")
+class Entropy(Metric):
+    """Mean entropy (nats) of the 10-way evaluator softmax on forget samples; ln 10 = 2.303 is the maximum.
+
+    ``H = 1/n sum_i ( - sum_{k<10} p_k(x_i) ln p_k(x_i) )`` with ``p = softmax`` over the digit logits.
+    SAFEMax maximises it; by Fano's inequality a higher H raises the lower bound on the judge's error.
+    """
+
+    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+        s = samples.forget
+        if s is None or len(s) == 0:
+            return []
+        p = s.probs10.clamp_min(1e-12)
+        h = -(p * p.log()).sum(-1)
+        mean, se = mean_stderr(h)
+        return [Score("entropy", "forget", mean, "max", se, len(s))]

@@ -1,0 +1,42 @@
+"""Accuracy of the evaluator on samples of the retained classes, overall and per class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearnbench.api import Metric, Score
+from unlearnbench.evaluate import Samples
+from unlearnbench.metrics import binomial_stderr
+from unlearnbench.registry import register
+
+
+@register("retain_accuracy")
+class RetainAccuracy(Metric):
+    """Share of retained-class samples the evaluator labels as the class they were conditioned on.
+
+    ``RA_10way = 1/n sum_i 1[argmax_{k<10} z_k(x_i) = y_i]`` over all retained samples, and per class
+    (rows with ``class_id``); ``RA_11way`` uses all 11 outputs, so a sample judged "none" counts as wrong.
+    """
+
+    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+        s = samples.retain
+        if s is None or len(s) == 0:
+            return []
+        hit10 = s.probs10.argmax(-1) == s.labels
+        hit11 = s.probs11.argmax(-1) == s.labels
+        rows = [
+            Score(
+                "retain_accuracy_10way", "retain", float(hit10.float().mean()), "max", binomial_stderr(hit10), len(s)
+            ),
+            Score(
+                "retain_accuracy_11way", "retain", float(hit11.float().mean()), "max", binomial_stderr(hit11), len(s)
+            ),
+        ]
+        for c in sorted(set(s.labels.tolist())):
+            h = hit10[s.labels == c]
+            rows.append(
+                Score(
+                    "retain_accuracy_10way", "retain", float(h.float().mean()), "max", binomial_stderr(h), h.numel(), c
+                )
+            )
+        return rows

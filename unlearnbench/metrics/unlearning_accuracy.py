@@ -1,0 +1,50 @@
+"""Unlearning accuracy (UA) and attack success rate (ASR) on forget-class samples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearnbench.api import Metric, Score
+from unlearnbench.evaluate import Samples
+from unlearnbench.metrics import binomial_stderr, mean_stderr
+from unlearnbench.registry import register
+
+
+@register("unlearning_accuracy")
+class UnlearningAccuracy(Metric):
+    """UA: share of forget-class samples the evaluator does not label as the forget class (10- and 11-way).
+
+    For samples ``x_i`` meant to be forget class ``c_i``, with the evaluator's logits ``z(x_i)``:
+
+    - ``UA_10way = 1/n sum_i 1[argmax_{k<10} z_k(x_i) != c_i]``: the papers' 10-way judge, which must
+      call every image some digit, so pure noise lands on a digit by chance.
+    - ``UA_11way = 1/n sum_i 1[argmax_{k<=10} z_k(x_i) != c_i]``: noise-aware; "none" counts as forgotten.
+    - ``ASR = 1 - UA``: the forget-class share (attack success rate; before an attack, the pre-ASR).
+    - ``forget_class_probability = 1/n sum_i softmax_10(z(x_i))_{c_i}``: the papers' mean P(c_f).
+    - ``none_rate = 1/n sum_i 1[argmax_{k<=10} z_k(x_i) = none]``: how many samples the judge calls noise.
+    """
+
+    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+        s = samples.forget
+        if s is None or len(s) == 0 or samples.target is None:
+            return []
+        target = samples.target
+        hit10 = s.probs10.argmax(-1) == target
+        pred11 = s.probs11.argmax(-1)
+        hit11 = pred11 == target
+        none = pred11 == s.logits.shape[-1] - 1
+        p_cf, p_cf_se = mean_stderr(s.probs10.gather(1, target[:, None])[:, 0])
+        n = len(s)
+        rows = [
+            Score(
+                "unlearning_accuracy_10way", "forget", 1 - float(hit10.float().mean()), "max", binomial_stderr(hit10), n
+            ),
+            Score(
+                "unlearning_accuracy_11way", "forget", 1 - float(hit11.float().mean()), "max", binomial_stderr(hit11), n
+            ),
+            Score("asr_10way", "forget", float(hit10.float().mean()), "min", binomial_stderr(hit10), n),
+            Score("asr_11way", "forget", float(hit11.float().mean()), "min", binomial_stderr(hit11), n),
+            Score("forget_class_probability", "forget", p_cf, "min", p_cf_se, n),
+            Score("none_rate", "forget", float(none.float().mean()), "max", binomial_stderr(none), n),
+        ]
+        return rows

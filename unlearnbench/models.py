@@ -1,0 +1,256 @@
+"""Checkpoints: building, saving and safely loading diffusion models and classifiers.
+
+Weights are read from safetensors only; pickle checkpoints are refused. Every file with a recorded
+sha256 is checked before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+from unlearnbench.errors import UserError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise UserError(
+            f"{path}: sha256 {actual[:12]}… does not match the recorded {expected[:12]}…; the file is "
+            "corrupt or was replaced (reinstall unlearnbench, or rebuild it with 'unlearnbench pretrain')"
+        )
+
+
+def check_safetensors(path: str | os.PathLike[str]) -> None:
+    """One-line errors for a missing, pickled, truncated or corrupt weights file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        raise UserError(f"{path}: pickle checkpoints are refused (they can run code); convert it to safetensors")
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                f.get_slice(key)
+        # safe_open reads the header only; a truncated body shows up when the data is mapped.
+        from safetensors.torch import load_file
+
+        load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Diffusion models
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UNetArch:
+    """The shape of a class-conditional UNet2DModel (one extra class embedding is the null class)."""
+
+    sample_size: int = 16
+    channels: int = 1
+    num_classes: int = 10
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    attention: bool = True
+    norm_num_groups: int = 8
+
+    def build(self) -> UNet2DModel:
+        depth = len(self.block_out_channels)
+        last_down = "AttnDownBlock2D" if self.attention else "DownBlock2D"
+        first_up = "AttnUpBlock2D" if self.attention else "UpBlock2D"
+        return UNet2DModel(
+            sample_size=self.sample_size,
+            in_channels=self.channels,
+            out_channels=self.channels,
+            block_out_channels=tuple(self.block_out_channels),
+            layers_per_block=self.layers_per_block,
+            down_block_types=("DownBlock2D",) * (depth - 1) + (last_down,),
+            up_block_types=(first_up,) + ("UpBlock2D",) * (depth - 1),
+            num_class_embeds=self.num_classes + 1,
+            norm_num_groups=self.norm_num_groups,
+            attention_head_dim=8,
+        )
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def save_diffusion(model: UNet2DModel, schedule: DDPMScheduler, directory: str | os.PathLike[str]) -> None:
+    """diffusers layout: ``DIR/unet`` (config + safetensors) and ``DIR/scheduler``."""
+    directory = Path(directory)
+    model.save_pretrained(directory / "unet", safe_serialization=True)
+    schedule.save_pretrained(directory / "scheduler")
+
+
+def _local_layout(directory: Path) -> tuple[Path, Path]:
+    unet_dir = directory / "unet" if (directory / "unet").is_dir() else directory
+    for candidate in (directory / "scheduler" / "scheduler_config.json", directory / "scheduler_config.json"):
+        if candidate.is_file():
+            return unet_dir, candidate
+    raise UserError(
+        f"{directory}: no scheduler config (expected scheduler/scheduler_config.json); "
+        "save the model with its DDPMScheduler"
+    )
+
+
+def load_diffusion(
+    source: str | os.PathLike[str], *, expected_sha256: str | None = None, allow_hub: bool = True
+) -> tuple[UNet2DModel, DDPMScheduler, str]:
+    """Load ``(unet, schedule, weights_sha256)`` from a local diffusers directory or a hub id.
+
+    A hub id (``owner/name``) is tried only when no local directory of that name exists, and
+    offline it fails with one line.
+    """
+    path = Path(source)
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{path}: expected a diffusers model directory, got a file")
+        unet_dir, sched_file = _local_layout(path)
+        weights = unet_dir / UNET_WEIGHTS
+        if not weights.is_file():
+            pickles = [p.name for p in unet_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
+            if pickles:
+                raise UserError(
+                    f"{unet_dir}: only pickle weights ({', '.join(pickles)}); pickle checkpoints are refused, "
+                    "save the model with safe_serialization=True"
+                )
+            raise UserError(f"{unet_dir}: missing {UNET_WEIGHTS}")
+        check_safetensors(weights)
+        if expected_sha256 is not None:
+            verify_sha256(weights, expected_sha256)
+        try:
+            model = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False)
+            schedule = DDPMScheduler.from_pretrained(str(sched_file.parent))
+        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+            raise UserError(f"{path}: cannot load the model ({str(e).splitlines()[0]})") from None
+        return model.eval(), schedule, sha256_file(weights)
+    if not allow_hub or str(source).count("/") != 1 or str(source).startswith((".", "/")):
+        raise UserError(f"model {str(source)!r}: no such directory")
+    return _load_from_hub(str(source))
+
+
+def _load_from_hub(repo_id: str) -> tuple[UNet2DModel, DDPMScheduler, str]:
+    from huggingface_hub import snapshot_download
+
+    try:
+        local = snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors"])
+    except Exception as e:  # hub errors vary (offline, 404, auth); all mean "could not fetch it"
+        raise UserError(
+            f"could not download model {repo_id!r} from the Hugging Face Hub (offline?): "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
+    return load_diffusion(local, allow_hub=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifiers (the evaluator, the attacker's classifier)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierArch:
+    """A small CNN: conv stages (each conv-[BN]-act x2, then 2x2 pooling), a feature layer, logits."""
+
+    channels: int = 1
+    image_size: int = 16
+    num_outputs: int = 11
+    widths: tuple[int, ...] = (32, 64, 128)
+    kernel_size: int = 3
+    batch_norm: bool = True
+    activation: str = "relu"
+    feature_dim: int = 128
+    dropout: float = 0.3
+
+    def build(self) -> Classifier:
+        return Classifier(self)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClassifierArch:
+        raw = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self, arch: ClassifierArch) -> None:
+        super().__init__()
+        self.arch = arch
+        act = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU}[arch.activation]
+        layers: list[torch.nn.Module] = []
+        c_in, size = arch.channels, arch.image_size
+        for i, width in enumerate(arch.widths):
+            for c in (c_in, width):
+                layers.append(torch.nn.Conv2d(c, width, arch.kernel_size, padding=arch.kernel_size // 2))
+                if arch.batch_norm:
+                    layers.append(torch.nn.BatchNorm2d(width))
+                layers.append(act())
+            if i < len(arch.widths) - 1:
+                layers.append(torch.nn.MaxPool2d(2))
+                size //= 2
+            c_in = width
+        self.body = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+        self.feature = torch.nn.Sequential(
+            torch.nn.Dropout(arch.dropout), torch.nn.Linear(c_in * 4, arch.feature_dim), act()
+        )
+        self.head = torch.nn.Linear(arch.feature_dim, arch.num_outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (the FID/KID feature space)."""
+        return self.feature(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def save_classifier(model: Classifier, path: str | os.PathLike[str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"arch": model.arch.to_json()})
+
+
+def load_classifier(path: str | os.PathLike[str], *, expected_sha256: str | None = None) -> Classifier:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    check_safetensors(path)
+    if expected_sha256 is not None:
+        verify_sha256(path, expected_sha256)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "arch" not in meta:
+        raise UserError(f"{path}: no 'arch' metadata; not an unlearnbench classifier")
+    model = ClassifierArch.from_json(meta["arch"]).build()
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit the recorded architecture ({str(e).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False)

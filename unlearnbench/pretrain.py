@@ -1,0 +1,195 @@
+"""Recipes that build the testbed's shipped models: the base diffusion model, the evaluator, the attacker.
+
+A recipe is frozen plain data; its sha256 (over canonical JSON) is recorded beside the weights it made.
+``retrain`` reuses :func:`train_diffusion` on the retained classes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from torch import Tensor
+
+from unlearnbench.cost import CostMeter
+from unlearnbench.diffusion import EMA, denoising_loss
+from unlearnbench.models import Classifier, ClassifierArch, UNetArch
+from unlearnbench.training import optimize, sample_batch
+
+
+def recipe_sha256(recipe: object) -> str:
+    return hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode()).hexdigest()  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class DiffusionRecipe:
+    """Train a class-conditional UNet2DModel with label dropout (for guidance), AdamW, warm-up + cosine, EMA."""
+
+    arch: UNetArch = field(default_factory=UNetArch)
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    steps: int = 8000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    label_dropout: float = 0.1
+    seed: int = 0
+
+    def schedule(self) -> DDPMScheduler:
+        return DDPMScheduler(
+            num_train_timesteps=self.num_train_timesteps, beta_schedule=self.beta_schedule, clip_sample=True
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiffusionRecipe:
+        d = dict(d)
+        d.pop("sha256", None)
+        arch = UNetArch(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("arch").items()})
+        return cls(arch=arch, **d)
+
+    def scaled(self, **changes: object) -> DiffusionRecipe:
+        arch_changes = {k: v for k, v in changes.items() if k in UNetArch.__dataclass_fields__}
+        rest = {k: v for k, v in changes.items() if k not in arch_changes}
+        return replace(self, arch=replace(self.arch, **arch_changes), **rest)  # type: ignore[arg-type]
+
+
+def train_diffusion(
+    recipe: DiffusionRecipe,
+    images: Tensor,
+    labels: Tensor,
+    *,
+    meter: CostMeter | None = None,
+    device: str | torch.device = "cpu",
+    desc: str = "pretrain",
+) -> tuple[UNet2DModel, DDPMScheduler]:
+    """Train from scratch; return the EMA model and its noise schedule."""
+    torch.manual_seed(recipe.seed)  # parameter initialisation
+    model = recipe.arch.build().to(device).train()
+    schedule = recipe.schedule()
+    generator = torch.Generator(device="cpu").manual_seed(recipe.seed)
+    ema = EMA(model, recipe.ema_decay)
+    null = recipe.arch.num_classes
+    images, labels = images.to(device), labels.to(device)
+
+    def loss_fn(_step: int) -> Tensor:
+        x0, y = sample_batch(images, labels, recipe.batch_size, generator)
+        drop = (torch.rand(y.shape, generator=generator) < recipe.label_dropout).to(y.device)
+        y = torch.where(drop, torch.full_like(y, null), y)
+        return denoising_loss(model, schedule, x0, y, generator=generator)
+
+    optimize(
+        model.parameters(),
+        loss_fn,
+        steps=recipe.steps,
+        lr=recipe.lr,
+        desc=desc,
+        meter=meter,
+        weight_decay=recipe.weight_decay,
+        warmup=recipe.warmup,
+        lr_schedule="cosine",
+        grad_clip=recipe.grad_clip,
+        ema=(ema, model),
+    )
+    return ema.shadow.eval(), schedule
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifiers
+# ---------------------------------------------------------------------------------------------
+
+
+def noise_images(n: int, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    """Images that contain no digit: Gaussian, uniform, smoothed, sparse and flat noise, in ``[-1, 1]``."""
+    kinds = torch.randint(0, 6, (n,), generator=generator)
+    out = torch.empty((n, *shape))
+    for i, kind in enumerate(kinds.tolist()):
+        if kind == 0:  # Gaussian with a random scale and offset
+            sigma = 0.2 + 1.8 * torch.rand((), generator=generator)
+            mu = 0.6 * (torch.rand((), generator=generator) - 0.5)
+            img = mu + sigma * torch.randn(shape, generator=generator)
+        elif kind == 1:  # uniform over [-1, 1]
+            img = torch.rand(shape, generator=generator) * 2 - 1
+        elif kind == 2:  # uniform over a random sub-range
+            lo, hi = sorted((torch.rand(2, generator=generator) * 2 - 1).tolist())
+            img = lo + (hi - lo) * torch.rand(shape, generator=generator)
+        elif kind == 3:  # spatially smoothed Gaussian
+            img = torch.randn((1, *shape), generator=generator)
+            k = int(torch.randint(1, 3, (), generator=generator)) * 2 + 1
+            img = torch.nn.functional.avg_pool2d(img, k, stride=1, padding=k // 2)[0]
+            img = img / img.std().clamp_min(1e-6) * (0.3 + torch.rand((), generator=generator))
+        elif kind == 4:  # sparse salt and pepper on a flat background
+            img = torch.full(shape, float(torch.rand((), generator=generator) * 2 - 1))
+            mask = torch.rand(shape, generator=generator) < 0.1 + 0.4 * torch.rand((), generator=generator)
+            img[mask] = torch.rand(int(mask.sum()), generator=generator) * 2 - 1
+        else:  # flat image
+            img = torch.full(shape, float(torch.rand((), generator=generator) * 2 - 1))
+        out[i] = img
+    return out.clamp(-1, 1)
+
+
+def augment(x: Tensor, generator: torch.Generator, max_shift: float = 0.12, max_rot: float = 0.2) -> Tensor:
+    """Random small affine warps (shift, rotation, scale) so the judge is not brittle on generated digits."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * max_rot
+    scale = 1 + (torch.rand(n, generator=generator) * 2 - 1) * 0.1
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * max_shift
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """Train a judge with an extra "none" output fed on noise images (one noise image per ``noise_every`` digits)."""
+
+    arch: ClassifierArch = field(default_factory=ClassifierArch)
+    steps: int = 1500
+    batch_size: int = 128
+    noise_fraction: float = 0.15
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+EVALUATOR_RECIPE = ClassifierRecipe()
+ATTACKER_RECIPE = ClassifierRecipe(
+    arch=ClassifierArch(
+        widths=(24, 48), kernel_size=5, batch_norm=False, activation="gelu", feature_dim=64, dropout=0.2
+    ),
+    seed=1,
+)
+
+
+def train_classifier(recipe: ClassifierRecipe, images: Tensor, labels: Tensor, desc: str = "classifier") -> Classifier:
+    torch.manual_seed(recipe.seed)
+    model = recipe.arch.build().train()
+    generator = torch.Generator().manual_seed(recipe.seed)
+    none_label = recipe.arch.num_outputs - 1
+    n_noise = max(1, round(recipe.batch_size * recipe.noise_fraction))
+
+    def loss_fn(_step: int) -> Tensor:
+        x, y = sample_batch(images, labels, recipe.batch_size - n_noise, generator)
+        x = augment(x, generator)
+        noise = noise_images(n_noise, tuple(images.shape[1:]), generator)
+        x = torch.cat([x, noise])
+        y = torch.cat([y, torch.full((n_noise,), none_label, dtype=torch.long)])
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    optimize(
+        model.parameters(),
+        loss_fn,
+        steps=recipe.steps,
+        lr=recipe.lr,
+        desc=desc,
+        weight_decay=recipe.weight_decay,
+        warmup=50,
+        lr_schedule="cosine",
+    )
+    return model.eval().requires_grad_(False)

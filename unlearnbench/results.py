@@ -1,0 +1,175 @@
+"""The results store: one tidy long table, written one run at a time, atomically.
+
+Layout of a store folder::
+
+    runs/<run_id>.parquet      the run's rows (its presence means the run is complete)
+    runs/<run_id>.json         its resolved spec, status and environment
+    cache/                     reusable work (original-model scores, unlearned models); safe to delete
+
+Every file is written to a temporary name in the same folder and renamed into place, so a crash or a
+SIGKILL leaves either the old state or the new one, never a partial file. Two processes writing the same
+run write identical content; the last rename wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from unlearnbench.errors import UserError
+
+# Column: (pandas dtype, meaning). The README's table of columns is generated from this.
+SCHEMA: dict[str, tuple[str, str]] = {
+    "run_id": ("string", "stable hash of the resolved run spec"),
+    "method": ("string", "unlearning method"),
+    "attack": ("string", "attack ('none' for none)"),
+    "label": ("string", "free label of the spec, e.g. 'paper' or 'tuned'"),
+    "phase": ("string", "original | unlearned | attacked"),
+    "attack_step": ("Int64", "attack step of a recovery-curve point; empty for final rows"),
+    "forget_class": ("string", "forgotten class(es), comma-separated"),
+    "split": ("string", "forget | retain | all"),
+    "class_id": ("Int64", "class of a per-class row; empty for aggregates"),
+    "metric": ("string", "metric name"),
+    "value": ("float64", "the number"),
+    "stderr": ("float64", "standard error where defined (binomial, mean, or KID's std over subsets)"),
+    "n": ("Int64", "samples behind the number"),
+    "goal": ("string", "min or max: which direction is better for this metric on this split"),
+    "status": ("string", "ok | failed"),
+    "error": ("string", "why a failed run failed"),
+    "testbed": ("string", "testbed name"),
+    "dataset": ("string", "dataset name"),
+    "model_sha": ("string", "sha256 of the base model's weights"),
+    "evaluator_sha": ("string", "sha256 of the evaluator's weights"),
+    "attacker_sha": ("string", "sha256 of the attacker classifier's weights"),
+    "seed": ("Int64", "run seed"),
+    "method_args": ("string", "resolved method arguments, canonical JSON"),
+    "attack_args": ("string", "resolved attack arguments, canonical JSON"),
+    "guidance": ("float64", "classifier-free guidance scale used for sampling"),
+    "sample_steps": ("Int64", "DDIM steps"),
+    "eta": ("float64", "DDIM eta"),
+    "n_forget_samples": ("Int64", "samples per forget class"),
+    "n_retain_samples": ("Int64", "samples per retained class"),
+    "fid_features": ("string", "feature space of FID/KID"),
+    "device": ("string", "cpu or the CUDA device name"),
+    "threads": ("Int64", "torch intra-op threads"),
+    "wall_s": ("float64", "wall seconds of the whole run"),
+    "version": ("string", "unlearnbench version"),
+    "git_sha": ("string", "git commit of the unlearnbench checkout, if any"),
+    "torch_version": ("string", "torch version"),
+    "diffusers_version": ("string", "diffusers version"),
+    "fidelity_version": ("string", "torch-fidelity version"),
+    "started_at": ("string", "UTC start time, ISO 8601"),
+}
+COLUMNS = list(SCHEMA)
+
+
+def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows), columns=COLUMNS)
+    return df.astype({c: t for c, (t, _) in SCHEMA.items()})
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(tmp_path)`` then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def atomic_write_frame(path: Path, df: pd.DataFrame) -> None:
+    atomic_write(path, lambda p: df.to_parquet(p, index=False))
+
+
+class Store:
+    """A results folder. ``Store(path).check_writable()`` fails early with one line."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.cache = self.root / "cache"
+
+    def check_writable(self) -> None:
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.runs, prefix=".probe.")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise UserError(f"results folder {str(self.root)!r} is not writable ({e.strerror or e})") from None
+
+    def rows_path(self, run_id: str) -> Path:
+        return self.runs / f"{run_id}.parquet"
+
+    def is_complete(self, run_id: str) -> bool:
+        return self.rows_path(run_id).is_file()
+
+    def write_run(
+        self, run_id: str, df: pd.DataFrame, meta: dict[str, Any], samples: dict[str, Any] | None = None
+    ) -> None:
+        """Spec and sample grid first: a run counts as complete only once its rows exist."""
+        atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
+        if samples:
+            import numpy as np
+
+            def save(p: Path) -> None:
+                with open(p, "wb") as f:
+                    np.savez_compressed(f, **samples)
+
+            atomic_write(self.runs / f"{run_id}.samples.npz", save)
+        atomic_write_frame(self.rows_path(run_id), df)
+
+    def samples(self, run_id: str) -> dict[str, Any]:
+        import numpy as np
+
+        path = self.runs / f"{run_id}.samples.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as z:
+            return dict(z)
+
+    def run_ids(self) -> list[str]:
+        return sorted(p.stem for p in self.runs.glob("*.parquet")) if self.runs.is_dir() else []
+
+    def load(self) -> pd.DataFrame:
+        """Every complete run's rows as one frame (empty with the schema's columns if none)."""
+        frames = [pd.read_parquet(self.rows_path(r)) for r in self.run_ids()]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return to_frame([])
+        return pd.concat(frames, ignore_index=True)
+
+    def meta(self, run_id: str) -> dict[str, Any]:
+        return json.loads((self.runs / f"{run_id}.json").read_text())
+
+
+def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Load a store folder, or a single parquet/CSV file of rows."""
+    p = Path(path)
+    if p.is_dir():
+        return Store(p).load()
+    if p.suffix == ".parquet" and p.is_file():
+        return pd.read_parquet(p)
+    if p.suffix == ".csv" and p.is_file():
+        return pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
+    raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")

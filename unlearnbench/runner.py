@@ -1,0 +1,488 @@
+"""The runner: the only piece that knows the order. One :class:`RunSpec` in, tidy rows out.
+
+    spec -> testbed -> original scores (cached) -> method.unlearn (cached) -> unlearned scores
+         -> attack.attack (+ recovery-curve checkpoints) -> attacked scores -> one atomic write
+
+Methods and attacks never write results; metrics never train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from diffusers import UNet2DModel
+
+from unlearnbench import __version__, registry
+from unlearnbench.api import (
+    Attack,
+    Score,
+    Task,
+    UnlearningMethod,
+    run_attack,
+    run_unlearning,
+)
+from unlearnbench.args import canonical_json, to_dict
+from unlearnbench.cost import Cost
+from unlearnbench.errors import Diverged, UserError
+from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge, score
+from unlearnbench.results import Store, atomic_write, atomic_write_frame, to_frame
+from unlearnbench.spec import RunSpec
+from unlearnbench.testbeds import Testbed, load_testbed
+
+
+@dataclass
+class Resolved:
+    """A spec with every default filled in, and the objects built from its names."""
+
+    spec: RunSpec
+    method: UnlearningMethod
+    attack: Attack
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+
+def resolve(spec: RunSpec) -> Resolved:
+    """Build the method and attack (validating their arguments) and record their resolved arguments."""
+    for metric in spec.metrics:
+        registry.get("metric", metric)
+    method = registry.get("method", spec.method)(spec.method_args)
+    attack = registry.get("attack", spec.attack)(spec.attack_args)
+    full = dataclasses.replace(spec, method_args=to_dict(method.args), attack_args=to_dict(attack.args))
+    return Resolved(full, method, attack)
+
+
+def validate(spec: RunSpec, num_classes: int) -> None:
+    """Every check that can fail before any work is done: one line each."""
+    fc = spec.forget_classes
+    if not fc:
+        raise UserError("no forget class given; pass --forget-class N")
+    bad = [c for c in fc if not 0 <= c < num_classes]
+    if bad:
+        raise UserError(f"forget class {bad[0]} is out of range: the testbed has classes 0..{num_classes - 1}")
+    if len(set(fc)) != len(fc):
+        raise UserError(f"forget classes repeat: {list(fc)}")
+    if len(set(fc)) >= num_classes:
+        raise UserError("cannot forget every class: at least one class must be retained")
+    ev = spec.eval
+    checks = [
+        (ev.forget_samples > 0, f"--forget-samples must be > 0, got {ev.forget_samples}"),
+        (ev.retain_samples >= 0, f"--retain-samples must be >= 0, got {ev.retain_samples}"),
+        (ev.curve_samples > 0, f"--curve-samples must be > 0, got {ev.curve_samples}"),
+        (ev.sampler.steps > 0, f"--sample-steps must be > 0, got {ev.sampler.steps}"),
+        (ev.sampler.guidance_scale >= 0, f"--guidance must be >= 0, got {ev.sampler.guidance_scale}"),
+        (0 <= ev.sampler.eta <= 1, f"--eta must be in [0, 1], got {ev.sampler.eta}"),
+        (spec.seed >= 0, f"--seed must be >= 0, got {spec.seed}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment recorded beside every number
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def git_sha() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import diffusers
+    import torch_fidelity
+
+    return {
+        "version": __version__,
+        "git_sha": git_sha(),
+        "torch_version": torch.__version__,
+        "diffusers_version": diffusers.__version__,
+        "fidelity_version": torch_fidelity.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.cost import CostMeter
+
+    forget, retain = spec.forget_classes, tb.data.retain_classes(spec.forget_classes)
+    fx, fy = tb.data.subset("train", forget)
+    rx, ry = tb.data.subset("train", retain)
+    from unlearnbench.pretrain import DiffusionRecipe
+
+    recipe = None
+    if spec.model is None and tb.manifest.get("recipes", {}).get("unet"):
+        recipe = DiffusionRecipe.from_dict(tb.manifest["recipes"]["unet"])
+    elif spec.model is not None and (Path(spec.model) / "unet.recipe.json").is_file():
+        # written by 'unlearnbench pretrain --out DIR': retrain can reuse it
+        recipe = DiffusionRecipe.from_dict(json.loads((Path(spec.model) / "unet.recipe.json").read_text()))
+    return Task(
+        data=tb.data,
+        schedule=tb.schedule,
+        forget_classes=forget,
+        retain_classes=retain,
+        forget_x=fx.to(device),
+        forget_y=fy.to(device),
+        retain_x=rx.to(device),
+        retain_y=ry.to(device),
+        sampler=SamplerSettings(**dataclasses.asdict(spec.eval.sampler)),
+        attacker=tb.attacker,
+        meter=CostMeter(device),
+        device=device,
+        recipe=recipe,
+        eval_forget_samples=spec.eval.forget_samples,
+    )
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Runner:
+    """Runs specs into a store. Reuses the original model's scores and unlearned models across runs."""
+
+    def __init__(self, store: Store, *, device: str | torch.device = "cpu", save_model: str | None = None) -> None:
+        self.store = store
+        self.device = torch.device(device)
+        self.save_model = Path(save_model) if save_model else None
+        self._metrics: tuple[str, ...] = ()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def prepare(self, spec: RunSpec) -> tuple[Resolved, Testbed]:
+        """Resolve and validate everything; raises :class:`UserError` before any row can be written."""
+        resolved = resolve(spec)
+        tb = load_testbed(
+            spec.testbed, model=spec.model, dataset=spec.dataset, evaluator=spec.evaluator, attacker=spec.attacker
+        ).to(self.device)
+        validate(resolved.spec, tb.num_classes)
+        self.store.check_writable()
+        return resolved, tb
+
+    def run(self, spec: RunSpec) -> pd.DataFrame:
+        resolved, tb = self.prepare(spec)
+        return self.execute(resolved, tb)
+
+    def execute(self, resolved: Resolved, tb: Testbed) -> pd.DataFrame:
+        spec = resolved.spec
+        self._metrics = spec.metrics
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        t0 = time.perf_counter()
+        generator = torch.Generator().manual_seed(spec.seed)
+        task = build_task(spec, tb, self.device)
+        reference = Reference(
+            retain_real=tb.data.subset("test", task.retain_classes)[0],
+            forget_real=tb.data.subset("test", task.forget_classes)[0],
+            evaluator=tb.evaluator,
+            evaluator_path=tb.evaluator_path,
+        )
+        records: list[dict[str, Any]] = []
+        grids: dict[str, dict[str, np.ndarray]] = {}
+        status, error = "ok", ""
+        try:
+            original_rows, grids["original"] = self._original(spec, tb, task, reference)
+            model, unlearned_rows, grids["unlearned"] = self._unlearned(resolved, tb, task, reference, generator)
+            records += original_rows + unlearned_rows
+            if spec.attack != "none":
+                rows, grids["attacked"] = self._attacked(resolved, tb, task, reference, model, original_rows, generator)
+                records += rows
+        except Diverged as e:
+            status, error, grids = "failed", str(e), {}
+            records = [{"phase": "unlearned", "metric": "failed", "split": "all", "value": math.nan, "goal": "min"}]
+        wall = time.perf_counter() - t0
+        df = self._frame(records, resolved, tb, status, error, wall, started)
+        meta = {"spec": spec.to_dict(), "run_id": spec.run_id, "status": status, "error": error, "wall_s": wall}
+        meta.update(environment(self.device))
+        self.store.write_run(
+            spec.run_id, df, meta, {f"{phase}.{k}": v for phase, g in grids.items() for k, v in g.items()}
+        )
+        return df
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def _eval(
+        self,
+        model: UNet2DModel,
+        tb: Testbed,
+        task: Task,
+        reference: Reference,
+        settings: EvalSettings,
+        phase: str,
+        *,
+        cond: torch.Tensor | None = None,
+        x_T: torch.Tensor | None = None,
+        include_retain: bool = True,
+    ) -> tuple[list[Score], dict[str, np.ndarray]]:
+        samples = sample_and_judge(
+            model,
+            tb.schedule,
+            tb.evaluator,
+            settings,
+            task.forget_classes,
+            task.retain_classes,
+            forget_cond=cond,
+            forget_x_T=x_T,
+            include_retain=include_retain,
+            desc=phase,
+        )
+        return score(samples, reference, list(self._metrics) or None), sample_grid(samples)
+
+    def _cached_eval(self, folder: str, key: str, compute: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+        """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
+        rows_path = self.store.cache / folder / f"{key}.parquet"
+        grid_path = self.store.cache / folder / f"{key}.npz"
+        if rows_path.is_file() and grid_path.is_file():
+            with np.load(grid_path) as z:
+                return pd.read_parquet(rows_path).to_dict("records"), dict(z)
+        rows, grid = compute()
+        atomic_write(grid_path, lambda p: _save_npz(p, grid))
+        atomic_write_frame(rows_path, pd.DataFrame(rows))
+        return rows, grid
+
+    def _original(self, spec: RunSpec, tb: Testbed, task: Task, reference: Reference):
+        key = _key(
+            "original",
+            tb.model_sha,
+            tb.evaluator_sha,
+            tb.data.name,
+            list(spec.forget_classes),
+            dataclasses.asdict(spec.eval),
+        )
+
+        def compute():
+            scores, grid = self._eval(tb.model, tb, task, reference, spec.eval, "original")
+            return [_row(s, "original") for s in scores], grid
+
+        return self._cached_eval("original", key, compute)
+
+    def _unlearned(self, resolved: Resolved, tb: Testbed, task: Task, reference: Reference, generator: torch.Generator):
+        spec = resolved.spec
+        ukey = spec.unlearn_key(tb.model_sha, spec.method_args)
+        cached = self.store.cache / "unlearned" / ukey
+        if (cached / "cost.json").is_file():
+            model = (
+                UNet2DModel.from_pretrained(str(cached), use_safetensors=True, low_cpu_mem_usage=False)
+                .to(self.device)
+                .eval()
+            )
+            cost = Cost(**json.loads((cached / "cost.json").read_text()))
+        else:
+            unlearned = run_unlearning(resolved.method, tb.model, task, generator=generator)
+            model, cost = unlearned.model, unlearned.cost
+            _save_cache_dir(cached, model, cost)
+        if self.save_model:
+            _save_model(self.save_model / "unlearned", model, tb)
+        # The run's generator continues from the same state whether or not the cache was hit.
+        generator.manual_seed(spec.seed + 1)
+
+        def compute():
+            scores, grid = self._eval(model, tb, task, reference, spec.eval, "unlearned")
+            if not spec.metrics or "cost" in spec.metrics:
+                scores += registry.get("metric", "cost")().compute(cost)
+            return [_row(s, "unlearned") for s in scores], grid
+
+        rows, grid = self._cached_eval(
+            "unlearned-scores", _key(ukey, tb.evaluator_sha, dataclasses.asdict(spec.eval)), compute
+        )
+        return model, rows, grid
+
+    def _attacked(
+        self,
+        resolved: Resolved,
+        tb: Testbed,
+        task: Task,
+        reference: Reference,
+        model: UNet2DModel,
+        original_rows: list[dict[str, Any]],
+        generator: torch.Generator,
+    ):
+        spec = resolved.spec
+        curve_settings = dataclasses.replace(spec.eval, forget_samples=spec.eval.curve_samples)
+        curve: list[dict[str, Any]] = []
+
+        def on_curve(step: int, scores: list[Score]) -> None:
+            curve.extend(
+                _row(s, "attacked", attack_step=step)
+                for s in scores
+                if s.split == "forget" and s.metric.startswith(("asr", "unlearning_accuracy"))
+            )
+
+        def checkpoint(step: int, m: UNet2DModel, cond: torch.Tensor | None) -> None:
+            on_curve(
+                step,
+                self._eval(m, tb, task, reference, curve_settings, f"step {step}", cond=cond, include_retain=False)[0],
+            )
+
+        task.checkpoint = checkpoint
+        checkpoint(0, model, None)
+        attacked, cost = run_attack(resolved.attack, model, task, generator=generator)
+        scores, grid = self._eval(
+            attacked.model,
+            tb,
+            task,
+            reference,
+            spec.eval,
+            "attacked",
+            cond=attacked.cond,
+            x_T=attacked.x_T,
+            include_retain=resolved.attack.changes_weights,
+        )
+        final_step = int(spec.attack_args.get("steps", 0))
+        if final_step:
+            on_curve(final_step, scores)
+        scores += [Score(f"attack_{k}", "all", v, "min") for k, v in attacked.extra.items()]
+        scores += [
+            Score(f"attack_{s.metric}", s.split, s.value, s.goal)
+            for s in registry.get("metric", "cost")().compute(cost)
+        ]
+        original_asr = next((r["value"] for r in original_rows if r["metric"] == "asr_10way"), math.nan)
+        if final_step and len(curve) > 2:
+            fraction = float(spec.attack_args.get("recover_fraction", 0.8))
+            points = [(int(r["attack_step"]), float(r["value"])) for r in curve if r["metric"] == "asr_10way"]
+            scores += registry.get("metric", "recovery")().compute((points, original_asr, fraction), None)
+        if self.save_model and resolved.attack.changes_weights:
+            _save_model(self.save_model / "attacked", attacked.model, tb)
+        return curve + [_row(s, "attacked") for s in scores], grid
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _frame(
+        self,
+        records: list[dict[str, Any]],
+        resolved: Resolved,
+        tb: Testbed,
+        status: str,
+        error: str,
+        wall: float,
+        started: str,
+    ) -> pd.DataFrame:
+        spec = resolved.spec
+        common = {
+            "run_id": spec.run_id,
+            "method": spec.method,
+            "attack": spec.attack,
+            "label": spec.label,
+            "forget_class": spec.forget_label,
+            "status": status,
+            "error": error,
+            "testbed": tb.name,
+            "dataset": tb.data.name,
+            "model_sha": tb.model_sha,
+            "evaluator_sha": tb.evaluator_sha,
+            "attacker_sha": tb.attacker_sha,
+            "seed": spec.seed,
+            "method_args": canonical_json(spec.method_args),
+            "attack_args": canonical_json(spec.attack_args),
+            "guidance": spec.eval.sampler.guidance_scale,
+            "sample_steps": spec.eval.sampler.steps,
+            "eta": spec.eval.sampler.eta,
+            "n_forget_samples": spec.eval.forget_samples,
+            "n_retain_samples": spec.eval.retain_samples,
+            "fid_features": "evaluator-penultimate",
+            "wall_s": wall,
+            "started_at": started,
+            **environment(self.device),
+        }
+        return to_frame({**common, **r} for r in records)
+
+
+def sample_grid(samples: Samples, per_row: int = 8) -> dict[str, np.ndarray]:
+    """A few samples as uint8, for the leaderboard's grids: forget samples, and one per retained class."""
+    out = {}
+    if samples.forget is not None:
+        out["forget"] = _to_uint8(samples.forget.images[:per_row])
+    if samples.retain is not None:
+        labels = samples.retain.labels
+        firsts = [int((labels == c).nonzero()[0]) for c in sorted(set(labels.tolist()))]
+        out["retain"] = _to_uint8(samples.retain.images[firsts])
+        out["retain_labels"] = labels[firsts].numpy().astype(np.int16)
+    return out
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _save_model(directory: Path, model: UNet2DModel, tb: Testbed) -> None:
+    try:
+        model.save_pretrained(str(directory / "unet"), safe_serialization=True)
+        tb.schedule.save_pretrained(str(directory / "scheduler"))
+    except OSError as e:
+        raise UserError(f"--save-model: cannot write {directory} ({e.strerror or e})") from None
+
+
+def _save_cache_dir(target: Path, model: UNet2DModel, cost: Cost) -> None:
+    """Write a model and its cost to a temporary folder, then rename it into place (or drop it if another
+    process got there first: the content is the same)."""
+    import shutil
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "cost.json").write_text(json.dumps(cost.as_dict()))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "cost.json").is_file():  # a stale partial folder: replace it
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _row(s: Score, phase: str, attack_step: int | None = None) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "attack_step": attack_step,
+        "split": s.split,
+        "class_id": s.class_id,
+        "metric": s.metric,
+        "value": s.value,
+        "stderr": s.stderr,
+        "n": s.n,
+        "goal": s.goal,
+    }
+
+
+def default_threads() -> int:
+    return int(os.environ.get("UNLEARNBENCH_THREADS", "2"))
+
+
+__all__ = ["Runner", "resolve", "validate", "Resolved", "atomic_write", "Samples"]

@@ -1,0 +1,85 @@
+"""``RunSpec``: one run as frozen plain data. Objects are built from its names at run time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from unlearnbench.api import SamplerSettings
+from unlearnbench.args import canonical_json
+from unlearnbench.evaluate import EvalSettings
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A method, an attack, what to forget, on which testbed, evaluated how, with which seed.
+
+    ``method_args``/``attack_args`` hold only what the user set; defaults are filled in (and recorded)
+    by the runner, so a spec written today keeps its meaning if a default changes (the ``run_id``
+    then changes with it, because rows record the resolved arguments).
+    """
+
+    method: str
+    attack: str = "none"
+    forget_classes: tuple[int, ...] = (0,)
+    method_args: dict[str, Any] = field(default_factory=dict)
+    attack_args: dict[str, Any] = field(default_factory=dict)
+    testbed: str = "digits16"
+    model: str | None = None
+    dataset: str | None = None
+    evaluator: str | None = None
+    attacker: str | None = None
+    seed: int = 0
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    label: str = ""
+    metrics: tuple[str, ...] = ()  # empty: every registered metric
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["forget_classes"] = list(self.forget_classes)
+        d["metrics"] = list(self.metrics)
+        d["spec_version"] = SPEC_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = dict(d)
+        d.pop("spec_version", None)
+        ev = d.pop("eval", {}) or {}
+        sampler = SamplerSettings(**ev.pop("sampler", {}))
+        return cls(
+            **{**d, "forget_classes": tuple(d.get("forget_classes", (0,))), "metrics": tuple(d.get("metrics", ()))},
+            eval=EvalSettings(**ev, sampler=sampler),
+        )
+
+    def canonical(self) -> str:
+        return canonical_json(self.to_dict())
+
+    @property
+    def run_id(self) -> str:
+        """Stable hash of everything that defines the run (not of when or where it ran)."""
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+
+    def unlearn_key(self, model_sha: str, resolved_method_args: dict[str, Any]) -> str:
+        """What determines the unlearned model: runs that share it share one unlearning."""
+        key = {
+            "method": self.method,
+            "args": resolved_method_args,
+            "forget": list(self.forget_classes),
+            "model_sha": model_sha,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "guidance": self.eval.sampler.guidance_scale,  # replay-based methods sample with it
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def with_(self, **changes: Any) -> RunSpec:
+        return replace(self, **changes)
+
+    @property
+    def forget_label(self) -> str:
+        return ",".join(str(c) for c in self.forget_classes)

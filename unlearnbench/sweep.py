@@ -1,0 +1,268 @@
+"""Sweeps: a grid of methods x attacks x forget classes x seeds, resumable, in bounded local processes.
+
+Runs that share an unlearning (same method, arguments, forget class and seed; different attacks) form
+one job and run in order in one worker, so the unlearned model is computed once and reused from the
+cache. A finished run is never redone; a killed sweep loses only the runs in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearnbench.api import SamplerSettings
+from unlearnbench.errors import UserError
+from unlearnbench.evaluate import EvalSettings
+from unlearnbench.spec import RunSpec
+
+
+@dataclass
+class Grid:
+    """What a sweep runs. ``methods``/``attacks`` entries are ``(name, args, label)``."""
+
+    methods: list[tuple[str, dict[str, Any], str]]
+    attacks: list[tuple[str, dict[str, Any]]]
+    forget_classes: list[tuple[int, ...]]
+    seeds: list[int]
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    testbed: dict[str, Any] = field(default_factory=dict)
+
+    def specs(self) -> list[RunSpec]:
+        out = []
+        for method, margs, label in self.methods:
+            for fc in self.forget_classes:
+                for seed in self.seeds:
+                    for attack, aargs in self.attacks:
+                        out.append(
+                            RunSpec(
+                                method=method,
+                                attack=attack,
+                                forget_classes=fc,
+                                method_args=margs,
+                                attack_args=aargs,
+                                seed=seed,
+                                eval=EvalSettings(**{**self.eval.__dict__, "seed": seed}),
+                                label=label,
+                                **self.testbed,
+                            )
+                        )
+        return out
+
+
+def _entries(raw: Any, what: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise UserError(f"config: '{what}' must be a non-empty list")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            out.append({"name": item})
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            out.append(item)
+        else:
+            raise UserError(f"config: each of '{what}' must be a name or a table with 'name', got {item!r}")
+    return out
+
+
+def grid_from_config(cfg: dict[str, Any]) -> Grid:
+    """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``)."""
+    known = {"methods", "attacks", "forget_classes", "seeds", "eval", "testbed", "label"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        from unlearnbench.registry import suggest
+
+        raise UserError(
+            f"config: unknown key {unknown[0]!r}{suggest(unknown[0], known)} (known: {', '.join(sorted(known))})"
+        )
+    default_label = str(cfg.get("label", ""))
+    methods = []
+    for m in _entries(cfg.get("methods"), "methods"):
+        args = m.get("args", {})
+        if not isinstance(args, dict):
+            raise UserError(f"config: args of method {m['name']!r} must be a table")
+        methods.append((m["name"], args, str(m.get("label", default_label))))
+    attacks = [(a["name"], a.get("args", {})) for a in _entries(cfg.get("attacks", ["none"]), "attacks")]
+    classes = []
+    for fc in cfg.get("forget_classes", [0]):
+        if isinstance(fc, bool) or not isinstance(fc, (int, list)):
+            raise UserError(f"config: forget_classes entries must be ints or lists of ints, got {fc!r}")
+        classes.append(tuple(fc) if isinstance(fc, list) else (fc,))
+    seeds = cfg.get("seeds", [0])
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UserError(f"config: seeds must be a list of ints, got {seeds!r}")
+    ev = dict(cfg.get("eval", {}))
+    sampler_keys = {"sample_steps": "steps", "guidance": "guidance_scale", "eta": "eta"}
+    sampler = {v: ev.pop(k) for k, v in sampler_keys.items() if k in ev}
+    if "guidance_scale" not in sampler:
+        sampler["guidance_scale"] = _default_guidance(cfg.get("testbed", {}))
+    eval_known = {"forget_samples", "retain_samples", "curve_samples"}
+    bad = sorted(set(ev) - eval_known)
+    if bad:
+        raise UserError(
+            f"config: unknown eval key {bad[0]!r} (known: {', '.join(sorted(eval_known | set(sampler_keys)))})"
+        )
+    try:
+        settings = EvalSettings(**ev, sampler=SamplerSettings(**sampler))
+    except TypeError as e:
+        raise UserError(f"config: bad eval settings ({e})") from None
+    testbed = dict(cfg.get("testbed", {}))
+    tb_known = {"testbed", "model", "dataset", "evaluator", "attacker"}
+    if set(testbed) - tb_known:
+        raise UserError(f"config: unknown testbed key {sorted(set(testbed) - tb_known)[0]!r}")
+    return Grid(methods, attacks, classes, seeds, settings, testbed)
+
+
+def _default_guidance(testbed: dict[str, Any]) -> float:
+    from unlearnbench.testbeds import read_manifest
+
+    if testbed.get("model"):
+        return 1.0
+    return float(read_manifest(testbed.get("testbed", "digits16"))["sampler"]["guidance_scale"])
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config {str(p)!r}: no such file")
+    text = p.read_text()
+    try:
+        if p.suffix == ".json":
+            return json.loads(text)
+        import tomllib
+
+        return tomllib.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"config {str(p)!r} does not parse: {e.msg} at line {e.lineno}") from None
+    except Exception as e:  # tomllib.TOMLDecodeError
+        raise UserError(f"config {str(p)!r} does not parse: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------------------------
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    from unlearnbench import progress
+
+    torch.set_num_threads(threads)
+    progress.set_enabled(False)
+
+
+def _run_job(store_root: str, device: str, specs: list[dict[str, Any]], plugins: list[str]) -> list[tuple[str, str]]:
+    """Run specs that share an unlearning, in order. Returns (run_id, status) pairs."""
+    from unlearnbench import registry
+    from unlearnbench.results import Store
+    from unlearnbench.runner import Runner
+
+    for module in plugins:
+        registry.load_module_plugin(module)
+    runner = Runner(Store(store_root), device=device)
+    out = []
+    for d in specs:
+        spec = RunSpec.from_dict(d)
+        df = runner.run(spec)
+        out.append((str(df["run_id"].iloc[0]), str(df["status"].iloc[0])))
+    return out
+
+
+@dataclass
+class SweepReport:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def plan(specs: Iterable[RunSpec], store_root: str) -> tuple[list[list[RunSpec]], int]:
+    """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning."""
+    from unlearnbench.results import Store
+    from unlearnbench.runner import resolve, validate
+    from unlearnbench.testbeds import load_testbed
+
+    store = Store(store_root)
+    store.check_writable()
+    groups: dict[str, list[RunSpec]] = {}
+    skipped = 0
+    for spec in specs:
+        resolved = resolve(spec)
+        tb = load_testbed(
+            spec.testbed, model=spec.model, dataset=spec.dataset, evaluator=spec.evaluator, attacker=spec.attacker
+        )
+        validate(resolved.spec, tb.num_classes)
+        if store.is_complete(resolved.run_id):
+            skipped += 1
+            continue
+        key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
+        groups.setdefault(key, []).append(resolved.spec)
+    return list(groups.values()), skipped
+
+
+def run_sweep(
+    specs: list[RunSpec],
+    store_root: str,
+    *,
+    workers: int = 1,
+    threads: int = 2,
+    device: str = "cpu",
+    plugins: list[str] | None = None,
+) -> SweepReport:
+    from unlearnbench.progress import bar
+
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    jobs, skipped = plan(specs, store_root)
+    report = SweepReport(skipped=skipped)
+    total = sum(len(j) for j in jobs)
+    print(
+        f"sweep: {total + skipped} runs, {skipped} already complete, {total} to run in {len(jobs)} jobs "
+        f"on {workers} worker(s)",
+        file=sys.stderr,
+    )
+    if not jobs:
+        return report
+    per_worker = max(1, threads // workers)
+    ctx = mp.get_context("spawn")
+    progress = bar(range(total), desc="sweep", total=total, leave=True)
+    ticker = iter(progress)
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(per_worker,)
+    ) as pool:
+        pending: dict[Future[list[tuple[str, str]]], list[RunSpec]] = {
+            pool.submit(_run_job, str(store_root), device, [s.to_dict() for s in job], plugins or []): job
+            for job in jobs
+        }
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = pending.pop(fut)
+                    try:
+                        results = fut.result()
+                    except Exception as e:  # a bug in one run must not stop the grid
+                        msg = "".join(traceback.format_exception_only(type(e), e)).strip()
+                        report.errors.append(f"{job[0].method}/{job[0].forget_label}: {msg}")
+                        report.failed += len(job)
+                        for _ in job:
+                            next(ticker, None)
+                        continue
+                    for _run_id, status in results:
+                        report.done += 1
+                        report.failed += status != "ok"
+                        next(ticker, None)
+        except KeyboardInterrupt:
+            for fut in pending:
+                fut.cancel()
+            raise
+    for _ in ticker:
+        pass
+    return report

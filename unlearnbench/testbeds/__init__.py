@@ -1,0 +1,156 @@
+"""Testbeds: a dataset, a base diffusion model, the evaluator that judges, and the attacker's classifier.
+
+``digits16`` ships all of them inside the package (sha256-checked). Any other diffusers class-conditional
+``UNet2DModel`` directory or hub id, with ``mnist``/``cifar10`` or ``digits16`` data and an evaluator
+checkpoint, makes a custom testbed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+from unlearnbench.data import ImageData, load_dataset
+from unlearnbench.errors import UserError
+from unlearnbench.models import Classifier, load_classifier, load_diffusion, sha256_file
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TESTBEDS = ("digits16",)
+
+
+@dataclass
+class Testbed:
+    name: str
+    data: ImageData
+    model: UNet2DModel
+    schedule: DDPMScheduler
+    model_sha: str
+    evaluator: Classifier
+    evaluator_path: Path
+    evaluator_sha: str
+    attacker: Classifier
+    attacker_sha: str
+    default_guidance: float
+    manifest: dict
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    def to(self, device: torch.device | str) -> Testbed:
+        self.model.to(device)
+        self.evaluator.to(device)
+        self.attacker.to(device)
+        return self
+
+
+def manifest_path(name: str = "digits16") -> Path:
+    return ASSETS / name / "manifest.json"
+
+
+def read_manifest(name: str = "digits16") -> dict:
+    path = manifest_path(name)
+    if not path.is_file():
+        raise UserError(
+            f"the {name} testbed's files are missing ({path}); reinstall unlearnbench or rebuild them "
+            "with 'unlearnbench pretrain --ship'"
+        )
+    return json.loads(path.read_text())
+
+
+def check_fit(model: UNet2DModel, data: ImageData, source: str) -> None:
+    """The model must be class-conditional over the dataset's classes plus a null class, at its image size."""
+    cfg = model.config
+    want_classes = data.num_classes + 1
+    c, h, _ = data.image_shape
+    if cfg.num_class_embeds != want_classes or cfg.class_embed_type is not None:
+        raise UserError(
+            f"model {source}: has {cfg.num_class_embeds} class embeddings, the {data.name} testbed needs "
+            f"{want_classes} ({data.num_classes} classes + the null class for guidance)"
+        )
+    if cfg.in_channels != c or cfg.out_channels != c or cfg.sample_size != h:
+        raise UserError(
+            f"model {source}: takes {cfg.in_channels}x{cfg.sample_size}x{cfg.sample_size} images, "
+            f"{data.name} has {c}x{h}x{h}"
+        )
+
+
+def check_classifier_fit(clf: Classifier, data: ImageData, source: str) -> None:
+    if clf.arch.num_outputs != data.num_classes + 1:
+        raise UserError(
+            f"classifier {source}: has {clf.arch.num_outputs} outputs, needs {data.num_classes + 1} "
+            f"({data.num_classes} classes + 'none')"
+        )
+    if clf.arch.channels != data.image_shape[0]:
+        raise UserError(
+            f"classifier {source}: takes {clf.arch.channels} channels, {data.name} has {data.image_shape[0]}"
+        )
+
+
+@lru_cache(maxsize=4)
+def load_testbed(
+    name: str = "digits16",
+    *,
+    model: str | None = None,
+    dataset: str | None = None,
+    evaluator: str | None = None,
+    attacker: str | None = None,
+    guidance: float | None = None,
+    download: bool = False,
+) -> Testbed:
+    """Load a testbed. ``model``/``dataset``/``evaluator``/``attacker`` override the shipped parts."""
+    if name not in TESTBEDS:
+        from unlearnbench.registry import suggest
+
+        raise UserError(f"unknown testbed {name!r}{suggest(name, TESTBEDS)} (known: {', '.join(TESTBEDS)})")
+    manifest = read_manifest(name)
+    files = manifest["files"]
+    root = ASSETS / name
+    data = load_dataset(dataset or manifest["dataset"], download=download)
+    if model is None:
+        unet, schedule, model_sha = load_diffusion(
+            root, expected_sha256=files["unet/diffusion_pytorch_model.safetensors"]
+        )
+    else:
+        unet, schedule, model_sha = load_diffusion(model)
+    check_fit(unet, data, model or "(shipped)")
+
+    def classifier(override: str | None, shipped: str) -> tuple[Classifier, Path, str]:
+        if override is not None:
+            clf = load_classifier(override)
+            check_classifier_fit(clf, data, override)
+            return clf, Path(override), sha256_file(override)
+        if data.name != manifest["dataset"]:
+            raise UserError(
+                f"the shipped {shipped} judges {manifest['dataset']}, not {data.name}; pass --{shipped} "
+                f"(train one with 'unlearnbench pretrain --what {shipped} --dataset {data.name}')"
+            )
+        path = root / f"{shipped}.safetensors"
+        return (
+            load_classifier(path, expected_sha256=files[f"{shipped}.safetensors"]),
+            path,
+            files[f"{shipped}.safetensors"],
+        )
+
+    ev, ev_path, ev_sha = classifier(evaluator, "evaluator")
+    at, _, at_sha = classifier(attacker, "attacker")
+    default_guidance = float(manifest["sampler"]["guidance_scale"]) if guidance is None else guidance
+    return Testbed(
+        name=name,
+        data=data,
+        model=unet.requires_grad_(False),
+        schedule=schedule,
+        model_sha=model_sha,
+        evaluator=ev,
+        evaluator_path=ev_path,
+        evaluator_sha=ev_sha,
+        attacker=at,
+        attacker_sha=at_sha,
+        default_guidance=default_guidance,
+        manifest=manifest,
+    )

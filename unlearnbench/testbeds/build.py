@@ -1,0 +1,134 @@
+"""``unlearnbench pretrain``: build the testbed's models with their recorded recipes, and ship them."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearnbench.data import load_dataset
+from unlearnbench.errors import UserError
+from unlearnbench.models import num_params, save_classifier, save_diffusion, sha256_file
+from unlearnbench.pretrain import (
+    ATTACKER_RECIPE,
+    EVALUATOR_RECIPE,
+    DiffusionRecipe,
+    recipe_sha256,
+    train_classifier,
+    train_diffusion,
+)
+from unlearnbench.results import atomic_write_text
+from unlearnbench.testbeds import ASSETS, manifest_path
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+
+    return {"torch": torch.__version__, "diffusers": diffusers.__version__}
+
+
+def update_manifest(name: str, update: dict[str, Any]) -> None:
+    path = manifest_path(name)
+    manifest = (
+        json.loads(path.read_text())
+        if path.is_file()
+        else {"dataset": name, "files": {}, "recipes": {}, "training": {}}
+    )
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+            manifest[key].update(value)
+        else:
+            manifest[key] = value
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def build(
+    what: str,
+    *,
+    out: Path | None,
+    ship: bool,
+    steps: int | None,
+    dataset: str = "digits16",
+    channels: tuple[int, ...] | None = None,
+    layers_per_block: int | None = None,
+    classes: tuple[int, ...] | None = None,
+    device: str = "cpu",
+) -> None:
+    """Train with the recorded recipe. ``channels``/``layers_per_block`` change the UNet's size (capacity
+    studies); ``classes`` trains on those classes only (what ``retrain`` does)."""
+    custom = steps is not None or dataset != "digits16" or channels or layers_per_block or classes
+    if ship and custom:
+        raise UserError("--ship builds the digits16 assets with the recorded recipe; drop the overrides")
+    if not ship and out is None:
+        raise UserError("give --out DIR (or --ship to rebuild the shipped digits16 assets)")
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    data = load_dataset(dataset)
+    train_x, train_y = data.train_x, data.train_y
+    if classes:
+        bad = [c for c in classes if not 0 <= c < data.num_classes]
+        if bad:
+            raise UserError(f"--classes: {bad[0]} is out of range 0..{data.num_classes - 1}")
+        train_x, train_y = data.subset("train", classes)
+    root = ASSETS / "digits16" if ship else out
+    assert root is not None
+    root.mkdir(parents=True, exist_ok=True)
+    targets = ["unet", "evaluator", "attacker"] if what == "all" else [what]
+    for target in targets:
+        t0 = time.perf_counter()
+        if target == "unet":
+            recipe = DiffusionRecipe()
+            recipe = recipe.scaled(
+                num_classes=data.num_classes, channels=data.image_shape[0], sample_size=data.image_shape[1]
+            )
+            if steps is not None:
+                recipe = replace(recipe, steps=steps)
+            model, schedule = train_diffusion(recipe, data.train_x, data.train_y)
+            save_diffusion(model, schedule, root)
+            weights = "unet/diffusion_pytorch_model.safetensors"
+            info = {"params": num_params(model)}
+        else:
+            crecipe = EVALUATOR_RECIPE if target == "evaluator" else ATTACKER_RECIPE
+            crecipe = replace(
+                crecipe,
+                arch=replace(
+                    crecipe.arch,
+                    num_outputs=data.num_classes + 1,
+                    channels=data.image_shape[0],
+                    image_size=data.image_shape[1],
+                ),
+            )
+            if steps is not None:
+                crecipe = replace(crecipe, steps=steps)
+            clf = train_classifier(crecipe, train_x, train_y, desc=target)
+            weights = f"{target}.safetensors"
+            save_classifier(clf, root / weights)
+            recipe = crecipe  # type: ignore[assignment]
+            info = {"params": num_params(clf)}
+        seconds = time.perf_counter() - t0
+        record = {**asdict(recipe), "sha256": recipe_sha256(recipe)}
+        atomic_write_text(root / f"{target}.recipe.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        digest = sha256_file(root / weights)
+        print(f"{target}: {info['params']:,} parameters, {seconds:.0f} s, weights sha256 {digest[:12]}")
+        if ship:
+            update_manifest(
+                "digits16",
+                {
+                    "dataset": "digits16",
+                    "data_fingerprint": data.fingerprint(),
+                    "files": {weights: sha256_file(root / weights)},
+                    "recipes": {target: record},
+                    "training": {
+                        target: {
+                            "seconds": round(seconds, 1),
+                            "threads": torch.get_num_threads(),
+                            **info,
+                            **_versions(),
+                        }
+                    },
+                },
+            )

@@ -1,0 +1,90 @@
+"""``unlearnbench testbed check``: measure the shipped models against the testbed's quality bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from unlearnbench.api import SamplerSettings
+from unlearnbench.evaluate import EvalSettings, judge, sample_and_judge
+from unlearnbench.metrics.fid import fidelity
+from unlearnbench.pretrain import noise_images
+from unlearnbench.testbeds import Testbed
+
+BARS = {
+    "model_accuracy": (">=", 0.95),
+    "model_min_class_accuracy": (">=", 0.85),
+    "fid_ratio": ("<=", 3.0),
+    "evaluator_accuracy": (">=", 0.98),
+    "evaluator_gaussian_none": (">=", 0.99),
+    "evaluator_uniform_none": (">=", 0.99),
+}
+
+
+@dataclass
+class Check:
+    name: str
+    value: float
+    bar: tuple[str, float] | None
+
+    @property
+    def ok(self) -> bool:
+        if self.bar is None:
+            return True
+        op, limit = self.bar
+        return self.value >= limit if op == ">=" else self.value <= limit
+
+
+@torch.no_grad()
+def classifier_figures(clf: torch.nn.Module, tb: Testbed, n_noise: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Held-out accuracy (11-way) and the share of Gaussian / uniform noise labelled 'none'."""
+    none = tb.num_classes
+    test = judge(clf, tb.data.test_x, tb.data.test_y)
+    g = torch.Generator().manual_seed(seed)
+    shape = (n_noise, *tb.data.image_shape)
+    gauss = torch.randn(shape, generator=g).clamp(-1, 1)
+    unif = torch.rand(shape, generator=g) * 2 - 1
+    mixed = noise_images(n_noise, tb.data.image_shape, g)
+    return {
+        "accuracy": float((test.logits.argmax(-1) == tb.data.test_y).float().mean()),
+        "accuracy_10way": float((test.probs10.argmax(-1) == tb.data.test_y).float().mean()),
+        "gaussian_none": float((judge(clf, gauss, gauss.new_zeros(n_noise)).logits.argmax(-1) == none).float().mean()),
+        "uniform_none": float((judge(clf, unif, unif.new_zeros(n_noise)).logits.argmax(-1) == none).float().mean()),
+        "mixed_noise_none": float(
+            (judge(clf, mixed, mixed.new_zeros(n_noise)).logits.argmax(-1) == none).float().mean()
+        ),
+    }
+
+
+def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None = None, seed: int = 0) -> list[Check]:
+    sampler = sampler or SamplerSettings(guidance_scale=tb.default_guidance)
+    checks: list[Check] = []
+    ev = classifier_figures(tb.evaluator, tb)
+    at = classifier_figures(tb.attacker, tb)
+    classes = tuple(range(tb.num_classes))
+    settings = EvalSettings(forget_samples=per_class, retain_samples=0, sampler=sampler, seed=seed)
+    samples = sample_and_judge(tb.model, tb.schedule, tb.evaluator, settings, classes, (), desc="testbed check")
+    s = samples.forget
+    assert s is not None
+    hits = s.probs10.argmax(-1) == s.labels
+    per = [float(hits[s.labels == c].float().mean()) for c in classes]
+    hits11 = s.probs11.argmax(-1) == s.labels
+    fid_gen = fidelity(s.images, tb.data.test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
+    fid_real = fidelity(tb.data.train_x, tb.data.test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
+    checks += [
+        Check("model_accuracy", float(hits.float().mean()), BARS["model_accuracy"]),
+        Check("model_accuracy_11way", float(hits11.float().mean()), None),
+        Check("model_min_class_accuracy", min(per), BARS["model_min_class_accuracy"]),
+        *[Check(f"model_accuracy_class_{c}", a, None) for c, a in zip(classes, per, strict=False)],
+        Check("fid_generated_vs_test", fid_gen, None),
+        Check("fid_train_vs_test", fid_real, None),
+        Check("fid_ratio", fid_gen / fid_real, BARS["fid_ratio"]),
+        Check("evaluator_accuracy", ev["accuracy"], BARS["evaluator_accuracy"]),
+        Check("evaluator_gaussian_none", ev["gaussian_none"], BARS["evaluator_gaussian_none"]),
+        Check("evaluator_uniform_none", ev["uniform_none"], BARS["evaluator_uniform_none"]),
+        Check("evaluator_mixed_noise_none", ev["mixed_noise_none"], None),
+        Check("attacker_accuracy", at["accuracy"], None),
+        Check("attacker_gaussian_none", at["gaussian_none"], None),
+    ]
+    return checks
