@@ -7,7 +7,9 @@ differentiable DDIM chain are labelled as the forget class by the *attacker's* c
     v* = argmin_v E_{x_T ~ N(0, I)} [ -log p_attacker(c_f | DDIM_S(x_T, v)) ]
 
 The evaluator, which judges success afterwards on fresh samples, is never seen. Anchor: 40 iterations
-at lr 0.01 (5 prompt tokens); here one vector per forget class.
+at lr 0.01 (5 prompt tokens); here one vector per forget class, 60 iterations at lr 0.1 with cosine decay
+(on the original model this reaches ASR 0.95 from the null embedding; from another class's embedding
+the local search gets stuck, see the closing note of the attack issue).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from unlearnbench.training import optimize
 
 @dataclass(frozen=True)
 class ClassifierGuidedArgs:
-    steps: int = positive(40, "optimisation iterations (anchor: 40)")
-    lr: float = positive(5e-2, "Adam learning rate (anchor: 0.01 on token embeddings)")
+    steps: int = positive(60, "optimisation iterations (anchor: 40)")
+    lr: float = positive(0.1, "Adam learning rate, decayed to 0 (anchor: 0.01 on token embeddings)")
     batch_size: int = positive(8, "fresh initial noises per iteration and forget class")
-    sample_steps: int = positive(8, "DDIM steps of the differentiable sampler")
+    sample_steps: int = positive(10, "DDIM steps of the differentiable sampler")
     start: str = arg("null", "initial vector: null | other | random | forget", choices=STARTS)
+    lr_schedule: str = arg("cosine", "'cosine' decay to 0 or 'constant'", choices=("cosine", "constant"))
 
 
 @register("classifier_guided")
@@ -53,5 +56,13 @@ class ClassifierGuided(Attack):
             cond = vectors.repeat_interleave(n, dim=0)
             return -attacker_log_prob(model, task, cond, x_T, a.sample_steps, grad=True).mean()
 
-        optimize([vectors], loss_fn, steps=a.steps, lr=a.lr, desc="classifier_guided", meter=task.meter)
+        optimize(
+            [vectors],
+            loss_fn,
+            steps=a.steps,
+            lr=a.lr,
+            desc="classifier_guided",
+            meter=task.meter,
+            lr_schedule=a.lr_schedule,
+        )
         return Attacked(model, cond=vectors.detach())

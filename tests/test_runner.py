@@ -99,3 +99,18 @@ def test_no_partial_rows_when_writing_fails(tmp_path, monkeypatch):
         Runner(store).run(spec(attack="none"))
     assert store.run_ids() == []
     assert not list(store.runs.glob("*.parquet")) and not list(store.runs.glob("*.tmp"))
+
+
+def test_cached_priors_are_charged_at_their_recorded_cost(tmp_path):
+    store = Store(tmp_path)
+    sa = {"steps": 2, "batch_size": 4, "samples_per_class": 1, "replay_steps": 3}
+    first = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget_classes=(1,)))
+    second = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget_classes=(2,)))
+
+    def cost(df, metric):
+        return float(df[(df.phase == "unlearned") & (df.metric == metric)].value.iloc[0])
+
+    assert cost(first, "cost_prior_cached") == 0 and cost(second, "cost_prior_cached") == 1
+    assert cost(second, "cost_prior_wall_s") == pytest.approx(cost(first, "cost_prior_wall_s"), rel=0.05, abs=0.05)
+    assert cost(second, "cost_wall_s") >= cost(second, "cost_prior_wall_s") > 0
+    assert len(list((tmp_path / "cache" / "priors").glob("selective_amnesia-*"))) == 1

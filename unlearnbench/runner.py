@@ -39,6 +39,7 @@ from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge, score
+from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, atomic_write, atomic_write_frame, to_frame
 from unlearnbench.spec import RunSpec
 from unlearnbench.testbeds import Testbed, load_testbed
@@ -200,6 +201,7 @@ class Runner:
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(spec.seed)
         task = build_task(spec, tb, self.device)
+        task.priors = PriorCache(self.store.cache / "priors", tb.model_sha)
         reference = Reference(
             retain_real=tb.data.subset("test", task.retain_classes)[0],
             forget_real=tb.data.subset("test", task.forget_classes)[0],

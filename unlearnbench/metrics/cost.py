@@ -29,4 +29,5 @@ class CostMetric(Metric):
             Score("cost_steps", "all", float(c.steps), "min"),
             Score("cost_prior_wall_s", "all", c.prior_wall_s, "min"),
             Score("cost_prior_steps", "all", float(c.prior_steps), "min"),
+            Score("cost_prior_cached", "all", float(c.prior_cached), "min"),
         ]
