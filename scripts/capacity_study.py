@@ -13,18 +13,20 @@ launch-bound, so several share one card well). Results land in ``OUT/<size>/stor
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-SIZES = {  # name: (block_out_channels, layers_per_block)
-    "0.3M": ("16,32,32", 1),
-    "1.1M": ("32,64,64", 1),
-    "4.4M": ("64,128,128", 1),
-    "17.7M": ("128,256,256", 1),
-    "35.7M": ("128,256,256,256", 2),  # the CIFAR-10 UNet's width: ch 128, multipliers [1,2,2,2], 2 blocks
+SIZES = {  # name: (block_out_channels, layers_per_block, learning rate or None for the recipe's)
+    "0.3M": ("16,32,32", 1, None),
+    "1.1M": ("32,64,64", 1, None),
+    "4.4M": ("64,128,128", 1, None),
+    "17.7M": ("128,256,256", 1, None),
+    "35.7M": ("128,256,256,256", 2, None),  # the CIFAR-10 UNet's width: ch 128, multipliers [1,2,2,2], 2 blocks
+    # the recipe's lr (2e-3) is high for a 35M UNet; this variant shows whether that, not size, matters
+    "35.7M-lr2e-4": ("128,256,256,256", 2, 2e-4),
 }
 METHODS = "noop,safemax,salun,retrain"
 
@@ -33,98 +35,65 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "unlearnbench.cli", *args]
 
 
-def train_bases(out: Path, sizes: list[str], device: str, threads: int, deadline: float) -> dict[str, Path]:
-    procs = {}
-    for size in sizes:
-        target = out / size / "base"
-        if (target / "unet.recipe.json").is_file():
-            continue
-        channels, lpb = SIZES[size]
-        log = open(out / size / "pretrain.log", "w")
-        procs[size] = (
-            subprocess.Popen(
-                cli(
-                    "pretrain",
-                    "--what",
-                    "unet",
-                    "--out",
-                    str(target),
-                    "--channels",
-                    channels,
-                    "--layers-per-block",
-                    str(lpb),
-                    "--device",
-                    device,
-                    "--threads",
-                    str(threads),
-                    "--quiet",
-                ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            ),
-            log,
-        )
-    for size, (p, log) in procs.items():
+def finish(p: subprocess.Popen, deadline: float) -> None:
+    """Wait until the deadline, then stop the process: what finished by then is kept."""
+    try:
         p.wait(timeout=max(1, deadline - time.time()))
-        log.close()
-        print(f"{size}: base model exit {p.returncode}", flush=True)
-    return {s: out / s / "base" for s in sizes if (out / s / "base" / "unet.recipe.json").is_file()}
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
-def study(out: Path, sizes: list[str], device: str, threads: int, forget: int, deadline: float) -> None:
+def study(
+    out: Path, sizes: list[str], device: str, threads: int, forget: int, deadline: float, steps: int | None
+) -> None:
+    """Train every base model in parallel; as each one finishes, check it and start its sweep."""
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    later: list[tuple[str, subprocess.Popen, object]] = []
+
+    def launch(name: str, args: list[str], log_path: Path) -> tuple[subprocess.Popen, object]:
+        log = open(log_path, "w")  # closed when the process is reaped
+        return subprocess.Popen(cli(*args), stdout=log, stderr=subprocess.STDOUT), log
+
     for size in sizes:
         (out / size).mkdir(parents=True, exist_ok=True)
-    bases = train_bases(out, sizes, device, threads, deadline)
-    procs = []
-    for size, base in bases.items():
-        log = open(out / size / "check.log", "w")
-        subprocess.run(
-            cli("testbed", "check", "--model", str(base), "--device", device, "--threads", str(threads), "--quiet"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-        log.close()
-        log = open(out / size / "sweep.log", "w")
-        procs.append(
-            (
-                size,
-                subprocess.Popen(
-                    cli(
-                        "sweep",
-                        "--methods",
-                        METHODS,
-                        "--forget-classes",
-                        str(forget),
-                        "--model",
-                        str(base),
-                        "--out",
-                        str(out / size / "store"),
-                        "--workers",
-                        "4",
-                        "--threads",
-                        str(threads),
-                        "--device",
-                        device,
-                        "--label",
-                        f"capacity-{size}",
-                        "--quiet",
-                    ),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                ),
-                log,
-            )
-        )
-    for size, p, log in ((s, p, lg) for s, (p, lg) in procs):
-        p.wait(timeout=max(1, deadline - time.time()))
-        log.close()
-        print(f"{size}: sweep exit {p.returncode}", flush=True)
+        channels, lpb, lr = SIZES[size]
+        args = ["pretrain", "--what", "unet", "--out", str(out / size / "base"), "--channels", channels]
+        args += ["--layers-per-block", str(lpb), "--device", device, "--threads", str(threads), "--quiet"]
+        args += ["--lr", str(lr)] if lr else []
+        args += ["--steps", str(steps)] if steps else []
+        running[size] = launch(size, args, out / size / "pretrain.log")
+    while running and time.time() < deadline:
+        for size, (p, log) in list(running.items()):
+            if p.poll() is None:
+                continue
+            log.close()  # type: ignore[attr-defined]
+            del running[size]
+            print(f"{size}: base model exit {p.returncode} at {time.strftime('%X')}", flush=True)
+            base = out / size / "base"
+            if p.returncode != 0:
+                continue
+            check = ["testbed", "check", "--model", str(base), "--device", device, "--threads", str(threads), "--quiet"]
+            sweep = ["sweep", "--methods", METHODS, "--forget-classes", str(forget), "--model", str(base)]
+            sweep += ["--out", str(out / size / "store"), "--workers", "4", "--threads", str(threads)]
+            sweep += ["--device", device, "--label", f"capacity-{size}", "--quiet"]
+            later.append((f"{size} check", *launch(size, check, out / size / "check.log")))
+            later.append((f"{size} sweep", *launch(size, sweep, out / size / "sweep.log")))
+        time.sleep(2)
+    for size, (p, log) in running.items():
+        finish(p, deadline)
+        log.close()  # type: ignore[attr-defined]
+        print(f"{size}: base model stopped at the deadline", flush=True)
+    for name, p, log in later:
+        finish(p, deadline)
+        log.close()  # type: ignore[attr-defined]
+        print(f"{name}: exit {p.returncode} at {time.strftime('%X')}", flush=True)
 
 
 def table(out: Path) -> str:
     import pandas as pd
 
+    from unlearnbench.leaderboard import to_markdown
     from unlearnbench.results import load_results
 
     rows = []
@@ -134,44 +103,39 @@ def table(out: Path) -> str:
             continue
         df = load_results(store)
         final = df[df.attack_step.isna() & df.class_id.isna() & (df.status == "ok")]
-        params = (
-            json.loads((out / size / "params.json").read_text())["params"]
-            if (out / size / "params.json").is_file()
-            else None
-        )
+        log = (out / size / "pretrain.log").read_text() if (out / size / "pretrain.log").is_file() else ""
+        found = re.search(r"unet: ([\d,]+) parameters, (\d+) s", log)
         check = (out / size / "check.log").read_text() if (out / size / "check.log").is_file() else ""
-        base_acc = next(
-            (float(line.split()[1]) for line in check.splitlines() if line.strip().startswith("model_accuracy ")),
-            float("nan"),
-        )
+        acc = re.search(r"^\s*model_accuracy\s+([\d.]+)", check, re.M)
         for method, g in final.groupby("method"):
-            u = g[g.phase == "unlearned"]
 
-            def val(metric: str, split: str, frame: pd.DataFrame = u) -> float:
-                v = frame[(frame.metric == metric) & (frame.split == split)]["value"]
-                return float(v.mean()) if len(v) else float("nan")
+            def val(metric: str, split: str, phase: str = "unlearned", g: pd.DataFrame = g) -> float:
+                v = g[(g.phase == phase) & (g.metric == metric) & (g.split == split)]["value"]
+                return round(float(v.mean()), 4) if len(v) else float("nan")
 
             rows.append(
                 {
                     "size": size,
-                    "params_M": params,
-                    "base_acc": base_acc,
+                    "params_M": round(int(found.group(1).replace(",", "")) / 1e6, 2) if found else float("nan"),
+                    "pretrain_s": int(found.group(2)) if found else float("nan"),
+                    "base_acc_50pc": float(acc.group(1)) if acc else float("nan"),
                     "method": method,
                     "UA10": val("unlearning_accuracy_10way", "forget"),
                     "UA11": val("unlearning_accuracy_11way", "forget"),
-                    "retain_acc": val("retain_accuracy_10way", "retain"),
-                    "retain_acc_original": val("retain_accuracy_10way", "retain", g[g.phase == "original"]),
-                    "FID": val("fid", "retain"),
-                    "time_s": val("cost_wall_s", "all"),
-                    "device": g["device"].iloc[0],
+                    "retain_acc_before": val("retain_accuracy_10way", "retain", "original"),
+                    "retain_acc_after": val("retain_accuracy_10way", "retain"),
+                    "FID_before": val("fid", "retain", "original"),
+                    "FID_after": val("fid", "retain"),
+                    "unlearn_s": val("cost_wall_s", "all"),
+                    "device": str(g["device"].iloc[0]),
                 }
             )
     t = pd.DataFrame(rows)
     if t.empty:
         return ""
     t.to_csv(out / "capacity.csv", index=False)
-    md = t.to_markdown(index=False, floatfmt=".3f") if hasattr(t, "to_markdown") else t.to_string(index=False)
-    (out / "capacity.md").write_text(md + "\n")
+    md = to_markdown(t)
+    (out / "capacity.md").write_text(md)
     return md
 
 
@@ -184,10 +148,12 @@ def main() -> None:
     p.add_argument("--forget-class", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=10 * 3600, help="stop waiting after this many seconds")
     p.add_argument("--table", action="store_true", help="only build the table from what is there")
+    p.add_argument("--steps", type=int, default=None, help="override the recipe's steps (smoke tests only)")
     a = p.parse_args()
     out = Path(a.out)
     if not a.table:
-        study(out, [s for s in a.sizes.split(",") if s], a.device, a.threads, a.forget_class, time.time() + a.budget_s)
+        sizes = [s for s in a.sizes.split(",") if s]
+        study(out, sizes, a.device, a.threads, a.forget_class, time.time() + a.budget_s, a.steps)
     print(table(out))
 
 

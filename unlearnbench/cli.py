@@ -326,6 +326,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         channels=tuple(int(c) for c in _csv(args.channels)) or None,
         layers_per_block=args.layers_per_block,
         classes=tuple(args.classes) if args.classes else None,
+        lr=args.lr,
         device=args.device,
     )
     return 0
@@ -404,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--dataset", default="digits16")
     pt.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 128,256,256,256 (capacity studies)")
     pt.add_argument("--layers-per-block", type=int, default=None)
+    pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only")
     pt.add_argument("--device", default="cpu")
     pt.add_argument("--threads", type=int, default=int(os.environ.get("UNLEARNBENCH_THREADS", "2")))

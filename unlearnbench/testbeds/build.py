@@ -57,10 +57,11 @@ def build(
     layers_per_block: int | None = None,
     classes: tuple[int, ...] | None = None,
     device: str = "cpu",
+    lr: float | None = None,
 ) -> None:
     """Train with the recorded recipe. ``channels``/``layers_per_block`` change the UNet's size (capacity
     studies); ``classes`` trains on those classes only (what ``retrain`` does)."""
-    custom = steps is not None or dataset != "digits16" or channels or layers_per_block or classes
+    custom = steps is not None or dataset != "digits16" or channels or layers_per_block or classes or lr
     if ship and custom:
         raise UserError("--ship builds the digits16 assets with the recorded recipe; drop the overrides")
     if not ship and out is None:
@@ -87,7 +88,15 @@ def build(
             )
             if steps is not None:
                 recipe = replace(recipe, steps=steps)
-            model, schedule = train_diffusion(recipe, data.train_x, data.train_y)
+            if channels:
+                recipe = recipe.scaled(block_out_channels=tuple(channels))
+            if layers_per_block:
+                recipe = recipe.scaled(layers_per_block=layers_per_block)
+            if lr is not None:
+                if lr <= 0:
+                    raise UserError(f"--lr must be > 0, got {lr}")
+                recipe = replace(recipe, lr=lr)
+            model, schedule = train_diffusion(recipe, train_x, train_y, device=device)
             save_diffusion(model, schedule, root)
             weights = "unet/diffusion_pytorch_model.safetensors"
             info = {"params": num_params(model)}
