@@ -46,6 +46,8 @@ class SAFEMax(UnlearningMethod):
     Args = SAFEMaxArgs
     paper = "Spartalis et al., ICML 2025 MUGen workshop, arXiv:2508.20773"
     smoke_args = {"steps": 2, "batch_size": 8}
+    # The published loss only: the retain term is a separate, named variant, not a tuning knob.
+    search_space = {"lam": [0.1, 1.0, 10.0], "steps": [29, 100, 300], "lr": [1e-4, 3e-4, 1e-3]}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: SAFEMaxArgs = self.args

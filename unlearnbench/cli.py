@@ -267,6 +267,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_table(args: argparse.Namespace) -> int:
+    from unlearnbench.leaderboard import write_settings_table
+
+    write_settings_table(args.results, args.out)
+    print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from unlearnbench.regression import compare, format_table
     from unlearnbench.results import load_results
@@ -428,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="results", help="where to write (default results)")
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.set_defaults(func=cmd_leaderboard)
+
+    tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")
+    tb2.add_argument("--results", required=True, help="results folder")
+    tb2.add_argument("--out", required=True, help="output path without suffix, e.g. results/safemax/tradeoff")
+    tb2.set_defaults(func=cmd_table)
 
     ck = sub.add_parser("check", help="compare results with a baseline; exit 1 on a regression")
     ck.add_argument("--baseline", required=True, help="baseline results folder or parquet file")

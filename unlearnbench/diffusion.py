@@ -199,6 +199,7 @@ def ddim_sample(
     shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
     scheduler = ddim_scheduler(schedule)
     scheduler.set_timesteps(steps)
+    cond = cond.to(device)
     like = torch.empty((), device=device)
     x = randn(shape, generator, like) if x_T is None else x_T.to(device)
     was_training = model.training

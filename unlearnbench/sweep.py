@@ -7,6 +7,7 @@ cache. A finished run is never redone; a killed sweep loses only the runs in fli
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -85,9 +86,16 @@ def grid_from_config(cfg: dict[str, Any]) -> Grid:
     methods = []
     for m in _entries(cfg.get("methods"), "methods"):
         args = m.get("args", {})
-        if not isinstance(args, dict):
-            raise UserError(f"config: args of method {m['name']!r} must be a table")
-        methods.append((m["name"], args, str(m.get("label", default_label))))
+        grid = m.get("grid", {})
+        if not isinstance(args, dict) or not isinstance(grid, dict):
+            raise UserError(f"config: 'args' and 'grid' of method {m['name']!r} must be tables")
+        bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
+        if bad:
+            raise UserError(f"config: grid value {bad[0]!r} of method {m['name']!r} must be a non-empty list")
+        keys = sorted(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            merged = {**args, **dict(zip(keys, combo, strict=True))}
+            methods.append((m["name"], merged, str(m.get("label", default_label))))
     attacks = [(a["name"], a.get("args", {})) for a in _entries(cfg.get("attacks", ["none"]), "attacks")]
     classes = []
     for fc in cfg.get("forget_classes", [0]):
