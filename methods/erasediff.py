@@ -11,7 +11,7 @@ Wu et al., "EraseDiff: Erasing Data Influence in Diffusion Models" (code: JingWu
 with c_rand a random *other* class (the code's torch.randint(1, 10) can hit c_f; this one cannot).
 Code schedule on CIFAR-10: 4 epochs x 2 rounds, K = 2 passes over the forget set per round, outer
 updates over 4,500 retained images per round (36 batches of 128), Adam 1e-4, clip 1. Scaled by data
-passes: 8 rounds, each K = 2 passes over the forget set and ceil(4500 x 0.0287 / 128) = 1 outer batch.
+passes: 8 rounds, each K = 2 passes over the forget set and ceil(4500 x 0.0287 / 128) = 2 outer batches.
 """
 
 from __future__ import annotations

@@ -2,22 +2,24 @@
 
 For each size, a base model is trained with the shipped recipe (only the UNet's width/depth change),
 then ``noop``, ``safemax``, ``salun`` and ``retrain`` (paper defaults) forget one class, and the tool's
-own runner scores them. Base models train in parallel processes (on a GPU the small UNets are
-launch-bound, so several share one card well). Results land in ``OUT/<size>/store`` (tidy rows), and
-``--table`` turns them into ``capacity.md``/``capacity.csv``.
+own runner scores them. Base models train in parallel processes; as each finishes, its check and its
+sweep start. A size whose ``OUT/<size>/base`` already holds a model (e.g. the shipped 1.1M one) is not
+retrained. Results land in ``OUT/<size>/store`` (tidy rows); ``--table`` writes ``capacity.md``/``.csv``.
 
-    python scripts/capacity_study.py --out results/capacity --sizes 0.3M,1.1M,4.4M --device cpu
+    python scripts/capacity_study.py --out results/capacity --sizes 0.3M,4.4M --device cpu --threads 1
     python scripts/capacity_study.py --table --out results/capacity
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 SIZES = {  # name: (block_out_channels, layers_per_block, learning rate or None for the recipe's)
     "0.3M": ("16,32,32", 1, None),
@@ -44,49 +46,60 @@ def finish(p: subprocess.Popen, deadline: float) -> None:
         p.wait()
 
 
+def launch(args: list[str], log_path: Path) -> tuple[subprocess.Popen, IO[str]]:
+    log = open(log_path, "w")
+    return subprocess.Popen(cli(*args), stdout=log, stderr=subprocess.STDOUT), log
+
+
+def pretrain_args(size: str, out: Path, device: str, threads: int, steps: int | None) -> list[str]:
+    channels, lpb, lr = SIZES[size]
+    args = ["pretrain", "--what", "unet", "--out", str(out / size / "base"), "--channels", channels]
+    args += ["--layers-per-block", str(lpb), "--device", device, "--threads", str(threads), "--quiet"]
+    args += ["--lr", str(lr)] if lr else []
+    return args + (["--steps", str(steps)] if steps else [])
+
+
 def study(
     out: Path, sizes: list[str], device: str, threads: int, forget: int, deadline: float, steps: int | None
 ) -> None:
-    """Train every base model in parallel; as each one finishes, check it and start its sweep."""
-    running: dict[str, tuple[subprocess.Popen, object]] = {}
-    later: list[tuple[str, subprocess.Popen, object]] = []
-
-    def launch(name: str, args: list[str], log_path: Path) -> tuple[subprocess.Popen, object]:
-        log = open(log_path, "w")  # closed when the process is reaped
-        return subprocess.Popen(cli(*args), stdout=log, stderr=subprocess.STDOUT), log
-
+    running: dict[str, tuple[subprocess.Popen, IO[str]]] = {}
+    ready: list[str] = []
     for size in sizes:
         (out / size).mkdir(parents=True, exist_ok=True)
-        channels, lpb, lr = SIZES[size]
-        args = ["pretrain", "--what", "unet", "--out", str(out / size / "base"), "--channels", channels]
-        args += ["--layers-per-block", str(lpb), "--device", device, "--threads", str(threads), "--quiet"]
-        args += ["--lr", str(lr)] if lr else []
-        args += ["--steps", str(steps)] if steps else []
-        running[size] = launch(size, args, out / size / "pretrain.log")
-    while running and time.time() < deadline:
+        if (out / size / "base" / "unet.recipe.json").is_file():
+            ready.append(size)
+        else:
+            running[size] = launch(pretrain_args(size, out, device, threads, steps), out / size / "pretrain.log")
+    later: list[tuple[str, subprocess.Popen, IO[str]]] = []
+    while (running or ready) and time.time() < deadline:
         for size, (p, log) in list(running.items()):
             if p.poll() is None:
                 continue
-            log.close()  # type: ignore[attr-defined]
+            log.close()
             del running[size]
             print(f"{size}: base model exit {p.returncode} at {time.strftime('%X')}", flush=True)
-            base = out / size / "base"
-            if p.returncode != 0:
-                continue
-            check = ["testbed", "check", "--model", str(base), "--device", device, "--threads", str(threads), "--quiet"]
-            sweep = ["sweep", "--methods", METHODS, "--forget-classes", str(forget), "--model", str(base)]
+            found = re.search(r"unet: ([\d,]+) parameters, (\d+) s", (out / size / "pretrain.log").read_text())
+            if p.returncode == 0 and found:
+                info = {"params": int(found.group(1).replace(",", "")), "pretrain_s": int(found.group(2))}
+                (out / size / "base.json").write_text(json.dumps(info))
+                ready.append(size)
+        for size in ready:
+            base = str(out / size / "base")
+            check = ["testbed", "check", "--model", base, "--device", device, "--threads", str(threads), "--quiet"]
+            sweep = ["sweep", "--methods", METHODS, "--forget-classes", str(forget), "--model", base]
             sweep += ["--out", str(out / size / "store"), "--workers", "4", "--threads", str(threads)]
             sweep += ["--device", device, "--label", f"capacity-{size}", "--quiet"]
-            later.append((f"{size} check", *launch(size, check, out / size / "check.log")))
-            later.append((f"{size} sweep", *launch(size, sweep, out / size / "sweep.log")))
+            later.append((f"{size} check", *launch(check, out / size / "check.log")))
+            later.append((f"{size} sweep", *launch(sweep, out / size / "sweep.log")))
+        ready = []
         time.sleep(2)
     for size, (p, log) in running.items():
         finish(p, deadline)
-        log.close()  # type: ignore[attr-defined]
+        log.close()
         print(f"{size}: base model stopped at the deadline", flush=True)
     for name, p, log in later:
         finish(p, deadline)
-        log.close()  # type: ignore[attr-defined]
+        log.close()
         print(f"{name}: exit {p.returncode} at {time.strftime('%X')}", flush=True)
 
 
@@ -103,8 +116,7 @@ def table(out: Path) -> str:
             continue
         df = load_results(store)
         final = df[df.attack_step.isna() & df.class_id.isna() & (df.status == "ok")]
-        log = (out / size / "pretrain.log").read_text() if (out / size / "pretrain.log").is_file() else ""
-        found = re.search(r"unet: ([\d,]+) parameters, (\d+) s", log)
+        info = json.loads((out / size / "base.json").read_text()) if (out / size / "base.json").is_file() else {}
         check = (out / size / "check.log").read_text() if (out / size / "check.log").is_file() else ""
         acc = re.search(r"^\s*model_accuracy\s+([\d.]+)", check, re.M)
         for method, g in final.groupby("method"):
@@ -116,8 +128,8 @@ def table(out: Path) -> str:
             rows.append(
                 {
                     "size": size,
-                    "params_M": round(int(found.group(1).replace(",", "")) / 1e6, 2) if found else float("nan"),
-                    "pretrain_s": int(found.group(2)) if found else float("nan"),
+                    "params_M": round(info["params"] / 1e6, 2) if info else float("nan"),
+                    "pretrain_s": info.get("pretrain_s", float("nan")),
                     "base_acc_50pc": float(acc.group(1)) if acc else float("nan"),
                     "method": method,
                     "UA10": val("unlearning_accuracy_10way", "forget"),
@@ -134,7 +146,8 @@ def table(out: Path) -> str:
     if t.empty:
         return ""
     t.to_csv(out / "capacity.csv", index=False)
-    md = to_markdown(t)
+    header = f"Generated by `python scripts/capacity_study.py --table --out {out}`; forget class 0, paper defaults.\n\n"
+    md = header + to_markdown(t)
     (out / "capacity.md").write_text(md)
     return md
 
@@ -144,7 +157,7 @@ def main() -> None:
     p.add_argument("--out", default="results/capacity")
     p.add_argument("--sizes", default=",".join(SIZES))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--forget-class", type=int, default=0)
     p.add_argument("--budget-s", type=float, default=10 * 3600, help="stop waiting after this many seconds")
     p.add_argument("--table", action="store_true", help="only build the table from what is there")

@@ -171,7 +171,7 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, object]:
         fid = _method_means(df, "fid", "retain")
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
         for ax, other, name in ((axes[0], ra, "retain accuracy (10-way) ↑"), (axes[1], fid, "retain FID ↓")):
-            joined = ua.join(other, lsuffix="_ua", rsuffix="_o").dropna(subset=["mean_ua", "mean_o"])
+            joined = ua.add_suffix("_ua").join(other.add_suffix("_o")).dropna(subset=["mean_ua", "mean_o"])
             for (label, method), r in joined.iterrows():
                 ax.errorbar(
                     r.mean_ua,

@@ -157,10 +157,23 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the sweep process dies, even by SIGKILL (no orphans burning CPU)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
     from unlearnbench import progress
+
+    _die_with_parent()
 
     torch.set_num_threads(threads)
     progress.set_enabled(False)

@@ -1,0 +1,128 @@
+"""Leaderboard generation, its up-to-date check, the regression check, and the page in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from unlearnbench import leaderboard
+from unlearnbench.api import SamplerSettings
+from unlearnbench.cli import main
+from unlearnbench.evaluate import EvalSettings
+from unlearnbench.results import Store
+from unlearnbench.runner import Runner
+from unlearnbench.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = EvalSettings(forget_samples=6, retain_samples=2, curve_samples=4, sampler=SamplerSettings(steps=4))
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    runner = Runner(Store(root))
+    for method, margs in (("noop", {}), ("safemax", {"steps": 3, "batch_size": 8})):
+        for attack, aargs in (("none", {}), ("relearn", {"steps": 4, "k": 3, "batch_size": 4, "eval_every": 2})):
+            runner.run(
+                RunSpec(
+                    method=method,
+                    attack=attack,
+                    forget_classes=(2,),
+                    method_args=margs,
+                    attack_args=aargs,
+                    eval=SMOKE,
+                    label="paper",
+                )
+            )
+    return root
+
+
+def test_leaderboard_writes_tables_figures_and_html(small_store, tmp_path):
+    out = tmp_path / "lb"
+    assert leaderboard.write(str(small_store), str(out)) == []
+    md = (out / "leaderboard.md").read_text()
+    assert "| paper | safemax |" in md and "| reference | original model |" in md
+    assert "relearn" in md.split("## Robustness")[1]
+    for name in ("tradeoff", "cost", "recovery", "samples"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.pdf").is_file()
+    page = (out / "leaderboard.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+    # regenerating gives the same text: the check passes, and fails once the file is edited
+    assert leaderboard.write(str(small_store), str(out), check=True) == []
+    (out / "leaderboard.md").write_text(md.replace("safemax", "safemaxx"))
+    assert leaderboard.write(str(small_store), str(out), check=True)
+
+
+def test_committed_leaderboard_is_up_to_date():
+    problems = (
+        leaderboard.write("results/store", "results", check=True) if (ROOT / "results/store").is_dir() else ["missing"]
+    )
+    assert problems == []
+
+
+def _copy_with(store: Path, dest: Path, method: str, metric: str, delta: float) -> Path:
+    shutil.copytree(store, dest, ignore=shutil.ignore_patterns("cache"))
+    for parquet in (dest / "runs").glob("*.parquet"):
+        df = pd.read_parquet(parquet)
+        hit = (df.method == method) & (df.metric == metric)
+        if hit.any():
+            df.loc[hit, "value"] = df.loc[hit, "value"] + delta
+            df.to_parquet(parquet, index=False)
+    return dest
+
+
+def test_check_catches_an_injected_regression(small_store, tmp_path, capsys):
+    assert main(["check", "--baseline", str(small_store), "--results", str(small_store)]) == 0
+    worse = _copy_with(small_store, tmp_path / "worse", "safemax", "retain_accuracy_10way", -0.3)
+    assert main(["check", "--baseline", str(small_store), "--results", str(worse)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION" in out and "retain_accuracy_10way" in out
+    better = _copy_with(small_store, tmp_path / "better", "safemax", "retain_accuracy_10way", +0.3)
+    assert main(["check", "--baseline", str(small_store), "--results", str(better)]) == 0
+    missing = tmp_path / "missing"
+    shutil.copytree(small_store, missing, ignore=shutil.ignore_patterns("cache"))
+    victim = next((missing / "runs").glob("*.parquet"))
+    victim.unlink()
+    assert main(["check", "--baseline", str(small_store), "--results", str(missing)]) == 1
+
+
+def test_html_renders_in_headless_chromium(small_store, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    out = tmp_path / "lb"
+    leaderboard.write(str(small_store), str(out))
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2400",
+            f"--screenshot={shot}",
+            (out / "leaderboard.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (2400, 1280)
+    assert img.std() > 20, "the page rendered blank"
+    # text rows and the embedded figures both darken parts of the page
+    assert (img < 128).mean() > 0.01
