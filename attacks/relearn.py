@@ -62,22 +62,17 @@ class Relearn(Attack):
     Args = RelearnArgs
     changes_weights = True
     smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
+    source = "forget"  # which training images the attacker holds
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
-        x, y = attacker_images(task.forget_x, task.forget_y, self.args.k, generator)
-        fine_tune(model, task, x, y, self.args, generator, "relearn")
+        images, labels = (task.forget_x, task.forget_y) if self.source == "forget" else (task.retain_x, task.retain_y)
+        x, y = attacker_images(images, labels, self.args.k, generator)
+        fine_tune(model, task, x, y, self.args, generator, self.name)
         return Attacked(model)
 
 
 @register("relearn_benign")
-class RelearnBenign(Attack):
+class RelearnBenign(Relearn):
     """Fine-tune on k retained-class images only: does the forgotten class resurge unprompted?"""
 
-    Args = RelearnArgs
-    changes_weights = True
-    smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
-
-    def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
-        x, y = attacker_images(task.retain_x, task.retain_y, self.args.k, generator)
-        fine_tune(model, task, x, y, self.args, generator, "relearn_benign")
-        return Attacked(model)
+    source = "retain"

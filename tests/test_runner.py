@@ -114,3 +114,49 @@ def test_cached_priors_are_charged_at_their_recorded_cost(tmp_path):
     assert cost(second, "cost_prior_wall_s") == pytest.approx(cost(first, "cost_prior_wall_s"), rel=0.05, abs=0.05)
     assert cost(second, "cost_wall_s") >= cost(second, "cost_prior_wall_s") > 0
     assert len(list((tmp_path / "cache" / "priors").glob("selective_amnesia-*"))) == 1
+
+
+def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_path, testbed, monkeypatch):
+    """Swap the judge for one that always says 'forget class': ASR becomes 1. Swap the attacker's
+    classifier the same way instead: the evaluator's verdict does not move."""
+    import dataclasses
+
+    import torch
+
+    import unlearnbench.runner as runner_module
+
+    class AlwaysSays(torch.nn.Module):
+        def __init__(self, cls: int, like):
+            super().__init__()
+            self.cls, self.like = cls, like
+
+        def forward(self, x):
+            out = torch.full((x.shape[0], 11), -10.0)
+            out[:, self.cls] = 10.0
+            return out + 0.0 * x.flatten(1).sum(1, keepdim=True)  # differentiable, gradient zero
+
+        def features(self, x):
+            return self.like.features(x)
+
+    prompt = spec(
+        method="noop",
+        method_args={},
+        attack="classifier_guided",
+        forget_classes=(3,),
+        attack_args={"steps": 2, "batch_size": 2, "sample_steps": 2},
+    )
+    prompt = dataclasses.replace(prompt, eval=dataclasses.replace(prompt.eval, forget_samples=30))
+    # the attacker's classifier says every sample is a 3: the attack believes it has fully succeeded
+    fooled_attacker = dataclasses.replace(testbed, attacker=AlwaysSays(3, testbed.attacker))
+    monkeypatch.setattr(runner_module, "load_testbed", lambda *a, **k: fooled_attacker)
+    believed = Runner(Store(tmp_path / "a")).run(prompt)
+    # the judge says every sample is a 3
+    fooled_judge = dataclasses.replace(testbed, evaluator=AlwaysSays(3, testbed.evaluator))
+    monkeypatch.setattr(runner_module, "load_testbed", lambda *a, **k: fooled_judge)
+    judged = Runner(Store(tmp_path / "b")).run(prompt)
+
+    def asr(df):
+        return float(df[(df.phase == "attacked") & (df.metric == "asr_10way") & df.attack_step.isna()].value.iloc[0])
+
+    assert asr(believed) < 0.5  # the evaluator, not the attacker's classifier, decided
+    assert asr(judged) == 1.0
