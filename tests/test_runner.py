@@ -160,3 +160,12 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
 
     assert asr(believed) < 0.5  # the evaluator, not the attacker's classifier, decided
     assert asr(judged) == 1.0
+
+
+def test_save_model_writes_loadable_diffusers_models(tmp_path):
+    from unlearnbench.models import load_diffusion
+
+    Runner(Store(tmp_path / "s"), save_model=str(tmp_path / "models")).run(spec())
+    for phase in ("unlearned", "attacked"):
+        model, schedule, sha = load_diffusion(tmp_path / "models" / phase)
+        assert model.config.num_class_embeds == 11 and len(sha) == 64

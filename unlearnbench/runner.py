@@ -368,7 +368,7 @@ class Runner:
             for s in registry.get("metric", "cost")().compute(cost)
         ]
         original_asr = next((r["value"] for r in original_rows if r["metric"] == "asr_10way"), math.nan)
-        if final_step and len(curve) > 2:
+        if final_step and len({r["attack_step"] for r in curve}) > 2:  # a curve, not just before/after
             fraction = float(spec.attack_args.get("recover_fraction", 0.8))
             points = [(int(r["attack_step"]), float(r["value"])) for r in curve if r["metric"] == "asr_10way"]
             scores += registry.get("metric", "recovery")().compute((points, original_asr, fraction), None)
