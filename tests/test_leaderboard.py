@@ -13,6 +13,7 @@ import pytest
 from unlearnbench import leaderboard
 from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
+from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings
 from unlearnbench.results import Store
 from unlearnbench.runner import Runner
@@ -59,9 +60,28 @@ def test_leaderboard_writes_tables_figures_and_html(small_store, tmp_path):
     assert leaderboard.write(str(small_store), str(out), check=True)
 
 
-def test_committed_leaderboard_is_up_to_date():
+def test_readme_block_is_rewritten_and_checked(small_store, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n\n{leaderboard.README_BEGIN}\nold\n{leaderboard.README_END}\n\nafter\n")
+    out = str(tmp_path / "lb")
+    assert leaderboard.write(str(small_store), out, check=True, readme=str(readme))  # stale block found
+    assert leaderboard.write(str(small_store), out, readme=str(readme)) == []
+    text = readme.read_text()
+    block = text.split(leaderboard.README_BEGIN)[1].split(leaderboard.README_END)[0]
+    assert "old" not in block and "| paper | safemax |" in block and "relearn" in block
+    assert text.startswith("# title\n\nbefore\n") and text.endswith("\n\nafter\n")
+    assert leaderboard.write(str(small_store), out, check=True, readme=str(readme)) == []
+    readme.write_text("# no markers\n")
+    with pytest.raises(UserError, match="no leaderboard block"):
+        leaderboard.write(str(small_store), out, readme=str(readme))
+
+
+def test_committed_leaderboard_is_up_to_date(monkeypatch):
+    monkeypatch.chdir(ROOT)
     problems = (
-        leaderboard.write("results/store", "results", check=True) if (ROOT / "results/store").is_dir() else ["missing"]
+        leaderboard.write("results/store", "results", check=True, readme="README.md")
+        if (ROOT / "results/store").is_dir()
+        else ["missing"]
     )
     assert problems == []
 

@@ -255,7 +255,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench import leaderboard
 
-    problems = leaderboard.write(args.results, args.out, check=args.check)
+    problems = leaderboard.write(args.results, args.out, check=args.check, readme=args.readme)
     if args.check:
         for p in problems:
             print(p, file=sys.stderr)
@@ -435,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", default="results/store", help="results folder (default results/store)")
     lb.add_argument("--out", default="results", help="where to write (default results)")
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
+    lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README")
     lb.set_defaults(func=cmd_leaderboard)
 
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")
