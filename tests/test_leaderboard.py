@@ -146,3 +146,27 @@ def test_html_renders_in_headless_chromium(small_store, tmp_path):
     assert img.std() > 20, "the page rendered blank"
     # text rows and the embedded figures both darken parts of the page
     assert (img < 128).mean() > 0.01
+
+
+def test_efficiency_table_divides_by_safemax_on_shared_classes():
+    costs = {  # method -> forget class -> (wall, cpu, prior wall, peak MiB)
+        "safemax": {"0": (10.0, 8.0, 0.0, 100.0), "3": (30.0, 24.0, 0.0, 100.0)},
+        "selective_amnesia": {"0": (300.0, 200.0, 100.0, 400.0), "3": (500.0, 280.0, 100.0, 200.0)},
+        "salun": {"0": (40.0, 16.0, 2.0, 150.0), "8": (999.0, 999.0, 0.0, 999.0)},  # class 8: SAFEMax lacks it
+    }
+    metrics = ("cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb")
+    rows = [
+        {"run_id": f"{m}{c}", "label": "paper", "method": m, "method_args": "{}", "forget_class": c, "seed": 0,
+         "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA, "status": "ok", "split": "all",
+         "metric": name, "value": v}
+        for m, per in costs.items() for c, vals in per.items() for name, v in zip(metrics, vals, strict=True)
+    ]  # fmt: skip
+    t = leaderboard.efficiency_table(pd.DataFrame(rows)).set_index("method")
+    sa, salun = t.loc["selective_amnesia"], t.loc["salun"]
+    assert sa["classes"] == 2 and salun["classes"] == 1
+    assert sa["wall ×, with priors"] == "20.0"  # (300 + 500) / (10 + 30)
+    assert sa["wall ×, no priors"] == "15.0"  # (200 + 400) / 40
+    assert sa["CPU ×, with priors"] == "15.0" and sa["peak memory ×"] == "3.00"
+    assert sa["published time ×"] == "30.1" and sa["published memory ×"] == "1.82"
+    assert salun["wall ×, with priors"] == "4.0" and salun["wall ×, no priors"] == "3.8"
+    assert salun["peak memory ×"] == "1.50" and salun["published memory ×"] == "2.45"

@@ -70,6 +70,12 @@ class Tables:
     quality: pd.DataFrame
     robustness: pd.DataFrame
     settings: pd.DataFrame
+    efficiency: pd.DataFrame
+
+
+# SAFEMax's published efficiency (poster table, CIFAR-10, mean over forget classes; ../shared/REFERENCES.md):
+# minutes without priors and GPU GB. Ratios are method / SAFEMax.
+PUBLISHED_COST = {"safemax": (5.8, 9.50), "selective_amnesia": (174.4, 17.29), "salun": (11.8, 23.23)}
 
 
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +143,49 @@ def build_tables(df: pd.DataFrame) -> Tables:
     settings = df[cols].drop_duplicates().copy()
     settings["model_sha"] = settings["model_sha"].str[:12]
     settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
-    return Tables(quality, robustness, settings.sort_values(cols).reset_index(drop=True))
+    return Tables(quality, robustness, settings.sort_values(cols).reset_index(drop=True), efficiency_table(df))
+
+
+def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFrame:
+    """Each method's unlearning cost divided by SAFEMax's, within one label (one sweep's settings), as
+    means over the forget classes both have; beside SAFEMax's published ratios where there are any.
+    Time without priors is wall time minus prior wall time; CPU time includes the priors."""
+    u = unlearned_rows(df)
+    cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
+    wide = cost.pivot_table(index=["label", "method", "forget_class"], columns="metric", values="value")
+    if wide.empty or reference not in wide.index.get_level_values("method"):
+        return pd.DataFrame()
+    wide["no_prior"] = wide["cost_wall_s"] - wide["cost_prior_wall_s"]
+    rows = []
+    pub_t, pub_m = PUBLISHED_COST[reference]
+    for label, part in wide.groupby(level="label"):
+        part = part.droplevel("label")
+        if reference not in part.index.get_level_values("method"):
+            continue
+        ref = part.xs(reference, level="method")
+        for method in method_order(list(part.index.get_level_values("method").unique())):
+            if method in ("noop", reference):
+                continue
+            mine = part.xs(method, level="method")
+            shared = mine.index.intersection(ref.index)
+            if shared.empty:
+                continue
+            m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
+            pub = PUBLISHED_COST.get(method)
+            rows.append(
+                {
+                    "label": label or "-",
+                    "method": method,
+                    "classes": len(shared),
+                    "wall ×, no priors": f"{m['no_prior'] / r['no_prior']:.1f}",
+                    "wall ×, with priors": f"{m['cost_wall_s'] / r['cost_wall_s']:.1f}",
+                    "CPU ×, with priors": f"{m['cost_cpu_s'] / r['cost_cpu_s']:.1f}",
+                    "peak memory ×": f"{m['cost_peak_mem_mb'] / r['cost_peak_mem_mb']:.2f}",
+                    "published time ×": f"{pub[0] / pub_t:.1f}" if pub else "–",
+                    "published memory ×": f"{pub[1] / pub_m:.2f}" if pub else "–",
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def to_markdown(t: pd.DataFrame) -> str:
@@ -301,6 +349,13 @@ def render(df: pd.DataFrame, results: str, out: str, store: Store | None) -> tup
         "## Forgetting, retention, quality and cost",
         "",
         to_markdown(t.quality),
+        "## Cost relative to SAFEMax",
+        "",
+        "Each method's unlearning cost divided by SAFEMax's on the same forget classes, from the same sweep "
+        "(same label, same machine and thread count). Published: SAFEMax poster, CIFAR-10 on a GPU "
+        "(time without priors, GPU memory).",
+        "",
+        to_markdown(t.efficiency),
         "## Robustness (attack success judged by the evaluator)",
         "",
         to_markdown(t.robustness),
