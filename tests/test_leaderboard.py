@@ -170,3 +170,16 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     assert sa["published time ×"] == "30.1" and sa["published memory ×"] == "1.82"
     assert salun["wall ×, with priors"] == "4.0" and salun["wall ×, no priors"] == "3.8"
     assert salun["peak memory ×"] == "1.50" and salun["published memory ×"] == "2.45"
+
+
+def test_table_command_filters_methods_and_splits_by_class(small_store, tmp_path, capsys):
+    out = tmp_path / "t" / "safemax"
+    assert main(["table", "--results", str(small_store), "--out", str(out), "--methods", "safemax", "--by-class"]) == 0
+    md = out.with_suffix(".md").read_text()
+    assert "--methods safemax --by-class" in md and "| forget class |" in md
+    body = [line for line in md.splitlines() if line.startswith("| paper |")]
+    assert len(body) == 1 and body[0].startswith("| paper | safemax | batch_size=8, steps=3 | 2 |")
+    csv = pd.read_csv(out.with_suffix(".csv"))
+    assert set(csv["method"]) == {"safemax"} and out.with_suffix(".png").stat().st_size > 1000
+    assert main(["table", "--results", str(small_store), "--out", str(out), "--methods", "esd"]) == 2
+    assert "no runs of esd" in capsys.readouterr().err

@@ -270,7 +270,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from unlearnbench.leaderboard import write_settings_table
 
-    write_settings_table(args.results, args.out)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    write_settings_table(args.results, args.out, methods=methods, by_class=args.by_class)
     print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
     return 0
 
@@ -441,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")
     tb2.add_argument("--results", required=True, help="results folder")
     tb2.add_argument("--out", required=True, help="output path without suffix, e.g. results/safemax/tradeoff")
+    tb2.add_argument("--methods", help="comma-separated methods to keep (default: all)")
+    tb2.add_argument("--by-class", action="store_true", help="one row per forget class instead of the mean")
     tb2.set_defaults(func=cmd_table)
 
     ck = sub.add_parser("check", help="compare results with a baseline; exit 1 on a regression")
