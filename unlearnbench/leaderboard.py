@@ -386,6 +386,8 @@ def readme_summary(t: Tables, n_runs: int, cmd: str) -> str:
         "",
         to_markdown(t.quality[[c for c in SUMMARY_COLUMNS if c in t.quality.columns]]),
     ]
+    if len(t.efficiency):
+        parts += ["Cost relative to SAFEMax (same sweep), beside the published ratios:", "", to_markdown(t.efficiency)]
     if len(t.robustness):
         r = t.robustness
         pivot = r.pivot_table(index=["label", "method"], columns="attack", values="ASR10", aggfunc="first")
