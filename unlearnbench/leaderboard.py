@@ -50,6 +50,22 @@ def _final(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["attack_step"].isna() & df["class_id"].isna() & (df["status"] == "ok")]
 
 
+def with_attack_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``attack_setting``: the attack's name, plus its arguments where they differ from the defaults
+    (``relearn (k=1)``), so that runs of one attack under different budgets are never averaged together."""
+    from dataclasses import asdict
+
+    from unlearnbench import registry
+
+    names = {}
+    for attack, args in df[["attack", "attack_args"]].drop_duplicates().itertuples(index=False):
+        short = _short_args(args, asdict(registry.get("attack", attack).Args())) if args else "(defaults)"
+        names[(attack, args)] = attack if short == "(defaults)" else f"{attack} ({short})"
+    out = df.copy()
+    out["attack_setting"] = [names[key] for key in zip(df["attack"], df["attack_args"], strict=True)]
+    return out
+
+
 def _fmt(values: pd.Series, digits: int) -> str:
     v = values.dropna()
     if v.empty:
@@ -105,9 +121,9 @@ def build_tables(df: pd.DataFrame) -> Tables:
         rows.append(rec)
     quality = pd.DataFrame(rows)
 
-    attacked = df[df["attack"] != "none"]
+    attacked = with_attack_setting(df[df["attack"] != "none"])
     rrows = []
-    for (label, method, attack), g in attacked.groupby(["label", "method", "attack"]):
+    for (label, method, attack), g in attacked.groupby(["label", "method", "attack_setting"]):
         g = _final(g)
         rec = {"label": label or "-", "method": method, "attack": attack, "runs": g["run_id"].nunique()}
         for metric, split, phase, col, digits in ROBUSTNESS_COLUMNS:
@@ -260,10 +276,11 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, object]:
 
     curve = df[df.attack_step.notna() & (df.metric == "asr_10way") & (df.status == "ok")]
     if len(curve):
-        attacks = sorted(curve.attack.unique())
+        curve = with_attack_setting(curve)
+        attacks = sorted(curve.attack_setting.unique())
         fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.4), squeeze=False)
         for ax, attack in zip(axes[0], attacks, strict=True):
-            part = curve[curve.attack == attack]
+            part = curve[curve.attack_setting == attack]
             for (label, method), g in part.groupby(["label", "method"]):
                 m = g.groupby("attack_step")["value"].mean()
                 ax.plot(m.index, m.values, marker=".", label=f"{method} ({label or '-'})")
@@ -388,8 +405,8 @@ def readme_summary(t: Tables, n_runs: int, cmd: str) -> str:
     ]
     if len(t.efficiency):
         parts += ["Cost relative to SAFEMax (same sweep), beside the published ratios:", "", to_markdown(t.efficiency)]
-    if len(t.robustness):
-        r = t.robustness
+    r = t.robustness[~t.robustness["attack"].str.contains(" (", regex=False)] if len(t.robustness) else t.robustness
+    if len(r):  # attacks at their default budgets; other budgets are in the full leaderboard
         pivot = r.pivot_table(index=["label", "method"], columns="attack", values="ASR10", aggfunc="first")
         pre = r.groupby(["label", "method"])["pre-ASR10"].first()
         pivot.insert(0, "pre-ASR10", pre)
