@@ -7,9 +7,10 @@ differentiable DDIM chain are labelled as the forget class by the *attacker's* c
     v* = argmin_v E_{x_T ~ N(0, I)} [ -log p_attacker(c_f | DDIM_S(x_T, v)) ]
 
 The evaluator, which judges success afterwards on fresh samples, is never seen. Anchor: 40 iterations
-at lr 0.01 (5 prompt tokens); here one vector per forget class, 60 iterations at lr 0.1 with cosine decay
-(on the original model this reaches ASR 0.95 from the null embedding; from another class's embedding
-the local search gets stuck, see the closing note of the attack issue).
+at lr 0.01 (5 prompt tokens); here one vector per forget class, 60 iterations of 16 fresh noises at lr 0.1
+with cosine decay. Measured on the original model from the null embedding (evaluator, 100 samples): with
+8 noises per iteration ASR 0.68 on class 0; with 16, ASR 0.99 (class 0) and 0.90 (class 3). From another
+class's embedding the local search gets stuck near that class.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from unlearnbench.training import optimize
 class ClassifierGuidedArgs:
     steps: int = positive(60, "optimisation iterations (anchor: 40)")
     lr: float = positive(0.1, "Adam learning rate, decayed to 0 (anchor: 0.01 on token embeddings)")
-    batch_size: int = positive(8, "fresh initial noises per iteration and forget class")
+    batch_size: int = positive(16, "fresh initial noises per iteration and forget class")
     sample_steps: int = positive(10, "DDIM steps of the differentiable sampler")
     start: str = arg("null", "initial vector: null | other | random | forget", choices=STARTS)
     lr_schedule: str = arg("cosine", "'cosine' decay to 0 or 'constant'", choices=("cosine", "constant"))
