@@ -1,0 +1,88 @@
+"""Fair tuning: the trial set, the selection rule, and `tune` -> `sweep --tuned` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from unlearnbench import registry, tune
+from unlearnbench.cli import main
+from unlearnbench.results import load_results
+
+
+def test_trials_start_with_the_default_and_draw_distinct_settings_from_the_search_space():
+    cls = registry.get("method", "salun")
+    drawn = tune.trials("salun", 4, seed=0)
+    assert drawn[0] == {} and len(drawn) == 4
+    rest = drawn[1:]
+    assert len({json.dumps(t, sort_keys=True) for t in rest}) == 3
+    defaults = cls.Args()
+    for t in rest:
+        assert all(v in cls.search_space[k] for k, v in t.items())
+        assert any(getattr(defaults, k) != v for k, v in t.items())  # never the default again
+    assert tune.trials("salun", 4, seed=0) == drawn  # seeded
+    assert tune.trials("salun", 1) == [{}] and tune.trials("noop", 5) == [{}]
+
+
+def _trial_rows(trials: dict[str, tuple[float, float, float]], original_retain: float) -> pd.DataFrame:
+    rows = []
+    for run_id, (ua, ra, fid) in trials.items():
+        args = json.dumps({"steps": int(run_id[1:])})
+        for phase, metric, split, value in (
+            ("original", "retain_accuracy_10way", "retain", original_retain),
+            ("unlearned", "unlearning_accuracy_10way", "forget", ua),
+            ("unlearned", "retain_accuracy_10way", "retain", ra),
+            ("unlearned", "fid", "retain", fid),
+        ):
+            rows.append(
+                {"run_id": run_id, "status": "ok", "phase": phase, "metric": metric, "split": split,
+                 "value": value, "class_id": pd.NA, "attack_step": pd.NA, "method_args": args}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_selection_takes_the_highest_ua_that_keeps_the_retained_classes():
+    # original retain 0.95: r100 and r300 stay within 0.05; r200 forgets best but breaks the model
+    df = _trial_rows({"r100": (0.80, 0.93, 9.0), "r200": (1.00, 0.40, 90.0), "r300": (0.95, 0.91, 12.0)}, 0.95)
+    run_id, args, reason = tune.select(df)
+    assert (run_id, args) == ("r300", {"steps": 300}) and "highest UA" in reason
+    # ties on UA go to the higher retain accuracy
+    df = _trial_rows({"r100": (0.95, 0.92, 9.0), "r300": (0.95, 0.94, 12.0)}, 0.95)
+    assert tune.select(df)[0] == "r300"
+
+
+def test_selection_falls_back_to_the_best_trade_off():
+    df = _trial_rows({"r100": (0.30, 0.80, 9.0), "r200": (1.00, 0.60, 90.0), "r300": (0.99, 0.20, 12.0)}, 0.95)
+    run_id, _, reason = tune.select(df)
+    assert run_id == "r200" and "best UA + retain" in reason  # 1.60 > 1.19 > 1.10
+
+
+def test_selection_refuses_when_every_trial_failed():
+    df = _trial_rows({"r100": (0.3, 0.8, 9.0)}, 0.95).assign(status="failed")
+    with pytest.raises(ValueError, match="no successful trial"):
+        tune.select(df)
+
+
+def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys):
+    smoke = ["--forget-samples", "4", "--retain-samples", "1", "--sample-steps", "3", "--quiet"]
+    chosen_file = tmp_path / "tuned.json"
+    code = main(
+        ["tune", "--methods", "finetune", "--forget-classes", "5", "--trials", "2", "--out", str(tmp_path / "t"),
+         "--write", str(chosen_file), *smoke]
+    )  # fmt: skip
+    assert code == 0
+    chosen = json.loads(chosen_file.read_text())
+    trials = load_results(tmp_path / "t")
+    assert set(trials.label) == {"tune"} and trials.run_id.nunique() == 2
+    assert chosen["finetune"]["run_id"] in set(trials.run_id) and chosen["finetune"]["trials"] == 2
+    code = main(
+        ["sweep", "--methods", "finetune", "--forget-classes", "0", "--tuned", str(chosen_file),
+         "--out", str(tmp_path / "s"), *smoke]
+    )  # fmt: skip
+    assert code == 0
+    swept = load_results(tmp_path / "s")
+    assert set(swept.label) == {"tuned"}
+    resolved = json.loads(swept.method_args.iloc[0])
+    assert all(resolved[k] == v for k, v in chosen["finetune"]["args"].items())
