@@ -275,22 +275,37 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, object]:
         figs["cost"] = fig
 
     curve = df[df.attack_step.notna() & (df.metric == "asr_10way") & (df.status == "ok")]
+    attacks: list[str] = []
     if len(curve):
         curve = with_attack_setting(curve)
-        attacks = sorted(curve.attack_setting.unique())
-        fig, axes = plt.subplots(1, len(attacks), figsize=(4.5 * len(attacks), 3.4), squeeze=False)
-        for ax, attack in zip(axes[0], attacks, strict=True):
+        steps = curve.groupby("attack_setting")["attack_step"].nunique()
+        attacks = sorted(steps[steps >= 2].index)  # a curve needs two points; one-shot searches have none
+    if attacks:
+        cols = min(4, len(attacks))
+        rows = math.ceil(len(attacks) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+        for ax in axes.flat[len(attacks) :]:
+            ax.set_visible(False)
+        methods = method_order(list(curve.method.unique()))
+        colors = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+        labels = sorted(curve.label.fillna("").unique())
+        for ax, attack in zip(axes.flat, attacks, strict=False):
             part = curve[curve.attack_setting == attack]
             for (label, method), g in part.groupby(["label", "method"]):
                 m = g.groupby("attack_step")["value"].mean()
-                ax.plot(m.index, m.values, marker=".", label=f"{method} ({label or '-'})")
+                style = "-" if label == labels[0] else "--"
+                ax.plot(m.index, m.values, style, marker=".", color=colors[method], label=f"{method} ({label or '-'})")
             ax.set_title(attack)
             ax.set_xlabel("attack step")
             ax.set_ylabel("ASR (10-way)")
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3)
-        axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.tight_layout()
+        handles: dict[str, object] = {}
+        for ax in axes.flat[: len(attacks)]:
+            for h, name in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(name, h)
+        fig.tight_layout(rect=(0, 0, 0.88, 1))
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center right")
         figs["recovery"] = fig
 
     if store is not None:
