@@ -68,7 +68,8 @@ def test_readme_block_is_rewritten_and_checked(small_store, tmp_path):
     assert leaderboard.write(str(small_store), out, readme=str(readme)) == []
     text = readme.read_text()
     block = text.split(leaderboard.README_BEGIN)[1].split(leaderboard.README_END)[0]
-    assert "old" not in block and "| paper | safemax |" in block and "relearn" in block
+    assert "old" not in block and "| paper | safemax |" in block
+    assert "relearn (" not in block  # attacks at non-default budgets stay in the full leaderboard only
     assert text.startswith("# title\n\nbefore\n") and text.endswith("\n\nafter\n")
     assert leaderboard.write(str(small_store), out, check=True, readme=str(readme)) == []
     readme.write_text("# no markers\n")
