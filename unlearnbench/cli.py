@@ -491,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from unlearnbench.progress import install_interrupt_handler
+
+    install_interrupt_handler()
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))

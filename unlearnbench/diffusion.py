@@ -17,7 +17,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import Tensor, nn
 
-from unlearnbench.progress import bar
+from unlearnbench.progress import bar, check_interrupt
 
 Cond = Tensor
 
@@ -208,6 +208,7 @@ def ddim_sample(
     try:
         with context:
             for t in bar(scheduler.timesteps, desc=desc) if progress else scheduler.timesteps:
+                check_interrupt()
                 noise = randn(shape, generator, like) if eta > 0 else None
                 outs = []
                 for lo in range(0, n, batch_size):
