@@ -350,8 +350,9 @@ def sample_grids(df: pd.DataFrame, store: Store):
 COMMAND = "unlearnbench leaderboard --results {results} --out {out}"
 
 
-def render(df: pd.DataFrame, results: str, out: str, store: Store | None) -> tuple[str, str, dict[str, bytes]]:
-    t = build_tables(df)
+def render(
+    df: pd.DataFrame, t: Tables, results: str, out: str, store: Store | None
+) -> tuple[str, str, dict[str, bytes]]:
     figs = figures(df, store)
     images: dict[str, bytes] = {}
     for name, fig in figs.items():
@@ -491,7 +492,8 @@ def write(results: str, out: str, *, check: bool = False, readme: str | None = N
     if df.empty:
         raise UserError(f"no runs in {results!r}; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None
-    markdown, page, images = render(df, results, out, store)
+    tables = build_tables(df)
+    markdown, page, images = render(df, tables, results, out, store)
     target = Path(out)
     readme_text = readme_fresh = None
     cmd = COMMAND.format(results=results, out=out) + f" --readme {readme}"
@@ -499,7 +501,7 @@ def write(results: str, out: str, *, check: bool = False, readme: str | None = N
         if not Path(readme).is_file():
             raise UserError(f"no README at {readme!r}")
         readme_text = Path(readme).read_text()
-        readme_fresh = splice_readme(readme_text, readme_summary(build_tables(df), df["run_id"].nunique(), cmd))
+        readme_fresh = splice_readme(readme_text, readme_summary(tables, df["run_id"].nunique(), cmd))
     if check:
         problems = []
         if readme_text is not None and readme_text != readme_fresh:
