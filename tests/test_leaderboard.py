@@ -158,8 +158,8 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     metrics = ("cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb")
     rows = [
         {"run_id": f"{m}{c}", "label": "paper", "method": m, "method_args": "{}", "forget_class": c, "seed": 0,
-         "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA, "status": "ok", "split": "all",
-         "metric": name, "value": v}
+         "attack": "none", "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA, "status": "ok",
+         "split": "all", "metric": name, "value": v}
         for m, per in costs.items() for c, vals in per.items() for name, v in zip(metrics, vals, strict=True)
     ]  # fmt: skip
     t = leaderboard.efficiency_table(pd.DataFrame(rows)).set_index("method")
@@ -171,6 +171,25 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     assert sa["published time ×"] == "30.1" and sa["published memory ×"] == "1.82"
     assert salun["wall ×, with priors"] == "4.0" and salun["wall ×, no priors"] == "3.8"
     assert salun["peak memory ×"] == "1.50" and salun["published memory ×"] == "2.45"
+
+
+def test_unlearning_cost_comes_from_the_run_without_an_attack():
+    """An attack run that recomputed the model later (lost cache, other load) must not stand in for the
+    unlearning's own run, even when its run_id sorts first."""
+
+    def row(run_id: str, attack: str, method: str, wall: float) -> dict:
+        return {"run_id": run_id, "label": "tuned", "method": method, "method_args": "{}", "forget_class": 0,
+                "seed": 0, "attack": attack, "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA,
+                "status": "ok", "split": "all", "metric": "cost_wall_s", "value": wall}  # fmt: skip
+
+    df = pd.DataFrame(
+        [row("s0", "none", "safemax", 10.0), row("a0", "relearn", "salun", 90.0), row("b0", "none", "salun", 30.0)]
+    )
+    kept = leaderboard.unlearned_rows(df)
+    assert set(kept["run_id"]) == {"s0", "b0"}
+    # with no attack-free run, an attack run is used rather than nothing
+    only_attacked = leaderboard.unlearned_rows(df[df["run_id"] != "b0"])
+    assert set(only_attacked["run_id"]) == {"s0", "a0"}
 
 
 def test_table_command_filters_methods_and_splits_by_class(small_store, tmp_path, capsys):
