@@ -14,8 +14,11 @@ Code defaults (CIFAR-10): 20k iterations, batch 128, Adam 1e-4, clip 1, gamma 1,
 575 iterations, 14 samples per class; the EMA decay is scaled so the EMA keeps the same share of the
 original weights at the end (0.9999^(20000/575)). Replay is sampled with the testbed's guidance (the
 code used CIFAR's), without CIFAR's horizontal flips (digits are not flip-symmetric), and the Fisher sees
-images in [-1, 1] (the code feeds [0, 1], an apparent bug). Replay and Fisher are priors: their cost is
-reported separately, computed once per base model and charged to every run that uses them.
+images in [-1, 1] (the code feeds [0, 1], an apparent bug). Training draws t uniformly; the code draws
+half the batch's t antithetically (T - 1 - t), a variance reduction that leaves the loss's expectation as
+it is. Checked against ``save_fim`` and ``train_forget`` in the authors' code. Replay and Fisher are
+priors: their cost is reported separately, computed once per base model and charged to every run that
+uses them.
 """
 
 from __future__ import annotations
