@@ -22,7 +22,7 @@ from diffusers import UNet2DModel
 from torch import Tensor
 from unlearnbench.attacks._prompt import STARTS, attacker_log_prob, start_vector
 
-from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.diffusion import randn
 from unlearnbench.registry import register
@@ -66,4 +66,4 @@ class ClassifierGuided(Attack):
             meter=task.meter,
             lr_schedule=a.lr_schedule,
         )
-        return Attacked(model, cond=vectors.detach())
+        return Attacked(model, cond=vectors.detach(), recovery=RecoverySettings(self.args.steps))

@@ -20,7 +20,7 @@ from torch import Tensor
 from unlearnbench.attacks._prompt import STARTS, start_vector
 from unlearnbench.attacks.relearn import attacker_images
 
-from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.registry import register
@@ -55,4 +55,4 @@ class EmbeddingInversion(Attack):
             return denoising_loss(model, task.schedule, xb, cond, generator=generator)
 
         optimize([vectors], loss_fn, steps=a.steps, lr=a.lr, desc="embedding_inversion", meter=task.meter)
-        return Attacked(model, cond=vectors.detach())
+        return Attacked(model, cond=vectors.detach(), recovery=RecoverySettings(self.args.steps))

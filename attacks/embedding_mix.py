@@ -14,7 +14,7 @@ import torch
 from diffusers import UNet2DModel
 from unlearnbench.attacks._prompt import attacker_log_prob, for_class
 
-from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.api import Attack, Attacked, Row, Task, Tolerance
 from unlearnbench.args import arg, positive
 from unlearnbench.diffusion import class_embeddings, randn
 from unlearnbench.registry import register
@@ -35,6 +35,7 @@ class EmbeddingMix(Attack):
 
     Args = EmbeddingMixArgs
     smoke_args = {"candidates": 4, "samples": 2, "sample_steps": 2}
+    extra_rows = (Row("attack_best_attacker_p", "all", "min", "best attacker p", Tolerance(floor=0.1)),)
 
     @torch.no_grad()
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:

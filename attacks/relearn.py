@@ -14,7 +14,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import Attack, Attacked, Task
+from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.registry import register
@@ -29,7 +29,11 @@ class RelearnArgs:
     batch_size: int = positive(16, "images per step, drawn with replacement from the k")
     eval_every: int = arg(25, "record UA/ASR every this many steps (0 = only at the end)", low=0)
     recover_fraction: float = arg(
-        0.8, "'recovered' once ASR_10way reaches this fraction of the original model's", low=0, low_open=True, high=1
+        0.8,
+        "'recovered' once the curve's ASR reaches this fraction of the original model's",
+        low=0,
+        low_open=True,
+        high=1,
     )
 
 
@@ -68,7 +72,7 @@ class Relearn(Attack):
         images, labels = (task.forget_x, task.forget_y) if self.source == "forget" else (task.retain_x, task.retain_y)
         x, y = attacker_images(images, labels, self.args.k, generator)
         fine_tune(model, task, x, y, self.args, generator, self.name)
-        return Attacked(model)
+        return Attacked(model, recovery=RecoverySettings(self.args.steps, self.args.recover_fraction))
 
 
 @register("relearn_benign")

@@ -14,6 +14,7 @@ from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store
 from unlearnbench.runner import Runner, build_task
 from unlearnbench.spec import RunSpec
+from unlearnbench.testbeds import default_guidance
 
 
 def test_sampler_throughput_100_samples_50_steps(benchmark, testbed):
@@ -76,7 +77,7 @@ def test_whole_quick_run(benchmark, testbed, tmp_path):
                 forget_samples=20,
                 retain_samples=4,
                 curve_samples=10,
-                sampler=SamplerSettings(steps=20, guidance_scale=testbed.default_guidance),
+                sampler=SamplerSettings(steps=20, guidance_scale=default_guidance()),
             ),
         )
         return Runner(store).run(spec)

@@ -30,7 +30,7 @@ def test_entropy_of_a_uniform_prediction_is_ln_10():
     n = 7
     logits = torch.zeros(n, 11)  # equal digit logits: the 10-way softmax is uniform
     s = JudgedSet(torch.zeros(n, 1, 16, 16), torch.zeros(n, dtype=torch.long), logits)
-    h = by_name(Entropy().compute(forget_samples(s, 0), None), "entropy")
+    h = by_name(Entropy().on_samples(forget_samples(s, 0), None), "entropy")
     assert h.value == pytest.approx(math.log(10), abs=1e-6)
 
 
@@ -38,14 +38,14 @@ def test_entropy_of_a_certain_prediction_is_zero():
     logits = torch.full((3, 11), -50.0)
     logits[:, 4] = 50.0
     s = JudgedSet(torch.zeros(3, 1, 16, 16), torch.zeros(3, dtype=torch.long), logits)
-    assert by_name(Entropy().compute(forget_samples(s, 4), None), "entropy").value == pytest.approx(0.0, abs=1e-6)
+    assert by_name(Entropy().on_samples(forget_samples(s, 4), None), "entropy").value == pytest.approx(0.0, abs=1e-6)
 
 
 def test_ua_of_real_forget_images_is_the_evaluators_error(testbed):
     x, y = testbed.data.subset("test", [3])
     judged = judge(testbed.evaluator, x, y)
     error = float((judged.probs10.argmax(-1) != 3).float().mean())
-    scores = UnlearningAccuracy().compute(forget_samples(judged, 3), None)
+    scores = UnlearningAccuracy().on_samples(forget_samples(judged, 3), None)
     assert by_name(scores, "unlearning_accuracy_10way").value == pytest.approx(error)
     assert by_name(scores, "asr_10way").value == pytest.approx(1 - error)
     assert error < 0.05  # a good judge: real 3s are 3s
@@ -55,7 +55,7 @@ def test_noise_aware_ua_of_pure_noise_is_one(testbed):
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(300, 1, 16, 16, generator=g).clamp(-1, 1)
     judged = judge(testbed.evaluator, noise, torch.zeros(300, dtype=torch.long))
-    scores = UnlearningAccuracy().compute(forget_samples(judged, 5), None)
+    scores = UnlearningAccuracy().on_samples(forget_samples(judged, 5), None)
     assert by_name(scores, "unlearning_accuracy_11way").value == 1.0
     assert by_name(scores, "none_rate").value == 1.0
     # the papers' 10-way judge has to call noise some digit: its UA is below 1 by chance
@@ -79,7 +79,7 @@ def test_retain_accuracy_overall_and_per_class():
     logits[3, 10] = 9.0  # judged "none"
     logits[3, 2] = 5.0  # but its best digit is right
     s = Samples(forget=None, retain=JudgedSet(torch.zeros(4, 1, 16, 16), labels, logits), forget_classes=(0,))
-    scores = RetainAccuracy().compute(s, None)
+    scores = RetainAccuracy().on_samples(s, None)
     assert by_name(scores, "retain_accuracy_10way").value == 1.0
     assert by_name(scores, "retain_accuracy_11way").value == 0.75
     assert by_name(scores, "retain_accuracy_10way", class_id=2).value == 1.0
@@ -91,7 +91,7 @@ def test_noise_likeness_separates_noise_from_digits(testbed):
 
     def run(images):
         judged = JudgedSet(images, torch.zeros(len(images), dtype=torch.long), torch.zeros(len(images), 11))
-        scores = NoiseLikeness().compute(forget_samples(judged, 0), None)
+        scores = NoiseLikeness().on_samples(forget_samples(judged, 0), None)
         return by_name(scores, "noise_pixel_w1").value, by_name(scores, "noise_autocorr").value
 
     w_noise, ac_noise = run(noise)
@@ -101,7 +101,9 @@ def test_noise_likeness_separates_noise_from_digits(testbed):
 
 
 def test_cost_rows_and_steps_to_recover():
-    rows = CostMetric().compute(Cost(wall_s=2.0, cpu_s=3.0, peak_mem_mb=10, steps=5, prior_wall_s=1.0, prior_steps=2))
+    rows = CostMetric().on_cost(
+        Cost(wall_s=2.0, cpu_s=3.0, peak_mem_mb=10, steps=5, prior_wall_s=1.0, prior_steps=2), attack=False
+    )
     assert {r.metric: r.value for r in rows}["cost_prior_wall_s"] == 1.0
     curve = [(0, 0.0), (25, 0.3), (50, 0.85), (75, 0.9)]
     got = {s.metric: s.value for s in steps_to_recover(curve, original_asr=1.0, fraction=0.8)}

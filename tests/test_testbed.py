@@ -26,8 +26,8 @@ from unlearnbench.models import (
 from unlearnbench.results import Store
 from unlearnbench.runner import Runner
 from unlearnbench.spec import RunSpec
+from unlearnbench.testbed_check import BARS, classifier_figures
 from unlearnbench.testbeds import ASSETS, load_testbed, read_manifest
-from unlearnbench.testbeds.check import BARS, classifier_figures
 
 
 def test_evaluator_meets_its_bars(testbed):

@@ -14,7 +14,7 @@ from unlearnbench.results import load_results
 
 def test_trials_start_with_the_default_and_draw_distinct_settings_from_the_search_space():
     cls = registry.get("method", "salun")
-    drawn = tune.trials("salun", 4, seed=0)
+    drawn = tune.trials_for("salun", 4, seed=0)
     assert drawn[0] == {} and len(drawn) == 4
     rest = drawn[1:]
     assert len({json.dumps(t, sort_keys=True) for t in rest}) == 3
@@ -22,8 +22,8 @@ def test_trials_start_with_the_default_and_draw_distinct_settings_from_the_searc
     for t in rest:
         assert all(v in cls.search_space[k] for k, v in t.items())
         assert any(getattr(defaults, k) != v for k, v in t.items())  # never the default again
-    assert tune.trials("salun", 4, seed=0) == drawn  # seeded
-    assert tune.trials("salun", 1) == [{}] and tune.trials("noop", 5) == [{}]
+    assert tune.trials_for("salun", 4, seed=0) == drawn  # seeded
+    assert tune.trials_for("salun", 1) == [{}] and tune.trials_for("noop", 5) == [{}]
 
 
 def _trial_rows(trials: dict[str, tuple[float, float, float]], original_retain: float) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
@@ -16,13 +17,22 @@ from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
 from unlearnbench.models import Classifier
 
+if TYPE_CHECKING:
+    from unlearnbench.evaluate import Reference, Samples
+
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """How samples are drawn: DDIM steps, classifier-free guidance scale, DDIM eta."""
+    """How samples are drawn: DDIM steps, classifier-free guidance scale, DDIM eta.
+
+    Guidance is ``eps_null + s * (eps_cond - eps_null)`` (the diffusers convention; upstream's
+    ``(1 + w) eps_cond - w eps_null`` is ``s = 1 + w``). ``guidance_scale=None`` means "the testbed's
+    default": the runner resolves it once (:func:`unlearnbench.testbeds.default_guidance`) before the
+    run is hashed, so a spec that states the default and one that leaves it out are the same run.
+    """
 
     steps: int = 50
-    guidance_scale: float = 1.0
+    guidance_scale: float | None = None
     eta: float = 0.0
 
 
@@ -116,25 +126,39 @@ class Attack(_Registered):
 
     It returns either a changed model (relearning) or a conditioning input to sample with
     (prompting), never results: the runner evaluates what it returns, with the evaluator.
+    Numbers an attack reports about itself (``Attacked.extra``) are declared in ``extra_rows``; they are
+    written as ``attack_<name>`` rows.
     """
 
     changes_weights: ClassVar[bool] = False
     smoke_args: ClassVar[dict[str, Any]] = {}
+    extra_rows: ClassVar[tuple[Row, ...]] = ()
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    """How an attack's recovery curve is read: its last step, and the share of the original model's
+    forget-class rate that counts as "recovered"."""
+
+    final_step: int
+    fraction: float = 0.8
 
 
 @dataclass
 class Attacked:
     """The attack's result. ``cond`` is the conditioning to sample the "forget class" with (embedding
     vectors or labels: one row per forget class, or one per sample); None means the forget labels.
-    ``x_T`` are initial noises to sample from instead of fresh ones (seed search)."""
+    ``x_T`` are initial noises to sample from instead of fresh ones (seed search). ``recovery`` is set
+    by attacks that record a recovery curve (through ``task.checkpoint``)."""
 
     model: UNet2DModel
     cond: Tensor | None = None
     x_T: Tensor | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    recovery: RecoverySettings | None = None
 
 
 def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> tuple[Attacked, Cost]:
@@ -146,27 +170,98 @@ def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: tor
     return out, task.meter.cost
 
 
+# ---------------------------------------------------------------------------------------------
+# Metrics: what a metric declares, what it receives, what it returns
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a number may move in its worse direction before ``unlearnbench check`` calls it a regression.
+
+    ``allowed = max(floor, relative * |baseline|, z * sqrt(se_baseline^2 + se_result^2))``: the
+    standard-error term makes the tolerance follow each number's measured error (a missing standard
+    error counts as 0); the floor keeps a deterministic number from failing on float noise.
+    """
+
+    floor: float
+    relative: float = 0.0
+    z: float = 3.0
+
+    def allowed(self, baseline: float, se_baseline: float = math.nan, se_result: float = math.nan) -> float:
+        se_b = 0.0 if math.isnan(se_baseline) else se_baseline
+        se_r = 0.0 if math.isnan(se_result) else se_result
+        return max(self.floor, self.relative * abs(baseline), self.z * math.hypot(se_b, se_r))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One kind of number a metric (or an attack) writes, and everything the project knows about it.
+
+    The run summary, the leaderboard's columns and the regression gate read these declarations; nothing
+    else keeps its own copy. ``goal``: which direction is better on this split. ``summary``: position in
+    the run summary (0: not shown). ``machine_dependent``: compared by ``check`` only with
+    ``--include-cost``.
+    """
+
+    metric: str
+    split: str
+    goal: str
+    label: str
+    tolerance: Tolerance
+    digits: int = 3
+    summary: int = 0
+    machine_dependent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.goal not in ("min", "max"):
+            raise ValueError(f"row {self.metric!r}: goal must be 'min' or 'max', got {self.goal!r}")
+        if self.split not in ("forget", "retain", "all"):
+            raise ValueError(f"row {self.metric!r}: split must be forget, retain or all, got {self.split!r}")
+        if not isinstance(self.tolerance, Tolerance):
+            raise ValueError(f"row {self.metric!r}: needs a Tolerance, got {self.tolerance!r}")
+
+
 @dataclass(frozen=True)
 class Score:
-    """One number: ``metric`` on ``split`` (forget | retain | all), optionally for one class."""
+    """One number: ``metric`` on ``split`` (forget | retain | all), optionally for one class. Its goal,
+    label and tolerance are those of the :class:`Row` its metric declares."""
 
     metric: str
     split: str
     value: float
-    goal: str  # "min" or "max": which direction is better on this split
     stderr: float = float("nan")
     n: int = 0
     class_id: int | None = None
 
 
-class Metric(_Registered):
-    """Base class. ``compute(samples, reference)`` returns scores; it never trains or samples.
+@dataclass(frozen=True)
+class RecoveryCurve:
+    """A relearning attack's recovery curve: ``(step, ASR)`` points (``asr_metric``), the original model's
+    ASR, and the attack's own recovery settings."""
 
-    ``input`` says what ``samples`` is: judged :class:`~unlearnbench.evaluate.Samples` (the default),
-    or a :class:`~unlearnbench.cost.Cost` for cost metrics.
+    points: list[tuple[int, float]]
+    original_asr: float
+    settings: RecoverySettings
+    asr_metric: str
+
+
+class Metric(_Registered):
+    """Base class. A metric declares its ``rows`` and implements the hooks for the inputs it reads;
+    the runner calls every hook of every metric, through the registry. A metric never trains or samples.
+
+    - ``on_samples(samples, reference)``: judged samples of one phase (original, unlearned, attacked);
+    - ``on_cost(cost, attack=...)``: the measured cost of the unlearning (or of the attack);
+    - ``on_curve(curve)``: a relearning attack's recovery curve.
     """
 
-    input: ClassVar[str] = "samples"
+    rows: ClassVar[tuple[Row, ...]] = ()
 
-    def compute(self, samples: Any, reference: Any) -> list[Score]:
-        raise NotImplementedError
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
+        return []
+
+    def on_cost(self, cost: Cost, *, attack: bool) -> list[Score]:
+        return []
+
+    def on_curve(self, curve: RecoveryCurve) -> list[Score]:
+        return []

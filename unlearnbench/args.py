@@ -85,7 +85,7 @@ def parse(cls: type[A], raw: dict[str, Any] | str | None, owner: str) -> A:
     hints = get_type_hints(cls)
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        from unlearnbench.registry import suggest
+        from unlearnbench.errors import suggest
 
         raise UserError(
             f"{owner}: unknown argument {unknown[0]!r}{suggest(unknown[0], fields)} "

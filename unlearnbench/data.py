@@ -147,6 +147,6 @@ def load_dataset(name: str, *, root: str | None = None, download: bool = False) 
 
         root = root or os.path.join(os.path.expanduser("~"), ".cache", "unlearnbench", "data")
         return load_torchvision(name, root, download)
-    from unlearnbench.registry import suggest
+    from unlearnbench.errors import suggest
 
     raise UserError(f"unknown dataset {name!r}{suggest(name, DATASETS)} (known: {', '.join(DATASETS)})")

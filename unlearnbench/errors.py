@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """Bad input: the CLI prints ``error: <message>`` on one line and exits with status 2."""
@@ -9,3 +12,9 @@ class UserError(Exception):
 
 class Diverged(RuntimeError):
     """A loss became NaN or infinite; the run is recorded as failed with this reason."""
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``known``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import SamplerSettings, Score
+from unlearnbench.api import SamplerSettings
 from unlearnbench.diffusion import ddim_sample
+from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
 
 
@@ -28,6 +30,25 @@ class EvalSettings:
     curve_samples: int = 50  # per forget class, at each recovery-curve point
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     seed: int = 0
+
+
+# Config-file / flag names of the evaluation settings, and where each lives.
+EVAL_KEYS = ("forget_samples", "retain_samples", "curve_samples", "sample_steps", "guidance", "eta")
+
+
+def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
+    """:class:`EvalSettings` from config/flag names (``sample_steps``, ``guidance``, ``eta`` go to the sampler);
+    what is not given keeps its default. A missing guidance stays None: the runner resolves it from the testbed."""
+    unknown = sorted(set(values) - set(EVAL_KEYS))
+    if unknown:
+        raise UserError(f"unknown evaluation setting {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})")
+    sampler = SamplerSettings(
+        steps=values.get("sample_steps", SamplerSettings.steps),
+        guidance_scale=values.get("guidance"),
+        eta=values.get("eta", SamplerSettings.eta),
+    )
+    counts = {k: values[k] for k in ("forget_samples", "retain_samples", "curve_samples") if k in values}
+    return EvalSettings(**counts, sampler=sampler, seed=seed)
 
 
 @dataclass
@@ -151,16 +172,3 @@ def _expand(cond: Tensor, n: int) -> Tensor:
         return cond.expand(n, *cond.shape[1:])
     # one prompt per forget class: repeat each for its block of samples
     return cond.repeat_interleave(n // cond.shape[0], dim=0)
-
-
-def score(samples: Samples, reference: Reference, metric_names: list[str] | None = None) -> list[Score]:
-    """Run every (or the named) registered sample metric."""
-    from unlearnbench import registry
-
-    scores: list[Score] = []
-    for name in metric_names or registry.names("metric"):
-        metric_cls = registry.get("metric", name)
-        if getattr(metric_cls, "input", "samples") != "samples":
-            continue
-        scores.extend(metric_cls().compute(samples, reference))
-    return scores

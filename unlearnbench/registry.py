@@ -8,25 +8,20 @@ Third-party plugins arrive through the entry-point groups ``unlearnbench.methods
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from unlearnbench.errors import UserError
+from unlearnbench.api import Row
+from unlearnbench.errors import UserError, suggest
 
 T = TypeVar("T")
 
 KINDS = {"method": "unlearnbench.methods", "attack": "unlearnbench.attacks", "metric": "unlearnbench.metrics"}
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _loaded: set[str] = set()
-
-
-def suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _kind_of(cls: type) -> str:
@@ -38,6 +33,32 @@ def _kind_of(cls: type) -> str:
     raise TypeError(f"{cls.__name__} is not an UnlearningMethod, Attack or Metric")
 
 
+def _declared(cls: type, kind: str) -> tuple[Row, ...]:
+    return tuple(getattr(cls, "rows" if kind == "metric" else "extra_rows", ()) or ())
+
+
+def _check_declarations(cls: type, kind: str, name: str) -> None:
+    """A metric must declare its rows, each with a tolerance; no two entries may declare the same row."""
+    rows = _declared(cls, kind)
+    if kind == "metric" and not rows:
+        raise ValueError(f"metric {name!r} declares no rows: set rows = (Row(...), ...) on {cls.__qualname__}")
+    for row in rows:
+        if not isinstance(row, Row):
+            raise ValueError(f"{kind} {name!r}: rows must be unlearnbench.api.Row, got {row!r}")
+        if kind == "attack" and not row.metric.startswith("attack_"):
+            raise ValueError(f"attack {name!r}: its extra rows are named 'attack_<name>', got {row.metric!r}")
+    taken = {
+        (r.metric, r.split): n
+        for k in ("metric", "attack")
+        for n, c in _REGISTRY[k].items()
+        if c is not cls
+        for r in _declared(c, k)
+    }
+    clash = next(((r.metric, r.split) for r in rows if (r.metric, r.split) in taken), None)
+    if clash is not None:
+        raise ValueError(f"{kind} {name!r}: row {clash[0]!r} on {clash[1]!r} is already declared by {taken[clash]!r}")
+
+
 def register(name: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: ``@register("safemax") class SAFEMax(UnlearningMethod): ...``."""
 
@@ -47,11 +68,39 @@ def register(name: str) -> Callable[[type[T]], type[T]]:
         if name in table and table[name] is not cls:
             existing = table[name]
             raise ValueError(f"{kind} {name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
+        _check_declarations(cls, kind, name)
         cls.name = name  # type: ignore[attr-defined]
         table[name] = cls
         return cls
 
     return deco
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove an entry (tests register toy entries and clean up after themselves)."""
+    _REGISTRY[kind].pop(name, None)
+
+
+def rows() -> dict[tuple[str, str], Row]:
+    """Every declared row, by ``(metric, split)``: the metrics' rows and the attacks' extra rows."""
+    load_plugins("metric")
+    load_plugins("attack")
+    return {
+        (r.metric, r.split): r
+        for kind in ("metric", "attack")
+        for c in _REGISTRY[kind].values()
+        for r in _declared(c, kind)
+    }
+
+
+def row(metric: str, split: str) -> Row:
+    """The declaration of one row; a one-line error names a row that nothing registered declares."""
+    declared = rows()
+    if (metric, split) not in declared:
+        raise UserError(
+            f"no registered metric declares {metric!r} on {split!r} (a plugin that is not loaded? pass --plugin MODULE)"
+        )
+    return declared[(metric, split)]
 
 
 def _import_package_modules(package: str) -> None:
@@ -78,8 +127,8 @@ def load_module_plugin(module: str) -> None:
     """``--plugin MODULE``: import one module explicitly; its ``@register`` calls add its entries."""
     try:
         importlib.import_module(module)
-    except ImportError as e:
-        raise UserError(f"--plugin {module!r} could not be imported: {e}") from None
+    except Exception as e:  # ImportError, a SyntaxError in it, a duplicate name: one line, not a traceback
+        raise UserError(f"--plugin {module!r} could not be loaded: {type(e).__name__}: {e}") from None
 
 
 def names(kind: str) -> list[str]:

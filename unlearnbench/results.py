@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from unlearnbench.errors import UserError
+from unlearnbench.io import atomic_write, atomic_write_frame, atomic_write_text
 
 # Column: (pandas dtype, meaning). The README's table of columns is generated from this.
 SCHEMA: dict[str, tuple[str, str]] = {
@@ -74,31 +75,9 @@ def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df.astype({c: t for c, (t, _) in SCHEMA.items()})
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(tmp_path)`` then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-    try:
-        write(tmp_path)
-        with open(tmp_path, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text))
-
-
-def atomic_write_frame(path: Path, df: pd.DataFrame) -> None:
-    atomic_write(path, lambda p: df.to_parquet(p, index=False))
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The final numbers of complete runs: no recovery-curve point, no per-class row, status ok."""
+    return df[df["attack_step"].isna() & df["class_id"].isna() & (df["status"] == "ok")]
 
 
 class Store:
@@ -173,3 +152,16 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.suffix == ".csv" and p.is_file():
         return pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
+
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA",
+    "Store",
+    "atomic_write",
+    "atomic_write_frame",
+    "atomic_write_text",
+    "final_rows",
+    "load_results",
+    "to_frame",
+]

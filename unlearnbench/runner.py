@@ -29,6 +29,8 @@ from diffusers import UNet2DModel
 from unlearnbench import __version__, registry
 from unlearnbench.api import (
     Attack,
+    Metric,
+    RecoveryCurve,
     Score,
     Task,
     UnlearningMethod,
@@ -38,11 +40,12 @@ from unlearnbench.api import (
 from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
 from unlearnbench.errors import Diverged, UserError
-from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge, score
+from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge
+from unlearnbench.io import atomic_write, atomic_write_frame
 from unlearnbench.priors import PriorCache
-from unlearnbench.results import Store, atomic_write, atomic_write_frame, to_frame
+from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec
-from unlearnbench.testbeds import Testbed, load_testbed
+from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
 
 
 @dataclass
@@ -59,13 +62,35 @@ class Resolved:
 
 
 def resolve(spec: RunSpec) -> Resolved:
-    """Build the method and attack (validating their arguments) and record their resolved arguments."""
+    """Build the method and attack (validating their arguments), and fill in every default: the resolved
+    arguments and, when the spec leaves it out, the testbed's guidance. The run is hashed after this."""
     for metric in spec.metrics:
         registry.get("metric", metric)
     method = registry.get("method", spec.method)(spec.method_args)
     attack = registry.get("attack", spec.attack)(spec.attack_args)
-    full = dataclasses.replace(spec, method_args=to_dict(method.args), attack_args=to_dict(attack.args))
+    sampler = spec.eval.sampler
+    if sampler.guidance_scale is None:
+        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(spec.testbed, spec.model))
+    full = dataclasses.replace(
+        spec,
+        method_args=to_dict(method.args),
+        attack_args=to_dict(attack.args),
+        eval=dataclasses.replace(spec.eval, sampler=sampler),
+    )
     return Resolved(full, method, attack)
+
+
+def testbed_for(spec: RunSpec, *, device: torch.device | str = "cpu", download: bool = False) -> Testbed:
+    """The (cached, shared, read-only) testbed a spec runs on."""
+    return load_testbed(
+        spec.testbed,
+        model=spec.model,
+        dataset=spec.dataset,
+        evaluator=spec.evaluator,
+        attacker=spec.attacker,
+        device=str(device),
+        download=download,
+    )
 
 
 def validate(spec: RunSpec, num_classes: int) -> None:
@@ -139,14 +164,6 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
     forget, retain = spec.forget_classes, tb.data.retain_classes(spec.forget_classes)
     fx, fy = tb.data.subset("train", forget)
     rx, ry = tb.data.subset("train", retain)
-    from unlearnbench.pretrain import DiffusionRecipe
-
-    recipe = None
-    if spec.model is None and tb.manifest.get("recipes", {}).get("unet"):
-        recipe = DiffusionRecipe.from_dict(tb.manifest["recipes"]["unet"])
-    elif spec.model is not None and (Path(spec.model) / "unet.recipe.json").is_file():
-        # written by 'unlearnbench pretrain --out DIR': retrain can reuse it
-        recipe = DiffusionRecipe.from_dict(json.loads((Path(spec.model) / "unet.recipe.json").read_text()))
     return Task(
         data=tb.data,
         schedule=tb.schedule,
@@ -160,7 +177,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         attacker=tb.attacker,
         meter=CostMeter(device),
         device=device,
-        recipe=recipe,
+        recipe=tb.recipe,
         eval_forget_samples=spec.eval.forget_samples,
     )
 
@@ -172,20 +189,21 @@ def _key(*parts: Any) -> str:
 class Runner:
     """Runs specs into a store. Reuses the original model's scores and unlearned models across runs."""
 
-    def __init__(self, store: Store, *, device: str | torch.device = "cpu", save_model: str | None = None) -> None:
+    def __init__(
+        self, store: Store, *, device: str | torch.device = "cpu", save_model: str | None = None, download: bool = False
+    ) -> None:
         self.store = store
         self.device = torch.device(device)
+        self.download = download
         self.save_model = Path(save_model) if save_model else None
-        self._metrics: tuple[str, ...] = ()
+        self._metrics: list[Metric] = []
 
     # -- public ------------------------------------------------------------------------------
 
     def prepare(self, spec: RunSpec) -> tuple[Resolved, Testbed]:
         """Resolve and validate everything; raises :class:`UserError` before any row can be written."""
         resolved = resolve(spec)
-        tb = load_testbed(
-            spec.testbed, model=spec.model, dataset=spec.dataset, evaluator=spec.evaluator, attacker=spec.attacker
-        ).to(self.device)
+        tb = testbed_for(spec, device=self.device, download=self.download)
         validate(resolved.spec, tb.num_classes)
         self.store.check_writable()
         return resolved, tb
@@ -196,7 +214,7 @@ class Runner:
 
     def execute(self, resolved: Resolved, tb: Testbed) -> pd.DataFrame:
         spec = resolved.spec
-        self._metrics = spec.metrics
+        self._metrics = [registry.get("metric", name)() for name in spec.metrics or registry.names("metric")]
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(spec.seed)
@@ -257,7 +275,7 @@ class Runner:
             include_retain=include_retain,
             desc=phase,
         )
-        return score(samples, reference, list(self._metrics) or None), sample_grid(samples)
+        return [s for m in self._metrics for s in m.on_samples(samples, reference)], sample_grid(samples)
 
     def _cached_eval(self, folder: str, key: str, compute: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
@@ -309,8 +327,7 @@ class Runner:
 
         def compute():
             scores, grid = self._eval(model, tb, task, reference, spec.eval, "unlearned")
-            if not spec.metrics or "cost" in spec.metrics:
-                scores += registry.get("metric", "cost")().compute(cost)
+            scores += [s for m in self._metrics for s in m.on_cost(cost, attack=False)]
             return [_row(s, "unlearned") for s in scores], grid
 
         rows, grid = self._cached_eval(
@@ -359,19 +376,17 @@ class Runner:
             x_T=attacked.x_T,
             include_retain=resolved.attack.changes_weights,
         )
-        final_step = int(spec.attack_args.get("steps", 0))
-        if final_step:
-            on_curve(final_step, scores)
-        scores += [Score(f"attack_{k}", "all", v, "min") for k, v in attacked.extra.items()]
-        scores += [
-            Score(f"attack_{s.metric}", s.split, s.value, s.goal)
-            for s in registry.get("metric", "cost")().compute(cost)
-        ]
-        original_asr = next((r["value"] for r in original_rows if r["metric"] == "asr_10way"), math.nan)
-        if final_step and len({r["attack_step"] for r in curve}) > 2:  # a curve, not just before/after
-            fraction = float(spec.attack_args.get("recover_fraction", 0.8))
-            points = [(int(r["attack_step"]), float(r["value"])) for r in curve if r["metric"] == "asr_10way"]
-            scores += registry.get("metric", "recovery")().compute((points, original_asr, fraction), None)
+        recovery = attacked.recovery
+        if recovery is not None:
+            on_curve(recovery.final_step, scores)
+        scores += [Score(f"attack_{k}", "all", v) for k, v in attacked.extra.items()]
+        scores += [s for m in self._metrics for s in m.on_cost(cost, attack=True)]
+        if recovery is not None and len({r["attack_step"] for r in curve}) > 2:  # a curve, not just before/after
+            asr = "asr_10way"
+            original_asr = next((r["value"] for r in original_rows if r["metric"] == asr), math.nan)
+            points = [(int(r["attack_step"]), float(r["value"])) for r in curve if r["metric"] == asr]
+            curve_in = RecoveryCurve(points, original_asr, recovery, asr)
+            scores += [s for m in self._metrics for s in m.on_curve(curve_in)]
         if self.save_model and resolved.attack.changes_weights:
             _save_model(self.save_model / "attacked", attacked.model, tb)
         return curve + [_row(s, "attacked") for s in scores], grid
@@ -470,6 +485,7 @@ def _save_cache_dir(target: Path, model: UNet2DModel, cost: Cost) -> None:
 
 
 def _row(s: Score, phase: str, attack_step: int | None = None) -> dict[str, Any]:
+    """A score as a row; its goal comes from the declaration of its metric (one home per metric)."""
     return {
         "phase": phase,
         "attack_step": attack_step,
@@ -479,12 +495,8 @@ def _row(s: Score, phase: str, attack_step: int | None = None) -> dict[str, Any]
         "value": s.value,
         "stderr": s.stderr,
         "n": s.n,
-        "goal": s.goal,
+        "goal": registry.row(s.metric, s.split).goal,
     }
 
 
-def default_threads() -> int:
-    return int(os.environ.get("UNLEARNBENCH_THREADS", "2"))
-
-
-__all__ = ["Runner", "resolve", "validate", "Resolved", "atomic_write", "Samples"]
+__all__ = ["Runner", "resolve", "validate", "Resolved", "Samples"]

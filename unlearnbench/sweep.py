@@ -7,6 +7,7 @@ cache. A finished run is never redone; a killed sweep loses only the runs in fli
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import multiprocessing as mp
@@ -19,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.api import SamplerSettings
 from unlearnbench.errors import UserError
-from unlearnbench.evaluate import EvalSettings
+from unlearnbench.evaluate import EvalSettings, eval_settings
 from unlearnbench.spec import RunSpec
 
 
@@ -35,6 +35,16 @@ class Grid:
     seeds: list[int]
     eval: EvalSettings = field(default_factory=EvalSettings)
     testbed: dict[str, Any] = field(default_factory=dict)
+
+    def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
+        """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned``. A method with no
+        tuned setting is left out (and named in the second return value), never run at defaults as "tuned"."""
+        names = list(dict.fromkeys(m for m, _, _ in self.methods))
+        kept = [(m, dict(tuned[m]["args"]), "tuned") for m in names if m in tuned]
+        skipped = [m for m in names if m not in tuned]
+        if not kept:
+            raise UserError(f"--tuned: none of {', '.join(skipped)} has a tuned setting")
+        return dataclasses.replace(self, methods=kept), skipped
 
     def specs(self) -> list[RunSpec]:
         out = []
@@ -50,7 +60,7 @@ class Grid:
                                 method_args=margs,
                                 attack_args=aargs,
                                 seed=seed,
-                                eval=EvalSettings(**{**self.eval.__dict__, "seed": seed}),
+                                eval=dataclasses.replace(self.eval, seed=seed),
                                 label=label,
                                 **self.testbed,
                             )
@@ -77,7 +87,7 @@ def grid_from_config(cfg: dict[str, Any]) -> Grid:
     known = {"methods", "attacks", "forget_classes", "seeds", "eval", "testbed", "label"}
     unknown = sorted(set(cfg) - known)
     if unknown:
-        from unlearnbench.registry import suggest
+        from unlearnbench.errors import suggest
 
         raise UserError(
             f"config: unknown key {unknown[0]!r}{suggest(unknown[0], known)} (known: {', '.join(sorted(known))})"
@@ -105,34 +115,15 @@ def grid_from_config(cfg: dict[str, Any]) -> Grid:
     seeds = cfg.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise UserError(f"config: seeds must be a list of ints, got {seeds!r}")
-    ev = dict(cfg.get("eval", {}))
-    sampler_keys = {"sample_steps": "steps", "guidance": "guidance_scale", "eta": "eta"}
-    sampler = {v: ev.pop(k) for k, v in sampler_keys.items() if k in ev}
-    if "guidance_scale" not in sampler:
-        sampler["guidance_scale"] = _default_guidance(cfg.get("testbed", {}))
-    eval_known = {"forget_samples", "retain_samples", "curve_samples"}
-    bad = sorted(set(ev) - eval_known)
-    if bad:
-        raise UserError(
-            f"config: unknown eval key {bad[0]!r} (known: {', '.join(sorted(eval_known | set(sampler_keys)))})"
-        )
-    try:
-        settings = EvalSettings(**ev, sampler=SamplerSettings(**sampler))
-    except TypeError as e:
-        raise UserError(f"config: bad eval settings ({e})") from None
+    ev = cfg.get("eval", {})
+    if not isinstance(ev, dict):
+        raise UserError(f"config: 'eval' must be a table, got {ev!r}")
+    settings = eval_settings(ev)
     testbed = dict(cfg.get("testbed", {}))
     tb_known = {"testbed", "model", "dataset", "evaluator", "attacker"}
     if set(testbed) - tb_known:
         raise UserError(f"config: unknown testbed key {sorted(set(testbed) - tb_known)[0]!r}")
     return Grid(methods, attacks, classes, seeds, settings, testbed)
-
-
-def _default_guidance(testbed: dict[str, Any]) -> float:
-    from unlearnbench.testbeds import read_manifest
-
-    if testbed.get("model"):
-        return 1.0
-    return float(read_manifest(testbed.get("testbed", "digits16"))["sampler"]["guidance_scale"])
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -204,11 +195,10 @@ class SweepReport:
     errors: list[str] = field(default_factory=list)
 
 
-def plan(specs: Iterable[RunSpec], store_root: str) -> tuple[list[list[RunSpec]], int]:
+def plan(specs: Iterable[RunSpec], store_root: str, *, download: bool = False) -> tuple[list[list[RunSpec]], int]:
     """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning."""
     from unlearnbench.results import Store
-    from unlearnbench.runner import resolve, validate
-    from unlearnbench.testbeds import load_testbed
+    from unlearnbench.runner import resolve, testbed_for, validate
 
     store = Store(store_root)
     store.check_writable()
@@ -216,9 +206,7 @@ def plan(specs: Iterable[RunSpec], store_root: str) -> tuple[list[list[RunSpec]]
     skipped = 0
     for spec in specs:
         resolved = resolve(spec)
-        tb = load_testbed(
-            spec.testbed, model=spec.model, dataset=spec.dataset, evaluator=spec.evaluator, attacker=spec.attacker
-        )
+        tb = testbed_for(spec, download=download)
         validate(resolved.spec, tb.num_classes)
         if store.is_complete(resolved.run_id):
             skipped += 1
@@ -236,12 +224,13 @@ def run_sweep(
     threads: int = 2,
     device: str = "cpu",
     plugins: list[str] | None = None,
+    download: bool = False,
 ) -> SweepReport:
     from unlearnbench.progress import bar
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    jobs, skipped = plan(specs, store_root)
+    jobs, skipped = plan(specs, store_root, download=download)
     report = SweepReport(skipped=skipped)
     total = sum(len(j) for j in jobs)
     print(

@@ -9,19 +9,27 @@ then the lower retained FID. If no trial keeps the retained classes, take the be
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from unlearnbench import registry
+from unlearnbench.errors import UserError
+from unlearnbench.io import atomic_write_text
+from unlearnbench.results import Store, final_rows
+
+if TYPE_CHECKING:
+    from unlearnbench.sweep import Grid, SweepReport
 
 TOLERANCE = 0.05
 
 
-def trials(method: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
+def trials_for(method: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """The paper default plus ``n - 1`` distinct settings drawn (seeded) from the method's search space."""
     cls = registry.get("method", method)
     space: dict[str, list[Any]] = getattr(cls, "search_space", {}) or {}
@@ -42,9 +50,8 @@ def trials(method: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
-    rows = df[
-        (df.phase == phase) & (df.metric == metric) & (df.split == split) & df.class_id.isna() & df.attack_step.isna()
-    ]
+    rows = final_rows(df)
+    rows = rows[(rows.phase == phase) & (rows.metric == metric) & (rows.split == split)]
     return rows.groupby("run_id")["value"].mean()
 
 
@@ -67,3 +74,53 @@ def select(df: pd.DataFrame, tolerance: float = TOLERANCE) -> tuple[str, dict[st
         reason = "no trial kept retain accuracy within tolerance: best UA + retain accuracy"
     args = json.loads(ok[ok.run_id == best]["method_args"].iloc[0])
     return str(best), args, reason
+
+
+def tune(
+    grid: Grid, out: str, *, trials: int, seed: int = 0, **sweep_options: Any
+) -> tuple[dict[str, Any], SweepReport]:
+    """Run ``trials`` settings of every method of ``grid`` (no attack) into ``out`` and choose one per method."""
+    from unlearnbench.runner import resolve
+    from unlearnbench.sweep import run_sweep
+
+    methods = list(dict.fromkeys(m for m, _, _ in grid.methods if m not in ("noop", "retrain")))
+    grid = dataclasses.replace(
+        grid, attacks=[("none", {})], methods=[(m, t, "tune") for m in methods for t in trials_for(m, trials, seed)]
+    )
+    specs = grid.specs()
+    report = run_sweep(specs, out, **sweep_options)
+    ids = {resolve(s).run_id for s in specs}
+    df = Store(out).load()
+    df = df[df.run_id.isin(ids)]
+    chosen: dict[str, Any] = {}
+    for m in methods:
+        run_id, margs, reason = select(df[df.method == m])
+        chosen[m] = {
+            "args": margs,
+            "run_id": run_id,
+            "rule": reason,
+            "trials": trials,
+            "forget_classes": [list(fc) for fc in grid.forget_classes],
+        }
+    return chosen, report
+
+
+def write_tuned(path: Path, chosen: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(chosen, indent=2, sort_keys=True) + "\n")
+
+
+def read_tuned(path: str) -> dict[str, dict[str, Any]]:
+    """A ``--tuned`` file: ``{method: {"args": {...}, ...}}``, checked before anything runs."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--tuned {path!r}: no such file (write it with 'unlearnbench tune --write')")
+    try:
+        tuned = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"--tuned {path!r}: not valid JSON ({e})") from None
+    if not isinstance(tuned, dict):
+        raise UserError(f"--tuned {path!r}: must be a JSON object of methods")
+    for method, entry in tuned.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("args"), dict):
+            raise UserError(f"--tuned {path!r}: entry {method!r} needs an 'args' object")
+    return tuned

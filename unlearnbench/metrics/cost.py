@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from unlearnbench.api import Metric, Score
+from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.cost import Cost
 from unlearnbench.registry import register
+
+# name: (label, digits, summary position); the attack's cost is the same set, prefixed "attack_".
+_FIELDS = {
+    "cost_wall_s": ("time s", 1, 8),
+    "cost_cpu_s": ("CPU s", 1, 0),
+    "cost_peak_mem_mb": ("peak MiB", 0, 9),
+    "cost_steps": ("steps", 0, 0),
+    "cost_prior_wall_s": ("prior s", 1, 0),
+    "cost_prior_steps": ("prior steps", 0, 0),
+    "cost_prior_cached": ("prior cached", 0, 0),
+}
+# Machine-dependent: compared only with 'check --include-cost', and then loosely.
+_TOLERANCE = Tolerance(floor=1.0, relative=0.5)
+
+
+def _rows(prefix: str, label_prefix: str) -> tuple[Row, ...]:
+    return tuple(
+        Row(prefix + name, "all", "min", label_prefix + label, _TOLERANCE, digits, summary, machine_dependent=True)
+        for name, (label, digits, summary) in _FIELDS.items()
+    )
 
 
 @register("cost")
@@ -15,19 +33,21 @@ class CostMetric(Metric):
 
     ``cost_wall_s`` includes the priors; ``cost_prior_wall_s`` is the part spent on them (Selective
     Amnesia's Fisher and replay, SalUn's saliency mask). Memory is peak RSS growth on CPU and
-    ``max_memory_allocated`` growth on CUDA (see :mod:`unlearnbench.cost`).
+    ``max_memory_allocated`` growth on CUDA (see :mod:`unlearnbench.cost`). The attack's cost is written
+    as ``attack_cost_*``.
     """
 
-    input = "cost"
+    rows = _rows("", "") + _rows("attack_", "attack ")
 
-    def compute(self, samples: Cost, reference: Any = None) -> list[Score]:
-        c = samples
-        return [
-            Score("cost_wall_s", "all", c.wall_s, "min"),
-            Score("cost_cpu_s", "all", c.cpu_s, "min"),
-            Score("cost_peak_mem_mb", "all", c.peak_mem_mb, "min"),
-            Score("cost_steps", "all", float(c.steps), "min"),
-            Score("cost_prior_wall_s", "all", c.prior_wall_s, "min"),
-            Score("cost_prior_steps", "all", float(c.prior_steps), "min"),
-            Score("cost_prior_cached", "all", float(c.prior_cached), "min"),
-        ]
+    def on_cost(self, cost: Cost, *, attack: bool) -> list[Score]:
+        prefix = "attack_" if attack else ""
+        values = {
+            "cost_wall_s": cost.wall_s,
+            "cost_cpu_s": cost.cpu_s,
+            "cost_peak_mem_mb": cost.peak_mem_mb,
+            "cost_steps": float(cost.steps),
+            "cost_prior_wall_s": cost.prior_wall_s,
+            "cost_prior_steps": float(cost.prior_steps),
+            "cost_prior_cached": float(cost.prior_cached),
+        }
+        return [Score(prefix + name, "all", value) for name, value in values.items()]

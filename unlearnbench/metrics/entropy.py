@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from unlearnbench.api import Metric, Score
-from unlearnbench.evaluate import Samples
+from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import mean_stderr
 from unlearnbench.registry import register
 
@@ -18,11 +16,13 @@ class Entropy(Metric):
     SAFEMax maximises it; by Fano's inequality a higher H raises the lower bound on the judge's error.
     """
 
-    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+    rows = (Row("entropy", "forget", "max", "H", Tolerance(floor=0.05), digits=2, summary=3),)
+
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.forget
         if s is None or len(s) == 0:
             return []
         p = s.probs10.clamp_min(1e-12)
         h = -(p * p.log()).sum(-1)
         mean, se = mean_stderr(h)
-        return [Score("entropy", "forget", mean, "max", se, len(s))]
+        return [Score("entropy", "forget", mean, se, len(s))]

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from unlearnbench.api import Metric, Score
+from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.registry import register
 
@@ -107,24 +107,35 @@ class FID(Metric):
     value means the class is gone. Precision/recall: Kynkaanniemi et al. 2019, k = 3.
     """
 
-    def compute(self, samples: Samples, reference: Reference) -> list[Score]:
+    _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
+    rows = (
+        Row("fid", "retain", "min", "FID", _fid, digits=2, summary=6),
+        Row("kid", "retain", "min", "KID", _kid, digits=4, summary=7),
+        Row("precision", "retain", "max", "precision", _pr),
+        Row("recall", "retain", "max", "recall", _pr),
+        Row("fid", "forget", "max", "FID forget", _fid, digits=2),
+        Row("kid", "forget", "max", "KID forget", _kid, digits=4),
+        Row("precision", "forget", "min", "precision forget", _pr),
+        Row("recall", "forget", "min", "recall forget", _pr),
+    )
+
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         rows: list[Score] = []
-        for split, s, real, goal in (
-            ("retain", samples.retain, reference.retain_real, "min"),
-            ("forget", samples.forget, reference.forget_real, "max"),
+        for split, s, real in (
+            ("retain", samples.retain, reference.retain_real),
+            ("forget", samples.forget, reference.forget_real),
         ):
             if s is None or len(s) < 2 or len(real) < 2:
                 continue
             m = fidelity(s.images, real, reference.evaluator_path)
             n = len(s)
             rows += [
-                Score("fid", split, m["frechet_inception_distance"], goal, math.nan, n),
-                Score("kid", split, m["kernel_inception_distance_mean"], goal, m["kernel_inception_distance_std"], n),
+                Score("fid", split, m["frechet_inception_distance"], math.nan, n),
+                Score("kid", split, m["kernel_inception_distance_mean"], m["kernel_inception_distance_std"], n),
             ]
             if "precision" in m:
-                flip = "max" if goal == "min" else "min"
                 rows += [
-                    Score("precision", split, m["precision"], flip, math.nan, n),
-                    Score("recall", split, m["recall"], flip, math.nan, n),
+                    Score("precision", split, m["precision"], math.nan, n),
+                    Score("recall", split, m["recall"], math.nan, n),
                 ]
         return rows

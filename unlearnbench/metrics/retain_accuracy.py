@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from unlearnbench.api import Metric, Score
-from unlearnbench.evaluate import Samples
+from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import binomial_stderr
 from unlearnbench.registry import register
 
@@ -18,25 +16,24 @@ class RetainAccuracy(Metric):
     (rows with ``class_id``); ``RA_11way`` uses all 11 outputs, so a sample judged "none" counts as wrong.
     """
 
-    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+    rows = (
+        Row("retain_accuracy_10way", "retain", "max", "retain acc", Tolerance(floor=0.03), summary=5),
+        Row("retain_accuracy_11way", "retain", "max", "retain acc 11-way", Tolerance(floor=0.03)),
+    )
+
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.retain
         if s is None or len(s) == 0:
             return []
         hit10 = s.probs10.argmax(-1) == s.labels
         hit11 = s.probs11.argmax(-1) == s.labels
         rows = [
-            Score(
-                "retain_accuracy_10way", "retain", float(hit10.float().mean()), "max", binomial_stderr(hit10), len(s)
-            ),
-            Score(
-                "retain_accuracy_11way", "retain", float(hit11.float().mean()), "max", binomial_stderr(hit11), len(s)
-            ),
+            Score("retain_accuracy_10way", "retain", float(hit10.float().mean()), binomial_stderr(hit10), len(s)),
+            Score("retain_accuracy_11way", "retain", float(hit11.float().mean()), binomial_stderr(hit11), len(s)),
         ]
         for c in sorted(set(s.labels.tolist())):
             h = hit10[s.labels == c]
             rows.append(
-                Score(
-                    "retain_accuracy_10way", "retain", float(h.float().mean()), "max", binomial_stderr(h), h.numel(), c
-                )
+                Score("retain_accuracy_10way", "retain", float(h.float().mean()), binomial_stderr(h), h.numel(), c)
             )
         return rows

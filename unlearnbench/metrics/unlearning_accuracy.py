@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from unlearnbench.api import Metric, Score
-from unlearnbench.evaluate import Samples
+from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import binomial_stderr, mean_stderr
 from unlearnbench.registry import register
 
@@ -24,7 +22,17 @@ class UnlearningAccuracy(Metric):
     - ``none_rate = 1/n sum_i 1[argmax_{k<=10} z_k(x_i) = none]``: how many samples the judge calls noise.
     """
 
-    def compute(self, samples: Samples, reference: Any) -> list[Score]:
+    _rate = Tolerance(floor=0.03)
+    rows = (
+        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=1),
+        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=2),
+        Row("asr_10way", "forget", "min", "ASR10", _rate),
+        Row("asr_11way", "forget", "min", "ASR11", _rate),
+        Row("forget_class_probability", "forget", "min", "P(forget class)", _rate),
+        Row("none_rate", "forget", "max", "none rate", _rate),
+    )
+
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.forget
         if s is None or len(s) == 0 or samples.target is None:
             return []
@@ -35,16 +43,11 @@ class UnlearningAccuracy(Metric):
         none = pred11 == s.logits.shape[-1] - 1
         p_cf, p_cf_se = mean_stderr(s.probs10.gather(1, target[:, None])[:, 0])
         n = len(s)
-        rows = [
-            Score(
-                "unlearning_accuracy_10way", "forget", 1 - float(hit10.float().mean()), "max", binomial_stderr(hit10), n
-            ),
-            Score(
-                "unlearning_accuracy_11way", "forget", 1 - float(hit11.float().mean()), "max", binomial_stderr(hit11), n
-            ),
-            Score("asr_10way", "forget", float(hit10.float().mean()), "min", binomial_stderr(hit10), n),
-            Score("asr_11way", "forget", float(hit11.float().mean()), "min", binomial_stderr(hit11), n),
-            Score("forget_class_probability", "forget", p_cf, "min", p_cf_se, n),
-            Score("none_rate", "forget", float(none.float().mean()), "max", binomial_stderr(none), n),
+        return [
+            Score("unlearning_accuracy_10way", "forget", 1 - float(hit10.float().mean()), binomial_stderr(hit10), n),
+            Score("unlearning_accuracy_11way", "forget", 1 - float(hit11.float().mean()), binomial_stderr(hit11), n),
+            Score("asr_10way", "forget", float(hit10.float().mean()), binomial_stderr(hit10), n),
+            Score("asr_11way", "forget", float(hit11.float().mean()), binomial_stderr(hit11), n),
+            Score("forget_class_probability", "forget", p_cf, p_cf_se, n),
+            Score("none_rate", "forget", float(none.float().mean()), binomial_stderr(none), n),
         ]
-        return rows

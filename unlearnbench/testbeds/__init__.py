@@ -18,14 +18,19 @@ from diffusers import DDPMScheduler, UNet2DModel
 from unlearnbench.data import ImageData, load_dataset
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier, load_classifier, load_diffusion, sha256_file
+from unlearnbench.pretrain import DiffusionRecipe
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TESTBEDS = ("digits16",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Testbed:
+    """A loaded testbed. Cached and shared (one per device): never change it in place; methods and
+    attacks get private copies of the model (:func:`unlearnbench.api.run_unlearning`)."""
+
     name: str
+    model_source: str | None  # the --model it was loaded from; None for the shipped model
     data: ImageData
     model: UNet2DModel
     schedule: DDPMScheduler
@@ -35,18 +40,13 @@ class Testbed:
     evaluator_sha: str
     attacker: Classifier
     attacker_sha: str
-    default_guidance: float
     manifest: dict
+    # The recipe that made the base model (what ``retrain`` reruns); None when it is unknown.
+    recipe: DiffusionRecipe | None = None
 
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
-
-    def to(self, device: torch.device | str) -> Testbed:
-        self.model.to(device)
-        self.evaluator.to(device)
-        self.attacker.to(device)
-        return self
 
 
 def manifest_path(name: str = "digits16") -> Path:
@@ -61,6 +61,22 @@ def read_manifest(name: str = "digits16") -> dict:
             "with 'unlearnbench pretrain --ship'"
         )
     return json.loads(path.read_text())
+
+
+def default_guidance(name: str = "digits16", model: str | None = None) -> float:
+    """The guidance scale a run uses when it does not say: the testbed's measured choice for its shipped
+    model, 1.0 (plain conditional sampling) for any other model."""
+    if model is not None:
+        return 1.0
+    return float(read_manifest(name)["sampler"]["guidance_scale"])
+
+
+def _recipe(manifest: dict, model: str | None) -> DiffusionRecipe | None:
+    if model is None:
+        recipe = manifest.get("recipes", {}).get("unet")
+        return DiffusionRecipe.from_dict(recipe) if recipe else None
+    path = Path(model) / "unet.recipe.json"  # written by 'unlearnbench pretrain --out DIR'
+    return DiffusionRecipe.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def check_fit(model: UNet2DModel, data: ImageData, source: str) -> None:
@@ -100,12 +116,15 @@ def load_testbed(
     dataset: str | None = None,
     evaluator: str | None = None,
     attacker: str | None = None,
-    guidance: float | None = None,
+    device: str = "cpu",
     download: bool = False,
 ) -> Testbed:
-    """Load a testbed. ``model``/``dataset``/``evaluator``/``attacker`` override the shipped parts."""
+    """Load a testbed onto ``device``. ``model``/``dataset``/``evaluator``/``attacker`` override the shipped
+    parts. Cached: every caller with the same arguments shares one read-only :class:`Testbed`."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available here (use --device cpu)")
     if name not in TESTBEDS:
-        from unlearnbench.registry import suggest
+        from unlearnbench.errors import suggest
 
         raise UserError(f"unknown testbed {name!r}{suggest(name, TESTBEDS)} (known: {', '.join(TESTBEDS)})")
     manifest = read_manifest(name)
@@ -139,18 +158,18 @@ def load_testbed(
 
     ev, ev_path, ev_sha = classifier(evaluator, "evaluator")
     at, _, at_sha = classifier(attacker, "attacker")
-    default_guidance = float(manifest["sampler"]["guidance_scale"]) if guidance is None else guidance
     return Testbed(
         name=name,
+        model_source=model,
         data=data,
-        model=unet.requires_grad_(False),
+        model=unet.requires_grad_(False).to(device),
         schedule=schedule,
         model_sha=model_sha,
-        evaluator=ev,
+        evaluator=ev.to(device),
         evaluator_path=ev_path,
         evaluator_sha=ev_sha,
-        attacker=at,
+        attacker=at.to(device),
         attacker_sha=at_sha,
-        default_guidance=default_guidance,
         manifest=manifest,
+        recipe=_recipe(manifest, model),
     )

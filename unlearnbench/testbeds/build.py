@@ -12,6 +12,7 @@ import torch
 
 from unlearnbench.data import load_dataset
 from unlearnbench.errors import UserError
+from unlearnbench.io import atomic_write_text
 from unlearnbench.models import num_params, save_classifier, save_diffusion, sha256_file
 from unlearnbench.pretrain import (
     ATTACKER_RECIPE,
@@ -21,7 +22,6 @@ from unlearnbench.pretrain import (
     train_classifier,
     train_diffusion,
 )
-from unlearnbench.results import atomic_write_text
 from unlearnbench.testbeds import ASSETS, manifest_path
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import sys
 from dataclasses import dataclass
 
 import torch
 
 from unlearnbench.api import SamplerSettings
+from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings, judge, sample_and_judge
 from unlearnbench.metrics.fid import fidelity
 from unlearnbench.pretrain import noise_images
-from unlearnbench.testbeds import Testbed
+from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
 
 BARS = {
     "model_accuracy": (">=", 0.95),
@@ -58,7 +62,10 @@ def classifier_figures(clf: torch.nn.Module, tb: Testbed, n_noise: int = 2000, s
 
 
 def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None = None, seed: int = 0) -> list[Check]:
-    sampler = sampler or SamplerSettings(guidance_scale=tb.default_guidance)
+    """Every figure of the check; ``sampler`` defaults to the testbed's default guidance."""
+    sampler = sampler or SamplerSettings()
+    if sampler.guidance_scale is None:
+        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(tb.name, tb.model_source))
     checks: list[Check] = []
     ev = classifier_figures(tb.evaluator, tb)
     at = classifier_figures(tb.attacker, tb)
@@ -88,3 +95,39 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
         Check("attacker_gaussian_none", at["gaussian_none"], None),
     ]
     return checks
+
+
+def main(args: argparse.Namespace) -> int:
+    """``unlearnbench testbed check``: print every figure; exit 1 when one is below its bar."""
+    if args.per_class < 1:
+        raise UserError(f"--per-class must be >= 1, got {args.per_class}")
+    tb = load_testbed(
+        args.testbed,
+        model=args.model,
+        dataset=args.dataset,
+        evaluator=args.evaluator,
+        attacker=args.attacker,
+        device=args.device,
+        download=args.download,
+    )
+    sampler = SamplerSettings(
+        steps=args.sample_steps or SamplerSettings.steps,
+        guidance_scale=args.guidance if args.guidance is not None else default_guidance(args.testbed, args.model),
+        eta=args.eta if args.eta is not None else SamplerSettings.eta,
+    )
+    checks = run_checks(tb, per_class=args.per_class, sampler=sampler, seed=args.seed)
+    print(
+        f"testbed {tb.name}: model {tb.model_sha[:12]}, evaluator {tb.evaluator_sha[:12]}, "
+        f"{args.per_class} samples per class, DDIM {sampler.steps} steps, guidance {sampler.guidance_scale}, "
+        f"eta {sampler.eta}"
+    )
+    for c in checks:
+        bar = f"{c.bar[0]} {c.bar[1]}" if c.bar else ""
+        verdict = ("ok" if c.ok else "BELOW BAR") if c.bar else ""
+        print(f"  {c.name:<30} {c.value:>9.4f}  {bar:<8} {verdict}")
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print("all bars met")
+    return 0
