@@ -22,7 +22,25 @@ DEFAULT_OUT = "unlearnbench-results"
 DEFAULT_THREADS = 2
 
 
+class _StoreOnce(argparse._StoreAction):
+    """A single-value flag given twice is an error, not "the last one wins"."""
+
+    def __call__(
+        self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None
+    ) -> None:
+        seen: set[str] = namespace.__dict__.setdefault("_given", set())
+        if self.dest in seen:
+            raise UserError(f"{option_string} given twice; give it once")
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "store", _StoreOnce)
+        self.register("action", None, _StoreOnce)
+
     def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UserError(f"{message} (see '{self.prog} --help')")
 
@@ -60,6 +78,13 @@ def _sampler_flags(p: argparse.ArgumentParser) -> None:
         "choice; the papers' w = 2 is s = 3)",
     )
     g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 the papers' (default 0)")
+    g.add_argument(
+        "--protocol",
+        choices=["testbed", "papers"],
+        default=None,
+        help="named sampler setting: 'papers' is s = 3, eta = 1 (upstream w = 2); 'testbed' its measured default "
+        "guidance, eta 0 (default testbed); --guidance/--eta given beside it win",
+    )
 
 
 def _eval_flags(p: argparse.ArgumentParser) -> None:
@@ -97,13 +122,15 @@ def _machine_flags(p: argparse.ArgumentParser) -> None:
         help=f"torch threads (default $UNLEARNBENCH_THREADS or {DEFAULT_THREADS})",
     )
     g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
+    g.add_argument("--verbose", action="store_true", help="also log progress details and third-party messages")
 
 
 def _eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The evaluation flags that were given, under the config file's key names."""
-    keys = ("forget_samples", "retain_samples", "curve_samples", "sample_steps", "guidance", "eta")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    from unlearnbench.evaluate import EVAL_KEYS
+
+    return {k: getattr(args, k) for k in EVAL_KEYS if getattr(args, k, None) is not None}
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -114,8 +141,11 @@ def _setup(args: argparse.Namespace) -> None:
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    if args.quiet and args.verbose:
+        raise UserError("--quiet and --verbose contradict each other; give one")
     if args.quiet:
         progress.set_enabled(False)
+    progress.configure_logging(verbose=args.verbose, quiet=args.quiet)
     for module in args.plugin:
         registry.load_module_plugin(module)
 

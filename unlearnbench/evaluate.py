@@ -33,7 +33,15 @@ class EvalSettings:
 
 
 # Config-file / flag names of the evaluation settings, and where each lives.
-EVAL_KEYS = ("forget_samples", "retain_samples", "curve_samples", "sample_steps", "guidance", "eta")
+EVAL_KEYS = ("forget_samples", "retain_samples", "curve_samples", "sample_steps", "guidance", "eta", "protocol")
+
+# Named sampling protocols. "papers": SA/SalUn/SAFEMax upstream (clear-nus/selective-amnesia) sample with
+# (1 + w) eps_cond - w eps_null at w = 2, DDIM eta = 1; in this project's eps_null + s (eps_cond - eps_null)
+# that is s = 1 + w = 3. "testbed": the testbed's measured default guidance, deterministic DDIM (eta 0).
+PROTOCOLS: dict[str, dict[str, float | None]] = {
+    "testbed": {"guidance": None, "eta": 0.0},
+    "papers": {"guidance": 3.0, "eta": 1.0},
+}
 
 
 def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
@@ -42,6 +50,10 @@ def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
     unknown = sorted(set(values) - set(EVAL_KEYS))
     if unknown:
         raise UserError(f"unknown evaluation setting {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})")
+    protocol = values.get("protocol", "testbed")
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown sampling protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+    values = {**{k: v for k, v in PROTOCOLS[protocol].items() if v is not None}, **values}  # explicit flags win
     sampler = SamplerSettings(
         steps=values.get("sample_steps", SamplerSettings.steps),
         guidance_scale=values.get("guidance"),

@@ -1,10 +1,15 @@
-"""Progress bars for long work, on stderr, switched off in tests and quiet runs."""
+"""Progress on stderr: bars on a terminal, a plain line every few seconds otherwise (logs, CI), nothing
+in tests and quiet runs; and the logging set-up that third-party messages go through."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 import threading
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import TypeVar
@@ -45,7 +50,47 @@ def enabled() -> bool:
     return _enabled
 
 
+log = logging.getLogger("unlearnbench")
+PLAIN_EVERY_S = 30.0
+
+
+def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
+    """One line per message on stderr; Python warnings and diffusers/torch-fidelity messages go through
+    ``logging`` too, shown with ``--verbose`` only (their loading chatter is not the user's business)."""
+    logging.basicConfig(format="%(levelname)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    logging.captureWarnings(True)
+    third_party = logging.INFO if verbose else logging.ERROR
+    for name in ("py.warnings", "diffusers", "torch_fidelity", "huggingface_hub"):
+        logging.getLogger(name).setLevel(third_party)
+    if not verbose:
+        warnings.filterwarnings("ignore", module="diffusers")
+    try:
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.set_verbosity(third_party)
+    except ImportError:  # pragma: no cover - diffusers is a dependency
+        pass
+
+
+def _plain(iterable: Iterable[T], desc: str, total: int | None) -> Iterator[T]:
+    """No terminal: a plain ``desc: i/total`` line at most every PLAIN_EVERY_S seconds, no control characters."""
+    last = time.monotonic()
+    i = 0
+    for i, item in enumerate(iterable, 1):
+        check_interrupt()
+        yield item
+        if time.monotonic() - last >= PLAIN_EVERY_S:
+            last = time.monotonic()
+            print(f"{desc}: {i}/{total if total is not None else '?'}", file=sys.stderr, flush=True)
+
+
 def bar(iterable: Iterable[T], desc: str, total: int | None = None, leave: bool = False) -> Iterator[T]:
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    if _enabled and not sys.stderr.isatty():
+        yield from _plain(iterable, desc, total)
+        return
     for item in tqdm(iterable, desc=desc, total=total, leave=leave, disable=not _enabled, dynamic_ncols=True):
         check_interrupt()
         yield item

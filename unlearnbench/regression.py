@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from unlearnbench import registry
+from unlearnbench.errors import UserError
 from unlearnbench.results import final_rows
 
 KEY = ["label", "method", "method_args", "attack", "attack_args", "forget_class", "seed", "phase", "split", "metric"]
@@ -27,6 +28,27 @@ class Comparison:
     @property
     def regressions(self) -> pd.DataFrame:
         return self.table[self.table.verdict.isin(["REGRESSION", "MISSING"])]
+
+
+# What makes two numbers comparable: a baseline and results that differ in one of these measure different things.
+LIKE = ["model_sha", "evaluator_sha", "n_forget_samples", "n_retain_samples", "sample_steps", "guidance", "eta"]
+
+
+def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
+    """Refuse (one line, naming the field) when a run present in both was measured under other settings."""
+    ids = ["method", "method_args", "attack", "attack_args", "forget_class", "seed"]
+    b = final_rows(baseline)[ids + LIKE].drop_duplicates(ids)
+    f = final_rows(fresh)[ids + LIKE].drop_duplicates(ids)
+    both = b.merge(f, on=ids, suffixes=("_baseline", "_results"))
+    for field in LIKE:
+        differ = both[both[f"{field}_baseline"].astype(str) != both[f"{field}_results"].astype(str)]
+        if len(differ):
+            r = differ.iloc[0]
+            raise UserError(
+                f"check: baseline and results differ in {field} ({r[f'{field}_baseline']} vs {r[f'{field}_results']}, "
+                f"{r['method']} / {r['attack']}, forget {r['forget_class']}): they measure different things; "
+                "regenerate the baseline with the same settings"
+            )
 
 
 def _aggregate(df: pd.DataFrame) -> pd.DataFrame:
@@ -45,6 +67,7 @@ def _verdict(baseline: float, fresh: float, goal: str, tolerance: float) -> str:
 
 
 def compare(baseline: pd.DataFrame, fresh: pd.DataFrame, *, include_cost: bool = False) -> Comparison:
+    check_like_with_like(baseline, fresh)
     base, new = _aggregate(baseline), _aggregate(fresh)
     rows = []
     for key, b in base.iterrows():
@@ -67,5 +90,6 @@ def format_table(c: Comparison, show_all: bool = False) -> str:
     t = c.table if show_all else c.table[c.table.verdict != "ok"]
     if t.empty:
         return f"{len(c.table)} numbers compared, all within tolerance"
-    cols = ["method", "attack", "forget_class", "phase", "split", "metric", "baseline", "fresh", "tolerance", "verdict"]
+    t = t.assign(interval=[f"{b:.4g} ± {tol:.3g}" for b, tol in zip(t.baseline, t.tolerance, strict=True)])
+    cols = ["method", "attack", "forget_class", "seed", "phase", "split", "metric", "fresh", "interval", "verdict"]
     return t[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -206,6 +206,8 @@ class Runner:
         tb = testbed_for(spec, device=self.device, download=self.download)
         validate(resolved.spec, tb.num_classes)
         self.store.check_writable()
+        if self.save_model is not None:
+            _check_folder_writable(self.save_model, "--save-model")
         return resolved, tb
 
     def run(self, spec: RunSpec) -> pd.DataFrame:
@@ -453,6 +455,21 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def _check_folder_writable(folder: Path, flag: str) -> None:
+    """Fail before any work when a model could not be written there later."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {str(folder)!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{flag} {str(folder)!r} is not writable ({e.strerror or e})") from None
 
 
 def _save_model(directory: Path, model: UNet2DModel, tb: Testbed) -> None:

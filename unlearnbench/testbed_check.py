@@ -11,7 +11,7 @@ import torch
 
 from unlearnbench.api import SamplerSettings
 from unlearnbench.errors import UserError
-from unlearnbench.evaluate import EvalSettings, judge, sample_and_judge
+from unlearnbench.evaluate import EvalSettings, eval_settings, judge, sample_and_judge
 from unlearnbench.metrics.fid import fidelity
 from unlearnbench.pretrain import noise_images
 from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
@@ -110,11 +110,12 @@ def main(args: argparse.Namespace) -> int:
         device=args.device,
         download=args.download,
     )
-    sampler = SamplerSettings(
-        steps=args.sample_steps or SamplerSettings.steps,
-        guidance_scale=args.guidance if args.guidance is not None else default_guidance(args.testbed, args.model),
-        eta=args.eta if args.eta is not None else SamplerSettings.eta,
-    )
+    given = {
+        k: getattr(args, k) for k in ("sample_steps", "guidance", "eta", "protocol") if getattr(args, k) is not None
+    }
+    sampler = eval_settings(given).sampler
+    if sampler.guidance_scale is None:
+        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(args.testbed, args.model))
     checks = run_checks(tb, per_class=args.per_class, sampler=sampler, seed=args.seed)
     print(
         f"testbed {tb.name}: model {tb.model_sha[:12]}, evaluator {tb.evaluator_sha[:12]}, "

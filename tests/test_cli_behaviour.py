@@ -1,0 +1,116 @@
+"""The CLI's contract: exit codes with one meaning each, no silent surprises, a gate that compares like
+with like, help and logs fit for a terminal and for CI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unlearnbench.cli import build_parser, main
+from unlearnbench.results import load_results
+from unlearnbench.sweep import grid_from_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "results" / "baseline"
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_forget_class_accumulates_and_other_flags_refuse_repeats(capsys, tmp_path):
+    args = build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "--forget-class", "5"])
+    assert args.forget_class == [3, 5]
+    assert build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "5"]).forget_class == [3, 5]
+    assert main(["run", "--method", "safemax", "--seed", "1", "--seed", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "--seed given twice" in _one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_bare_command_prints_usage_and_version_is_known(capsys):
+    assert main([]) == 2
+    assert "usage: unlearnbench" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "unlearnbench 0." in capsys.readouterr().out
+
+
+def test_every_flag_has_help_that_states_its_default():
+    parser = build_parser()
+    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+                if action.default not in (None, False, [], "==SUPPRESS==") and not action.required:
+                    assert "default" in action.help, f"{name} {action.option_strings} hides its default"
+
+
+def test_an_internal_error_is_exit_3_with_a_log_file(monkeypatch, tmp_path, capsys):
+    from unlearnbench import cli
+
+    def boom(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_list", boom)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["list", "methods"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("internal error: RuntimeError: a bug")
+    log = Path(err[0].split("traceback in ")[1].rstrip(")"))
+    assert log.is_file() and log.is_relative_to(tmp_path) and "Traceback" in log.read_text()
+
+
+def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(tmp_path, capsys):
+    base = load_results(BASELINE)
+    for field, value in (("evaluator_sha", "0" * 64), ("guidance", 3.0), ("n_forget_samples", 7)):
+        other = base.copy()
+        other[field] = value
+        path = tmp_path / f"{field}.parquet"
+        other.to_parquet(path)
+        assert main(["check", "--baseline", str(BASELINE), "--results", str(path)]) == 2
+        assert field in _one_error_line(capsys)
+    worse = base.copy()
+    fid = (worse.metric == "fid") & (worse.split == "retain") & (worse.method == "safemax")
+    assert fid.any()
+    worse.loc[fid, "value"] *= 1.2
+    path = tmp_path / "worse.parquet"
+    worse.to_parquet(path)
+    assert main(["check", "--baseline", str(BASELINE), "--results", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "fid" in out and "REGRESSION" in out and "±" in out
+    assert main(["check", "--baseline", str(BASELINE), "--results", str(BASELINE)]) == 0
+
+
+def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"salun": {"args": {"alpha": 0.01}}}))
+    from unlearnbench.tune import read_tuned
+
+    grid, skipped = grid_from_config({"methods": ["salun", "safemax"]}).with_tuned(read_tuned(str(tuned)))
+    assert skipped == ["safemax"] and grid.methods == [("salun", {"alpha": 0.01}, "tuned")]
+
+
+def test_save_model_pointing_at_a_file_fails_before_any_work(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("")
+    out = tmp_path / "out"
+    assert main(["run", "--method", "noop", "--save-model", str(target), "--out", str(out)]) == 2
+    assert "--save-model" in _one_error_line(capsys)
+    assert not list(out.rglob("*.parquet"))
+
+
+def test_progress_is_plain_lines_without_a_terminal():
+    code = (
+        "import sys; from unlearnbench import progress\n"
+        "progress.set_enabled(True); progress.PLAIN_EVERY_S = 0.0\n"
+        "for _ in progress.bar(range(3), desc='work'): pass\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert err.splitlines() == ["work: 1/3", "work: 2/3", "work: 3/3"] and "\r" not in err and "\x1b" not in err
