@@ -54,7 +54,7 @@ class ClassifierGuided(Attack):
 
         def loss_fn(_step: int) -> Tensor:
             x_T = randn(shape, generator, vectors)
-            cond = vectors.repeat_interleave(n, dim=0)
+            cond = task.conditioner.vectors(vectors).repeat_interleave(n)
             return -attacker_log_prob(model, task, cond, x_T, a.sample_steps, grad=True).mean()
 
         optimize(
@@ -66,4 +66,4 @@ class ClassifierGuided(Attack):
             meter=task.meter,
             lr_schedule=a.lr_schedule,
         )
-        return Attacked(model, cond=vectors.detach())
+        return Attacked(model, cond=task.conditioner.vectors(vectors.detach()))

@@ -17,7 +17,7 @@ from unlearnbench.spec import RunSpec
 
 
 def test_sampler_throughput_100_samples_50_steps(benchmark, testbed):
-    labels = torch.arange(10).repeat_interleave(10)
+    labels = testbed.conditioner.encode(testbed.conditioner.concepts).repeat_interleave(10)
 
     def sample():
         return ddim_sample(
