@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import UNet2DModel
+from torch import Tensor
 from unlearnbench.attacks._prompt import attacker_log_prob, for_class
 
 from unlearnbench.api import Attack, Attacked, Task
@@ -54,13 +55,11 @@ class EmbeddingMix(Attack):
                 cands = torch.cat([cands[: a.candidates - len(extra)], extra])
             x_T = randn((a.samples, *task.data.image_shape), generator, base)
             sub = for_class(task, concept)
-            scores = torch.stack(
-                [
-                    attacker_log_prob(model, sub, vectors(v[None]).expand(a.samples), x_T, a.sample_steps, grad=False)
-                    .exp()
-                    .mean()
-                    for v in cands
-                ]
-            )
+
+            def score(v: Tensor, sub: Task = sub, x_T: Tensor = x_T) -> Tensor:
+                cond = vectors(v[None]).expand(a.samples)
+                return attacker_log_prob(model, sub, cond, x_T, a.sample_steps, grad=False).exp().mean()
+
+            scores = torch.stack([score(v) for v in cands])
             best.append(cands[int(scores.argmax())])
         return Attacked(model, cond=vectors(torch.stack(best)), extra={"best_attacker_p": float(scores.max())})
