@@ -49,7 +49,7 @@ def compare(parent: pd.DataFrame, new: pd.DataFrame) -> list[str]:
             ok |= measured & is_run_measure(b.metric)
         for i in (~ok).to_numpy().nonzero()[0][:20]:
             key = ", ".join(f"{k}={a.at[i, k]}" for k in KEY)
-            problems.append(f"{col}: {a.at[i, col]!r} vs {b.at[i, col]!r} ({key})")
+            problems.append(f"{col}: {a.at[i, col]} vs {b.at[i, col]} ({key})")
     return problems
 
 
