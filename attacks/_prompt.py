@@ -9,32 +9,33 @@ from diffusers import UNet2DModel
 from torch import Tensor
 
 from unlearnbench.api import Task
-from unlearnbench.diffusion import class_embeddings, ddim_sample
+from unlearnbench.conditioning import Concept, Conditioning
+from unlearnbench.diffusion import ddim_sample
 from unlearnbench.errors import UserError
 
 STARTS = ("null", "random", "other", "forget")
 
 
 def start_vector(model: UNet2DModel, task: Task, start: str, generator: torch.Generator) -> Tensor:
-    """The initial conditioning vector ``[n_forget, D]``: one per forget class.
+    """The initial conditioning vector ``[n_forget, D]``: one per forget concept, in the conditioner's
+    embedding space.
 
-    ``null``: the null-class embedding. ``other``: the embedding of the next retained class.
-    ``random``: Gaussian with the embedding table's per-coordinate scale. ``forget``: the forget label's
-    own embedding (the attacker knows the label; withheld by every other start).
+    ``null``: the null embedding. ``other``: the embedding of the next retained concept.
+    ``random``: Gaussian with the concept embeddings' per-coordinate scale. ``forget``: the forget
+    concept's own embedding (the attacker knows the label; withheld by every other start).
     """
-    table = class_embeddings(model).detach()
-    n = len(task.forget_classes)
+    table = task.conditioner.embedding_table(model)  # the concepts' vectors, then the null's
+    n = len(task.forget_concepts)
     if start == "null":
-        return table[task.null_class].expand(n, -1).clone()
+        return table[-1].expand(n, -1).clone()
     if start == "forget":
         return table[list(task.forget_classes)].clone()
     if start == "other":
-        others = [
-            min(task.retain_classes, key=lambda r, c=c: (r - c) % task.data.num_classes) for c in task.forget_classes
-        ]
+        forget = task.concept_cond()
+        others = task.conditioner.other(forget, task.forget_concepts, "next", generator).concepts
         return table[others].clone()
     if start == "random":
-        scale = table[: task.data.num_classes].std(0)
+        scale = table[:-1].std(0)
         return (torch.randn((n, table.shape[1]), generator=generator).to(table) * scale).clone()
     raise UserError(f"unknown start {start!r} (known: {', '.join(STARTS)})")
 
@@ -42,7 +43,7 @@ def start_vector(model: UNet2DModel, task: Task, start: str, generator: torch.Ge
 def attacker_log_prob(
     model: UNet2DModel,
     task: Task,
-    cond: Tensor,
+    cond: Conditioning,
     x_T: Tensor,
     steps: int,
     *,
@@ -59,10 +60,11 @@ def attacker_log_prob(
         x_T=x_T,
         grad=grad,
     )
-    target = task.forget_class_tensor.repeat_interleave(cond.shape[0] // len(task.forget_classes))
+    classes = torch.tensor(task.forget_classes, dtype=torch.long, device=task.device)
+    target = classes.repeat_interleave(len(cond) // len(classes))
     return task.attacker(x0).log_softmax(-1).gather(1, target[:, None])[:, 0]
 
 
-def for_class(task: Task, c: int) -> Task:
-    """The same task with one forget class (the black-box searches score one class at a time)."""
-    return dataclasses.replace(task, forget_classes=(c,))
+def for_class(task: Task, concept: Concept) -> Task:
+    """The same task with one forget concept (the black-box searches score one concept at a time)."""
+    return dataclasses.replace(task, forget_concepts=(concept,))

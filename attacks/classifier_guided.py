@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor
-from unlearnbench.attacks._prompt import STARTS, attacker_log_prob, start_vector
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
+from unlearnbench.attacks._prompt import STARTS, attacker_log_prob, start_vector
 from unlearnbench.diffusion import randn
 from unlearnbench.registry import register
 from unlearnbench.training import optimize
@@ -54,7 +54,7 @@ class ClassifierGuided(Attack):
 
         def loss_fn(_step: int) -> Tensor:
             x_T = randn(shape, generator, vectors)
-            cond = vectors.repeat_interleave(n, dim=0)
+            cond = task.conditioner.vectors(vectors).repeat_interleave(n)
             return -attacker_log_prob(model, task, cond, x_T, a.sample_steps, grad=True).mean()
 
         optimize(
@@ -66,4 +66,6 @@ class ClassifierGuided(Attack):
             meter=task.meter,
             lr_schedule=a.lr_schedule,
         )
-        return Attacked(model, cond=vectors.detach(), recovery=RecoverySettings(self.args.steps))
+        return Attacked(
+            model, cond=task.conditioner.vectors(vectors.detach()), recovery=RecoverySettings(self.args.steps)
+        )

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor
-from unlearnbench.attacks._prompt import STARTS, start_vector
-from unlearnbench.attacks.relearn import attacker_images
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
+from unlearnbench.attacks._prompt import STARTS, start_vector
+from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.registry import register
 from unlearnbench.training import optimize, sample_batch
@@ -45,14 +45,17 @@ class EmbeddingInversion(Attack):
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         a: EmbeddingInversionArgs = self.args
-        x, y = attacker_images(task.forget_x, task.forget_y, a.k, generator)
+        x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
         vectors = torch.nn.Parameter(start_vector(model, task, a.start, generator))
-        slot = {c: i for i, c in enumerate(task.forget_classes)}
+        slot = {k: i for i, k in enumerate(task.forget_classes)}  # each image's concept -> its vector
 
         def loss_fn(_step: int) -> Tensor:
-            xb, yb = sample_batch(x, y, a.batch_size, generator)
-            cond = vectors[torch.tensor([slot[int(c)] for c in yb], device=xb.device)]
+            xb, cb = sample_batch(x, c, a.batch_size, generator)
+            rows = torch.tensor([slot[int(k)] for k in cb.concepts], device=xb.device)
+            cond = task.conditioner.vectors(vectors[rows])
             return denoising_loss(model, task.schedule, xb, cond, generator=generator)
 
         optimize([vectors], loss_fn, steps=a.steps, lr=a.lr, desc="embedding_inversion", meter=task.meter)
-        return Attacked(model, cond=vectors.detach(), recovery=RecoverySettings(self.args.steps))
+        return Attacked(
+            model, cond=task.conditioner.vectors(vectors.detach()), recovery=RecoverySettings(self.args.steps)
+        )

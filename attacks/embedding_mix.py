@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import UNet2DModel
-from unlearnbench.attacks._prompt import attacker_log_prob, for_class
+from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, Row, Task, Tolerance
 from unlearnbench.args import arg, positive
-from unlearnbench.diffusion import class_embeddings, randn
+from unlearnbench.attacks._prompt import attacker_log_prob, for_class
+from unlearnbench.diffusion import randn
 from unlearnbench.registry import register
 
 
@@ -40,25 +41,26 @@ class EmbeddingMix(Attack):
     @torch.no_grad()
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         a: EmbeddingMixArgs = self.args
-        table = class_embeddings(model).detach()
+        vectors = task.conditioner.vectors
+        table = task.conditioner.embedding_table(model)  # the concepts' vectors, then the null's
         allowed = [i for i in range(table.shape[0]) if a.use_label or i not in task.forget_classes]
         base = table[allowed]
         best = []
-        for c in task.forget_classes:
+        for concept, c in zip(task.forget_concepts, task.forget_classes, strict=True):
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
             weights = torch.from_numpy(rng.dirichlet([a.concentration] * len(allowed), size=a.candidates))
             cands = weights.to(base) @ base
             if a.use_label:
                 scales = torch.linspace(0.5, 3.0, max(1, a.candidates // 4)).to(base)
-                extra = table[c] + scales[:, None] * (table[c] - table[task.null_class])
+                extra = table[c] + scales[:, None] * (table[c] - table[-1])
                 cands = torch.cat([cands[: a.candidates - len(extra)], extra])
             x_T = randn((a.samples, *task.data.image_shape), generator, base)
-            sub = for_class(task, c)
-            scores = torch.stack(
-                [
-                    attacker_log_prob(model, sub, v.expand(a.samples, -1), x_T, a.sample_steps, grad=False).exp().mean()
-                    for v in cands
-                ]
-            )
+            sub = for_class(task, concept)
+
+            def score(v: Tensor, sub: Task = sub, x_T: Tensor = x_T) -> Tensor:
+                cond = vectors(v[None]).expand(a.samples)
+                return attacker_log_prob(model, sub, cond, x_T, a.sample_steps, grad=False).exp().mean()
+
+            scores = torch.stack([score(v) for v in cands])
             best.append(cands[int(scores.argmax())])
-        return Attacked(model, cond=torch.stack(best), extra={"best_attacker_p": float(scores.max())})
+        return Attacked(model, cond=vectors(torch.stack(best)), extra={"best_attacker_p": float(scores.max())})

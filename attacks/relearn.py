@@ -16,6 +16,7 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.registry import register
 from unlearnbench.training import optimize, sample_batch
@@ -37,18 +38,24 @@ class RelearnArgs:
     )
 
 
-def attacker_images(x: Tensor, y: Tensor, k: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """A seeded subset of ``k`` images (all of them if fewer)."""
+def attacker_images(x: Tensor, cond: Conditioning, k: int, generator: torch.Generator) -> tuple[Tensor, Conditioning]:
+    """A seeded subset of ``k`` images and their conditioning (all of them if fewer)."""
     idx = torch.randperm(x.shape[0], generator=generator)[: min(k, x.shape[0])].to(x.device)
-    return x[idx], y[idx]
+    return x[idx], cond[idx]
 
 
 def fine_tune(
-    model: UNet2DModel, task: Task, x: Tensor, y: Tensor, a: RelearnArgs, generator: torch.Generator, desc: str
+    model: UNet2DModel,
+    task: Task,
+    x: Tensor,
+    cond: Conditioning,
+    a: RelearnArgs,
+    generator: torch.Generator,
+    desc: str,
 ) -> None:
     def loss_fn(_step: int) -> Tensor:
-        xb, yb = sample_batch(x, y, a.batch_size, generator)
-        return denoising_loss(model, task.schedule, xb, yb, generator=generator)
+        xb, cb = sample_batch(x, cond, a.batch_size, generator)
+        return denoising_loss(model, task.schedule, xb, cb, generator=generator)
 
     def checkpoint(step: int) -> None:
         if task.checkpoint is not None and a.eval_every and step % a.eval_every == 0 and step < a.steps:
@@ -69,9 +76,12 @@ class Relearn(Attack):
     source = "forget"  # which training images the attacker holds
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
-        images, labels = (task.forget_x, task.forget_y) if self.source == "forget" else (task.retain_x, task.retain_y)
-        x, y = attacker_images(images, labels, self.args.k, generator)
-        fine_tune(model, task, x, y, self.args, generator, self.name)
+        if self.source == "forget":
+            images, cond = task.forget_x, task.forget_cond
+        else:
+            images, cond = task.retain_x, task.retain_cond
+        x, c = attacker_images(images, cond, self.args.k, generator)
+        fine_tune(model, task, x, c, self.args, generator, self.name)
         return Attacked(model, recovery=RecoverySettings(self.args.steps, self.args.recover_fraction))
 
 

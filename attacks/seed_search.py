@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 from diffusers import UNet2DModel
-from unlearnbench.attacks._prompt import attacker_log_prob, for_class
 
 from unlearnbench.api import Attack, Attacked, Task
 from unlearnbench.args import positive
+from unlearnbench.attacks._prompt import attacker_log_prob, for_class
 from unlearnbench.diffusion import randn
 from unlearnbench.registry import register
 
@@ -40,10 +40,10 @@ class SeedSearch(Attack):
         n = task.eval_forget_samples
         keep = []
         like = next(model.parameters())
-        for c in task.forget_classes:
+        for concept in task.forget_concepts:
             seeds = randn((n * a.candidates_per_sample, *task.data.image_shape), generator, like)
-            cond = torch.full((seeds.shape[0],), c, dtype=torch.long, device=like.device)
-            sub = for_class(task, c)
+            cond = task.conditioner.encode([concept], like.device).repeat_interleave(seeds.shape[0])
+            sub = for_class(task, concept)
             scores = torch.cat(
                 [
                     attacker_log_prob(

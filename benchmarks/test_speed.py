@@ -18,7 +18,7 @@ from unlearnbench.testbeds import default_guidance
 
 
 def test_sampler_throughput_100_samples_50_steps(benchmark, testbed):
-    labels = torch.arange(10).repeat_interleave(10)
+    labels = testbed.conditioner.encode(testbed.conditioner.concepts).repeat_interleave(10)
 
     def sample():
         return ddim_sample(

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor
-from unlearnbench.methods.random_label import other_labels
 
 from unlearnbench.api import Task, UnlearningMethod
 from unlearnbench.args import arg, positive
 from unlearnbench.budget import SCALE
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.diffusion import add_noise, denoising_loss, per_sample_mse, predict_noise, relabel_loss
 from unlearnbench.registry import register
 from unlearnbench.training import optimize, sample_batch
@@ -51,16 +51,15 @@ class EraseDiffArgs:
 
 
 def forget_loss(
-    model: UNet2DModel, task: Task, a: EraseDiffArgs, x0: Tensor, y: Tensor, generator: torch.Generator
+    model: UNet2DModel, task: Task, a: EraseDiffArgs, x0: Tensor, cond: Conditioning, generator: torch.Generator
 ) -> Tensor:
     if a.forget_loss == "random_label":
-        return relabel_loss(
-            model, task.schedule, x0, y, other_labels(task, y, "random", generator), generator=generator
-        )
+        other = task.conditioner.other(cond, task.forget_concepts, "random", generator)
+        return relabel_loss(model, task.schedule, x0, cond, other, generator=generator)
     _x, t, _ = add_noise(task.schedule, x0, generator=generator)
     eps_f = torch.rand(x0.shape, generator=generator).to(x0)
     x_t = task.schedule.add_noise(x0, eps_f, t)
-    return per_sample_mse(predict_noise(model, x_t, t, y), eps_f).mean()
+    return per_sample_mse(predict_noise(model, x_t, t, cond), eps_f).mean()
 
 
 @register("erasediff")
@@ -82,7 +81,7 @@ class EraseDiff(UnlearningMethod):
             history = optimize(
                 params,
                 lambda _s: forget_loss(
-                    model, task, a, *sample_batch(task.forget_x, task.forget_y, a.batch_size, generator), generator
+                    model, task, a, *sample_batch(task.forget_x, task.forget_cond, a.batch_size, generator), generator
                 ),
                 steps=inner_steps,
                 lr=a.lr,
@@ -97,8 +96,8 @@ class EraseDiff(UnlearningMethod):
                     p.copy_(s)
 
             def outer_loss(_step: int, inner_optimum: float = inner_optimum) -> Tensor:
-                xr, yr = sample_batch(task.retain_x, task.retain_y, a.batch_size, generator)
-                xf, yf = sample_batch(task.forget_x, task.forget_y, a.batch_size, generator)
+                xr, yr = sample_batch(task.retain_x, task.retain_cond, a.batch_size, generator)
+                xf, yf = sample_batch(task.forget_x, task.forget_cond, a.batch_size, generator)
                 l_r = denoising_loss(model, task.schedule, xr, yr, generator=generator)
                 q = forget_loss(model, task, a, xf, yf, generator) - inner_optimum
                 lam = a.lam

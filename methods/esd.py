@@ -61,11 +61,10 @@ class ESD(UnlearningMethod):
         T = task.schedule.config.num_train_timesteps
         stride = T // a.sample_steps
         shape = (a.batch_size, *task.data.image_shape)
+        forget = task.concept_cond()
 
         def loss_fn(_step: int) -> Tensor:
-            c = task.forget_class_tensor[
-                torch.randint(0, len(task.forget_classes), (a.batch_size,), generator=generator).to(task.device)
-            ]
+            c = forget[torch.randint(0, len(forget), (a.batch_size,), generator=generator).to(task.device)]
             stop = int(torch.randint(0, a.sample_steps, (1,), generator=generator))
             x = randn(shape, generator, task.forget_x)
             model.eval()
@@ -78,7 +77,7 @@ class ESD(UnlearningMethod):
                     0, T - 1
                 )
                 t_ddpm = t_ddpm.to(task.device)
-                null = torch.full_like(c, task.null_class)
+                null = task.conditioner.null_like(c, frozen)
                 e_null = predict_noise(frozen, x, t_ddpm, null)
                 e_c = predict_noise(frozen, x, t_ddpm, c)
                 target = e_null - a.eta * (e_c - e_null)

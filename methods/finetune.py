@@ -40,7 +40,7 @@ class Finetune(UnlearningMethod):
         a: FinetuneArgs = self.args
 
         def loss_fn(_step: int) -> Tensor:
-            x, y = sample_batch(task.retain_x, task.retain_y, a.batch_size, generator)
+            x, y = sample_batch(task.retain_x, task.retain_cond, a.batch_size, generator)
             return denoising_loss(model, task.schedule, x, y, generator=generator)
 
         optimize(model.parameters(), loss_fn, steps=a.steps, lr=a.lr, desc="finetune", meter=task.meter)

@@ -42,10 +42,10 @@ class GradAscent(UnlearningMethod):
         a: GradAscentArgs = self.args
 
         def loss_fn(_step: int) -> Tensor:
-            xf, yf = sample_batch(task.forget_x, task.forget_y, a.batch_size, generator)
+            xf, yf = sample_batch(task.forget_x, task.forget_cond, a.batch_size, generator)
             loss = -denoising_loss(model, task.schedule, xf, yf, generator=generator)
             if a.retain_weight > 0:
-                xr, yr = sample_batch(task.retain_x, task.retain_y, a.batch_size, generator)
+                xr, yr = sample_batch(task.retain_x, task.retain_cond, a.batch_size, generator)
                 loss = loss + a.retain_weight * denoising_loss(model, task.schedule, xr, yr, generator=generator)
             return loss
 

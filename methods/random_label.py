@@ -5,6 +5,9 @@ Fan et al., "SalUn: Empowering Machine Unlearning via Gradient-based Weight Sali
 
     L = || eps_theta(x_t, c_f) - sg[eps_theta(x_t, c')] ||^2  +  alpha * L_DM^sum(D_r),   c' = (c_f + 1) mod 10
 
+``c'`` comes from the testbed's conditioner: the next concept in its list that is not forgotten (the
+code's ``(c_f + 1) mod 10`` on digits), or with ``relabel="random"`` a random retained one.
+
 The first term is a per-pixel mean and the retain term a per-pixel *sum*, as in the code: with alpha =
 1e-3 the retain term weighs 1e-3 x 256 = 0.26 of a mean-reduced term on 16x16 images (3.07 on CIFAR-10).
 CIFAR-10 schedule: 1000 iterations, batch 128, Adam 1e-4, gradient clipping at 1.
@@ -39,20 +42,6 @@ class RelabelArgs:
     grad_clip: float = positive(1.0, "gradient-norm clipping (code: 1.0)")
 
 
-def other_labels(task: Task, y: Tensor, how: str, generator: torch.Generator) -> Tensor:
-    """The substitute label ``c'`` for each forget label in ``y`` (never a forget class)."""
-    if how == "next":
-        out = (y + 1) % task.data.num_classes
-        for _ in range(task.data.num_classes):  # skip over other forget classes
-            clash = torch.isin(out, task.forget_class_tensor)
-            if not clash.any():
-                break
-            out = torch.where(clash, (out + 1) % task.data.num_classes, out)
-        return out
-    retained = torch.tensor(task.retain_classes, device=y.device)
-    return retained[torch.randint(0, len(retained), y.shape, generator=generator).to(y.device)]
-
-
 def relabel_unlearn(
     model: UNet2DModel,
     task: Task,
@@ -66,12 +55,11 @@ def relabel_unlearn(
         raise UserError(f"{desc}: alpha must be > 0 (alpha = 0 drops the retain term and unlearns every class)")
 
     def loss_fn(_step: int) -> Tensor:
-        xf, yf = sample_batch(task.forget_x, task.forget_y, a.batch_size, generator)
-        forget = relabel_loss(
-            model, task.schedule, xf, yf, other_labels(task, yf, a.relabel, generator), generator=generator
-        )
-        xr, yr = sample_batch(task.retain_x, task.retain_y, a.batch_size, generator)
-        return forget + a.alpha * denoising_loss(model, task.schedule, xr, yr, generator=generator, reduction="sum")
+        xf, cf = sample_batch(task.forget_x, task.forget_cond, a.batch_size, generator)
+        other = task.conditioner.other(cf, task.forget_concepts, a.relabel, generator)
+        forget = relabel_loss(model, task.schedule, xf, cf, other, generator=generator)
+        xr, cr = sample_batch(task.retain_x, task.retain_cond, a.batch_size, generator)
+        return forget + a.alpha * denoising_loss(model, task.schedule, xr, cr, generator=generator, reduction="sum")
 
     optimize(
         model.parameters(),

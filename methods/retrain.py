@@ -29,6 +29,7 @@ class Retrain(UnlearningMethod):
 
     Args = RetrainArgs
     paper = "exact unlearning baseline (retrain without D_f)"
+    supports = ("label",)  # the recorded recipes train class-conditional models
     smoke_args = {"steps": 2}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
@@ -36,6 +37,6 @@ class Retrain(UnlearningMethod):
             raise UserError("retrain needs the base model's recipe; it is recorded only for the shipped testbed")
         recipe = task.recipe if self.args.steps == 0 else replace(task.recipe, steps=self.args.steps)
         new, _ = train_diffusion(
-            recipe, task.retain_x, task.retain_y, meter=task.meter, device=task.device, desc="retrain"
+            recipe, task.retain_x, task.retain_cond.labels, meter=task.meter, device=task.device, desc="retrain"
         )
         return new

@@ -54,13 +54,13 @@ class SAFEMax(UnlearningMethod):
         T = task.schedule.config.num_train_timesteps
 
         def loss_fn(_step: int) -> Tensor:
-            x0, c = sample_batch(task.forget_x, task.forget_y, a.batch_size, generator)
+            x0, c = sample_batch(task.forget_x, task.forget_cond, a.batch_size, generator)
             x_t, t, _eps = add_noise(task.schedule, x0, generator=generator)
             target = randn(x0.shape, generator, x0) if a.target == "noise" else torch.zeros_like(x0)
             psi = torch.exp(-a.lam * t.float() / T)
             loss = (psi * per_sample_mse(predict_noise(model, x_t, t, c), target)).mean()
             if a.retain_weight > 0:
-                xr, cr = sample_batch(task.retain_x, task.retain_y, a.batch_size, generator)
+                xr, cr = sample_batch(task.retain_x, task.retain_cond, a.batch_size, generator)
                 loss = loss + a.retain_weight * denoising_loss(model, task.schedule, xr, cr, generator=generator)
             return loss
 

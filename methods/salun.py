@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor
-from unlearnbench.methods.random_label import RelabelArgs, relabel_unlearn
 
 from unlearnbench.api import Task, UnlearningMethod
 from unlearnbench.args import arg
 from unlearnbench.diffusion import add_noise, guided_noise, per_sample_mse
+from unlearnbench.methods.random_label import RelabelArgs, relabel_unlearn
 from unlearnbench.registry import register
 
 
@@ -41,9 +41,10 @@ def saliency_masks(
     total = [torch.zeros_like(p) for p in params]
     model.eval()
     for lo in range(0, len(task.forget_x), batch_size):
-        x0, y = task.forget_x[lo : lo + batch_size], task.forget_y[lo : lo + batch_size]
+        x0, cond = task.forget_x[lo : lo + batch_size], task.forget_cond[lo : lo + batch_size]
         x_t, t, eps = add_noise(task.schedule, x0, generator=generator)
-        loss = (per_sample_mse(guided_noise(model, x_t, t, y, task.sampler.guidance_scale), eps) * x0[0].numel()).mean()
+        eps_pred = guided_noise(model, x_t, t, cond, task.sampler.guidance_scale)
+        loss = (per_sample_mse(eps_pred, eps) * x0[0].numel()).mean()
         grads = torch.autograd.grad(loss, params)
         norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
         scale = min(1.0, 1.0 / (float(norm) + 1e-6))

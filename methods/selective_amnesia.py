@@ -32,6 +32,7 @@ from torch import Tensor
 from unlearnbench.api import Task, UnlearningMethod
 from unlearnbench.args import arg, positive
 from unlearnbench.budget import SCALE, scaled_steps
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.cost import CostMeter
 from unlearnbench.diffusion import EMA, ddim_sample, per_sample_mse, predict_noise
 from unlearnbench.registry import register
@@ -63,12 +64,13 @@ class SAArgs:
 def generate_samples(
     model: UNet2DModel, task: Task, a: SAArgs, meter: CostMeter, generator: torch.Generator
 ) -> dict[str, Tensor]:
-    """``samples_per_class`` samples of every class (the forget class too: the Fisher uses all)."""
-    labels = torch.arange(task.data.num_classes, device=task.device).repeat_interleave(a.samples_per_class)
+    """``samples_per_class`` samples of every concept (the forgotten ones too: the Fisher uses all), and
+    each sample's concept index."""
+    cond = task.concept_cond(task.conditioner.concepts).repeat_interleave(a.samples_per_class)
     images = ddim_sample(
         model,
         task.schedule,
-        labels,
+        cond,
         generator=generator,
         steps=a.replay_steps,
         guidance_scale=task.sampler.guidance_scale,
@@ -76,7 +78,7 @@ def generate_samples(
         progress=True,
         desc="SA replay",
     )
-    return {"images": images, "labels": labels}
+    return {"images": images, "labels": cond.concepts}
 
 
 def fisher_diagonal(
@@ -89,15 +91,15 @@ def fisher_diagonal(
     fisher = {name: torch.zeros_like(p) for name, p in params.items()}
     T = task.schedule.config.num_train_timesteps
     t_all = torch.arange(T, device=task.device)
-    images, labels = samples["images"], samples["labels"]
+    images, conds = samples["images"], task.conditioner.encode_ids(samples["labels"])
     model.eval()
     for i in bar(range(len(images)), desc="SA Fisher"):
         x0 = images[i : i + 1].expand(T, *images.shape[1:])
-        y = labels[i].repeat(T)
-        drop = (torch.rand(T, generator=generator) < a.fisher_label_dropout).to(y.device)
-        y = torch.where(drop, torch.full_like(y, task.null_class), y)
+        cond = conds[i : i + 1].repeat_interleave(T)
+        drop = (torch.rand(T, generator=generator) < a.fisher_label_dropout).to(cond.device)
+        cond = cond.replaced(drop, task.conditioner.null_like(cond, model))
         x_t, t, eps = add_noise(task.schedule, x0, generator=generator, t=t_all)
-        loss = (per_sample_mse(predict_noise(model, x_t, t, y), eps) * x0[0].numel()).sum()
+        loss = (per_sample_mse(predict_noise(model, x_t, t, cond), eps) * x0[0].numel()).sum()
         grads = torch.autograd.grad(loss, list(params.values()))
         for name, g in zip(params, grads, strict=True):
             fisher[name].add_(g.pow(2))
@@ -137,11 +139,10 @@ class SelectiveAmnesia(UnlearningMethod):
             with task.meter.prior():
                 priors = compute(task.meter)
         fisher = {k.removeprefix("fisher."): v.to(task.device) for k, v in priors.items() if k.startswith("fisher.")}
-        keep = ~torch.isin(priors["replay.labels"].to(task.device), task.forget_class_tensor)
-        replay_x, replay_y = (
-            priors["replay.images"].to(task.device)[keep],
-            priors["replay.labels"].to(task.device)[keep],
-        )
+        replay = task.conditioner.encode_ids(priors["replay.labels"].to(task.device))
+        keep = ~replay.concept_mask(task.forget_classes)
+        replay_x, replay_cond = priors["replay.images"].to(task.device)[keep], replay[keep]
+        forget = task.concept_cond()
         anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
         params = dict(model.named_parameters())
         ema = EMA(model, a.ema_decay) if a.ema_decay > 0 else None
@@ -150,19 +151,15 @@ class SelectiveAmnesia(UnlearningMethod):
         def loss_fn(_step: int) -> Tensor:
             b = a.batch_size
             idx = torch.randint(0, len(replay_x), (b,), generator=generator).to(task.device)
-            xr, yr = replay_x[idx], replay_y[idx]
+            xr, cr = replay_x[idx], replay_cond[idx]
             surrogate = (torch.rand(xr.shape, generator=generator) * 2 - 1).to(xr)
-            yf = task.forget_class_tensor[
-                torch.randint(0, len(task.forget_classes), (b,), generator=generator).to(task.device)
-            ]
+            cf = forget[torch.randint(0, len(forget), (b,), generator=generator).to(task.device)]
             t = torch.randint(0, task.schedule.config.num_train_timesteps, (b,), generator=generator).to(task.device)
             x0 = torch.cat([surrogate, xr])
             eps = torch.randn(x0.shape, generator=generator).to(x0)
             tt = torch.cat([t, t])
-            per = (
-                per_sample_mse(predict_noise(model, task.schedule.add_noise(x0, eps, tt), tt, torch.cat([yf, yr])), eps)
-                * n_pix
-            )
+            x_t = task.schedule.add_noise(x0, eps, tt)
+            per = per_sample_mse(predict_noise(model, x_t, tt, Conditioning.cat([cf, cr])), eps) * n_pix
             ewc = sum((fisher[n] * (params[n] - anchor[n]).pow(2)).sum() for n in fisher)
             return per[:b].mean() + a.gamma * per[b:].mean() + a.lam * ewc
 

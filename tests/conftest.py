@@ -38,12 +38,14 @@ def testbed():
 def make_task(forget=(3,), device="cpu", sampler_steps=3):
     """A digits16 task around the tiny UNet, with an untrained tiny attacker classifier."""
     from unlearnbench.api import SamplerSettings, Task
+    from unlearnbench.conditioning import ClassConditioner
     from unlearnbench.cost import CostMeter
     from unlearnbench.data import load_digits16
     from unlearnbench.models import ClassifierArch
     from unlearnbench.pretrain import DiffusionRecipe
 
     data = load_digits16()
+    conditioner = ClassConditioner(data.num_classes)
     retain = data.retain_classes(forget)
     fx, fy = data.subset("train", forget)
     rx, ry = data.subset("train", retain)
@@ -52,12 +54,13 @@ def make_task(forget=(3,), device="cpu", sampler_steps=3):
     return Task(
         data=data,
         schedule=DiffusionRecipe().schedule(),
-        forget_classes=tuple(forget),
-        retain_classes=retain,
+        conditioner=conditioner,
+        forget_concepts=tuple(forget),
+        retain_concepts=retain,
         forget_x=fx,
-        forget_y=fy,
+        forget_cond=conditioner.encode_ids(fy),
         retain_x=rx,
-        retain_y=ry,
+        retain_cond=conditioner.encode_ids(ry),
         sampler=SamplerSettings(steps=sampler_steps),
         attacker=attacker,
         meter=CostMeter(device),

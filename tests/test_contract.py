@@ -7,15 +7,27 @@ import torch
 
 from tests.conftest import TINY, make_task
 from unlearnbench import registry
-from unlearnbench.api import run_attack, run_unlearning
+from unlearnbench.api import run_attack, run_unlearning, unsupported
+from unlearnbench.conditioning import Conditioning
 
 
 def state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def tensor(x):
+    return x.values if isinstance(x, Conditioning) else x
+
+
 def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def skip_unsupported(cls):
+    """Skip, with the reason, a method or attack that does not support the test task's conditioning."""
+    reason = unsupported(cls, make_task().conditioner)
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture
@@ -27,6 +39,7 @@ def base():
 @pytest.mark.parametrize("name", registry.names("method"))
 def test_method_contract(name, base):
     cls = registry.get("method", name)
+    skip_unsupported(cls)
     before = state(base)
     runs = []
     for _ in range(2):
@@ -61,6 +74,7 @@ def test_priors_are_counted_separately():
 @pytest.mark.parametrize("name", registry.names("attack"))
 def test_attack_contract(name, base):
     cls = registry.get("attack", name)
+    skip_unsupported(cls)
     before = state(base)
     outs = []
     for _ in range(2):
@@ -78,9 +92,9 @@ def test_attack_contract(name, base):
         a, b = getattr(first, field), getattr(second, field)
         assert (a is None) == (b is None)
         if a is not None:
-            assert torch.equal(a, b), f"{name}.{field} is not deterministic"
+            assert torch.equal(tensor(a), tensor(b)), f"{name}.{field} is not deterministic"
     if name not in ("none", "relearn", "relearn_benign", "seed_search"):
-        assert first.cond is not None and first.cond.is_floating_point(), "a prompt attack returns vectors"
+        assert first.cond is not None and first.cond.kind == "vector", "a prompt attack returns vectors"
     if name == "seed_search":
         assert first.x_T is not None and first.x_T.shape[0] == make_task().eval_forget_samples
 
@@ -106,7 +120,7 @@ def test_seed_search_respects_its_query_budget(base, monkeypatch):
     original = _prompt.attacker_log_prob
 
     def counting(model, task, cond, x_T, steps, *, grad):
-        seen.append(cond.shape[0])
+        seen.append(len(cond))
         return original(model, task, cond, x_T, steps, grad=grad)
 
     monkeypatch.setattr(seed_search, "attacker_log_prob", counting)

@@ -3,52 +3,67 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from unlearnbench.conditioning import ClassConditioner, Conditioning
 from unlearnbench.diffusion import (
     EMA,
     add_noise,
-    class_embeddings,
     ddim_sample,
     denoising_loss,
     guided_noise,
     predict_noise,
 )
 
+COND = ClassConditioner(10)
+
+
+def labels(*ys: int) -> Conditioning:
+    return COND.encode(list(ys))
+
+
+def table(model):
+    return model.class_embedding.weight
+
 
 def test_guidance_scale_one_is_the_conditional_prediction(tiny_unet):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(6, 1, 16, 16, generator=g)
     t = torch.randint(0, 1000, (6,), generator=g)
-    y = torch.arange(6)
+    y = labels(*range(6))
     # perturb the null embedding so that a wrong mixing would show
     with torch.no_grad():
-        class_embeddings(tiny_unet)[10] += 1.0
+        table(tiny_unet)[10] += 1.0
     plain = predict_noise(tiny_unet, x, t, y)
     assert torch.equal(guided_noise(tiny_unet, x, t, y, 1.0), plain)
     guided = guided_noise(tiny_unet, x, t, y, 2.0)
-    null = predict_noise(tiny_unet, x, t, torch.full_like(y, 10))
+    null = predict_noise(tiny_unet, x, t, COND.null_like(y))
+    assert torch.equal(COND.null_like(y).labels, torch.full((6,), 10))
     torch.testing.assert_close(guided, null + 2.0 * (plain - null), rtol=1e-4, atol=1e-5)
+    # a vector conditioning is guided away from the fed model's null embedding
+    vectors = COND.vectors(table(tiny_unet)[y.labels].detach())
+    torch.testing.assert_close(guided_noise(tiny_unet, x, t, vectors, 2.0), guided, rtol=1e-4, atol=1e-5)
 
 
 def test_embedding_conditioning_equals_label_conditioning(tiny_unet):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 1, 16, 16, generator=g)
     t = torch.tensor([0, 10, 500, 999])
-    y = torch.tensor([3, 1, 4, 10])
-    vectors = class_embeddings(tiny_unet)[y]
-    torch.testing.assert_close(predict_noise(tiny_unet, x, t, vectors), predict_noise(tiny_unet, x, t, y))
+    y = Conditioning.from_labels(torch.tensor([3, 1, 4, 10]), 10)
+    vectors = table(tiny_unet)[y.labels]
+    by_label = predict_noise(tiny_unet, x, t, y)
+    torch.testing.assert_close(predict_noise(tiny_unet, x, t, COND.vectors(vectors)), by_label)
     # and the vectors are a real input: a different vector gives a different prediction
-    assert not torch.allclose(predict_noise(tiny_unet, x, t, vectors + 1.0), predict_noise(tiny_unet, x, t, y))
+    assert not torch.allclose(predict_noise(tiny_unet, x, t, COND.vectors(vectors + 1.0)), by_label)
 
 
 def test_embedding_conditioning_is_differentiable(tiny_unet):
-    vec = class_embeddings(tiny_unet)[[2]].detach().clone().requires_grad_(True)
+    vec = table(tiny_unet)[[2]].detach().clone().requires_grad_(True)
     x = torch.randn(1, 1, 16, 16)
-    predict_noise(tiny_unet, x, torch.tensor([100]), vec).pow(2).sum().backward()
+    predict_noise(tiny_unet, x, torch.tensor([100]), COND.vectors(vec)).pow(2).sum().backward()
     assert vec.grad is not None and vec.grad.abs().sum() > 0
 
 
 def test_same_seed_same_samples_and_batch_size_does_not_matter(tiny_unet, schedule):
-    y = torch.arange(10)
+    y = labels(*range(10))
     a = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator().manual_seed(7), steps=5, eta=0.5, batch_size=10)
     b = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator().manual_seed(7), steps=5, eta=0.5, batch_size=3)
     c = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator().manual_seed(8), steps=5, eta=0.5)
@@ -59,7 +74,7 @@ def test_same_seed_same_samples_and_batch_size_does_not_matter(tiny_unet, schedu
 
 def test_sampler_follows_diffusers_ddim(tiny_unet, schedule):
     """Our loop must equal a hand-run diffusers DDIMScheduler loop on the same noise."""
-    y = torch.tensor([1, 2])
+    y = labels(1, 2)
     x_T = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     ours = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator(), steps=4, x_T=x_T.clone())
     sched = DDIMScheduler.from_config(schedule.config)
@@ -67,14 +82,16 @@ def test_sampler_follows_diffusers_ddim(tiny_unet, schedule):
     x = x_T.clone()
     with torch.no_grad():
         for t in sched.timesteps:
-            eps = tiny_unet(x, t, class_labels=y).sample
+            eps = tiny_unet(x, t, class_labels=torch.tensor([1, 2])).sample
             x = sched.step(eps, t, x).prev_sample
     torch.testing.assert_close(ours, x.clamp(-1, 1))
 
 
 def test_differentiable_sampling_passes_gradients_to_the_prompt(tiny_unet, schedule):
-    vec = class_embeddings(tiny_unet)[[5]].detach().clone().requires_grad_(True)
-    out = ddim_sample(tiny_unet, schedule, vec, generator=torch.Generator().manual_seed(0), steps=3, grad=True)
+    vec = table(tiny_unet)[[5]].detach().clone().requires_grad_(True)
+    out = ddim_sample(
+        tiny_unet, schedule, COND.vectors(vec), generator=torch.Generator().manual_seed(0), steps=3, grad=True
+    )
     out.mean().backward()
     assert vec.grad is not None and torch.isfinite(vec.grad).all() and vec.grad.abs().sum() > 0
 
@@ -100,7 +117,7 @@ def test_denoising_loss_is_lower_for_a_model_that_predicts_the_noise(schedule):
             return type("O", (), {"sample": (x_t - abar.sqrt() * self.x0) / (1 - abar).sqrt()})
 
     x0 = torch.rand(8, 1, 16, 16) * 2 - 1
-    loss = denoising_loss(Oracle(x0), schedule, x0, torch.zeros(8, dtype=torch.long), generator=torch.Generator())
+    loss = denoising_loss(Oracle(x0), schedule, x0, COND.encode([0] * 8), generator=torch.Generator())
     assert loss < 1e-8
 
 

@@ -58,7 +58,7 @@ def test_shipped_model_round_trips_through_save_and_load(testbed, tmp_path):
     for a, b in zip(model.state_dict().values(), testbed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert schedule.config == testbed.schedule.config
-    labels = torch.tensor([0, 5, 9])
+    labels = testbed.conditioner.encode([0, 5, 9])
     one = ddim_sample(model, schedule, labels, generator=torch.Generator().manual_seed(3), steps=4)
     two = ddim_sample(testbed.model, testbed.schedule, labels, generator=torch.Generator().manual_seed(3), steps=4)
     torch.testing.assert_close(one, two)

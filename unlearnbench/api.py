@@ -13,8 +13,10 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
 from unlearnbench import args as argparse_
+from unlearnbench.conditioning import CURRENT_KINDS, Concept, Conditioner, Conditioning
 from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
+from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
 
 if TYPE_CHECKING:
@@ -38,16 +40,22 @@ class SamplerSettings:
 
 @dataclass
 class Task:
-    """Everything a method or an attack may use. Tensors are on ``device``; images in ``[-1, 1]``."""
+    """Everything a method or an attack may use. Tensors are on ``device``; images in ``[-1, 1]``.
+
+    The task names the *concepts* to forget and to retain; ``conditioner`` (the testbed's) maps concepts
+    to conditionings and gives their null counterpart. ``forget_cond``/``retain_cond`` condition each
+    training image of ``forget_x``/``retain_x``.
+    """
 
     data: ImageData
     schedule: DDPMScheduler
-    forget_classes: tuple[int, ...]
-    retain_classes: tuple[int, ...]
+    conditioner: Conditioner
+    forget_concepts: tuple[Concept, ...]
+    retain_concepts: tuple[Concept, ...]
     forget_x: Tensor
-    forget_y: Tensor
+    forget_cond: Conditioning
     retain_x: Tensor
-    retain_y: Tensor
+    retain_cond: Conditioning
     sampler: SamplerSettings
     attacker: Classifier
     meter: CostMeter
@@ -59,15 +67,20 @@ class Task:
     # Cache for per-model priors (see unlearnbench.priors); None computes them every time.
     priors: Any = None
     # Called by attacks every few steps with (step, model, cond) to record a recovery curve.
-    checkpoint: Callable[[int, UNet2DModel, Tensor | None], None] | None = None
+    checkpoint: Callable[[int, UNet2DModel, Conditioning | None], None] | None = None
+
+    def concept_cond(self, concepts: tuple[Concept, ...] | None = None) -> Conditioning:
+        """One conditioning row per concept (default: per forget concept)."""
+        return self.conditioner.encode(self.forget_concepts if concepts is None else concepts, self.device)
 
     @property
-    def null_class(self) -> int:
-        return self.data.num_classes
+    def forget_classes(self) -> tuple[int, ...]:
+        """The forget concepts' indices: the judges' (and the attacker classifier's) class indices."""
+        return tuple(self.conditioner.index(c) for c in self.forget_concepts)
 
     @property
-    def forget_class_tensor(self) -> Tensor:
-        return torch.tensor(self.forget_classes, dtype=torch.long, device=self.device)
+    def retain_classes(self) -> tuple[int, ...]:
+        return tuple(self.conditioner.index(c) for c in self.retain_concepts)
 
 
 class _Registered:
@@ -86,10 +99,25 @@ class _Registered:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
+def unsupported(cls: type[UnlearningMethod] | type[Attack], conditioner: Conditioner) -> str | None:
+    """Why ``cls`` cannot run on a testbed with this conditioner, or None when it can."""
+    if conditioner.kind in cls.supports:
+        return None
+    return f"{cls.label()} supports {', '.join(cls.supports)} conditioning, the testbed's is {conditioner.kind}"
+
+
+def _require_support(plugin: UnlearningMethod | Attack, task: Task) -> None:
+    reason = unsupported(type(plugin), task.conditioner)
+    if reason is not None:
+        raise UserError(reason)
+
+
 class UnlearningMethod(_Registered):
     """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``methods/safemax.py``."""
 
     paper: ClassVar[str] = ""
+    # The conditioning kinds (of the testbed's concepts) this method works with.
+    supports: ClassVar[tuple[str, ...]] = CURRENT_KINDS
     # Arguments that make a run take seconds (contract tests, CI smoke runs).
     smoke_args: ClassVar[dict[str, Any]] = {}
     # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.
@@ -114,6 +142,7 @@ def run_unlearning(
     method: UnlearningMethod, model: UNet2DModel, task: Task, *, generator: torch.Generator
 ) -> Unlearned:
     """Copy the model, run the method under a cost meter, and return the result with its cost."""
+    _require_support(method, task)
     private = copy.deepcopy(model).to(task.device).train().requires_grad_(True)
     task.meter = CostMeter(task.device)
     with task.meter.measure():
@@ -131,6 +160,8 @@ class Attack(_Registered):
     """
 
     changes_weights: ClassVar[bool] = False
+    # The conditioning kinds (of the testbed's concepts) this attack works with.
+    supports: ClassVar[tuple[str, ...]] = CURRENT_KINDS
     smoke_args: ClassVar[dict[str, Any]] = {}
     extra_rows: ClassVar[tuple[Row, ...]] = ()
 
@@ -150,18 +181,19 @@ class RecoverySettings:
 @dataclass
 class Attacked:
     """The attack's result. ``cond`` is the conditioning to sample the "forget class" with (embedding
-    vectors or labels: one row per forget class, or one per sample); None means the forget labels.
+    vectors or labels: one row per forget class, or one per sample); None means the forget concepts'.
     ``x_T`` are initial noises to sample from instead of fresh ones (seed search). ``recovery`` is set
-    by attacks that record a recovery curve (through ``task.checkpoint``)."""
+    by attacks that record a curve (through ``task.checkpoint``)."""
 
     model: UNet2DModel
-    cond: Tensor | None = None
+    cond: Conditioning | None = None
     x_T: Tensor | None = None
     extra: dict[str, float] = field(default_factory=dict)
     recovery: RecoverySettings | None = None
 
 
 def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> tuple[Attacked, Cost]:
+    _require_support(attack, task)
     private = copy.deepcopy(model).to(task.device).eval().requires_grad_(attack.changes_weights)
     task.meter = CostMeter(task.device)
     with task.meter.measure():

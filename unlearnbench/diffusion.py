@@ -1,25 +1,22 @@
-"""Shared diffusion mechanics: conditioning, the noise schedule, the denoising loss, EMA and the DDIM sampler.
+"""Shared diffusion mechanics: noise prediction under a conditioning, classifier-free guidance, the
+noise schedule, the denoising loss, EMA and the DDIM sampler.
 
-Every method, attack and recipe calls these; none re-implements them.
-
-Conditioning (``Cond``) is either a ``LongTensor`` of class labels ``[B]`` or a float tensor of class
-*embedding vectors* ``[B, D]`` that replaces the output of the UNet's ``class_embedding`` layer. The
-second form lets attacks search the conditioning space beyond the trained labels.
+Every method, attack and recipe calls these; none re-implements them. They take a
+:class:`~unlearnbench.conditioning.Conditioning` (labels, embedding vectors or token states), which knows
+how it is fed to the model and what its null counterpart is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import Tensor, nn
 
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.progress import bar, check_interrupt
-
-Cond = Tensor
 
 
 def randn(shape: tuple[int, ...] | torch.Size, generator: torch.Generator, like: Tensor) -> Tensor:
@@ -27,56 +24,19 @@ def randn(shape: tuple[int, ...] | torch.Size, generator: torch.Generator, like:
     return torch.randn(tuple(shape), generator=generator).to(device=like.device, dtype=like.dtype)
 
 
-def null_class(model: UNet2DModel) -> int:
-    """Index of the null ("unconditional") class: the last class embedding."""
-    return int(model.config.num_class_embeds) - 1
+def predict_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Conditioning) -> Tensor:
+    """``eps_theta(x_t, c, t)`` under any kind of conditioning."""
+    return cond.predict(model, x_t, t)
 
 
-def class_embeddings(model: UNet2DModel) -> Tensor:
-    """The trained class-embedding table ``[num_class_embeds, D]`` (10 digits + null for digits16)."""
-    return model.class_embedding.weight
-
-
-def is_embedding(cond: Cond) -> bool:
-    return cond.is_floating_point()
-
-
-@contextlib.contextmanager
-def _embedding_override(model: UNet2DModel, vectors: Tensor) -> Iterator[None]:
-    # diffusers adds class_embedding(labels) to the time embedding; replacing that layer's output
-    # with free vectors lets any class-conditional UNet2DModel take embedding conditioning.
-    handle = model.class_embedding.register_forward_hook(lambda _m, _i, _o: vectors)
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-def predict_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Cond) -> Tensor:
-    """``eps_theta(x_t, c, t)`` for labels or embedding vectors."""
-    if is_embedding(cond):
-        dummy = torch.zeros(cond.shape[0], dtype=torch.long, device=cond.device)
-        with _embedding_override(model, cond.to(x_t.dtype)):
-            return model(x_t, t, class_labels=dummy).sample
-    return model(x_t, t, class_labels=cond).sample
-
-
-def null_cond_like(model: UNet2DModel, cond: Cond) -> Cond:
-    """The null condition in the same form (labels or vectors) as ``cond``."""
-    n = cond.shape[0]
-    if is_embedding(cond):
-        return class_embeddings(model)[null_class(model)].detach().expand(n, -1)
-    return torch.full((n,), null_class(model), dtype=torch.long, device=cond.device)
-
-
-def guided_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Cond, guidance_scale: float) -> Tensor:
+def guided_noise(model: UNet2DModel, x_t: Tensor, t: Tensor, cond: Conditioning, guidance_scale: float) -> Tensor:
     """Classifier-free guidance: ``eps_null + s * (eps_cond - eps_null)``.
 
     At ``s == 1`` this is exactly the conditional prediction and the null pass is skipped.
     """
     if guidance_scale == 1.0:
         return predict_noise(model, x_t, t, cond)
-    both = torch.cat([cond, null_cond_like(model, cond)])
+    both = Conditioning.cat([cond, cond.null_like(model)])
     eps_cond, eps_null = predict_noise(model, torch.cat([x_t, x_t]), torch.cat([t, t]), both).chunk(2)
     return eps_null + guidance_scale * (eps_cond - eps_null)
 
@@ -108,7 +68,7 @@ def denoising_loss(
     model: UNet2DModel,
     schedule: DDPMScheduler,
     x0: Tensor,
-    cond: Cond,
+    cond: Conditioning,
     *,
     generator: torch.Generator,
     reduction: str = "mean",
@@ -129,8 +89,8 @@ def relabel_loss(
     model: UNet2DModel,
     schedule: DDPMScheduler,
     x0: Tensor,
-    cond: Cond,
-    other: Cond,
+    cond: Conditioning,
+    other: Conditioning,
     *,
     generator: torch.Generator,
 ) -> Tensor:
@@ -174,7 +134,7 @@ class EMA:
 def ddim_sample(
     model: UNet2DModel,
     schedule: DDPMScheduler,
-    cond: Cond,
+    cond: Conditioning,
     *,
     generator: torch.Generator,
     steps: int = 50,
@@ -195,7 +155,7 @@ def ddim_sample(
     """
     device = next(model.parameters()).device
     cfg = model.config
-    n = cond.shape[0]
+    n = len(cond)
     shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
     scheduler = ddim_scheduler(schedule)
     scheduler.set_timesteps(steps)

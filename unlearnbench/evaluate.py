@@ -7,6 +7,7 @@ model's, not the seed's. Judging uses the frozen evaluator; attacks never see it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
 from unlearnbench.api import SamplerSettings
+from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Conditioning
 from unlearnbench.diffusion import ddim_sample
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
@@ -120,7 +122,7 @@ def eval_labels(classes: tuple[int, ...], per_class: int, device: torch.device |
 def draw(
     model: UNet2DModel,
     schedule: DDPMScheduler,
-    cond: Tensor,
+    cond: Conditioning,
     sampler: SamplerSettings,
     seed: int,
     stream: int,
@@ -152,35 +154,43 @@ def sample_and_judge(
     schedule: DDPMScheduler,
     evaluator: Classifier,
     settings: EvalSettings,
-    forget_classes: tuple[int, ...],
-    retain_classes: tuple[int, ...],
+    forget: Sequence[Concept],
+    retain: Sequence[Concept],
     *,
-    forget_cond: Tensor | None = None,
+    conditioner: Conditioner | None = None,
+    forget_cond: Conditioning | None = None,
     forget_x_T: Tensor | None = None,
     include_retain: bool = True,
     desc: str = "",
 ) -> Samples:
-    """Sample the forget classes (or ``forget_cond``, an attack's prompt, from ``forget_x_T``, an attack's
-    seeds) and the retained classes."""
+    """Sample the ``forget`` concepts (or ``forget_cond``, an attack's prompt, from ``forget_x_T``, an
+    attack's seeds) and the ``retain`` concepts. ``conditioner`` defaults to the class-conditional one of
+    ``model`` (concept = label)."""
+    conditioner = conditioner or ClassConditioner.for_model(model)
+    forget_classes = tuple(conditioner.index(c) for c in forget)
     target = eval_labels(forget_classes, settings.forget_samples)
-    cond = target if forget_cond is None else _expand(forget_cond, len(target))
+    if forget_cond is None:
+        cond = conditioner.encode(forget).repeat_interleave(settings.forget_samples)
+    else:
+        cond = _expand(forget_cond, len(target))
     forget_imgs = draw(
         model, schedule, cond, settings.sampler, settings.seed, FORGET_STREAM, x_T=forget_x_T, desc=f"{desc} forget"
     )
     labels = target if forget_cond is None else torch.full_like(target, -1)
-    forget = judge(evaluator, forget_imgs, labels)
-    retain = None
-    if include_retain and retain_classes and settings.retain_samples > 0:
-        r_labels = eval_labels(retain_classes, settings.retain_samples)
-        r_imgs = draw(model, schedule, r_labels, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
-        retain = judge(evaluator, r_imgs, r_labels)
-    return Samples(forget=forget, retain=retain, forget_classes=forget_classes, target=target)
+    forget_set = judge(evaluator, forget_imgs, labels)
+    retain_set = None
+    if include_retain and retain and settings.retain_samples > 0:
+        r_cond = conditioner.encode(retain).repeat_interleave(settings.retain_samples)
+        r_imgs = draw(model, schedule, r_cond, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
+        r_labels = eval_labels(tuple(conditioner.index(c) for c in retain), settings.retain_samples)
+        retain_set = judge(evaluator, r_imgs, r_labels)
+    return Samples(forget=forget_set, retain=retain_set, forget_classes=forget_classes, target=target)
 
 
-def _expand(cond: Tensor, n: int) -> Tensor:
-    if cond.shape[0] == n:
+def _expand(cond: Conditioning, n: int) -> Conditioning:
+    if len(cond) == n:
         return cond
-    if cond.shape[0] == 1:
-        return cond.expand(n, *cond.shape[1:])
+    if len(cond) == 1:
+        return cond.expand(n)
     # one prompt per forget class: repeat each for its block of samples
-    return cond.repeat_interleave(n // cond.shape[0], dim=0)
+    return cond.repeat_interleave(n // len(cond))

@@ -14,6 +14,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.cost import CostMeter
 from unlearnbench.diffusion import EMA, denoising_loss
 from unlearnbench.models import Classifier, ClassifierArch, UNetArch
@@ -81,7 +82,7 @@ def train_diffusion(
         x0, y = sample_batch(images, labels, recipe.batch_size, generator)
         drop = (torch.rand(y.shape, generator=generator) < recipe.label_dropout).to(y.device)
         y = torch.where(drop, torch.full_like(y, null), y)
-        return denoising_loss(model, schedule, x0, y, generator=generator)
+        return denoising_loss(model, schedule, x0, Conditioning.from_labels(y, null), generator=generator)
 
     optimize(
         model.parameters(),

@@ -161,18 +161,21 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
     from unlearnbench.api import SamplerSettings
     from unlearnbench.cost import CostMeter
 
-    forget, retain = spec.forget_classes, tb.data.retain_classes(spec.forget_classes)
+    conditioner = tb.conditioner
+    forget = tuple(spec.forget_classes)  # on a class-conditional testbed a concept is a label
+    retain = tuple(c for c in conditioner.concepts if c not in forget)
     fx, fy = tb.data.subset("train", forget)
     rx, ry = tb.data.subset("train", retain)
     return Task(
         data=tb.data,
         schedule=tb.schedule,
-        forget_classes=forget,
-        retain_classes=retain,
+        conditioner=conditioner,
+        forget_concepts=forget,
+        retain_concepts=retain,
         forget_x=fx.to(device),
-        forget_y=fy.to(device),
+        forget_cond=conditioner.encode_ids(fy.to(device)),
         retain_x=rx.to(device),
-        retain_y=ry.to(device),
+        retain_cond=conditioner.encode_ids(ry.to(device)),
         sampler=SamplerSettings(**dataclasses.asdict(spec.eval.sampler)),
         attacker=tb.attacker,
         meter=CostMeter(device),

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from unlearnbench.conditioning import Conditioning
 from unlearnbench.cost import CostMeter
 from unlearnbench.diffusion import EMA
 from unlearnbench.errors import Diverged
 from unlearnbench.progress import bar
 
 LossFn = Callable[[int], Tensor]
+# What travels with a batch of images: its conditioning, or a classifier's targets.
+Rows = TypeVar("Rows", Conditioning, Tensor)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -91,7 +95,8 @@ def optimize(
     return history
 
 
-def sample_batch(images: Tensor, labels: Tensor, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """A batch drawn uniformly with replacement (works for sets smaller than the batch)."""
+def sample_batch(images: Tensor, cond: Rows, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Rows]:
+    """A batch of images and their conditioning (or classifier targets), drawn uniformly with replacement
+    (works for sets smaller than the batch)."""
     idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator).to(images.device)
-    return images[idx], labels[idx]
+    return images[idx], cond[idx]

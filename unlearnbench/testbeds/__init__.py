@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
+from unlearnbench.conditioning import ClassConditioner, Conditioner
 from unlearnbench.data import ImageData, load_dataset
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier, load_classifier, load_diffusion, sha256_file
@@ -47,6 +48,11 @@ class Testbed:
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
+
+    @property
+    def conditioner(self) -> Conditioner:
+        """Maps the testbed's concepts (here: class labels) to conditionings for its model."""
+        return ClassConditioner(self.data.num_classes)
 
 
 def manifest_path(name: str = "digits16") -> Path:
