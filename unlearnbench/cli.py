@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,13 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"{flag}: must be a JSON object like '{{\"lr\": 1e-4}}', got {text!r}")
     return value
+
+
+def _env_threads() -> int:
+    """``UNLEARNBENCH_THREADS``, validated with the other environment variables (one line if bad)."""
+    from unlearnbench.schema import read_environment
+
+    return read_environment().UNLEARNBENCH_THREADS
 
 
 def _set_threads(n: int) -> None:
@@ -65,7 +71,7 @@ def _common_testbed(p: argparse.ArgumentParser) -> None:
     g.add_argument("--evaluator", default=None, help="evaluator classifier (safetensors) for a custom dataset")
     g.add_argument("--attacker", default=None, help="attacker classifier (safetensors) for a custom dataset")
     g.add_argument("--device", default="cpu", help="cpu or cuda")
-    g.add_argument("--threads", type=int, default=int(os.environ.get("UNLEARNBENCH_THREADS", "2")))
+    g.add_argument("--threads", type=int, default=_env_threads())
     g.add_argument(
         "--plugin", action="append", default=[], help="import MODULE to register extra methods/attacks/metrics"
     )
@@ -186,10 +192,10 @@ def _grid(args: argparse.Namespace) -> Any:
         raise UserError("no methods: pass --methods a,b or --config FILE")
     grid = grid_from_config(cfg)
     if args.tuned:
-        tuned = json.loads(Path(args.tuned).read_text()) if Path(args.tuned).is_file() else None
-        if tuned is None:
-            raise UserError(f"--tuned {args.tuned!r}: no such file (write it with 'unlearnbench tune')")
-        grid.methods = [(m, tuned[m]["args"] if m in tuned else a, "tuned") for m, a, _ in grid.methods]
+        from unlearnbench.schema import load_tuned  # validated: bad JSON or a missing 'args' is one line
+
+        tuned = load_tuned(args.tuned)
+        grid.methods = [(m, tuned[m].args if m in tuned else a, "tuned") for m, a, _ in grid.methods]
     return grid
 
 
@@ -417,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only")
     pt.add_argument("--device", default="cpu")
-    pt.add_argument("--threads", type=int, default=int(os.environ.get("UNLEARNBENCH_THREADS", "2")))
+    pt.add_argument("--threads", type=int, default=_env_threads())
     pt.add_argument("--quiet", action="store_true")
     pt.set_defaults(func=cmd_pretrain)
 
@@ -479,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         sw.add_argument("--eta", type=float, default=None)
         sw.add_argument("--model", default=None, help="a diffusers model directory instead of the shipped one")
         sw.add_argument("--device", default="cpu")
-        sw.add_argument("--threads", type=int, default=int(os.environ.get("UNLEARNBENCH_THREADS", "2")))
+        sw.add_argument("--threads", type=int, default=_env_threads())
         sw.add_argument("--plugin", action="append", default=[])
         sw.add_argument("--quiet", action="store_true")
         if name == "tune":
