@@ -88,7 +88,12 @@ def allowed_range(info: FieldInfo | None) -> str:
         return ""
     low = high = None
     low_open = high_open = False
-    for m in info.metadata:
+    metadata = list(info.metadata)
+    for member in (info.annotation, *typing.get_args(info.annotation)):  # X | None keeps X's bounds inside
+        if typing.get_origin(member) is Annotated:
+            for extra in member.__metadata__:
+                metadata += extra.metadata if isinstance(extra, FieldInfo) else [extra]
+    for m in metadata:
         if isinstance(m, annotated_types.Gt):
             low, low_open = m.gt, True
         elif isinstance(m, annotated_types.Ge):

@@ -176,7 +176,6 @@ def plan(specs: Iterable[RunSpec], store_root: str) -> tuple[list[list[RunSpec]]
     from unlearnbench.testbeds import load_testbed
 
     store = Store(store_root)
-    store.check_writable()
     groups: dict[str, list[RunSpec]] = {}
     skipped = 0
     for spec in specs:
@@ -190,6 +189,7 @@ def plan(specs: Iterable[RunSpec], store_root: str) -> tuple[list[list[RunSpec]]
             continue
         key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
         groups.setdefault(key, []).append(resolved.spec)
+    store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     return list(groups.values()), skipped
 
 
