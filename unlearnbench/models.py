@@ -6,9 +6,11 @@ sha256 is checked before use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -93,19 +95,17 @@ def check_loading_info(info: dict[str, list], weights: str | os.PathLike[str]) -
         )
 
 
-class _quiet_diffusers:
+@contextlib.contextmanager
+def _quiet_diffusers() -> Iterator[None]:
     """Silence diffusers' loading warnings for one call (we raise on what they would report)."""
+    from diffusers.utils import logging as diffusers_logging
 
-    def __enter__(self) -> None:
-        from diffusers.utils import logging as dlogging
-
-        self._level = dlogging.get_verbosity()
-        dlogging.set_verbosity_error()
-
-    def __exit__(self, *exc: object) -> None:
-        from diffusers.utils import logging as dlogging
-
-        dlogging.set_verbosity(self._level)
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(level)
 
 
 # ---------------------------------------------------------------------------------------------
