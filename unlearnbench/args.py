@@ -2,17 +2,23 @@
 
 Each method or attack declares a frozen dataclass of its arguments; every field is made with
 :func:`arg`, which records a default, a one-line help text and the valid range. :func:`parse`
-turns a JSON object (``--method-args``) into that dataclass and rejects unknown keys, wrong types and
-out-of-range values with one line each. No argument is silently coerced or ignored.
+turns a JSON object (``--method-args``) into that dataclass through a strict pydantic model built from the
+fields (:func:`schema_of`, see :mod:`unlearnbench.schema` for why pydantic), and rejects unknown keys, wrong
+types, non-finite numbers and out-of-range values with one line each. No argument is silently coerced or
+ignored (an int given for a float is the one widening).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-from typing import Any, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
+
+from pydantic import BaseModel, Field, create_model
 
 from unlearnbench.errors import UserError
+from unlearnbench.schema import STRICT, loads_json, validated
 
 A = TypeVar("A")
 
@@ -40,66 +46,48 @@ class NoArgs:
     """No arguments."""
 
 
-def _check_type(owner: str, name: str, value: Any, typ: Any) -> Any:
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    ok = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, float),
-        bool: isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(typ, True)
-    if not ok:
-        raise UserError(f"{owner}: argument {name!r} must be {typ.__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _check_range(owner: str, name: str, value: Any, meta: dict[str, Any]) -> None:
-    choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise UserError(f"{owner}: argument {name!r} must be one of {list(choices)}, got {value!r}")
-    low, high = meta.get("low"), meta.get("high")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
-    if value != value:  # NaN
-        raise UserError(f"{owner}: argument {name!r} is NaN")
-    if low is not None and (value <= low if meta.get("low_open") else value < low):
-        op = ">" if meta.get("low_open") else ">="
-        raise UserError(f"{owner}: argument {name!r} must be {op} {low}, got {value!r}")
-    if high is not None and value > high:
-        raise UserError(f"{owner}: argument {name!r} must be <= {high}, got {value!r}")
+@functools.cache
+def schema_of(cls: type) -> type[BaseModel]:
+    """A strict pydantic model of the ``Args`` dataclass ``cls``: its types, with ``arg()``'s ranges and
+    choices, finite numbers only, no unknown keys. The dataclass itself stays as it is."""
+    hints = get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        meta = f.metadata
+        typ: Any = hints[f.name]
+        bounds: dict[str, Any] = {}
+        if meta.get("low") is not None:
+            bounds["gt" if meta.get("low_open") else "ge"] = meta["low"]
+        if meta.get("high") is not None:
+            bounds["le"] = meta["high"]
+        if meta.get("choices") is not None:
+            typ = Literal[tuple(meta["choices"])]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        fields[f.name] = (Annotated[typ, Field(**bounds)], default)
+    return create_model(f"{cls.__name__}Schema", __config__=STRICT, **fields)
 
 
 def parse(cls: type[A], raw: dict[str, Any] | str | None, owner: str) -> A:
-    """Build the argument dataclass ``cls`` from a dict or JSON text, validating every value."""
+    """Build the argument dataclass ``cls`` from a dict or JSON text, validating every value.
+
+    Only the given keys are passed to ``cls`` (defaults stay as declared, so resolved arguments and run
+    ids do not change); the defaults are validated too. ``NaN``/``Infinity`` are rejected, in JSON text
+    and as values.
+    """
     if raw is None:
         raw = {}
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw) if raw.strip() else {}
+            raw = loads_json(raw) if raw.strip() else {}
         except json.JSONDecodeError as e:
             raise UserError(f"{owner}: arguments are not valid JSON ({e.msg} at column {e.colno}): {raw!r}") from None
+        except ValueError as e:
+            raise UserError(f"{owner}: arguments are not valid JSON ({e}): {raw!r}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{owner}: arguments must be a JSON object like '{{\"lr\": 1e-4}}', got {raw!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = get_type_hints(cls)
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        from unlearnbench.errors import suggest
-
-        raise UserError(
-            f"{owner}: unknown argument {unknown[0]!r}{suggest(unknown[0], fields)} "
-            f"(known: {', '.join(fields) or 'none'})"
-        )
-    values = {}
-    for name, value in raw.items():
-        value = _check_type(owner, name, value, hints[name])
-        _check_range(owner, name, value, dict(fields[name].metadata))
-        values[name] = value
-    instance = cls(**values)
-    for name, f in fields.items():  # defaults obey the same rules
-        if name not in values:
-            _check_range(owner, name, getattr(instance, name), dict(f.metadata))
+    model = schema_of(cls)
+    checked = validated(model, raw, owner, label=lambda name: f"argument {name!r}", noun="argument")
+    instance = cls(**{name: getattr(checked, name) for name in raw})
     check = getattr(instance, "validate", None)
     if check is not None:
         check(owner)

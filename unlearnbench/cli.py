@@ -19,7 +19,6 @@ from unlearnbench import __version__
 from unlearnbench.errors import UserError
 
 DEFAULT_OUT = "unlearnbench-results"
-DEFAULT_THREADS = 2
 
 
 class _StoreOnce(argparse._StoreAction):
@@ -60,6 +59,13 @@ def _json_arg(text: str, flag: str) -> dict[str, Any]:
 
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def _env_threads() -> int:
+    """``UNLEARNBENCH_THREADS``, validated with the other environment variables (one line if bad)."""
+    from unlearnbench.schema import read_environment
+
+    return read_environment().UNLEARNBENCH_THREADS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,8 +124,8 @@ def _machine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("UNLEARNBENCH_THREADS", DEFAULT_THREADS)),
-        help=f"torch threads (default $UNLEARNBENCH_THREADS or {DEFAULT_THREADS})",
+        default=_env_threads(),
+        help="torch threads (default $UNLEARNBENCH_THREADS or 2)",
     )
     g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
     g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
@@ -474,8 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from unlearnbench.progress import install_interrupt_handler
 
     install_interrupt_handler()
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)

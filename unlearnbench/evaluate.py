@@ -19,7 +19,7 @@ from torch import Tensor
 from unlearnbench.api import SamplerSettings
 from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Conditioning
 from unlearnbench.diffusion import ddim_sample
-from unlearnbench.errors import UserError
+from unlearnbench.errors import Diverged, UserError
 from unlearnbench.models import Classifier
 
 
@@ -112,6 +112,7 @@ def judge(evaluator: Classifier, images: Tensor, labels: Tensor, batch_size: int
     logits = torch.cat(
         [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     )
+    check_finite(logits, "judging", "evaluator output")
     return JudgedSet(images.cpu(), labels.cpu(), logits)
 
 
@@ -131,19 +132,42 @@ def draw(
     desc: str = "sampling",
 ) -> Tensor:
     """Seeded samples: ``stream`` separates the forget and retain draws so neither shifts the other."""
-    generator = torch.Generator(device="cpu").manual_seed(seed * 1000 + stream)
-    return ddim_sample(
-        model,
-        schedule,
-        cond,
-        generator=generator,
-        steps=sampler.steps,
-        guidance_scale=sampler.guidance_scale,
-        eta=sampler.eta,
-        x_T=x_T,
-        progress=True,
-        desc=desc,
-    )
+    # torch seeds are 64-bit; any seed below 2**63 must work (small seeds keep their historical streams)
+    generator = torch.Generator(device="cpu").manual_seed((seed * 1000 + stream) % 2**64)
+    # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
+    # saturated image that scores as a (bad) model: check every prediction before that can happen.
+    handle = model.register_forward_hook(lambda _m, _i, out: check_finite(_prediction(out), desc, "noise prediction"))
+    try:
+        images = ddim_sample(
+            model,
+            schedule,
+            cond,
+            generator=generator,
+            steps=sampler.steps,
+            guidance_scale=sampler.guidance_scale,
+            eta=sampler.eta,
+            x_T=x_T,
+            progress=True,
+            desc=desc,
+        )
+    finally:
+        handle.remove()
+    check_finite(images, desc, "sample")
+    return images
+
+
+def _prediction(out: object) -> Tensor:
+    return out.sample if hasattr(out, "sample") else out[0]  # type: ignore[attr-defined,index]
+
+
+def check_finite(values: Tensor, desc: str, what: str) -> None:
+    """Non-finite samples are never scored: :class:`Diverged` makes the run ``failed`` with this reason."""
+    finite = torch.isfinite(values.detach()).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        raise Diverged(
+            f"{desc}: {int((~finite).sum())} of {len(values)} {what}s hold NaN or infinity "
+            "(the model diverged); nothing was scored"
+        )
 
 
 FORGET_STREAM, RETAIN_STREAM = 1, 2

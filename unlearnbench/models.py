@@ -6,9 +6,11 @@ sha256 is checked before use.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -56,6 +58,54 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
         load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def _first_lines(e: BaseException) -> str:
+    """The gist of a multi-line error on one line (torch's state-dict errors say what only on line 2)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else type(e).__name__)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def check_finite(model: torch.nn.Module, source: str | os.PathLike[str]) -> None:
+    """Weights holding NaN or infinity would be scored as a model; refuse them."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise UserError(
+                f"{source}: weight {name!r} holds {bad} non-finite value(s) (NaN or infinity); "
+                "the checkpoint is broken (was it saved after a diverged training?)"
+            )
+
+
+def check_loading_info(info: dict[str, list], weights: str | os.PathLike[str]) -> None:
+    """Missing or unexpected keys mean the file holds another network's weights (diffusers only warns and
+    initialises the missing ones at random): refuse it."""
+    missing, unexpected = list(info.get("missing_keys", [])), list(info.get("unexpected_keys", []))
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])]
+    if missing or unexpected or mismatched:
+        parts = [
+            f"{len(keys)} {what} (e.g. {sorted(keys)[0]!r})"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched))
+            if keys
+        ]
+        raise UserError(
+            f"{weights}: the weights do not fit the model's config.json: {', '.join(parts)} keys; "
+            "it holds another network's weights"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_diffusers() -> Iterator[None]:
+    """Silence diffusers' loading warnings for one call (we raise on what they would report)."""
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,10 +194,15 @@ def load_diffusion(
         if expected_sha256 is not None:
             verify_sha256(weights, expected_sha256)
         try:
-            model = UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False)
+            with _quiet_diffusers():  # its missing/unexpected-key warnings become our one-line error
+                model, info = UNet2DModel.from_pretrained(
+                    str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True
+                )
             schedule = DDPMScheduler.from_pretrained(str(sched_file.parent))
         except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}: cannot load the model ({str(e).splitlines()[0]})") from None
+            raise UserError(f"{path}: cannot load the model ({_first_lines(e)})") from None
+        check_loading_info(info, weights)
+        check_finite(model, weights)
         return model.eval(), schedule, sha256_file(weights)
     if not allow_hub or str(source).count("/") != 1 or str(source).startswith((".", "/")):
         raise UserError(f"model {str(source)!r}: no such directory")
@@ -252,5 +307,6 @@ def load_classifier(path: str | os.PathLike[str], *, expected_sha256: str | None
     try:
         model.load_state_dict(load_file(str(path)))
     except RuntimeError as e:
-        raise UserError(f"{path}: weights do not fit the recorded architecture ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{path}: weights do not fit the recorded architecture ({_first_lines(e)})") from None
+    check_finite(model, path)
     return model.eval().requires_grad_(False)

@@ -93,8 +93,15 @@ def testbed_for(spec: RunSpec, *, device: torch.device | str = "cpu", download: 
     )
 
 
-def validate(spec: RunSpec, num_classes: int) -> None:
-    """Every check that can fail before any work is done: one line each."""
+def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) -> None:
+    """Every check that can fail before any work is done: one line each.
+
+    Sample counts, sampler steps (1 to the schedule's ``train_steps``, 1000 unless given), guidance
+    (finite, 0 to 50), eta and the seed (0 <= seed < 2**63) are range-checked by
+    :func:`unlearnbench.schema.check_run_settings`.
+    """
+    from unlearnbench.schema import TRAIN_STEPS, check_run_settings
+
     fc = spec.forget_classes
     if not fc:
         raise UserError("no forget class given; pass --forget-class N")
@@ -106,18 +113,16 @@ def validate(spec: RunSpec, num_classes: int) -> None:
     if len(set(fc)) >= num_classes:
         raise UserError("cannot forget every class: at least one class must be retained")
     ev = spec.eval
-    checks = [
-        (ev.forget_samples > 0, f"--forget-samples must be > 0, got {ev.forget_samples}"),
-        (ev.retain_samples >= 0, f"--retain-samples must be >= 0, got {ev.retain_samples}"),
-        (ev.curve_samples > 0, f"--curve-samples must be > 0, got {ev.curve_samples}"),
-        (ev.sampler.steps > 0, f"--sample-steps must be > 0, got {ev.sampler.steps}"),
-        (ev.sampler.guidance_scale >= 0, f"--guidance must be >= 0, got {ev.sampler.guidance_scale}"),
-        (0 <= ev.sampler.eta <= 1, f"--eta must be in [0, 1], got {ev.sampler.eta}"),
-        (spec.seed >= 0, f"--seed must be >= 0, got {spec.seed}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+    check_run_settings(
+        forget_samples=ev.forget_samples,
+        retain_samples=ev.retain_samples,
+        curve_samples=ev.curve_samples,
+        sample_steps=ev.sampler.steps,
+        guidance=ev.sampler.guidance_scale,
+        eta=ev.sampler.eta,
+        seed=spec.seed,
+        train_steps=TRAIN_STEPS if train_steps is None else train_steps,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

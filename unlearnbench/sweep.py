@@ -68,79 +68,51 @@ class Grid:
         return out
 
 
-def _entries(raw: Any, what: str) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not raw:
-        raise UserError(f"config: '{what}' must be a non-empty list")
-    out = []
-    for item in raw:
-        if isinstance(item, str):
-            out.append({"name": item})
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            out.append(item)
-        else:
-            raise UserError(f"config: each of '{what}' must be a name or a table with 'name', got {item!r}")
-    return out
-
-
 def grid_from_config(cfg: dict[str, Any]) -> Grid:
-    """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``)."""
-    known = {"methods", "attacks", "forget_classes", "seeds", "eval", "testbed", "label"}
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        from unlearnbench.errors import suggest
+    """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``).
 
-        raise UserError(
-            f"config: unknown key {unknown[0]!r}{suggest(unknown[0], known)} (known: {', '.join(sorted(known))})"
-        )
-    default_label = str(cfg.get("label", ""))
+    The document is validated by :class:`unlearnbench.schema.SweepConfig` first: an unknown key, a wrong
+    type, a non-finite number or an out-of-range value is one :class:`UserError` line.
+    """
+    from unlearnbench.schema import parse_sweep_config
+
+    config = parse_sweep_config(cfg)
     methods = []
-    for m in _entries(cfg.get("methods"), "methods"):
-        args = m.get("args", {})
-        grid = m.get("grid", {})
-        if not isinstance(args, dict) or not isinstance(grid, dict):
-            raise UserError(f"config: 'args' and 'grid' of method {m['name']!r} must be tables")
-        bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
-        if bad:
-            raise UserError(f"config: grid value {bad[0]!r} of method {m['name']!r} must be a non-empty list")
-        keys = sorted(grid)
-        for combo in itertools.product(*(grid[k] for k in keys)):
-            merged = {**args, **dict(zip(keys, combo, strict=True))}
-            methods.append((m["name"], merged, str(m.get("label", default_label))))
-    attacks = [(a["name"], a.get("args", {})) for a in _entries(cfg.get("attacks", ["none"]), "attacks")]
-    classes = []
-    for fc in cfg.get("forget_classes", [0]):
-        if isinstance(fc, bool) or not isinstance(fc, (int, list)):
-            raise UserError(f"config: forget_classes entries must be ints or lists of ints, got {fc!r}")
-        classes.append(tuple(fc) if isinstance(fc, list) else (fc,))
-    seeds = cfg.get("seeds", [0])
-    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise UserError(f"config: seeds must be a list of ints, got {seeds!r}")
-    ev = cfg.get("eval", {})
-    if not isinstance(ev, dict):
-        raise UserError(f"config: 'eval' must be a table, got {ev!r}")
-    settings = eval_settings(ev)
-    testbed = dict(cfg.get("testbed", {}))
-    tb_known = {"testbed", "model", "dataset", "evaluator", "attacker"}
-    if set(testbed) - tb_known:
-        raise UserError(f"config: unknown testbed key {sorted(set(testbed) - tb_known)[0]!r}")
-    return Grid(methods, attacks, classes, seeds, settings, testbed)
+    for m in config.methods:
+        keys = sorted(m.grid)
+        for combo in itertools.product(*(m.grid[k] for k in keys)):
+            merged = {**m.args, **dict(zip(keys, combo, strict=True))}
+            methods.append((m.name, merged, config.label if m.label is None else m.label))
+    attacks = [(a.name, dict(a.args)) for a in config.attacks]
+    classes = [tuple(fc) if isinstance(fc, list) else (fc,) for fc in config.forget_classes]
+    ev = config.eval.model_dump(exclude_unset=True)
+    testbed = config.testbed.model_dump(exclude_unset=True)
+    settings = eval_settings({k: v for k, v in ev.items() if v is not None})
+    return Grid(methods, attacks, classes, list(config.seeds), settings, testbed)
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a TOML or JSON config file into a dict (validated later by :func:`grid_from_config`)."""
+    from unlearnbench.schema import loads_json
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config {str(p)!r}: no such file")
-    text = p.read_text()
     try:
+        text = p.read_text()
         if p.suffix == ".json":
-            return json.loads(text)
-        import tomllib
+            cfg = loads_json(text)
+        else:
+            import tomllib
 
-        return tomllib.loads(text)
+            cfg = tomllib.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"config {str(p)!r} does not parse: {e.msg} at line {e.lineno}") from None
-    except Exception as e:  # tomllib.TOMLDecodeError
-        raise UserError(f"config {str(p)!r} does not parse: {e}") from None
+    except Exception as e:  # tomllib.TOMLDecodeError, NaN/Infinity in JSON, undecodable bytes
+        raise UserError(f"config {str(p)!r} does not parse: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"config {str(p)!r}: must be a table/object of settings, got {type(cfg).__name__}")
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +173,6 @@ def plan(specs: Iterable[RunSpec], store_root: str, *, download: bool = False) -
     from unlearnbench.runner import resolve, testbed_for, validate
 
     store = Store(store_root)
-    store.check_writable()
     groups: dict[str, list[RunSpec]] = {}
     skipped = 0
     for spec in specs:
@@ -213,6 +184,7 @@ def plan(specs: Iterable[RunSpec], store_root: str, *, download: bool = False) -
             continue
         key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
         groups.setdefault(key, []).append(resolved.spec)
+    store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     return list(groups.values()), skipped
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from unlearnbench import registry
-from unlearnbench.errors import UserError
 from unlearnbench.io import atomic_write_text
 from unlearnbench.results import Store, final_rows
 
@@ -110,17 +109,7 @@ def write_tuned(path: Path, chosen: dict[str, Any]) -> None:
 
 
 def read_tuned(path: str) -> dict[str, dict[str, Any]]:
-    """A ``--tuned`` file: ``{method: {"args": {...}, ...}}``, checked before anything runs."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--tuned {path!r}: no such file (write it with 'unlearnbench tune --write')")
-    try:
-        tuned = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"--tuned {path!r}: not valid JSON ({e})") from None
-    if not isinstance(tuned, dict):
-        raise UserError(f"--tuned {path!r}: must be a JSON object of methods")
-    for method, entry in tuned.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("args"), dict):
-            raise UserError(f"--tuned {path!r}: entry {method!r} needs an 'args' object")
-    return tuned
+    """A ``--tuned`` file, validated by :func:`unlearnbench.schema.load_tuned`: ``{method: {"args": {...}, ...}}``."""
+    from unlearnbench.schema import load_tuned
+
+    return {method: entry.model_dump() for method, entry in load_tuned(path).items()}
