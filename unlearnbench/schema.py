@@ -201,7 +201,7 @@ def one_line(
     An unknown key is reported first (it is the likeliest typo), with the closest known name.
     ``label`` turns a dotted location (``eval.guidance``) into what the user typed (``--guidance``).
     """
-    from unlearnbench.registry import suggest
+    from unlearnbench.errors import suggest
 
     errors = error.errors(include_url=False)
     extra = [e for e in errors if e["type"] == "extra_forbidden"]

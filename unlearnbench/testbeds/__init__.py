@@ -61,7 +61,7 @@ def manifest_path(name: str = "digits16") -> Path:
 
 def read_manifest(name: str = "digits16") -> dict:
     if name not in TESTBEDS:  # before touching the file system with an arbitrary name
-        from unlearnbench.registry import suggest
+        from unlearnbench.errors import suggest
 
         raise UserError(f"unknown testbed {name!r}{suggest(name, TESTBEDS)} (known: {', '.join(TESTBEDS)})")
     path = manifest_path(name)
