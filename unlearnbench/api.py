@@ -80,6 +80,9 @@ class UnlearningMethod(_Registered):
     """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``methods/safemax.py``."""
 
     paper: ClassVar[str] = ""
+    # Published unlearning cost, (minutes without priors, GPU memory in GB), as the SAFEMax poster reports it
+    # (CIFAR-10, mean over forget classes); the leaderboard sets it beside the measured cost ratios.
+    published_cost: ClassVar[tuple[float, float] | None] = None
     # Arguments that make a run take seconds (contract tests, CI smoke runs).
     smoke_args: ClassVar[dict[str, Any]] = {}
     # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.

@@ -163,6 +163,12 @@ class Store:
         return json.loads((self.runs / f"{run_id}.json").read_text())
 
 
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a table reports: no recovery-curve step, no per-class row, and only from runs that
+    finished (``status == "ok"``)."""
+    return df[df["attack_step"].isna() & df["class_id"].isna() & (df["status"] == "ok")]
+
+
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Load a store folder, or a single parquet/CSV file of rows."""
     p = Path(path)
