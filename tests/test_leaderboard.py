@@ -148,22 +148,32 @@ def _refusing_proxy() -> socketserver.ThreadingTCPServer:
     return server
 
 
-@pytest.fixture
-def browser(tmp_path):
-    """Debian's headless Chromium under chromedriver, every request sent to a proxy that refuses it. Skips
-    when they are missing, unless UNLEARNBENCH_REQUIRE_BROWSER=1 (CI), where it fails."""
+@pytest.fixture(scope="module")
+def browser_binaries() -> tuple[str, str]:
+    """Debian's chromium and chromedriver. Skips when they (or selenium) are missing, unless
+    UNLEARNBENCH_REQUIRE_BROWSER=1 (CI), where it fails. Module-scoped, so that it decides before the store
+    fixture spends minutes."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        import selenium  # noqa: F401
     except ImportError:
-        webdriver = None
-    if chromium is None or not Path(driver_path).is_file() or webdriver is None:
+        chromium = None
+    if chromium is None or not Path(driver_path).is_file():
         why = "needs Debian's chromium and chromium-driver and selenium (.ci/run installs them)"
         if os.environ.get("UNLEARNBENCH_REQUIRE_BROWSER") == "1":
             pytest.fail(f"UNLEARNBENCH_REQUIRE_BROWSER=1: the browser test {why}")
         pytest.skip(f"the browser test {why}")
+    return chromium, driver_path
+
+
+@pytest.fixture
+def browser(browser_binaries, tmp_path):
+    """Headless Chromium under chromedriver, every request sent to a proxy that refuses it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = browser_binaries
     proxy = _refusing_proxy()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -198,7 +208,7 @@ def _column(driver, table_id: str, index: int) -> list[str]:
 
 
 @pytest.mark.browser
-def test_page_sorts_and_filters_offline_in_chromium(browser, small_store, tmp_path):
+def test_page_sorts_and_filters_offline_in_chromium(browser_binaries, small_store, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
