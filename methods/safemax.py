@@ -45,6 +45,7 @@ class SAFEMax(UnlearningMethod):
 
     Args = SAFEMaxArgs
     paper = "Spartalis et al., ICML 2025 MUGen workshop, arXiv:2508.20773"
+    published_cost = (5.8, 9.50)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 8}
     # The published loss only: the retain term is a separate, named variant, not a tuning knob.
     search_space = {"lam": [0.1, 1.0, 10.0], "steps": [29, 100, 300], "lr": [1e-4, 3e-4, 1e-3]}

@@ -18,7 +18,16 @@ from unlearnbench.results import Store, load_results
 from unlearnbench.runner import Runner
 from unlearnbench.summary import summary_table
 
-TOY = Row("toy_brightness", "forget", "max", "toy brightness", Tolerance(floor=0.05, z=0.0), digits=4, summary=99)
+TOY = Row(
+    "toy_brightness",
+    "forget",
+    "max",
+    "toy brightness",
+    Tolerance(floor=0.05, z=0.0),
+    digits=4,
+    summary=99,
+    leaderboard=99,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +62,14 @@ def test_a_registered_metric_reaches_the_rows_and_the_summary(toy_store):
     assert "toy brightness" in summary.splitlines()[-1]  # summary position 99: the last line
     value = rows[rows.phase == "original"].value.iloc[0]
     assert f"{value:.4f}" in summary
+
+
+def test_a_registered_metric_is_a_leaderboard_column(toy_store):
+    from unlearnbench.report import tables
+
+    quality = tables.build_tables(load_results(toy_store)).quality
+    assert list(quality.columns)[-1] == "toy brightness ↑"
+    assert quality["toy brightness ↑"].map(lambda cell: cell.digits).eq(4).all()
 
 
 def _shifted(df: pd.DataFrame, by: float) -> pd.DataFrame:

@@ -118,6 +118,9 @@ class UnlearningMethod(_Registered):
     paper: ClassVar[str] = ""
     # The conditioning kinds (of the testbed's concepts) this method works with.
     supports: ClassVar[tuple[str, ...]] = CURRENT_KINDS
+    # Published unlearning cost, (minutes without priors, GPU memory in GB), as the SAFEMax poster reports it
+    # (CIFAR-10, mean over forget classes); the leaderboard sets it beside the measured cost ratios.
+    published_cost: ClassVar[tuple[float, float] | None] = None
     # Arguments that make a run take seconds (contract tests, CI smoke runs).
     smoke_args: ClassVar[dict[str, Any]] = {}
     # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.
@@ -244,6 +247,7 @@ class Row:
     digits: int = 3
     summary: int = 0
     machine_dependent: bool = False
+    leaderboard: int = 0  # position in the leaderboard's quality table (0: not a column)
 
     def __post_init__(self) -> None:
         if self.goal not in ("min", "max"):

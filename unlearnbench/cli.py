@@ -259,9 +259,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from unlearnbench import leaderboard
+    from unlearnbench.report import page as leaderboard
 
-    problems = leaderboard.write(args.results, args.out, check=args.check, readme=args.readme)
+    problems = leaderboard.write(
+        args.results, args.out, check=args.check, readme=args.readme, cost_reference=args.cost_reference
+    )
     if args.check:
         for p in problems:
             print(p, file=sys.stderr)
@@ -274,7 +276,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from unlearnbench.leaderboard import write_settings_table
+    from unlearnbench.report.tables import write_settings_table
 
     write_settings_table(args.results, args.out, methods=_csv(args.methods) or None, by_class=args.by_class)
     print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
@@ -422,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="results", help="where to write (default results)")
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README (default: not)")
+    lb.add_argument("--cost-reference", default="safemax", help="method the cost ratios divide by (default safemax)")
     lb.set_defaults(func=cmd_leaderboard)
 
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")

@@ -16,7 +16,7 @@ class Entropy(Metric):
     SAFEMax maximises it; by Fano's inequality a higher H raises the lower bound on the judge's error.
     """
 
-    rows = (Row("entropy", "forget", "max", "H", Tolerance(floor=0.05), digits=2, summary=3),)
+    rows = (Row("entropy", "forget", "max", "H", Tolerance(floor=0.05), digits=2, summary=3, leaderboard=3),)
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.forget

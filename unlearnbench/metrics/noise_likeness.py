@@ -44,7 +44,9 @@ class NoiseLikeness(Metric):
 
     rows = (
         Row("noise_pixel_w1", "forget", "min", "noise W1", Tolerance(floor=0.1, relative=0.2)),
-        Row("noise_autocorr", "forget", "min", "noise autocorr", Tolerance(floor=0.1, relative=0.2), summary=4),
+        Row(
+            "noise_autocorr", "forget", "min", "noise autocorr", Tolerance(floor=0.1, relative=0.2), digits=2, summary=4
+        ),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

@@ -17,7 +17,7 @@ class RetainAccuracy(Metric):
     """
 
     rows = (
-        Row("retain_accuracy_10way", "retain", "max", "retain acc", Tolerance(floor=0.03), summary=5),
+        Row("retain_accuracy_10way", "retain", "max", "retain acc", Tolerance(floor=0.03), summary=5, leaderboard=4),
         Row("retain_accuracy_11way", "retain", "max", "retain acc 11-way", Tolerance(floor=0.03)),
     )
 

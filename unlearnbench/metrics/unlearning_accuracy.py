@@ -24,8 +24,8 @@ class UnlearningAccuracy(Metric):
 
     _rate = Tolerance(floor=0.03)
     rows = (
-        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=1),
-        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=2),
+        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=1, leaderboard=1),
+        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=2, leaderboard=2),
         Row("asr_10way", "forget", "min", "ASR10", _rate),
         Row("asr_11way", "forget", "min", "ASR11", _rate),
         Row("forget_class_probability", "forget", "min", "P(forget class)", _rate),

@@ -1,0 +1,342 @@
+"""The leaderboard's tables, built from the tidy results and nothing else, and ``unlearnbench table``.
+
+Every cell that holds a metric is a :class:`Stat` (mean, spread, digits, goal): the Markdown writes its
+text, the HTML page sorts by its mean and highlights the best of each column by its goal. Every metric's
+display label, digits and goal come from :func:`column_format`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import pandas as pd
+
+from unlearnbench import registry
+from unlearnbench.errors import UserError
+from unlearnbench.results import atomic_write_text, final_rows, load_results
+
+Goal = Literal["max", "min"] | None
+
+
+class ColumnFormat(NamedTuple):
+    """How a metric row is shown: column label, digits after the point, and which direction is better."""
+
+    label: str
+    digits: int
+    goal: Goal
+
+
+def column_format(metric: str, split: str) -> ColumnFormat:
+    """The label (with an arrow for its goal), digits and goal that the row's metric declares (its
+    :class:`~unlearnbench.api.Row`); a row nothing declares shows its name, 3 digits, no goal."""
+    declared = registry.rows().get((metric, split))
+    if declared is None:
+        return ColumnFormat(metric, 3, None)
+    arrow = " ↑" if declared.goal == "max" else " ↓"
+    return ColumnFormat(declared.label + arrow, declared.digits, declared.goal)  # type: ignore[arg-type]
+
+
+def quality_metrics() -> list[tuple[str, str]]:
+    """The quality table's columns: every declared row with a leaderboard position, in that order."""
+    rows = sorted((r for r in registry.rows().values() if r.leaderboard), key=lambda r: r.leaderboard)
+    return [(r.metric, r.split) for r in rows]
+
+
+# (metric, split) per table; the labels come from column_format.
+# The README's copy of the quality table: these columns only.
+SUMMARY_METRICS = [
+    ("unlearning_accuracy_10way", "forget"),
+    ("unlearning_accuracy_11way", "forget"),
+    ("retain_accuracy_10way", "retain"),
+    ("fid", "retain"),
+    ("cost_wall_s", "all"),
+    ("cost_peak_mem_mb", "all"),
+]
+# (metric, split, phase): the unlearned phase's ASR is the pre-attack ASR ("pre-" label).
+ROBUSTNESS_METRICS = [
+    ("asr_10way", "forget", "unlearned"),
+    ("asr_10way", "forget", "attacked"),
+    ("asr_11way", "forget", "attacked"),
+    ("attack_cost_wall_s", "all", "attacked"),
+    ("attack_cost_steps", "all", "attacked"),
+    ("steps_to_recover", "forget", "attacked"),
+]
+IDENTITY = ["label", "method", "method_args", "forget_class", "seed"]
+REFERENCE_ROWS = ("original model", "noop")  # shown for comparison, never "best"
+SETTINGS_COLUMNS = [
+    "testbed", "model_sha", "evaluator_sha", "n_forget_samples", "n_retain_samples", "sample_steps", "guidance",
+    "eta", "fid_features", "version", "torch_version", "diffusers_version", "fidelity_version", "device", "threads",
+]  # fmt: skip
+
+
+def phase_label(metric: str, split: str, phase: str) -> str:
+    label = column_format(metric, split).label
+    return f"pre-{label}" if phase == "unlearned" else label
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One table cell: mean ± standard deviation over runs, printed with ``digits``."""
+
+    mean: float
+    std: float
+    digits: int
+    goal: Goal = None
+    note: str = ""
+
+    @classmethod
+    def of(cls, values: pd.Series, fmt: ColumnFormat, note: str = "") -> Stat:
+        v = values.dropna().astype(float)
+        mean = v.mean() if len(v) else math.nan
+        std = v.std() if len(v) > 1 else math.nan
+        return cls(float(mean), float(std), fmt.digits, fmt.goal, note)
+
+    @property
+    def empty(self) -> bool:
+        return math.isnan(self.mean)
+
+    def spread(self) -> str:
+        """The text after the mean: `` ± std`` where there is a spread, then the note."""
+        shown = not (math.isnan(self.std) or self.std == 0)
+        return (f" ± {self.std:.{self.digits}f}" if shown else "") + self.note
+
+    def __str__(self) -> str:
+        return ("–" + self.note) if self.empty else f"{self.mean:.{self.digits}f}{self.spread()}"
+
+
+def with_attack_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``attack_setting``: the attack's name, plus its arguments where they differ from the defaults
+    (``relearn (k=1)``), so that runs of one attack under different budgets are never averaged together."""
+    names = {}
+    for attack, args in df[["attack", "attack_args"]].drop_duplicates().itertuples(index=False):
+        short = _short_args(args, asdict(registry.get("attack", attack).Args())) if args else "(defaults)"
+        names[(attack, args)] = attack if short == "(defaults)" else f"{attack} ({short})"
+    out = df.copy()
+    out["attack_setting"] = [names[key] for key in zip(df["attack"], df["attack_args"], strict=True)]
+    return out
+
+
+def _short_args(args_json: str, defaults: dict[str, object]) -> str:
+    args = json.loads(args_json)
+    changed = {k: v for k, v in sorted(args.items()) if defaults.get(k, object()) != v}
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(defaults)"
+
+
+def method_order(methods: list[str]) -> list[str]:
+    head = [m for m in ("noop", "retrain") if m in methods]
+    return head + sorted(m for m in methods if m not in head)
+
+
+def _by_method_order(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    order = method_order(list(frame.method.unique()))
+    return frame.sort_values(columns, key=lambda s: s.map(order.index) if s.name == "method" else s)
+
+
+@dataclass
+class Tables:
+    quality: pd.DataFrame
+    robustness: pd.DataFrame
+    settings: pd.DataFrame
+    efficiency: pd.DataFrame
+    cost_reference: str = "safemax"
+
+
+def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One set of unlearned-phase rows per unlearning (runs with different attacks repeat them). The run
+    without an attack is preferred: attack runs repeat its cost only while the unlearned-model cache lives,
+    and one that recomputed the model later (other threads, other load) would otherwise stand in for it."""
+    part = final_rows(df[df["phase"] == "unlearned"])
+    ranked = part.assign(_attacked=part["attack"] != "none").sort_values(["_attacked", "run_id"], kind="stable")
+    first = ranked.drop_duplicates(IDENTITY)[IDENTITY + ["run_id"]]
+    return part[part["run_id"].isin(first["run_id"])]
+
+
+def _quality_cells(g: pd.DataFrame) -> dict[str, Stat]:
+    return {
+        column_format(m, s).label: Stat.of(g[(g.metric == m) & (g.split == s)]["value"], column_format(m, s))
+        for m, s in quality_metrics()
+    }
+
+
+def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
+    final = final_rows(df)
+    unl = unlearned_rows(df)
+    orig = final[final["phase"] == "original"].drop_duplicates(["forget_class", "seed", "metric", "split", "model_sha"])
+    rows: list[dict[str, object]] = []
+    if len(orig):
+        rows.append({"label": "reference", "method": "original model", "runs": orig["forget_class"].nunique()})
+        rows[-1].update(_quality_cells(orig))
+    order = method_order(list(unl.method.unique()))
+    for (label, method), g in sorted(
+        unl.groupby(["label", "method"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))
+    ):
+        rows.append({"label": label or "-", "method": method, "runs": g["run_id"].nunique(), **_quality_cells(g)})
+    quality = pd.DataFrame(rows)
+
+    attacked = with_attack_setting(df[df["attack"] != "none"])
+    rrows = []
+    for (label, method, attack), g in attacked.groupby(["label", "method", "attack_setting"]):
+        g = final_rows(g)
+        rec: dict[str, object] = {
+            "label": label or "-",
+            "method": method,
+            "attack": attack,
+            "runs": g["run_id"].nunique(),
+        }
+        for metric, split, phase in ROBUSTNESS_METRICS:
+            vals = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]["value"]
+            note = ""
+            if metric == "steps_to_recover" and len(vals):
+                recovered = g[(g.metric == "recovered") & (g.phase == "attacked")]["value"]
+                note = f" ({int(recovered.sum())}/{len(recovered)} recovered)"
+            rec[phase_label(metric, split, phase)] = Stat.of(vals, column_format(metric, split), note)
+        rrows.append(rec)
+    robustness = pd.DataFrame(rrows)
+    if len(robustness):
+        robustness = _by_method_order(robustness, ["label", "attack", "method"])
+    settings = df[SETTINGS_COLUMNS].drop_duplicates().copy()
+    settings["model_sha"] = settings["model_sha"].str[:12]
+    settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
+    settings = settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
+    return Tables(quality, robustness, settings, efficiency_table(df, cost_reference), cost_reference)
+
+
+def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFrame:
+    """Methods × attack settings: the pre-attack ASR (10-way), then the ASR after each attack."""
+    r = t.robustness
+    if r.empty:
+        return pd.DataFrame()
+    if default_budgets_only:
+        r = r[~r["attack"].str.contains(" (", regex=False)]
+    if r.empty:
+        return pd.DataFrame()
+    pre = phase_label("asr_10way", "forget", "unlearned")
+    after = phase_label("asr_10way", "forget", "attacked")
+    attacks = sorted(r["attack"].unique())
+    rows = []
+    for (label, method), g in r.groupby(["label", "method"], sort=False):
+        cells = dict(zip(g["attack"], g[after], strict=True))
+        empty = Stat(math.nan, math.nan, 3)
+        rows.append(
+            {"label": label, "method": method, pre: g[pre].iloc[0], **{a: cells.get(a, empty) for a in attacks}}
+        )
+    return _by_method_order(pd.DataFrame(rows), ["label", "method"]).reset_index(drop=True)
+
+
+def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFrame:
+    """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
+    settings), as means over the forget classes both have; beside the ratios of the methods' published
+    costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
+    time minus prior wall time; CPU time includes the priors."""
+    u = unlearned_rows(df)
+    cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
+    wide = cost.pivot_table(index=["label", "method", "forget_class"], columns="metric", values="value")
+    if wide.empty or reference not in wide.index.get_level_values("method"):
+        return pd.DataFrame()
+    wide["no_prior"] = wide["cost_wall_s"] - wide["cost_prior_wall_s"]
+    published_ref = registry.get("method", reference).published_cost
+
+    def ratio(value: float | None, digits: int) -> Stat:
+        return Stat(math.nan if value is None else float(value), math.nan, digits)
+
+    rows = []
+    for label, part in wide.groupby(level="label"):
+        part = part.droplevel("label")
+        if reference not in part.index.get_level_values("method"):
+            continue
+        ref = part.xs(reference, level="method")
+        for method in method_order(list(part.index.get_level_values("method").unique())):
+            if method in ("noop", reference):
+                continue
+            mine = part.xs(method, level="method")
+            shared = mine.index.intersection(ref.index)
+            if shared.empty:
+                continue
+            m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
+            pub = registry.get("method", method).published_cost if published_ref else None
+            rows.append(
+                {
+                    "label": label or "-",
+                    "method": method,
+                    "classes": len(shared),
+                    "wall ×, no priors": ratio(m["no_prior"] / r["no_prior"], 1),
+                    "wall ×, with priors": ratio(m["cost_wall_s"] / r["cost_wall_s"], 1),
+                    "CPU ×, with priors": ratio(m["cost_cpu_s"] / r["cost_cpu_s"], 1),
+                    "peak memory ×": ratio(m["cost_peak_mem_mb"] / r["cost_peak_mem_mb"], 2),
+                    "published time ×": ratio(pub[0] / published_ref[0] if pub and published_ref else None, 1),
+                    "published memory ×": ratio(pub[1] / published_ref[1] if pub and published_ref else None, 2),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def to_markdown(t: pd.DataFrame) -> str:
+    if t.empty:
+        return "_no rows_\n"
+    header = "| " + " | ".join(map(str, t.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in t.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    return "\n".join([header, sep, *body]) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-setting tables (trade-off studies, tuning trials): ``unlearnbench table``
+# ---------------------------------------------------------------------------------------------
+
+
+def settings_table(df: pd.DataFrame, *, by_class: bool = False) -> pd.DataFrame:
+    """One row per (label, method, arguments[, forget class]): the unlearned phase's metrics, mean ± std
+    over runs."""
+    unl = unlearned_rows(df)
+    keys = ["label", "method", "method_args"] + (["forget_class"] if by_class else [])
+    rows = []
+    for key, g in unl.groupby(keys, sort=True):
+        label, method, margs = key[:3]
+        defaults = asdict(registry.get("method", method).Args())
+        rec = {
+            "label": label or "-",
+            "method": method,
+            "arguments (vs. defaults)": _short_args(margs, defaults),
+            **({"forget class": key[3]} if by_class else {}),
+            "runs": g["run_id"].nunique(),
+            **_quality_cells(g),
+        }
+        autocorr = column_format("noise_autocorr", "forget")
+        rec[autocorr.label] = Stat.of(g[g.metric == "noise_autocorr"]["value"], autocorr)
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def write_settings_table(results: str, out: str, *, methods: list[str] | None = None, by_class: bool = False) -> None:
+    """``unlearnbench table``: ``OUT.md`` and ``OUT.csv`` (numbers) and ``OUT.png`` (UA vs. retain accuracy)."""
+    from unlearnbench.report.figures import save_settings_scatter  # figures import this module
+
+    df = load_results(results)
+    if df.empty:
+        raise UserError(f"no runs in {results!r}")
+    if methods:
+        missing = sorted(set(methods) - set(df["method"]))
+        if missing:
+            have = ", ".join(sorted(set(df["method"])))
+            raise UserError(f"no runs of {', '.join(missing)} in {results!r}; it has {have}")
+        df = df[df["method"].isin(methods)]
+    t = settings_table(df, by_class=by_class)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = (f" --methods {','.join(methods)}" if methods else "") + (" --by-class" if by_class else "")
+    header = (
+        f"Generated by `unlearnbench table --results {results} --out {out}{flags}` "
+        f"from {df['run_id'].nunique()} runs.\n\n"
+    )
+    atomic_write_text(target.with_suffix(".md"), header + to_markdown(t))
+    unl = unlearned_rows(df)
+    wide = unl[unl.split.isin(["forget", "retain", "all"])].pivot_table(
+        index=["label", "method", "method_args", "forget_class", "seed"], columns=["metric", "split"], values="value"
+    )
+    wide.columns = [f"{m}:{s}" for m, s in wide.columns]
+    wide.reset_index().to_csv(target.with_suffix(".csv"), index=False)
+    save_settings_scatter(wide, target.with_suffix(".png"))
