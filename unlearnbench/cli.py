@@ -199,7 +199,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _setup(args)
     grid = _grid(args)
     report = run_sweep(
-        grid.specs(), args.out, workers=args.workers, threads=args.threads, device=args.device, plugins=args.plugin
+        grid.specs(),
+        args.out,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        plugins=args.plugin,
+        backend=args.backend,
+        address=args.address,
     )
     print(f"sweep: {report.done} run, {report.skipped} skipped (complete), {report.failed} failed")
     for e in report.errors:
@@ -482,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
         sw.add_argument("--threads", type=int, default=int(os.environ.get("UNLEARNBENCH_THREADS", "2")))
         sw.add_argument("--plugin", action="append", default=[])
         sw.add_argument("--quiet", action="store_true")
+        if name == "sweep":  # backends (issue 17)
+            sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute")
+            sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
         if name == "tune":
             sw.add_argument("--trials", type=int, default=6, help="trials per method, the paper default included")
             sw.add_argument("--seed", type=int, default=0, help="seed of the trial draw")
