@@ -172,6 +172,17 @@ def test_address_without_ray_backend_and_unknown_backend(capsys, tmp_path):
     assert code == 2 and err.startswith("error: argument --backend: invalid choice: 'dask'")
 
 
+def test_ray_address_without_a_cluster_is_one_error_line(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    store = tmp_path / "s"
+    argv = ["sweep", "--methods", "noop", "--backend", "ray", "--address", "auto", "--out", str(store), "--quiet"]
+    code, err = run_cli(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --address 'auto': no Ray cluster there (Could not find any running Ray instance")
+    assert not list(store.glob("runs/*.parquet"))
+
+
 class RecordingBackend(Backend):
     """Runs nothing: logs what the sweep submits, and finishes runs one at a time in submission order."""
 

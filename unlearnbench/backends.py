@@ -293,9 +293,13 @@ class RayBackend(Backend):
         if not ray.is_initialized():
             common: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}
             if self.address or os.environ.get("RAY_ADDRESS"):
-                ray.init(address=self.address, **common)
+                where = self.address or os.environ["RAY_ADDRESS"]
+                try:
+                    ray.init(address=self.address, **common)
+                except (ConnectionError, ValueError) as e:
+                    raise UserError(f"--address {where!r}: no Ray cluster there ({str(e).splitlines()[0]})") from None
             else:
-                ray.init(num_cpus=self.num_cpus, include_dashboard=False, **common)
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **common)
             self._owns_connection = True
         self._check_resources()
         self._check_store()

@@ -167,8 +167,8 @@ class SweepReport:
 def plan(specs: Iterable[RunSpec], store_root: str, backend: Backend | None = None) -> tuple[list[list[RunSpec]], int]:
     """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning.
 
-    With a backend, its workers are started and each must be able to write the store (else
-    :class:`UserError`), so a store that a worker cannot reach fails here too.
+    With a backend and work to do, its workers are started and each must be able to write the store
+    (else :class:`UserError`), so a store that a worker cannot reach fails here too.
     """
     from unlearnbench.results import Store
     from unlearnbench.runner import resolve, validate
@@ -189,7 +189,7 @@ def plan(specs: Iterable[RunSpec], store_root: str, backend: Backend | None = No
             continue
         key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
         groups.setdefault(key, []).append(resolved.spec)
-    if backend is not None:
+    if backend is not None and groups:
         backend.start(str(store_root))
     return list(groups.values()), skipped
 
