@@ -241,6 +241,25 @@ def test_ray_store_that_a_worker_cannot_write_fails_at_plan_time(tmp_path):
         backend.start(str(blocker / "store"))  # the workers' own check, not this process's
 
 
+def test_ray_store_on_each_nodes_own_disk_fails_at_plan_time(tmp_path):
+    pytest.importorskip("ray")
+    from unlearnbench.backends import RayBackend
+    from unlearnbench.errors import UserError
+
+    class NodeLocalStore(RayBackend):
+        """One machine cannot have a disk that its Ray node does not share: this driver plays one that
+        does not see what the node wrote (the node's probe itself is real)."""
+
+        def _sees(self, path: Path) -> bool:
+            assert path.is_file()  # the real node did write it
+            return False
+
+    backend = NodeLocalStore(threads=1, num_cpus=1)
+    with backend, pytest.raises(UserError, match=r"wrote a file there that this machine does not see: not shared"):
+        backend.start(str(tmp_path / "store"))
+    assert not list((tmp_path / "store" / "runs").glob(".probe.*")), "the probe files were not removed"
+
+
 # ---------------------------------------------------------------------------------------------
 # Ray end to end (slow suite)
 # ---------------------------------------------------------------------------------------------

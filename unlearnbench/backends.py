@@ -354,7 +354,7 @@ class RayBackend(Backend):
             where = f"Ray node {host} ({nodes[node_id].get('NodeManagerAddress', '?')})"
             if error:
                 problems.append(f"{where} cannot write it ({error})")
-            elif not (Path(self.store_root) / "runs" / name).is_file():
+            elif not self._sees(Path(self.store_root) / "runs" / name):
                 problems.append(f"{where} wrote a file there that this machine does not see: not shared storage")
         ray.get([on(nodes[i]).remote(self.store_root, names[i], True) for i in names])
         if problems:
@@ -362,6 +362,10 @@ class RayBackend(Backend):
                 f"results folder {self.store_root!r}: {problems[0]}; the store must be one shared path "
                 "that every Ray node can write"
             )
+
+    def _sees(self, path: Path) -> bool:
+        """Whether this machine sees a file that a node wrote (the store is shared)."""
+        return path.is_file()
 
     def submit(self, spec: RunSpec) -> None:
         if self._task is None:
