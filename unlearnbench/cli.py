@@ -444,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = _sweep_parser(sub, "sweep", "run a grid of methods x attacks x forget classes x seeds (resumable)")
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")
+    sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute (default local)")
+    sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
     sw.set_defaults(func=cmd_sweep)
     tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
     tu.add_argument("--trials", type=int, default=6, help="trials per method, the paper default included (default 6)")

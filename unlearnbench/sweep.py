@@ -1,8 +1,9 @@
-"""Sweeps: a grid of methods x attacks x forget classes x seeds, resumable, in bounded local processes.
+"""Sweeps: a grid of methods x attacks x forget classes x seeds, resumable, on a backend.
 
-Runs that share an unlearning (same method, arguments, forget class and seed; different attacks) form
-one job and run in order in one worker, so the unlearned model is computed once and reused from the
-cache. A finished run is never redone; a killed sweep loses only the runs in flight.
+The backend (``unlearnbench.backends``) is a pool of local processes (default) or a Ray cluster. Runs
+that share an unlearning (same method, arguments, forget class and seed; different attacks) form one
+job: its first run computes the unlearned model, the others follow and read it from the store's cache.
+A finished run is never redone; a killed sweep loses only the runs in flight.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import multiprocessing as mp
 import os
 import sys
-import traceback
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnbench.backends import Backend, make_backend
 from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings, eval_settings
 from unlearnbench.spec import RunSpec
@@ -120,45 +119,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the sweep process dies, even by SIGKILL (no orphans burning CPU)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    from unlearnbench import progress
-
-    _die_with_parent()
-
-    torch.set_num_threads(threads)
-    progress.set_enabled(False)
-
-
-def _run_job(store_root: str, device: str, specs: list[dict[str, Any]], plugins: list[str]) -> list[tuple[str, str]]:
-    """Run specs that share an unlearning, in order. Returns (run_id, status) pairs."""
-    from unlearnbench import registry
-    from unlearnbench.results import Store
-    from unlearnbench.runner import Runner
-
-    for module in plugins:
-        registry.load_module_plugin(module)
-    runner = Runner(Store(store_root), device=device)
-    out = []
-    for d in specs:
-        spec = RunSpec.from_dict(d)
-        df = runner.run(spec)
-        out.append((str(df["run_id"].iloc[0]), str(df["status"].iloc[0])))
-    return out
-
-
 @dataclass
 class SweepReport:
     done: int = 0
@@ -167,8 +127,14 @@ class SweepReport:
     errors: list[str] = field(default_factory=list)
 
 
-def plan(specs: Iterable[RunSpec], store_root: str, *, download: bool = False) -> tuple[list[list[RunSpec]], int]:
-    """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning."""
+def plan(
+    specs: Iterable[RunSpec], store_root: str, backend: Backend | None = None, *, download: bool = False
+) -> tuple[list[list[RunSpec]], int]:
+    """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning.
+
+    With a backend and work to do, its workers are started and each must be able to write the store
+    (else :class:`UserError`), so a store that a worker cannot reach fails here too.
+    """
     from unlearnbench.results import Store
     from unlearnbench.runner import resolve, testbed_for, validate
 
@@ -185,6 +151,8 @@ def plan(specs: Iterable[RunSpec], store_root: str, *, download: bool = False) -
         key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
         groups.setdefault(key, []).append(resolved.spec)
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
+    if backend is not None and groups:
+        backend.start(str(store_root))
     return list(groups.values()), skipped
 
 
@@ -197,54 +165,52 @@ def run_sweep(
     device: str = "cpu",
     plugins: list[str] | None = None,
     download: bool = False,
+    backend: str | Backend = "local",
+    address: str | None = None,
 ) -> SweepReport:
+    """Plan, then run every unfinished spec on ``backend`` (``local``, ``ray`` or a :class:`Backend`).
+
+    Each run gets ``threads // workers`` torch threads on every backend. Runs that share an unlearning
+    form a job: its first run goes first, and the others follow once it has finished, so the unlearned
+    model is computed once and read from the store's cache (in parallel, where the backend has room).
+    """
     from unlearnbench.progress import bar
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    jobs, skipped = plan(specs, store_root, download=download)
-    report = SweepReport(skipped=skipped)
-    total = sum(len(j) for j in jobs)
-    print(
-        f"sweep: {total + skipped} runs, {skipped} already complete, {total} to run in {len(jobs)} jobs "
-        f"on {workers} worker(s)",
-        file=sys.stderr,
-    )
-    if not jobs:
-        return report
-    per_worker = max(1, threads // workers)
-    ctx = mp.get_context("spawn")
-    progress = bar(range(total), desc="sweep", total=total, leave=True)
-    ticker = iter(progress)
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(per_worker,)
-    ) as pool:
-        pending: dict[Future[list[tuple[str, str]]], list[RunSpec]] = {
-            pool.submit(_run_job, str(store_root), device, [s.to_dict() for s in job], plugins or []): job
-            for job in jobs
-        }
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    job = pending.pop(fut)
-                    try:
-                        results = fut.result()
-                    except Exception as e:  # a bug in one run must not stop the grid
-                        msg = "".join(traceback.format_exception_only(type(e), e)).strip()
-                        report.errors.append(f"{job[0].method}/{job[0].forget_label}: {msg}")
-                        report.failed += len(job)
-                        for _ in job:
-                            next(ticker, None)
-                        continue
-                    for _run_id, status in results:
-                        report.done += 1
-                        report.failed += status != "ok"
-                        next(ticker, None)
-        except KeyboardInterrupt:
-            for fut in pending:
-                fut.cancel()
-            raise
-    for _ in ticker:
-        pass
+    if address is not None and backend == "local":
+        raise UserError("--address needs --backend ray")
+    per_run = max(1, threads // workers)
+    options = {"address": address, "num_cpus": threads} if backend == "ray" else {}
+    runner = make_backend(backend, threads=per_run, device=device, plugins=plugins or [], workers=workers, **options)
+    with runner:
+        jobs, skipped = plan(specs, store_root, runner, download=download)
+        report = SweepReport(skipped=skipped)
+        total = sum(len(j) for j in jobs)
+        print(
+            f"sweep: {total + skipped} runs, {skipped} already complete, {total} to run in {len(jobs)} jobs "
+            f"on the {runner.name} backend ({per_run} thread(s) per run)",
+            file=sys.stderr,
+        )
+        if not jobs:
+            return report
+        by_id = {s.run_id: s for job in jobs for s in job}
+        followers: dict[str, list[RunSpec]] = {}
+        for job in jobs:
+            runner.submit(job[0])
+            followers[job[0].run_id] = job[1:]
+        ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
+        for finished in runner.finished():
+            for spec in followers.pop(finished.run_id, []):
+                runner.submit(spec)
+            if finished.status == "error":  # the task died: nothing was written, a resumed sweep reruns it
+                spec = by_id[finished.run_id]
+                report.errors.append(f"{spec.method}/{spec.attack}/{spec.forget_label}: {finished.error}")
+                report.failed += 1
+            else:
+                report.done += 1
+                report.failed += finished.status != "ok"
+            next(ticker, None)
+        for _ in ticker:
+            pass
     return report
