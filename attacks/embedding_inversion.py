@@ -23,6 +23,7 @@ from unlearnbench.args import arg, positive
 from unlearnbench.attacks._prompt import STARTS, start_vector
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
+from unlearnbench.errors import UserError
 from unlearnbench.registry import register
 from unlearnbench.training import optimize, sample_batch
 
@@ -42,6 +43,10 @@ class EmbeddingInversion(Attack):
 
     Args = EmbeddingInversionArgs
     smoke_args = {"k": 3, "steps": 3, "batch_size": 4}
+
+    def check(self, task: Task) -> None:
+        if self.args.k > len(task.forget_x):
+            raise UserError(f"{self.name}: k = {self.args.k} images, but the forget class has {len(task.forget_x)}")
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         a: EmbeddingInversionArgs = self.args

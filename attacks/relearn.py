@@ -18,6 +18,7 @@ from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.conditioning import Conditioning
 from unlearnbench.diffusion import denoising_loss
+from unlearnbench.errors import UserError
 from unlearnbench.registry import register
 from unlearnbench.training import optimize, sample_batch
 
@@ -74,6 +75,11 @@ class Relearn(Attack):
     changes_weights = True
     smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
     source = "forget"  # which training images the attacker holds
+
+    def check(self, task: Task) -> None:
+        available = len(task.forget_x if self.source == "forget" else task.retain_x)
+        if self.args.k > available:
+            raise UserError(f"{self.name}: k = {self.args.k} images, but the attacker holds only {available}")
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         if self.source == "forget":

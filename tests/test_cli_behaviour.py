@@ -114,3 +114,11 @@ def test_progress_is_plain_lines_without_a_terminal():
     )
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert err.splitlines() == ["work: 1/3", "work: 2/3", "work: 3/3"] and "\r" not in err and "\x1b" not in err
+
+
+def test_an_attack_budget_beyond_the_data_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "--method", "noop", "--attack", "relearn", "--attack-args", '{"k": 100000}', "--out", str(out)])
+    assert code == 2
+    assert "k = 100000" in _one_error_line(capsys)
+    assert not list(out.rglob("*.parquet"))

@@ -171,6 +171,10 @@ class Attack(_Registered):
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         raise NotImplementedError
 
+    def check(self, task: Task) -> None:
+        """Raise :class:`~unlearnbench.errors.UserError` when the budget asks for more than the task holds
+        (called before any work); the default checks nothing."""
+
 
 @dataclass(frozen=True)
 class RecoverySettings:

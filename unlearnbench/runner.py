@@ -80,6 +80,11 @@ def resolve(spec: RunSpec) -> Resolved:
     return Resolved(full, method, attack)
 
 
+def check_budgets(resolved: Resolved, tb: Testbed) -> None:
+    """The attack's budget fits the data the task holds (one line if not); before any work."""
+    resolved.attack.check(build_task(resolved.spec, tb, torch.device("cpu")))
+
+
 def testbed_for(spec: RunSpec, *, device: torch.device | str = "cpu", download: bool = False) -> Testbed:
     """The (cached, shared, read-only) testbed a spec runs on."""
     return load_testbed(
@@ -213,6 +218,7 @@ class Runner:
         resolved = resolve(spec)
         tb = testbed_for(spec, device=self.device, download=self.download)
         validate(resolved.spec, tb.num_classes)
+        check_budgets(resolved, tb)
         self.store.check_writable()
         if self.save_model is not None:
             _check_folder_writable(self.save_model, "--save-model")

@@ -136,7 +136,7 @@ def plan(
     (else :class:`UserError`), so a store that a worker cannot reach fails here too.
     """
     from unlearnbench.results import Store
-    from unlearnbench.runner import resolve, testbed_for, validate
+    from unlearnbench.runner import check_budgets, resolve, testbed_for, validate
 
     store = Store(store_root)
     groups: dict[str, list[RunSpec]] = {}
@@ -145,6 +145,7 @@ def plan(
         resolved = resolve(spec)
         tb = testbed_for(spec, download=download)
         validate(resolved.spec, tb.num_classes)
+        check_budgets(resolved, tb)
         if store.is_complete(resolved.run_id):
             skipped += 1
             continue
