@@ -13,130 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from unlearnbench import __version__
+from unlearnbench import __version__, flags
 from unlearnbench.errors import UserError
 
 DEFAULT_OUT = "unlearnbench-results"
-
-
-class _StoreOnce(argparse._StoreAction):
-    """A single-value flag given twice is an error, not "the last one wins"."""
-
-    def __call__(
-        self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None
-    ) -> None:
-        seen: set[str] = namespace.__dict__.setdefault("_given", set())
-        if self.dest in seen:
-            raise UserError(f"{option_string} given twice; give it once")
-        seen.add(self.dest)
-        super().__call__(parser, namespace, values, option_string)
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register("action", "store", _StoreOnce)
-        self.register("action", None, _StoreOnce)
-
-    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
-        raise UserError(f"{message} (see '{self.prog} --help')")
-
-
-def _json_arg(text: str, flag: str) -> dict[str, Any]:
-    def no_constant(name: str) -> Any:
-        raise UserError(f"{flag}: {name} is not a number JSON allows: {text!r}")
-
-    try:
-        value = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{flag}: not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{flag}: must be a JSON object like '{{\"lr\": 1e-4}}', got {text!r}")
-    return value
-
-
-def _csv(text: str | None) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
-
-
-def _env_threads() -> int:
-    """``UNLEARNBENCH_THREADS``, validated with the other environment variables (one line if bad)."""
-    from unlearnbench.schema import read_environment
-
-    return read_environment().UNLEARNBENCH_THREADS
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared flag groups: defined once, used by run, sweep, tune and testbed check
-# ---------------------------------------------------------------------------------------------
-
-
-def _sampler_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("sampler (recorded in every row)")
-    g.add_argument("--sample-steps", type=int, default=None, help="DDIM steps (default 50)")
-    g.add_argument(
-        "--guidance",
-        type=float,
-        default=None,
-        help="classifier-free guidance s in eps_null + s (eps_cond - eps_null) (default: the testbed's measured "
-        "choice; the papers' w = 2 is s = 3)",
-    )
-    g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 the papers' (default 0)")
-    g.add_argument(
-        "--protocol",
-        choices=["testbed", "papers"],
-        default=None,
-        help="named sampler setting: 'papers' is s = 3, eta = 1 (upstream w = 2); 'testbed' its measured default "
-        "guidance, eta 0 (default testbed); --guidance/--eta given beside it win",
-    )
-
-
-def _eval_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("evaluation (recorded in every row)")
-    g.add_argument("--forget-samples", type=int, default=None, help="samples per forget class (default 100)")
-    g.add_argument("--retain-samples", type=int, default=None, help="samples per retained class (default 20)")
-    g.add_argument(
-        "--curve-samples", type=int, default=None, help="samples per forget class at each curve point (default 50)"
-    )
-    _sampler_flags(p)
-
-
-def _testbed_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("testbed")
-    g.add_argument("--testbed", default="digits16", help="testbed name (default digits16)")
-    g.add_argument("--model", default=None, help="a diffusers UNet2DModel directory or hub id (default: shipped)")
-    g.add_argument("--evaluator", default=None, help="evaluator classifier (safetensors) (default: shipped)")
-    g.add_argument("--attacker", default=None, help="attacker classifier (safetensors) (default: shipped)")
-    _data_flags(g)
-    _machine_flags(p)
-
-
-def _data_flags(g: Any) -> None:
-    g.add_argument("--dataset", default=None, help="digits16 | mnist | cifar10 (default: the testbed's)")
-    g.add_argument("--download", action="store_true", help="let torchvision download --dataset (needs the network)")
-
-
-def _machine_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("machine")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    g.add_argument(
-        "--threads",
-        type=int,
-        default=_env_threads(),
-        help="torch threads (default $UNLEARNBENCH_THREADS or 2)",
-    )
-    g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
-    g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
-    g.add_argument("--verbose", action="store_true", help="also log progress details and third-party messages")
-
-
-def _eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The evaluation flags that were given, under the config file's key names."""
-    from unlearnbench.evaluate import EVAL_KEYS
-
-    return {k: getattr(args, k) for k in EVAL_KEYS if getattr(args, k, None) is not None}
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -173,17 +55,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         method=args.method,
         attack=args.attack,
         forget_classes=tuple(args.forget_class or [0]),
-        method_args=_json_arg(args.method_args, "--method-args"),
-        attack_args=_json_arg(args.attack_args, "--attack-args"),
+        method_args=flags.json_arg(args.method_args, "--method-args"),
+        attack_args=flags.json_arg(args.attack_args, "--attack-args"),
         testbed=args.testbed,
         model=args.model,
         dataset=args.dataset,
         evaluator=args.evaluator,
         attacker=args.attacker,
         seed=args.seed,
-        eval=eval_settings(_eval_overrides(args), seed=args.seed),
+        eval=eval_settings(flags.eval_overrides(args), seed=args.seed),
         label=args.label,
-        metrics=tuple(_csv(args.metrics)),
+        metrics=tuple(flags.csv(args.metrics)),
     )
     store = Store(args.out)
     runner = Runner(store, device=args.device, save_model=args.save_model, download=args.download)
@@ -202,7 +84,7 @@ def _grid(args: argparse.Namespace) -> Any:
     from unlearnbench.sweep import grid_from_config, load_config
 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
-    for key, value in (("methods", _csv(args.methods)), ("attacks", _csv(args.attacks))):
+    for key, value in (("methods", flags.csv(args.methods)), ("attacks", flags.csv(args.attacks))):
         if value:
             cfg[key] = value
     for key in ("forget_classes", "seeds", "label"):
@@ -210,7 +92,7 @@ def _grid(args: argparse.Namespace) -> Any:
             cfg[key] = getattr(args, key)
     if args.model is not None:
         cfg.setdefault("testbed", {})["model"] = args.model
-    cfg.setdefault("eval", {}).update(_eval_overrides(args))
+    cfg.setdefault("eval", {}).update(flags.eval_overrides(args))
     if "methods" not in cfg:
         raise UserError("no methods: pass --methods a,b or --config FILE")
     return grid_from_config(cfg)
@@ -278,7 +160,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from unlearnbench.report.tables import write_settings_table
 
-    write_settings_table(args.results, args.out, methods=_csv(args.methods) or None, by_class=args.by_class)
+    write_settings_table(args.results, args.out, methods=flags.csv(args.methods) or None, by_class=args.by_class)
     print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
     return 0
 
@@ -333,7 +215,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         ship=args.ship,
         steps=args.steps,
         dataset=args.dataset or "digits16",
-        channels=tuple(int(c) for c in _csv(args.channels)) or None,
+        channels=tuple(int(c) for c in flags.csv(args.channels)) or None,
         layers_per_block=args.layers_per_block,
         classes=tuple(args.classes) if args.classes else None,
         lr=args.lr,
@@ -366,15 +248,15 @@ def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser
         "--workers", type=int, default=1, help="parallel worker processes, threads split among them (default 1)"
     )
     sw.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
-    _eval_flags(sw)
-    _testbed_flags(sw)
+    flags.eval_flags(sw)
+    flags.testbed_flags(sw)
     return sw
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="unlearnbench", description="Benchmark machine unlearning in diffusion models.")
+    p = flags.Parser(prog="unlearnbench", description="Benchmark machine unlearning in diffusion models.")
     p.add_argument("--version", action="version", version=f"unlearnbench {__version__}")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", parser_class=flags.Parser, metavar="COMMAND")
 
     r = sub.add_parser("run", help="unlearn one class with one method, attack it, score every phase")
     r.add_argument("--method", required=True, help="unlearning method ('unlearnbench list methods')")
@@ -387,8 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
     r.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
     r.add_argument("--save-model", default=None, help="write the unlearned and attacked models here (default: not)")
-    _eval_flags(r)
-    _testbed_flags(r)
+    flags.eval_flags(r)
+    flags.testbed_flags(r)
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list registered methods, attacks or metrics")
@@ -406,17 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--layers-per-block", type=int, default=None, help="(default: the recipe's)")
     pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only (default all)")
-    _data_flags(pt)
-    _machine_flags(pt)
+    flags.data_flags(pt)
+    flags.machine_flags(pt)
     pt.set_defaults(func=cmd_pretrain)
 
     tb = sub.add_parser("testbed", help="testbed tools")
-    tsub = tb.add_subparsers(dest="testbed_command", required=True, parser_class=_Parser, metavar="COMMAND")
+    tsub = tb.add_subparsers(dest="testbed_command", required=True, parser_class=flags.Parser, metavar="COMMAND")
     chk = tsub.add_parser("check", help="measure the base model and the judges against the quality bars")
     chk.add_argument("--per-class", type=int, default=50, help="samples per class (default 50)")
     chk.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    _sampler_flags(chk)
-    _testbed_flags(chk)
+    flags.sampler_flags(chk)
+    flags.testbed_flags(chk)
     chk.set_defaults(func=cmd_testbed)
 
     lb = sub.add_parser("leaderboard", help="regenerate leaderboard.md/.html and figures from a results store")

@@ -37,3 +37,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_frame(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda p: df.to_parquet(p, index=False))
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` and prove a file can be written there, or raise one line: before any work."""
+    from unlearnbench.errors import UserError
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {str(folder)!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{what} {str(folder)!r} is not writable ({e.strerror or e})") from None

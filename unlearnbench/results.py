@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from unlearnbench.errors import UserError
-from unlearnbench.io import atomic_write, atomic_write_frame, atomic_write_text
+from unlearnbench.io import atomic_write, atomic_write_frame, atomic_write_text, check_writable_folder
 
 # Column: (pandas dtype, meaning). The README's table of columns is generated from this.
 SCHEMA: dict[str, tuple[str, str]] = {
@@ -89,13 +88,7 @@ class Store:
         self.cache = self.root / "cache"
 
     def check_writable(self) -> None:
-        try:
-            self.runs.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(dir=self.runs, prefix=".probe.")
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            raise UserError(f"results folder {str(self.root)!r} is not writable ({e.strerror or e})") from None
+        check_writable_folder(self.runs, "results folder")
 
     def rows_path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.parquet"

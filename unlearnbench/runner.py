@@ -14,10 +14,8 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ import pandas as pd
 import torch
 from diffusers import UNet2DModel
 
-from unlearnbench import __version__, registry
+from unlearnbench import registry
 from unlearnbench.api import (
     Attack,
     Metric,
@@ -39,9 +37,10 @@ from unlearnbench.api import (
 )
 from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
+from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge
-from unlearnbench.io import atomic_write, atomic_write_frame
+from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
 from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec
@@ -135,33 +134,6 @@ def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) ->
 # ---------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def git_sha() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    import diffusers
-    import torch_fidelity
-
-    return {
-        "version": __version__,
-        "git_sha": git_sha(),
-        "torch_version": torch.__version__,
-        "diffusers_version": diffusers.__version__,
-        "fidelity_version": torch_fidelity.__version__,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +193,7 @@ class Runner:
         check_budgets(resolved, tb)
         self.store.check_writable()
         if self.save_model is not None:
-            _check_folder_writable(self.save_model, "--save-model")
+            check_writable_folder(self.save_model, "--save-model")
         return resolved, tb
 
     def run(self, spec: RunSpec) -> pd.DataFrame:
@@ -469,21 +441,6 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
-
-
-def _check_folder_writable(folder: Path, flag: str) -> None:
-    """Fail before any work when a model could not be written there later."""
-    import tempfile
-
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{flag} {str(folder)!r} is a file; give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"{flag} {str(folder)!r} is not writable ({e.strerror or e})") from None
 
 
 def _save_model(directory: Path, model: UNet2DModel, tb: Testbed) -> None:

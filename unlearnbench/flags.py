@@ -1,0 +1,128 @@
+"""The command line's flags, defined once: the parser class (one-line errors, single-value flags given
+once), JSON and list values, and the flag groups that run, sweep, tune, pretrain and testbed check share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, NoReturn
+
+from unlearnbench.errors import UserError
+
+
+class StoreOnce(argparse._StoreAction):
+    """A single-value flag given twice is an error, not "the last one wins"."""
+
+    def __call__(
+        self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None
+    ) -> None:
+        seen: set[str] = namespace.__dict__.setdefault("_given", set())
+        if self.dest in seen:
+            raise UserError(f"{option_string} given twice; give it once")
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "store", StoreOnce)
+        self.register("action", None, StoreOnce)
+
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def json_arg(text: str, flag: str) -> dict[str, Any]:
+    def no_constant(name: str) -> Any:
+        raise UserError(f"{flag}: {name} is not a number JSON allows: {text!r}")
+
+    try:
+        value = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{flag}: not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag}: must be a JSON object like '{{\"lr\": 1e-4}}', got {text!r}")
+    return value
+
+
+def csv(text: str | None) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def env_threads() -> int:
+    """``UNLEARNBENCH_THREADS``, validated with the other environment variables (one line if bad)."""
+    from unlearnbench.schema import read_environment
+
+    return read_environment().UNLEARNBENCH_THREADS
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared flag groups: defined once, used by run, sweep, tune and testbed check
+# ---------------------------------------------------------------------------------------------
+
+
+def sampler_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampler (recorded in every row)")
+    g.add_argument("--sample-steps", type=int, default=None, help="DDIM steps (default 50)")
+    g.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance s in eps_null + s (eps_cond - eps_null) (default: the testbed's measured "
+        "choice; the papers' w = 2 is s = 3)",
+    )
+    g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 the papers' (default 0)")
+    g.add_argument(
+        "--protocol",
+        choices=["testbed", "papers"],
+        default=None,
+        help="named sampler setting: 'papers' is s = 3, eta = 1 (upstream w = 2); 'testbed' its measured default "
+        "guidance, eta 0 (default testbed); --guidance/--eta given beside it win",
+    )
+
+
+def eval_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation (recorded in every row)")
+    g.add_argument("--forget-samples", type=int, default=None, help="samples per forget class (default 100)")
+    g.add_argument("--retain-samples", type=int, default=None, help="samples per retained class (default 20)")
+    g.add_argument(
+        "--curve-samples", type=int, default=None, help="samples per forget class at each curve point (default 50)"
+    )
+    sampler_flags(p)
+
+
+def testbed_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("testbed")
+    g.add_argument("--testbed", default="digits16", help="testbed name (default digits16)")
+    g.add_argument("--model", default=None, help="a diffusers UNet2DModel directory or hub id (default: shipped)")
+    g.add_argument("--evaluator", default=None, help="evaluator classifier (safetensors) (default: shipped)")
+    g.add_argument("--attacker", default=None, help="attacker classifier (safetensors) (default: shipped)")
+    data_flags(g)
+    machine_flags(p)
+
+
+def data_flags(g: Any) -> None:
+    g.add_argument("--dataset", default=None, help="digits16 | mnist | cifar10 (default: the testbed's)")
+    g.add_argument("--download", action="store_true", help="let torchvision download --dataset (needs the network)")
+
+
+def machine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("machine")
+    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=env_threads(),
+        help="torch threads (default $UNLEARNBENCH_THREADS or 2)",
+    )
+    g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
+    g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
+    g.add_argument("--verbose", action="store_true", help="also log progress details and third-party messages")
+
+
+def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation flags that were given, under the config file's key names."""
+    from unlearnbench.evaluate import EVAL_KEYS
+
+    return {k: getattr(args, k) for k in EVAL_KEYS if getattr(args, k, None) is not None}
