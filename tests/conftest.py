@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("UNLEARNBENCH_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import pandas as pd
 import pytest
 import torch
 
@@ -67,3 +69,17 @@ def make_task(forget=(3,), device="cpu", sampler_steps=3):
         recipe=DiffusionRecipe(arch=TINY, steps=2, batch_size=8),
         eval_forget_samples=4,
     )
+
+
+def check_store(store: Path) -> pd.DataFrame:
+    """Every file readable, no temporary leftovers, no partial run, each run in exactly one file."""
+    runs = store / "runs"
+    assert not list(runs.glob("*.tmp")) and not list(runs.glob(".*.tmp")), "a temporary file survived"
+    assert not list(runs.glob(".probe.*")), "a store probe survived"
+    frames = []
+    for parquet in runs.glob("*.parquet"):
+        df = pd.read_parquet(parquet)  # raises if partial
+        assert len(df) and df.run_id.nunique() == 1 and df.run_id.iloc[0] == parquet.stem
+        assert (runs / f"{parquet.stem}.json").is_file()
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id"])

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import check_store
+
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = [
     "--forget-samples",
@@ -46,19 +48,6 @@ def sweep_cmd(config: Path, store: Path, workers: int = 2) -> list[str]:
     return cli(
         "sweep", "--config", str(config), "--out", str(store), "--workers", str(workers), "--threads", "2", *SMOKE
     )
-
-
-def check_store(store: Path) -> pd.DataFrame:
-    """Every file readable, no temporary leftovers, no partial run."""
-    runs = store / "runs"
-    assert not list(runs.glob("*.tmp")), "a temporary file survived"
-    frames = []
-    for parquet in runs.glob("*.parquet"):
-        df = pd.read_parquet(parquet)  # raises if partial
-        assert len(df) and df.run_id.nunique() == 1 and df.run_id.iloc[0] == parquet.stem
-        assert (runs / f"{parquet.stem}.json").is_file()
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def comparable(df: pd.DataFrame) -> pd.DataFrame:

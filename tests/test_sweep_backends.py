@@ -7,12 +7,14 @@ in the default suite; those that need Ray skip without it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import check_store
 from unlearnbench.backends import Backend, Finished
 from unlearnbench.cli import main
 from unlearnbench.results import Store
@@ -65,20 +68,6 @@ def env() -> dict[str, str]:
 def sweep_cmd(config: Path, store: Path, backend: str) -> list[str]:
     args = ["sweep", "--config", str(config), "--out", str(store), "--workers", "2", "--threads", "2"]
     return cli(*args, "--backend", backend, "--quiet")
-
-
-def check_store(store: Path) -> pd.DataFrame:
-    """Every file readable, no temporary leftovers, no partial run, each run in exactly one file."""
-    runs = store / "runs"
-    assert not list(runs.glob("*.tmp")) and not list(runs.glob(".*.tmp")), "a temporary file survived"
-    assert not list(runs.glob(".probe.*")), "a store probe survived"
-    frames = []
-    for parquet in runs.glob("*.parquet"):
-        df = pd.read_parquet(parquet)  # raises if partial
-        assert len(df) and df.run_id.nunique() == 1 and df.run_id.iloc[0] == parquet.stem
-        assert (runs / f"{parquet.stem}.json").is_file()
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=KEY)
 
 
 def comparable(df: pd.DataFrame) -> pd.DataFrame:
@@ -359,28 +348,35 @@ def test_ray_worker_killed_mid_sweep_then_resume_loses_nothing(tmp_path, referen
     assert_same_runs(store, reference)
 
 
-@pytest.mark.slow
-def test_ray_driver_killed_mid_sweep_then_resume_loses_nothing(tmp_path, reference, grid_file):
-    pytest.importorskip("ray")
-    store = tmp_path / "store"
+@contextlib.contextmanager
+def ray_sweep_once(grid_file: Path, store: Path, runs: int) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """A Ray-backend sweep in a subprocess, handed over once ``runs`` runs are complete; afterwards no process
+    of it (driver or its local cluster) is left behind."""
     proc = subprocess.Popen(
-        sweep_cmd(grid_file, store, "ray"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        sweep_cmd(grid_file, store, "ray"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     cluster: list[int] = []
     try:
-        wait_for(lambda: complete_runs(store) >= 2 or proc.poll() is not None, 1800, "two finished runs")
-        assert proc.poll() is None, "the sweep ended before it could be killed: " + proc.stderr.read().decode()
+        wait_for(lambda: complete_runs(store) >= runs or proc.poll() is not None, 1800, f"{runs} finished run(s)")
+        assert proc.poll() is None, "the sweep ended too early: " + proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
         cluster = descendants(proc.pid)  # the local Ray cluster it started, with its workers
-        assert any(cmdline(p).startswith("ray::") for p in cluster)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        # The cluster shares the driver's fate: no worker is left running (or writing) afterwards.
-        wait_for(lambda: not alive(cluster), 600, "the dead driver's Ray processes to exit")
+        yield proc, cluster
+        wait_for(lambda: not alive(cluster), 600, "the sweep's Ray processes to exit")
     finally:
         for pid in alive(cluster):  # only on failure: do not leave them behind
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_ray_driver_killed_mid_sweep_then_resume_loses_nothing(tmp_path, reference, grid_file):
+    pytest.importorskip("ray")
+    store = tmp_path / "store"
+    with ray_sweep_once(grid_file, store, 2) as (proc, cluster):
+        assert any(cmdline(p).startswith("ray::") for p in cluster)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()  # the cluster shares the driver's fate: checked on leaving the block
     before = check_store(store).run_id.nunique()
     assert 2 <= before < RUNS
 
@@ -395,22 +391,9 @@ def test_ray_driver_killed_mid_sweep_then_resume_loses_nothing(tmp_path, referen
 def test_ray_ctrl_c_cancels_outstanding_runs_and_writes_nothing_partial(tmp_path, grid_file):
     pytest.importorskip("ray")
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        sweep_cmd(grid_file, store, "ray"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    cluster: list[int] = []
-    try:
-        wait_for(lambda: complete_runs(store) >= 1 or proc.poll() is not None, 1800, "a finished run")
-        assert proc.poll() is None, "the sweep ended before Ctrl-C"
-        cluster = descendants(proc.pid)
+    with ray_sweep_once(grid_file, store, 1) as (proc, _cluster):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=600)
-        wait_for(lambda: not alive(cluster), 600, "the Ray processes to exit")
-    finally:
-        for pid in alive(cluster):
-            os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
     text = err.decode()
     assert proc.returncode == 130, text[-2000:]
     assert "interrupted" in text and "Traceback" not in text

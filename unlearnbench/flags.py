@@ -126,3 +126,8 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from unlearnbench.evaluate import EVAL_KEYS
 
     return {k: getattr(args, k) for k in EVAL_KEYS if getattr(args, k, None) is not None}
+
+
+def testbed_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The testbed flags under the names a run spec and ``load_testbed`` take."""
+    return {k: getattr(args, k) for k in ("testbed", "model", "dataset", "evaluator", "attacker")}

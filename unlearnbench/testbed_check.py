@@ -101,15 +101,8 @@ def main(args: argparse.Namespace) -> int:
     """``unlearnbench testbed check``: print every figure; exit 1 when one is below its bar."""
     if args.per_class < 1:
         raise UserError(f"--per-class must be >= 1, got {args.per_class}")
-    tb = load_testbed(
-        args.testbed,
-        model=args.model,
-        dataset=args.dataset,
-        evaluator=args.evaluator,
-        attacker=args.attacker,
-        device=args.device,
-        download=args.download,
-    )
+    parts = {k: getattr(args, k) for k in ("model", "dataset", "evaluator", "attacker")}
+    tb = load_testbed(args.testbed, **parts, device=args.device, download=args.download)
     given = {
         k: getattr(args, k) for k in ("sample_steps", "guidance", "eta", "protocol") if getattr(args, k) is not None
     }
