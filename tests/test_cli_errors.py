@@ -31,6 +31,18 @@ def assert_clean_error(code, err, fragment, store):
 RUN = ["run", "--quiet", "--forget-samples", "2", "--retain-samples", "1", "--sample-steps", "2"]
 
 
+def with_defaults(base: list[str], extra: list[str]) -> list[str]:
+    """``base`` with the flags ``extra`` gives replaced by its values (a flag may be given once)."""
+    out, i = [], 0
+    while i < len(base):
+        if base[i] in extra and i + 1 < len(base) and not base[i + 1].startswith("--"):
+            i += 2
+            continue
+        out.append(base[i])
+        i += 1
+    return out + extra
+
+
 @pytest.mark.parametrize(
     "extra, fragment",
     [
@@ -59,12 +71,12 @@ RUN = ["run", "--quiet", "--forget-samples", "2", "--retain-samples", "1", "--sa
         (["--method", "safemax", "--dataset", "cifar100"], "unknown dataset 'cifar100'"),
         (["--method", "safemax", "--threads", "0"], "--threads must be >= 1"),
         (["--method", "safemax", "--metrics", "entropy,fdi"], "unknown metric 'fdi'; did you mean 'fid'?"),
-        (["--method", "safemax", "--plugin", "no_such_module_xyz"], "could not be imported"),
+        (["--method", "safemax", "--plugin", "no_such_module_xyz"], "could not be loaded"),
     ],
 )
 def test_bad_run_input(capsys, tmp_path, extra, fragment):
     store = tmp_path / "store"
-    code, _, err = run_cli(capsys, *RUN, "--out", str(store), *extra)
+    code, _, err = run_cli(capsys, *with_defaults(RUN, extra), "--out", str(store))
     assert_clean_error(code, err, fragment, store)
 
 
