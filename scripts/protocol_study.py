@@ -82,6 +82,7 @@ def train(name: str, out: Path, cache: Path, deadline: float | None, device: str
         "params": num_params(model),
         "steps": recipe.steps,
         "seconds": progress["seconds"],
+        "cpu_seconds": progress.get("cpu_seconds"),
         "threads": torch.get_num_threads(),
         "device": device,
     }

@@ -76,7 +76,7 @@ class TrainingPaused(Exception):
 class Checkpointing:
     """Where and how often :func:`train_diffusion` saves its full state, and when it pauses.
 
-    The state (weights, EMA, optimizer, step, both random generators, seconds trained so far) goes to
+    The state (weights, EMA, optimizer, step, both random generators, wall and CPU seconds so far) goes to
     ``directory/train_state.pt`` every ``every`` steps, written atomically, with ``progress.json`` (step,
     seconds) beside it. ``stop_at`` (a step) and
     ``deadline`` (a ``time.time()`` value) pause the run at the next checkpoint with
@@ -113,7 +113,7 @@ def train_diffusion(
     images, labels = images.to(device), labels.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    start, seconds_before = 0, 0.0
+    start, seconds_before, cpu_before = 0, 0.0, 0.0
     sha = recipe_sha256(recipe)
     if checkpointing is not None and checkpointing.path.is_file():
         state = torch.load(checkpointing.path, map_location="cpu", weights_only=True)
@@ -125,7 +125,8 @@ def train_diffusion(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
         start, seconds_before = int(state["step"]), float(state["seconds"])
-    t0 = time.perf_counter()
+        cpu_before = state.get("cpu_seconds")  # None: saved before CPU time was recorded
+    t0, cpu0 = time.perf_counter(), time.process_time()
 
     def save(step: int) -> None:
         assert checkpointing is not None
@@ -133,6 +134,7 @@ def train_diffusion(
             "recipe_sha256": sha,
             "step": step,
             "seconds": seconds_before + time.perf_counter() - t0,
+            "cpu_seconds": None if cpu_before is None else cpu_before + time.process_time() - cpu0,
             "model": model.state_dict(),
             "ema": ema.shadow.state_dict(),
             "optimizer": opt.state_dict(),
@@ -143,7 +145,14 @@ def train_diffusion(
         tmp = checkpointing.path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, checkpointing.path)
-        progress = {"step": step, "steps": recipe.steps, "seconds": round(state["seconds"], 1), "recipe_sha256": sha}
+        cpu = state["cpu_seconds"]
+        progress = {
+            "step": step,
+            "steps": recipe.steps,
+            "seconds": round(state["seconds"], 1),
+            "cpu_seconds": None if cpu is None else round(cpu, 1),
+            "recipe_sha256": sha,
+        }
         (checkpointing.path.parent / "progress.json").write_text(json.dumps(progress) + "\n")
 
     def on_step(step: int) -> None:
