@@ -202,8 +202,8 @@ def table(out: Path) -> str:
                     r for r in st["rows"] if r["guidance"] == sampler["guidance_scale"] and r["eta"] == sampler["eta"]
                 ]
                 key = f"s={sampler['guidance_scale']:g},eta={sampler['eta']:g}"
-                row[f"max |d acc| {key}"] = max(abs(r["retain_accuracy_change"]) for r in sel)
-                row[f"max |d FID ratio| {key}"] = max(abs(r["fid_ratio_change"]) for r in sel)
+                row[f"max abs change retained acc {key}"] = max(abs(r["retain_accuracy_change"]) for r in sel)
+                row[f"max abs rel. change retained FID ratio {key}"] = max(abs(r["fid_ratio_change"]) for r in sel)
             row["null digits min (before; after 0,3,7)"] = "; ".join(str(min(r["counts"][:10])) for r in st["null"])
             row["stability"] = "pass" if st["passed"] else "FAIL"
         rows.append(row)

@@ -97,7 +97,6 @@ def test_shipped_model_passes_the_stability_test(testbed):
     """29 finetune steps on forget class 0, 3, 7 leave the shipped model as it was, at s = 1 and s = 3 (eta 1)."""
     from unlearnbench.stability import stability_test
 
-    torch.set_num_threads(1)
     result = stability_test(testbed)
     failed = [r for r in result["rows"] if not r["ok"]] + [r for r in result["null"] if not r["ok"]]
     assert result["passed"], failed
