@@ -124,11 +124,33 @@ class UNetArch:
     layers_per_block: int = 1
     attention: bool = True
     norm_num_groups: int = 8
+    # "time": diffusers' UNet2DModel (class embedding added to the time embedding); "block_mlp": the
+    # class through its own MLP into every ResNet block (unlearnbench.unets.ClassMLPUNet, as upstream).
+    conditioning: str = "time"
+    dropout: float = 0.0
 
     def build(self) -> UNet2DModel:
         depth = len(self.block_out_channels)
         last_down = "AttnDownBlock2D" if self.attention else "DownBlock2D"
         first_up = "AttnUpBlock2D" if self.attention else "UpBlock2D"
+        if self.conditioning == "block_mlp":
+            from unlearnbench.unets import ClassMLPUNet
+
+            return ClassMLPUNet(  # type: ignore[return-value]  # same call signature as UNet2DModel
+                sample_size=self.sample_size,
+                in_channels=self.channels,
+                out_channels=self.channels,
+                block_out_channels=tuple(self.block_out_channels),
+                layers_per_block=self.layers_per_block,
+                down_block_types=("DownBlock2D",) * (depth - 1) + (last_down,),
+                up_block_types=(first_up,) + ("UpBlock2D",) * (depth - 1),
+                num_class_embeds=self.num_classes + 1,
+                norm_num_groups=self.norm_num_groups,
+                attention_head_dim=8,
+                dropout=self.dropout,
+            )
+        if self.conditioning != "time":
+            raise ValueError(f"unknown conditioning {self.conditioning!r} (known: time, block_mlp)")
         return UNet2DModel(
             sample_size=self.sample_size,
             in_channels=self.channels,
@@ -140,6 +162,7 @@ class UNetArch:
             num_class_embeds=self.num_classes + 1,
             norm_num_groups=self.norm_num_groups,
             attention_head_dim=8,
+            dropout=self.dropout,
         )
 
 
@@ -166,6 +189,19 @@ def _local_layout(directory: Path) -> tuple[Path, Path]:
         f"{directory}: no scheduler config (expected scheduler/scheduler_config.json); "
         "save the model with its DDPMScheduler"
     )
+
+
+def unet_class(unet_dir: Path) -> type[UNet2DModel]:
+    """The model class a saved config names (``_class_name``): ``UNet2DModel`` or the project's ``ClassMLPUNet``."""
+    try:
+        name = json.loads((unet_dir / "config.json").read_text()).get("_class_name", "UNet2DModel")
+    except (OSError, json.JSONDecodeError):
+        return UNet2DModel  # from_pretrained reports the missing or broken config
+    if name == "ClassMLPUNet":
+        from unlearnbench.unets import ClassMLPUNet
+
+        return ClassMLPUNet  # type: ignore[return-value]
+    return UNet2DModel
 
 
 def load_diffusion(
@@ -195,7 +231,7 @@ def load_diffusion(
             verify_sha256(weights, expected_sha256)
         try:
             with _quiet_diffusers():  # its missing/unexpected-key warnings become our one-line error
-                model, info = UNet2DModel.from_pretrained(
+                model, info = unet_class(unet_dir).from_pretrained(
                     str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True
                 )
             schedule = DDPMScheduler.from_pretrained(str(sched_file.parent))

@@ -1,14 +1,18 @@
 """Recipes that build the testbed's shipped models: the base diffusion model, the evaluator, the attacker.
 
 A recipe is frozen plain data; its sha256 (over canonical JSON) is recorded beside the weights it made.
-``retrain`` reuses :func:`train_diffusion` on the retained classes only.
+``retrain`` reuses :func:`train_diffusion` on the retained classes only. Long pretraining can be made
+resumable with :class:`Checkpointing`: a stopped run continues from its last checkpoint, bit for bit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
@@ -60,6 +64,36 @@ class DiffusionRecipe:
         return replace(self, arch=replace(self.arch, **arch_changes), **rest)  # type: ignore[arg-type]
 
 
+class TrainingPaused(Exception):
+    """Pretraining stopped at a checkpoint (``stop_at`` or the deadline); the same call resumes it."""
+
+    def __init__(self, step: int, path: Path) -> None:
+        super().__init__(f"paused at step {step}; state in {path}")
+        self.step = step
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often :func:`train_diffusion` saves its full state, and when it pauses.
+
+    The state (weights, EMA, optimizer, step, both random generators, wall and CPU seconds so far) goes to
+    ``directory/train_state.pt`` every ``every`` steps, written atomically, with ``progress.json`` (step,
+    seconds) beside it. ``stop_at`` (a step) and
+    ``deadline`` (a ``time.time()`` value) pause the run at the next checkpoint with
+    :class:`TrainingPaused`. The file is read with ``weights_only=True`` (no code runs on load).
+    """
+
+    directory: Path
+    every: int = 250
+    stop_at: int | None = None
+    deadline: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory) / "train_state.pt"
+
+
 def train_diffusion(
     recipe: DiffusionRecipe,
     images: Tensor,
@@ -68,8 +102,9 @@ def train_diffusion(
     meter: CostMeter | None = None,
     device: str | torch.device = "cpu",
     desc: str = "pretrain",
+    checkpointing: Checkpointing | None = None,
 ) -> tuple[UNet2DModel, DDPMScheduler]:
-    """Train from scratch; return the EMA model and its noise schedule."""
+    """Train from scratch (or resume from ``checkpointing``'s state); return the EMA model and its schedule."""
     torch.manual_seed(recipe.seed)  # parameter initialisation
     model = recipe.arch.build().to(device).train()
     schedule = recipe.schedule()
@@ -77,6 +112,60 @@ def train_diffusion(
     ema = EMA(model, recipe.ema_decay)
     null = recipe.arch.num_classes
     images, labels = images.to(device), labels.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    start, seconds_before, cpu_before = 0, 0.0, 0.0
+    sha = recipe_sha256(recipe)
+    if checkpointing is not None and checkpointing.path.is_file():
+        state = torch.load(checkpointing.path, map_location="cpu", weights_only=True)
+        if state["recipe_sha256"] != sha:
+            raise ValueError(f"{checkpointing.path}: saved by another recipe ({state['recipe_sha256'][:12]}…)")
+        model.load_state_dict(state["model"])
+        ema.shadow.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+        start, seconds_before = int(state["step"]), float(state["seconds"])
+        cpu_before = state.get("cpu_seconds")  # None: saved before CPU time was recorded
+    t0, cpu0 = time.perf_counter(), time.process_time()
+
+    def save(step: int) -> None:
+        assert checkpointing is not None
+        state = {
+            "recipe_sha256": sha,
+            "step": step,
+            "seconds": seconds_before + time.perf_counter() - t0,
+            "cpu_seconds": None if cpu_before is None else cpu_before + time.process_time() - cpu0,
+            "model": model.state_dict(),
+            "ema": ema.shadow.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        checkpointing.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = checkpointing.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, checkpointing.path)
+        cpu = state["cpu_seconds"]
+        progress = {
+            "step": step,
+            "steps": recipe.steps,
+            "seconds": round(state["seconds"], 1),
+            "cpu_seconds": None if cpu is None else round(cpu, 1),
+            "recipe_sha256": sha,
+        }
+        (checkpointing.path.parent / "progress.json").write_text(json.dumps(progress) + "\n")
+
+    def on_step(step: int) -> None:
+        if checkpointing is None or step == recipe.steps:
+            return
+        pause = step == checkpointing.stop_at or (
+            checkpointing.deadline is not None and time.time() >= checkpointing.deadline
+        )
+        if pause or step % checkpointing.every == 0:
+            save(step)
+        if pause:
+            raise TrainingPaused(step, checkpointing.path)
 
     def loss_fn(_step: int) -> Tensor:
         x0, y = sample_batch(images, labels, recipe.batch_size, generator)
@@ -85,18 +174,22 @@ def train_diffusion(
         return denoising_loss(model, schedule, x0, Conditioning.from_labels(y, null), generator=generator)
 
     optimize(
-        model.parameters(),
+        params,
         loss_fn,
         steps=recipe.steps,
         lr=recipe.lr,
         desc=desc,
         meter=meter,
-        weight_decay=recipe.weight_decay,
+        optimizer=opt,
         warmup=recipe.warmup,
         lr_schedule="cosine",
         grad_clip=recipe.grad_clip,
         ema=(ema, model),
+        callback=on_step,
+        start=start,
     )
+    if checkpointing is not None:
+        save(recipe.steps)
     return ema.shadow.eval(), schedule
 
 

@@ -46,13 +46,15 @@ def optimize(
     grad_masks: dict[Tensor, Tensor] | None = None,
     ema: tuple[EMA, nn.Module] | None = None,
     callback: Callable[[int], None] | None = None,
+    start: int = 0,
 ) -> list[float]:
     """Minimise ``loss_fn(step)`` for ``steps`` steps; return the loss history.
 
     ``optimizer`` is "adam" (AdamW; plain Adam at ``weight_decay=0``), "sgd", or an optimizer to reuse.
     ``grad_masks`` maps a parameter to a 0/1 mask multiplied into its gradient (SalUn's saliency).
     ``callback(step)`` runs after steps 1..steps (for recovery curves). A non-finite loss raises
-    :class:`Diverged`, which the runner records as a failed run.
+    :class:`Diverged`, which the runner records as a failed run. ``start`` resumes a run at that step
+    (pass the restored optimizer; the learning-rate schedule continues from ``start``).
     """
     params = [p for p in params if p.requires_grad]
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -65,12 +67,12 @@ def optimize(
         raise ValueError(f"unknown optimizer {optimizer!r}")
     scheduled = warmup > 0 or lr_schedule != "constant"
     sched = (
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, lr_schedule))
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s + start, steps, warmup, lr_schedule))
         if scheduled
         else None
     )
     history: list[float] = []
-    for step in bar(range(steps), desc=desc):
+    for step in bar(range(start, steps), desc=desc):
         loss = loss_fn(step)
         if not torch.isfinite(loss):
             raise Diverged(f"{desc}: loss became {loss.item()} at step {step}")

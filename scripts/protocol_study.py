@@ -1,0 +1,234 @@
+"""Base-model recipe search (issue 12, item 1): a model that holds at the testbed's and the papers' guidance.
+
+At most four recipes (``RECIPES``). For each: train it (resumable: the full state is checkpointed to
+``CACHE/<recipe>/train_state.pt``; rerunning the same command continues), then measure it:
+
+* ``testbed check`` figures at s = 1 and s = 3, DDIM eta 0 and 1 (30 samples per class);
+* the stability test (``unlearnbench.stability``): 29 steps of the ``finetune`` baseline on forget
+  classes 0, 3 and 7; retained-class accuracy may move by at most 0.03 and the retained FID ratio by at
+  most 25 % at s = 1 (eta 0) and s = 3 (eta 1), and 200 null-label samples must stay a mix of all ten digits.
+
+Outputs (committed: weights as safetensors + json only): ``OUT/<recipe>/base`` (diffusers layout,
+``unet.recipe.json`` with the recipe and its sha256, ``training.json``), ``OUT/<recipe>/checks.json``,
+``OUT/<recipe>/stability.json``, and the table ``OUT/recipes.md`` / ``recipes.csv``. Training runs one
+recipe at a time, in this process.
+
+    nice -n 19 python scripts/protocol_study.py --recipes b --threads 1 --deadline 08:30
+    python scripts/protocol_study.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from unlearnbench.models import UNetArch, num_params, save_diffusion
+from unlearnbench.pretrain import Checkpointing, DiffusionRecipe, TrainingPaused, recipe_sha256, train_diffusion
+
+BASE = DiffusionRecipe()
+RECIPES: dict[str, tuple[str, DiffusionRecipe]] = {
+    "a": ("today's UNet2DModel, 2x the steps, 20% null labels", DiffusionRecipe(steps=16000, label_dropout=0.2)),
+    "b": (
+        "class through its own MLP into every block (as upstream), dropout 0.1",
+        DiffusionRecipe(arch=UNetArch(conditioning="block_mlp", dropout=0.1)),
+    ),
+    "c": (
+        "(b) at 4x the parameters: channels (64, 128, 128)",
+        DiffusionRecipe(arch=UNetArch(conditioning="block_mlp", dropout=0.1, block_out_channels=(64, 128, 128))),
+    ),
+}
+CHECK_SETTINGS = ((1.0, 0.0), (1.0, 1.0), (3.0, 0.0), (3.0, 1.0))
+
+
+def deadline_from(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, today) or None."""
+    if not text:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    hour, minute = (int(x) for x in text.split(":"))
+    return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
+
+
+def train(name: str, out: Path, cache: Path, deadline: float | None, device: str) -> bool:
+    """Train (or resume) one recipe; True once its base model exists."""
+    from unlearnbench.data import load_dataset
+
+    _, recipe = RECIPES[name]
+    base = out / name / "base"
+    sha = recipe_sha256(recipe)
+    recorded = base / "unet.recipe.json"
+    if recorded.is_file() and json.loads(recorded.read_text())["sha256"] == sha:
+        return True
+    data = load_dataset("digits16")
+    ckpt = Checkpointing(cache / name, every=200, deadline=deadline)
+    print(f"{name}: training {recipe.steps} steps (state: {ckpt.path})", flush=True)
+    try:
+        model, schedule = train_diffusion(recipe, data.train_x, data.train_y, device=device, checkpointing=ckpt)
+    except TrainingPaused as e:
+        print(f"{name}: {e}; rerun the same command to continue", flush=True)
+        return False
+    progress = json.loads((ckpt.directory / "progress.json").read_text())
+    save_diffusion(model.cpu(), schedule, base)
+    record = {**asdict(recipe), "sha256": sha}
+    recorded.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    info = {
+        "params": num_params(model),
+        "steps": recipe.steps,
+        "seconds": progress["seconds"],
+        "cpu_seconds": progress.get("cpu_seconds"),
+        "threads": torch.get_num_threads(),
+        "device": device,
+    }
+    (base / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"{name}: {info['params']:,} parameters, {info['seconds']:.0f} s", flush=True)
+    return True
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--recipes", default="b", help="comma-separated recipe names, in order (a, b, c; 'shipped' measures only)"
+    )
+    p.add_argument("--out", default="results/protocol")
+    p.add_argument("--cache", default=".protocol-cache", help="training state (not committed)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--deadline", default=None, help="HH:MM UTC: pause training there (resumable)")
+    p.add_argument("--train-only", action="store_true")
+    p.add_argument("--table", action="store_true", help="only rebuild the table")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    out, cache = Path(a.out), Path(a.cache)
+    deadline = deadline_from(a.deadline)
+    if not a.table:
+        for name in [r for r in a.recipes.split(",") if r]:
+            if name not in RECIPES and name != "shipped":
+                sys.exit(f"unknown recipe {name!r} (known: shipped, {', '.join(RECIPES)})")
+            if name != "shipped" and not train(name, out, cache, deadline, a.device):
+                sys.exit(3)
+            if not a.train_only:
+                measure(name, out, a.device)
+    if not a.train_only:
+        print(table(out, cache))
+
+
+def model_dir(name: str, out: Path) -> Path:
+    if name == "shipped":
+        from unlearnbench.testbeds import ASSETS
+
+        return ASSETS / "digits16"
+    return out / name / "base"
+
+
+def measure(name: str, out: Path, device: str) -> None:
+    """``testbed check`` at the four settings, then the stability test; each result file is written once."""
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.stability import stability_test
+    from unlearnbench.testbed_check import run_checks
+    from unlearnbench.testbeds import load_testbed
+
+    model = None if name == "shipped" else str(model_dir(name, out))
+    tb = load_testbed("digits16", model=model, device=device)
+    (out / name).mkdir(parents=True, exist_ok=True)
+    checks_path = out / name / "checks.json"
+    checks = json.loads(checks_path.read_text()) if checks_path.is_file() else {}
+    for guidance, eta in CHECK_SETTINGS:
+        key = f"s={guidance:g},eta={eta:g}"
+        if key in checks:
+            continue
+        t0 = time.perf_counter()
+        sampler = SamplerSettings(guidance_scale=guidance, eta=eta)
+        result = run_checks(tb, per_class=30, sampler=sampler, seed=0)
+        checks[key] = {
+            "values": {c.name: round(c.value, 4) for c in result},
+            "failed": [c.name for c in result if not c.ok],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        checks_path.write_text(json.dumps(checks, indent=2) + "\n")
+        print(f"{name} check {key}: {'ok' if not checks[key]['failed'] else checks[key]['failed']}", flush=True)
+    stab_path = out / name / "stability.json"
+    if not stab_path.is_file():
+        t0 = time.perf_counter()
+        result = stability_test(tb)
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        stab_path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name} stability: {'passed' if result['passed'] else 'failed'}", flush=True)
+
+
+def table(out: Path, cache: Path) -> str:
+    """One row per measured recipe: parameters, training time, the checks at each setting, the stability test."""
+    import pandas as pd
+
+    from unlearnbench.report.tables import to_markdown
+
+    rows = []
+    for name in ("shipped", *RECIPES):
+        checks_path, stab_path = out / name / "checks.json", out / name / "stability.json"
+        progress = cache / name / "progress.json"
+        if not checks_path.is_file() and name != "shipped" and progress.is_file():
+            state = json.loads(progress.read_text())
+            status = f"training: step {state['step']} of {state['steps']} ({progress.parent}, not committed)"
+            rows.append({"recipe": name, "what": RECIPES[name][0], "status": status})
+            continue
+        if not checks_path.is_file():
+            continue
+        if name == "shipped":
+            from unlearnbench.testbeds import read_manifest
+
+            training = read_manifest("digits16")["training"]["unet"]
+            info = {"params": training["params"], "seconds": training["seconds"], "steps": 8000}
+            what = "shipped UNet2DModel (class added to the time embedding), 10% null labels"
+        else:
+            info = json.loads((model_dir(name, out) / "training.json").read_text())
+            what = RECIPES[name][0]
+        row: dict[str, object] = {
+            "recipe": name,
+            "what": what,
+            "params_M": round(info["params"] / 1e6, 2),
+            "steps": info["steps"],
+            "train_min": round(info["seconds"] / 60, 1),
+            "status": "measured",
+        }
+        for key, c in json.loads(checks_path.read_text()).items():
+            v = c["values"]
+            row[f"acc {key}"] = v["model_accuracy"]
+            row[f"min class {key}"] = v["model_min_class_accuracy"]
+            row[f"FID ratio {key}"] = v["fid_ratio"]
+            row[f"check {key}"] = "pass" if not c["failed"] else "FAIL"
+        if stab_path.is_file():
+            st = json.loads(stab_path.read_text())
+            for sampler in st["settings"]["samplers"]:
+                sel = [
+                    r for r in st["rows"] if r["guidance"] == sampler["guidance_scale"] and r["eta"] == sampler["eta"]
+                ]
+                key = f"s={sampler['guidance_scale']:g},eta={sampler['eta']:g}"
+                row[f"max abs change retained acc {key}"] = max(abs(r["retain_accuracy_change"]) for r in sel)
+                row[f"max abs rel. change retained FID ratio {key}"] = max(abs(r["fid_ratio_change"]) for r in sel)
+            row["null digits min (before; after 0,3,7)"] = "; ".join(str(min(r["counts"][:10])) for r in st["null"])
+            row["stability"] = "pass" if st["passed"] else "FAIL"
+        rows.append(row)
+    if not rows:
+        return ""
+    t = pd.DataFrame(rows, dtype=object)
+    t.to_csv(out / "recipes.csv", index=False)
+    header = (
+        "Generated by `python scripts/protocol_study.py --table`. Checks: `testbed check`, 30 samples per class, "
+        "DDIM 50 steps; bars: accuracy >= 0.95, every class >= 0.85, FID ratio <= 3. Stability: 29 `finetune` "
+        "steps on forget class 0, 3, 7; bars |d retained acc| <= 0.03, |d retained FID ratio| <= 25%, every "
+        "digit >= 5 of 200 null-label samples.\n\n"
+    )
+    wide = t.set_index("recipe").T.reset_index().rename(columns={"index": "figure"}).fillna("")
+    md = header + to_markdown(wide)
+    (out / "recipes.md").write_text(md)
+    return md
+
+
+if __name__ == "__main__":
+    main()
