@@ -41,6 +41,7 @@ from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge
 from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
+from unlearnbench.models import unet_class
 from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec
@@ -299,7 +300,8 @@ class Runner:
         cached = self.store.cache / "unlearned" / ukey
         if (cached / "cost.json").is_file():
             model = (
-                UNet2DModel.from_pretrained(str(cached), use_safetensors=True, low_cpu_mem_usage=False)
+                unet_class(cached)
+                .from_pretrained(str(cached), use_safetensors=True, low_cpu_mem_usage=False)
                 .to(self.device)
                 .eval()
             )
