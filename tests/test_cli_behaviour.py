@@ -4,6 +4,7 @@ with like, help and logs fit for a terminal and for CI."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,44 @@ def test_an_attack_budget_beyond_the_data_is_refused_before_any_work(tmp_path, c
     assert code == 2
     assert "k = 100000" in _one_error_line(capsys)
     assert not list(out.rglob("*.parquet"))
+
+
+def test_a_truncated_results_file_is_one_line_for_check_and_leaderboard(tmp_path, capsys):
+    store = tmp_path / "store"
+    shutil.copytree(BASELINE, store)
+    victim = next((store / "runs").glob("*.parquet"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    assert main(["check", "--baseline", str(BASELINE), "--results", str(store)]) == 2
+    assert "cannot be read" in _one_error_line(capsys)
+    assert main(["leaderboard", "--results", str(store), "--out", str(tmp_path / "lb")]) == 2
+    assert "cannot be read" in _one_error_line(capsys)
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "out"
+    assert main(["run", "--method", "noop", "--device", "cuda", "--out", str(out)]) == 2
+    assert "no CUDA device" in _one_error_line(capsys)
+    assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("def broken(:\n", "SyntaxError"),
+        (
+            "from unlearnbench.api import UnlearningMethod\nfrom unlearnbench.registry import register\n"
+            "@register('safemax')\nclass Again(UnlearningMethod):\n    pass\n",
+            "already registered",
+        ),
+    ],
+    ids=["syntax-error", "duplicate-name"],
+)
+def test_a_broken_plugin_is_one_line(tmp_path, monkeypatch, capsys, source, fragment):
+    (tmp_path / "bad_plugin_mod.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["list", "methods", "--plugin", "bad_plugin_mod"]) == 2
+    assert fragment in _one_error_line(capsys)

@@ -125,7 +125,7 @@ class Store:
 
     def load(self) -> pd.DataFrame:
         """Every complete run's rows as one frame (empty with the schema's columns if none)."""
-        frames = [pd.read_parquet(self.rows_path(r)) for r in self.run_ids()]
+        frames = [read_rows(self.rows_path(r)) for r in self.run_ids()]
         frames = [f for f in frames if len(f)]
         if not frames:
             return to_frame([])
@@ -135,13 +135,23 @@ class Store:
         return json.loads((self.runs / f"{run_id}.json").read_text())
 
 
+def read_rows(path: Path) -> pd.DataFrame:
+    """One parquet file of rows; a truncated or foreign file is one line, not a traceback."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise UserError(
+            f"results file {str(path)!r} cannot be read ({type(e).__name__}: {e}); is it truncated?"
+        ) from None
+
+
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Load a store folder, or a single parquet/CSV file of rows."""
     p = Path(path)
     if p.is_dir():
         return Store(p).load()
     if p.suffix == ".parquet" and p.is_file():
-        return pd.read_parquet(p)
+        return read_rows(p)
     if p.suffix == ".csv" and p.is_file():
         return pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
