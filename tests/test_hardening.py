@@ -143,7 +143,9 @@ def test_a_fitting_tiny_model_still_loads(tmp_path):
     ],
 )
 def test_bad_run_settings(capfd, tmp_path, extra, fragment):
-    argv = [*RUN, "--out", str(tmp_path / "out"), *extra]
+    flags = {extra[i] for i in range(len(extra)) if extra[i].startswith("--")}
+    base = [a for i, a in enumerate(RUN) if a not in flags and (i == 0 or RUN[i - 1] not in flags)]
+    argv = [*base, "--out", str(tmp_path / "out"), *extra]
     if extra[0] == "--method-args":
         argv[argv.index("noop")] = "safemax"
     code, out, err = cli(capfd, *argv)
@@ -158,7 +160,14 @@ def test_the_largest_seed_is_accepted(tmp_path, testbed):
     from unlearnbench.spec import RunSpec
 
     validate(RunSpec(method="noop", forget_classes=(3,), seed=SEED_LIMIT - 1), 10)
-    images = draw(TINY.build(), testbed.schedule, torch.arange(2), SamplerSettings(steps=2), SEED_LIMIT - 1, 2)
+    images = draw(
+        TINY.build(),
+        testbed.schedule,
+        testbed.conditioner.encode_ids(torch.arange(2)),
+        SamplerSettings(steps=2),
+        SEED_LIMIT - 1,
+        2,
+    )
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()
 
 
@@ -265,7 +274,8 @@ def test_infinite_noise_predictions_are_not_clamped_into_images(testbed):
     with torch.no_grad():
         model.conv_out.bias.fill_(float("inf"))
     with pytest.raises(Diverged, match="noise predictions hold NaN or infinity"):
-        draw(model, testbed.schedule, torch.arange(4), SamplerSettings(steps=2), 0, 1, desc="unlearned forget")
+        cond = testbed.conditioner.encode_ids(torch.arange(4))
+        draw(model, testbed.schedule, cond, SamplerSettings(steps=2), 0, 1, desc="unlearned forget")
 
 
 def test_non_finite_evaluator_output_is_not_scored():
@@ -475,7 +485,9 @@ def test_generated_run_settings(values_, forget_classes, method):
     assert is_int(values_["retain_samples"]) and values_["retain_samples"] >= 0
     assert is_int(values_["curve_samples"]) and values_["curve_samples"] > 0
     assert is_int(values_["steps"]) and 1 <= values_["steps"] <= TRAIN_STEPS
-    assert is_num(values_["guidance_scale"]) and 0 <= values_["guidance_scale"] <= 50
+    assert values_["guidance_scale"] is None or (
+        is_num(values_["guidance_scale"]) and 0 <= values_["guidance_scale"] <= 50
+    )
     assert is_num(values_["eta"]) and 0 <= values_["eta"] <= 1
     assert is_int(values_["seed"]) and 0 <= values_["seed"] < SEED_LIMIT
 
@@ -597,7 +609,8 @@ def test_generated_config_files(document, fmt):
     assert document.get("methods"), "a config without methods must be refused"
     assert all(0 <= s < SEED_LIMIT for s in grid.seeds)
     sampler = grid.eval.sampler
-    assert 1 <= sampler.steps <= TRAIN_STEPS and 0 <= sampler.guidance_scale <= 50 and 0 <= sampler.eta <= 1
+    guidance = resolve(grid.specs()[0]).spec.eval.sampler.guidance_scale  # None in the grid: the testbed's default
+    assert 1 <= sampler.steps <= TRAIN_STEPS and 0 <= guidance <= 50 and 0 <= sampler.eta <= 1
 
 
 bad_flag = st.one_of(

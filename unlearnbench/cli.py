@@ -88,7 +88,9 @@ def _grid(args: argparse.Namespace) -> Any:
             cfg[key] = getattr(args, key)
     if args.model is not None:
         cfg.setdefault("testbed", {})["model"] = args.model
-    cfg.setdefault("eval", {}).update(flags.eval_overrides(args))
+    overrides = flags.eval_overrides(args)
+    if overrides:  # a malformed [eval] is left for the config schema to name
+        cfg["eval"] = {**cfg["eval"], **overrides} if isinstance(cfg.get("eval"), dict) else overrides
     if "methods" not in cfg:
         raise UserError("no methods: pass --methods a,b or --config FILE")
     return grid_from_config(cfg)

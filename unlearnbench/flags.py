@@ -34,11 +34,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def json_arg(text: str, flag: str) -> dict[str, Any]:
-    def no_constant(name: str) -> Any:
-        raise UserError(f"{flag}: {name} is not a number JSON allows: {text!r}")
-
-    try:
-        value = json.loads(text, parse_constant=no_constant)
+    try:  # NaN/Infinity get through here and are refused by the Args schema, naming the field
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{flag}: not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
     if not isinstance(value, dict):

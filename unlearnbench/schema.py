@@ -279,7 +279,7 @@ class EvalConfig(BaseModel):
 class RunSettings(EvalConfig):
     """Everything :func:`unlearnbench.runner.validate` range-checks besides the forget classes."""
 
-    guidance: Guidance = 1.0
+    guidance: Guidance | None = None  # None: the testbed's default (resolved by the runner)
     seed: Seed = 0
 
 
