@@ -116,7 +116,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid, skipped = grid.with_tuned(read_tuned(args.tuned))
         for method in skipped:
             print(f"note: {method} has no tuned setting in {args.tuned}; skipped", file=sys.stderr)
-    report = run_sweep(grid.specs(), args.out, **_sweep_options(args))
+    report = run_sweep(grid.specs(), args.out, **_sweep_options(args), backend=args.backend, address=args.address)
     print(f"sweep: {report.done} run, {report.skipped} skipped (complete), {report.failed} failed")
     for e in report.errors:
         print(f"  error: {e}", file=sys.stderr)
