@@ -29,7 +29,7 @@ def _rows(prefix: str, label_prefix: str) -> tuple[Row, ...]:
             label_prefix + label,
             _TOLERANCE,
             digits,
-            summary,
+            0 if prefix else summary,  # the summary shows the attack's cost in its own column
             machine_dependent=True,
             leaderboard=0 if prefix else board,
         )
