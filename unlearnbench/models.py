@@ -133,25 +133,13 @@ class UNetArch:
         depth = len(self.block_out_channels)
         last_down = "AttnDownBlock2D" if self.attention else "DownBlock2D"
         first_up = "AttnUpBlock2D" if self.attention else "UpBlock2D"
-        if self.conditioning == "block_mlp":
-            from unlearnbench.unets import ClassMLPUNet
-
-            return ClassMLPUNet(  # type: ignore[return-value]  # same call signature as UNet2DModel
-                sample_size=self.sample_size,
-                in_channels=self.channels,
-                out_channels=self.channels,
-                block_out_channels=tuple(self.block_out_channels),
-                layers_per_block=self.layers_per_block,
-                down_block_types=("DownBlock2D",) * (depth - 1) + (last_down,),
-                up_block_types=(first_up,) + ("UpBlock2D",) * (depth - 1),
-                num_class_embeds=self.num_classes + 1,
-                norm_num_groups=self.norm_num_groups,
-                attention_head_dim=8,
-                dropout=self.dropout,
-            )
-        if self.conditioning != "time":
+        if self.conditioning not in ("time", "block_mlp"):
             raise ValueError(f"unknown conditioning {self.conditioning!r} (known: time, block_mlp)")
-        return UNet2DModel(
+        from unlearnbench.unets import ClassMLPUNet
+
+        # ClassMLPUNet has UNet2DModel's call signature and config keys: one set of arguments builds either.
+        cls = ClassMLPUNet if self.conditioning == "block_mlp" else UNet2DModel
+        return cls(  # type: ignore[return-value]
             sample_size=self.sample_size,
             in_channels=self.channels,
             out_channels=self.channels,
