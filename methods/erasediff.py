@@ -68,6 +68,11 @@ class EraseDiff(UnlearningMethod):
 
     Args = EraseDiffArgs
     paper = "Wu et al., arXiv:2401.05779 (EraseDiff)"
+    upstream_label_dropout = 0.0
+    label_dropout_source = (
+        "JingWu321/EraseDiff ddpm/runners/diffusion.py::train_ours mixes: forget-term forwards "
+        "at 0.1, the retain term at 0.; not reproduced (one rate for every forward)"
+    )
     smoke_args = {"rounds": 1, "outer_steps": 1, "inner_passes": 1, "batch_size": 64}
     search_space = {"lr": [1e-4, 3e-4, 1e-3], "rounds": [8, 30, 100], "lam": [0.1, 1.0]}
 

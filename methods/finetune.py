@@ -33,6 +33,10 @@ class Finetune(UnlearningMethod):
 
     Args = FinetuneArgs
     paper = "baseline in Heng & Soh 2023 (SA), Fan et al. 2024 (SalUn)"
+    upstream_label_dropout = 0.1
+    label_dropout_source = (
+        "JingWu321/EraseDiff ddpm/runners/diffusion.py::train_ft: the loss's default cond_drop_prob 0.1"
+    )
     smoke_args = {"steps": 2, "batch_size": 8}
     search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 300]}
 

@@ -35,6 +35,11 @@ class GradAscent(UnlearningMethod):
 
     Args = GradAscentArgs
     paper = "NegGrad baseline (Golatkar et al. 2020; in SA, SalUn, EraseDiff)"
+    upstream_label_dropout = 0.1
+    label_dropout_source = (
+        "OPTML-Group/Unlearn-Saliency DDPM/runners/diffusion.py::saliency_unlearn --method ga: "
+        "every mode='train' forward, cond_drop_prob 0.1 (configs/cifar10_saliency_unlearn.yml)"
+    )
     smoke_args = {"steps": 2, "batch_size": 8}
     search_space = {"lr": [1e-5, 3e-5, 1e-4], "steps": [10, 29, 100], "retain_weight": [0.0, 1.0]}
 

@@ -80,6 +80,11 @@ class RandomLabel(UnlearningMethod):
 
     Args = RelabelArgs
     paper = "Fan et al., ICLR 2024 (SalUn), the 'RL' baseline"
+    upstream_label_dropout = 0.1
+    label_dropout_source = (
+        "OPTML-Group/Unlearn-Saliency DDPM/runners/diffusion.py::saliency_unlearn: "
+        "every mode='train' forward, cond_drop_prob 0.1 (configs/cifar10_saliency_unlearn.yml)"
+    )
     smoke_args = {"steps": 2, "batch_size": 8}
     search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 200], "alpha": [1e-3, 1e-2, 0.1]}
 

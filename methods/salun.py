@@ -63,6 +63,11 @@ class SalUn(UnlearningMethod):
 
     Args = SalUnArgs
     paper = "Fan et al., ICLR 2024, arXiv:2310.12508"
+    upstream_label_dropout = 0.1
+    label_dropout_source = (
+        "OPTML-Group/Unlearn-Saliency DDPM/runners/diffusion.py::saliency_unlearn: "
+        "every mode='train' forward, cond_drop_prob 0.1 (configs/cifar10_saliency_unlearn.yml)"
+    )
     published_cost = (11.8, 23.23)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 64}
     search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 200], "alpha": [1e-3, 1e-2, 0.1]}

@@ -114,6 +114,11 @@ class SelectiveAmnesia(UnlearningMethod):
 
     Args = SAArgs
     paper = "Heng & Soh, NeurIPS 2023, arXiv:2305.10120"
+    upstream_label_dropout = 0.0
+    label_dropout_source = (
+        "clear-nus/selective-amnesia ddpm/runners/diffusion.py::train_forget passes "
+        "cond_drop_prob=0. to both terms (0.1 only in training and the Fisher)"
+    )
     published_cost = (174.4, 17.29)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 8, "samples_per_class": 1, "replay_steps": 3}
     search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [100, 300, 575], "lam": [1.0, 10.0, 100.0]}

@@ -103,9 +103,39 @@ def main() -> None:
     p.add_argument("--deadline", default=None, help="HH:MM UTC: pause training there (resumable)")
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--table", action="store_true", help="only rebuild the table")
+    p.add_argument(
+        "--ship",
+        metavar="RECIPE",
+        help="make a measured recipe's model the shipped digits16 base model (keeps the old one's figures)",
+    )
+    p.add_argument(
+        "--unlearn-table",
+        metavar="STORE",
+        help="item 4's table from a store of results/protocol-unlearn.toml runs (adds null-label digit counts)",
+    )
+    p.add_argument(
+        "--ddpm-run",
+        metavar="STORE",
+        help="run DDPM_MODELS at the papers' setting with 50 and with 1000 sampler steps into STORE (resumable)",
+    )
+    p.add_argument(
+        "--ddpm-table", metavar="STORE", help="the DDPM-1000 agreement table from a store of results/protocol-ddpm.toml"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     out, cache = Path(a.out), Path(a.cache)
+    if a.ship:
+        ship(a.ship, out)
+        return
+    if a.unlearn_table:
+        print(unlearn_table(Path(a.unlearn_table), out))
+        return
+    if a.ddpm_run:
+        ddpm_run(Path(a.ddpm_run))
+        a.ddpm_table = a.ddpm_run
+    if a.ddpm_table:
+        print(ddpm_table(Path(a.ddpm_table), out))
+        return
     deadline = deadline_from(a.deadline)
     if not a.table:
         for name in [r for r in a.recipes.split(",") if r]:
@@ -117,6 +147,61 @@ def main() -> None:
                 measure(name, out, a.device)
     if not a.train_only:
         print(table(out, cache))
+
+
+def ship(name: str, out: Path) -> None:
+    """Copy recipe ``name``'s base model into the shipped digits16 assets and record it in the manifest.
+
+    The replaced model's figures stay in ``OUT/previous`` (its checks, stability test and training record):
+    the recipe table shows them as history. The recipe must be ``DiffusionRecipe()``'s default, so that
+    ``unlearnbench pretrain --ship`` rebuilds what is shipped."""
+    import shutil
+
+    from unlearnbench.data import load_dataset
+    from unlearnbench.models import sha256_file
+    from unlearnbench.testbeds import ASSETS, read_manifest
+    from unlearnbench.testbeds.build import update_manifest
+
+    base, assets = model_dir(name, out), ASSETS / "digits16"
+    record = json.loads((base / "unet.recipe.json").read_text())
+    if record["sha256"] != recipe_sha256(DiffusionRecipe()):
+        sys.exit(f"recipe {name} is not DiffusionRecipe()'s default: make it the default first")
+    if not (out / name / "stability.json").is_file():
+        sys.exit(f"recipe {name} is not measured yet")
+    previous = out / "previous"
+    if not previous.exists():  # the first ship keeps the model it replaces as history
+        previous.mkdir(parents=True)
+        manifest = read_manifest("digits16")
+        history = {"recipe": manifest["recipes"]["unet"], "training": manifest["training"]["unet"]}
+        (previous / "training.json").write_text(json.dumps(history, indent=2, sort_keys=True) + "\n")
+        for f in ("checks.json", "stability.json"):
+            shutil.copy(out / "shipped" / f, previous / f)
+    for part in ("unet", "scheduler"):
+        shutil.rmtree(assets / part, ignore_errors=True)
+        shutil.copytree(base / part, assets / part)
+    shutil.copy(base / "unet.recipe.json", assets / "unet.recipe.json")
+    info = json.loads((base / "training.json").read_text())
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    update_manifest(
+        "digits16",
+        {
+            "data_fingerprint": load_dataset("digits16").fingerprint(),
+            "files": {weights: sha256_file(assets / weights)},
+            "recipes": {"unet": record},
+            "training": {
+                "unet": {
+                    "params": info["params"],
+                    "seconds": info["seconds"],
+                    "threads": info["threads"],
+                    "note": f"scripts/protocol_study.py recipe {name}; 1 thread on 2 shared CPU cores, resumed "
+                    "across sessions",
+                }
+            },
+        },
+    )
+    for f in ("checks.json", "stability.json"):
+        shutil.copy(out / name / f, out / "shipped" / f)
+    print(f"shipped recipe {name}: {weights} sha256 {sha256_file(assets / weights)[:12]}")
 
 
 def model_dir(name: str, out: Path) -> Path:
@@ -169,7 +254,7 @@ def table(out: Path, cache: Path) -> str:
     from unlearnbench.report.tables import to_markdown
 
     rows = []
-    for name in ("shipped", *RECIPES):
+    for name in ("previous", "shipped", *RECIPES):
         checks_path, stab_path = out / name / "checks.json", out / name / "stability.json"
         progress = cache / name / "progress.json"
         if not checks_path.is_file() and name != "shipped" and progress.is_file():
@@ -179,12 +264,18 @@ def table(out: Path, cache: Path) -> str:
             continue
         if not checks_path.is_file():
             continue
-        if name == "shipped":
+        if name in ("shipped", "previous"):
             from unlearnbench.testbeds import read_manifest
 
-            training = read_manifest("digits16")["training"]["unet"]
-            info = {"params": training["params"], "seconds": training["seconds"], "steps": 8000}
-            what = "shipped UNet2DModel (class added to the time embedding), 10% null labels"
+            if name == "previous":
+                history = json.loads((out / "previous" / "training.json").read_text())
+                training, steps = history["training"], history["recipe"]["steps"]
+                what = "previously shipped UNet2DModel (class added to the time embedding), 10% null labels"
+            else:
+                manifest = read_manifest("digits16")
+                training, steps = manifest["training"]["unet"], manifest["recipes"]["unet"]["steps"]
+                what = f"shipped now: {training.get('note', 'UNet2DModel (class added to the time embedding)')}"
+            info = {"params": training["params"], "seconds": training["seconds"], "steps": steps}
         else:
             info = json.loads((model_dir(name, out) / "training.json").read_text())
             what = RECIPES[name][0]
@@ -227,6 +318,154 @@ def table(out: Path, cache: Path) -> str:
     wide = t.set_index("recipe").T.reset_index().rename(columns={"index": "figure"}).fillna("")
     md = header + to_markdown(wide)
     (out / "recipes.md").write_text(md)
+    return md
+
+
+UNLEARN_METRICS = {
+    ("unlearning_accuracy_11way", "forget"): "UA11",
+    ("unlearning_accuracy_10way", "forget"): "UA10",
+    ("none_rate", "forget"): "none rate",
+    ("retain_accuracy_10way", "retain"): "retained acc",
+    ("fid", "retain"): "retained FID",
+}
+
+
+def _final(store: Path):
+    from unlearnbench.results import final_rows, load_results
+
+    df = final_rows(load_results(store))
+    return df[df["phase"] != "original"]
+
+
+def _interval(values, stderrs) -> str:
+    """Mean over classes, with a 95% interval from the per-class standard errors (normal approximation)."""
+    import math
+
+    n = len(values)
+    mean = sum(values) / n
+    se = math.sqrt(sum(e * e for e in stderrs if e == e)) / n
+    return f"{mean:.3f} ± {1.96 * se:.3f}" if se > 0 else f"{mean:.2f}"
+
+
+def unlearn_table(store: Path, out: Path) -> str:
+    """Item 4: each method setting x sampler setting, mean over the forget classes (95% interval from the
+    per-class binomial standard errors), plus the null-label samples' smallest digit count (of 200, s = 1)."""
+    import pandas as pd
+    import torch
+
+    from unlearnbench.models import unet_class
+    from unlearnbench.results import Store
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.stability import null_counts
+    from unlearnbench.testbeds import load_testbed
+
+    df = _final(store)
+    tb = load_testbed("digits16")
+    runs = Store(store)
+    null_min: dict[str, int] = {}
+    for run_id in df["run_id"].unique():
+        meta = json.loads((runs.root / "runs" / f"{run_id}.json").read_text())
+        spec = RunSpec.from_dict(meta["spec"])
+        cached = runs.cache / "unlearned" / spec.unlearn_key(tb.model_sha, spec.method_args)
+        if not (cached / "cost.json").is_file():
+            continue
+        model = unet_class(cached).from_pretrained(str(cached), use_safetensors=True).eval()
+        with torch.no_grad():
+            null_min[run_id] = min(null_counts(model, tb.schedule, tb, 200, 0)[:10])
+    rows = []
+    keys = ["label", "guidance", "eta"]
+    for (label, guidance, eta), g in df.groupby(keys, sort=True):
+        row: dict[str, object] = {"setting": label, "s": guidance, "eta": eta, "classes": g["forget_class"].nunique()}
+        for (metric, split), name in UNLEARN_METRICS.items():
+            m = g[(g["metric"] == metric) & (g["split"] == split) & (g["phase"] == "unlearned")]
+            row[name] = _interval(list(m["value"]), list(m["stderr"])) if len(m) else ""
+        mins = [null_min[r] for r in g["run_id"].unique() if r in null_min]
+        row["null digits min (per class)"] = ", ".join(str(x) for x in mins)
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    from unlearnbench.report.tables import to_markdown
+
+    header = (
+        "Generated by `python scripts/protocol_study.py --unlearn-table STORE` from the runs of "
+        "`results/protocol-unlearn.toml` (forget classes 0, 3, 7; seed 0; 100 forget and 20 per retained class "
+        "samples). Mean over the classes, 95% interval from the per-class standard errors. Last column: the "
+        "smallest count of any digit among 200 null-label samples (s = 1) of each unlearned model (a healthy "
+        "unconditional branch holds every digit; the base model: see the recipe table).\n\n"
+    )
+    md = header + to_markdown(t)
+    (out / "unlearn.md").write_text(md)
+    t.to_csv(out / "unlearn.csv", index=False)
+    return md
+
+
+# Three models, one class each: SAFEMax at its defaults, tuned SalUn (results/tuned.json), the base model.
+DDPM_MODELS = (
+    ("safemax", {}, 0, "paper"),
+    ("salun", {"alpha": 0.01, "lr": 0.001, "steps": 100}, 3, "tuned"),
+    ("noop", {}, 7, "paper"),
+)
+
+
+def ddpm_run(store: Path) -> None:
+    """Each of DDPM_MODELS sampled at s = 3, eta = 1 with 50 and with 1000 steps (100 forget samples, 10 per
+    retained class); a finished run is not redone."""
+    from unlearnbench.evaluate import eval_settings
+    from unlearnbench.results import Store
+    from unlearnbench.runner import Runner
+    from unlearnbench.spec import RunSpec
+
+    runner = Runner(Store(store))
+    for method, margs, forget, label in DDPM_MODELS:
+        for steps in (50, 1000):
+            settings = {"protocol": "papers", "sample_steps": steps, "forget_samples": 100, "retain_samples": 10}
+            spec = RunSpec(
+                method, forget_classes=(forget,), method_args=margs, label=label, eval=eval_settings(settings)
+            )
+            resolved, tb = runner.prepare(spec)
+            if runner.store.is_complete(resolved.run_id):
+                continue
+            print(f"ddpm check: {method} class {forget}, {steps} steps", flush=True)
+            runner.execute(resolved, tb)
+
+
+def ddpm_table(store: Path, out: Path) -> str:
+    """DDPM-1000 (DDIM eta = 1, 1000 steps) against the 50-step sampler at the papers' s = 3: does each judged
+    number agree within its 95% interval?"""
+    import math
+
+    import pandas as pd
+
+    from unlearnbench.report.tables import to_markdown
+
+    df = _final(store)
+    rows = []
+    for (label, method, fc, metric, split), g in df.groupby(["label", "method", "forget_class", "metric", "split"]):
+        if (metric, split) not in UNLEARN_METRICS or metric == "fid":
+            continue
+        by_steps = {int(r.sample_steps): (r.value, r.stderr) for r in g[g["phase"] == "unlearned"].itertuples()}
+        if {50, 1000} - set(by_steps):
+            continue
+        (v50, e50), (v1000, e1000) = by_steps[50], by_steps[1000]
+        half = 1.96 * math.sqrt(e50**2 + e1000**2)
+        rows.append(
+            {
+                "model": f"{method} ({label}), class {fc}",
+                "figure": UNLEARN_METRICS[(metric, split)],
+                "50 steps": round(v50, 3),
+                "1000 steps": round(v1000, 3),
+                "difference": round(v50 - v1000, 3),
+                "95% half-width": round(half, 3),
+                "agree": "yes" if abs(v50 - v1000) <= half else "NO",
+            }
+        )
+    t = pd.DataFrame(rows)
+    header = (
+        "Generated by `python scripts/protocol_study.py --ddpm-table STORE` from `results/protocol-ddpm.toml` "
+        "(s = 3, eta = 1: the papers' sampler with 1000 steps against the 50 the benchmark uses). A figure "
+        "agrees when the difference is within 1.96 x sqrt(se_50^2 + se_1000^2).\n\n"
+    )
+    md = header + to_markdown(t)
+    (out / "ddpm.md").write_text(md)
     return md
 
 

@@ -154,3 +154,69 @@ def test_methods_and_attacks_do_no_label_arithmetic():
         text = path.read_text()
         for word in ("num_classes", "null_class", "forget_class_tensor", "class_embedding(", "torch.full_like(c"):
             assert word not in text, f"{path.name} uses {word}"
+
+
+def test_training_label_dropout_feeds_the_null_only_to_a_training_model(tiny_unet):
+    """Upstream (SalUn's DDPM code) drops labels in every ``mode='train'`` forward and never in sampling."""
+    from unlearnbench.conditioning import training_label_dropout
+
+    c, x, t = COND.encode([3, 1, 4, 5]), torch.randn(4, 1, 16, 16), torch.tensor([10, 200, 500, 900])
+    with torch.no_grad():
+        labelled, null = c.predict(tiny_unet, x, t), COND.null_like(c).predict(tiny_unet, x, t)
+        with training_label_dropout(1.0, torch.Generator().manual_seed(0)):
+            assert torch.equal(c.predict(tiny_unet, x, t), labelled)  # eval mode: untouched
+            tiny_unet.train()
+            try:
+                assert torch.allclose(c.predict(tiny_unet, x, t), null)  # every row dropped
+            finally:
+                tiny_unet.eval()
+        g = torch.Generator().manual_seed(1)
+        draws = torch.rand(4000, generator=torch.Generator().manual_seed(1))
+        dropped = COND.encode([3] * 4000).dropped(0.1, g)
+        assert torch.equal(dropped.labels == 10, draws < 0.1)  # one draw per row from the generator
+        assert 300 < int((dropped.labels == 10).sum()) < 500
+
+
+def test_run_unlearning_applies_the_tasks_label_dropout(tiny_unet):
+    from unlearnbench.conditioning import _TRAINING_DROPOUT
+
+    seen: list[float | None] = []
+
+    class Probe(UnlearningMethod):
+        def unlearn(self, model, task, *, generator):
+            state = _TRAINING_DROPOUT.get()
+            seen.append(None if state is None else state[0])
+            return model
+
+    task = make_task(forget=(3,))
+    run_unlearning(Probe(), tiny_unet, task, generator=torch.Generator().manual_seed(0))
+    task.label_dropout = 0.25
+    run_unlearning(Probe(), tiny_unet, task, generator=torch.Generator().manual_seed(0))
+    assert seen == [None, 0.25] and _TRAINING_DROPOUT.get() is None
+
+
+def test_label_dropout_defaults_to_the_methods_upstream_and_is_recorded():
+    from unlearnbench.runner import resolve, validate
+    from unlearnbench.spec import RunSpec
+
+    salun, safemax = resolve(RunSpec(method="salun")), resolve(RunSpec(method="safemax"))
+    assert salun.spec.label_dropout == 0.1 and "Unlearn-Saliency" in type(salun.method).label_dropout_source
+    assert safemax.spec.label_dropout == 0.0
+    off = resolve(RunSpec(method="salun", label_dropout=0.0))
+    assert off.spec.label_dropout == 0.0 and off.run_id != salun.run_id
+    assert resolve(RunSpec(method="safemax", label_dropout=0.1)).spec.label_dropout == 0.1
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(UserError, match="--label-dropout must be in"):
+            validate(RunSpec(method="salun", label_dropout=bad), 10)
+
+
+def test_sweep_entries_set_label_dropout_per_method_setting():
+    from unlearnbench.sweep import grid_from_config
+
+    grid = grid_from_config(
+        {"methods": [{"name": "salun", "label": "no-dropout", "label_dropout": 0.0}, "safemax"], "forget_classes": [3]}
+    )
+    specs = {s.label: s for s in grid.specs()}
+    assert specs["no-dropout"].label_dropout == 0.0 and specs[""].label_dropout is None
+    with pytest.raises(UserError, match="label_dropout"):
+        grid_from_config({"methods": [{"name": "salun", "label_dropout": 1.0}]})

@@ -102,3 +102,14 @@ def test_shipped_model_passes_the_stability_test(testbed):
     result = stability_test(testbed)
     failed = [r for r in result["rows"] if not r["ok"]] + [r for r in result["null"] if not r["ok"]]
     assert result["passed"], failed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("eta", ["0", "1"])
+def test_shipped_model_passes_testbed_check_at_the_papers_guidance(eta, capsys):
+    """``unlearnbench testbed check --guidance 3`` exits 0 on the shipped model, with DDIM eta 0 and with the
+    papers' eta 1 (30 samples per class)."""
+    from unlearnbench.cli import main
+
+    code = main(["testbed", "check", "--guidance", "3", "--eta", eta, "--per-class", "30", "--threads", "2"])
+    assert code == 0, capsys.readouterr().out

@@ -13,11 +13,14 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
 from unlearnbench import args as argparse_
-from unlearnbench.conditioning import CURRENT_KINDS, Concept, Conditioner, Conditioning
+from unlearnbench.conditioning import CURRENT_KINDS, Concept, Conditioner, Conditioning, training_label_dropout
 from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
+
+# The label-dropout stream's seed is the run generator's plus this offset.
+DROPOUT_SEED_OFFSET = 7919
 
 if TYPE_CHECKING:
     from unlearnbench.evaluate import Reference, Samples
@@ -66,6 +69,9 @@ class Task:
     eval_forget_samples: int = 100
     # Cache for per-model priors (see unlearnbench.priors); None computes them every time.
     priors: Any = None
+    # Share of training forwards whose conditioning is replaced by the null one while the method unlearns
+    # (applied by :func:`run_unlearning` to forwards in training mode; see ``conditioning.training_label_dropout``).
+    label_dropout: float = 0.0
     # Called by attacks every few steps with (step, model, cond) to record a recovery curve.
     checkpoint: Callable[[int, UNet2DModel, Conditioning | None], None] | None = None
 
@@ -125,6 +131,10 @@ class UnlearningMethod(_Registered):
     smoke_args: ClassVar[dict[str, Any]] = {}
     # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    # Label dropout while unlearning, as the method's upstream code does it (the default of a run's
+    # ``label_dropout``), and where upstream sets it; 0 and "" when upstream trains without it or has no code.
+    upstream_label_dropout: ClassVar[float] = 0.0
+    label_dropout_source: ClassVar[str] = ""
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         """Return the unlearned model. ``model`` is a private copy of the original: change it freely.
@@ -148,7 +158,9 @@ def run_unlearning(
     _require_support(method, task)
     private = copy.deepcopy(model).to(task.device).train().requires_grad_(True)
     task.meter = CostMeter(task.device)
-    with task.meter.measure():
+    # Its own stream, so switching dropout on or off leaves the method's random draws as they were.
+    dropout_generator = torch.Generator().manual_seed(generator.initial_seed() + DROPOUT_SEED_OFFSET)
+    with task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
         out = method.unlearn(private, task, generator=generator)
     return Unlearned(out.eval().requires_grad_(False), task.meter.cost)
 

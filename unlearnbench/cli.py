@@ -59,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         attack_args=flags.json_arg(args.attack_args, "--attack-args"),
         **flags.testbed_fields(args),
         seed=args.seed,
+        label_dropout=args.label_dropout,
         eval=eval_settings(flags.eval_overrides(args), seed=args.seed),
         label=args.label,
         metrics=tuple(flags.csv(args.metrics)),
@@ -200,6 +201,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = registry.get(kind, name)
             for arg_name, default, help_text in describe(cls.Args):
                 print(f"{'':<{width}}    {arg_name}={default!r}: {help_text}")
+            if kind == "method":
+                source = cls.label_dropout_source or "upstream trains without it, or has no public code"
+                print(f"{'':<{width}}    label dropout while unlearning: {cls.upstream_label_dropout:g} ({source})")
     return 0
 
 
@@ -263,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method-args", default="{}", help="JSON object, e.g. '{\"lr\": 1e-4}' (default: the defaults)")
     r.add_argument("--attack-args", default="{}", help="JSON object (default: the attack's defaults)")
     r.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    r.add_argument(
+        "--label-dropout",
+        type=float,
+        default=None,
+        help="share of the method's training forwards given the null label, in [0, 1) (default: as the method's "
+        "upstream code; 'unlearnbench list methods' shows it)",
+    )
     r.add_argument("--label", default="", help="free label stored in every row, e.g. 'paper' (default none)")
     r.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
     r.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")

@@ -20,6 +20,7 @@ concept list is both the label and the judges' class index.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,25 @@ KINDS = ("label", "vector", "tokens")
 # The kinds the shipped testbeds produce: what a method or attack supports unless it says otherwise.
 CURRENT_KINDS = ("label", "vector")
 Concept = Hashable
+
+
+# Label dropout while a method trains (upstream's ``mode='train'`` forwards): (probability, generator).
+_TRAINING_DROPOUT: contextvars.ContextVar[tuple[float, torch.Generator] | None] = contextvars.ContextVar(
+    "training_label_dropout", default=None
+)
+
+
+@contextlib.contextmanager
+def training_label_dropout(probability: float, generator: torch.Generator) -> Iterator[None]:
+    """Within this block, every forward of a model in training mode replaces each conditioning row by the
+    null one with ``probability`` (drawn from ``generator``), as the SA/SalUn lineage does in every
+    ``mode='train'`` forward. Forwards in eval mode (sampling, EMA copies, priors computed in eval mode)
+    are untouched. ``probability=0`` is a no-op."""
+    token = _TRAINING_DROPOUT.set((probability, generator) if probability > 0 else None)
+    try:
+        yield
+    finally:
+        _TRAINING_DROPOUT.reset(token)
 
 
 @contextlib.contextmanager
@@ -178,8 +198,20 @@ class Conditioning:
             values = self.null.to(self.values).expand(n, *self.null.shape)
         return dataclasses.replace(self, values=values, concepts=None)
 
+    def dropped(self, probability: float, generator: torch.Generator, model: nn.Module | None = None) -> Conditioning:
+        """Each row replaced by the null one with ``probability`` (one draw per row from ``generator``)."""
+        draws = torch.rand(len(self), generator=generator, device=generator.device).to(self.device)
+        return self.replaced(draws < probability, self.null_like(model))
+
     def predict(self, model: nn.Module, x_t: Tensor, t: Tensor) -> Tensor:
-        """``model``'s noise prediction for ``x_t`` at ``t`` under this conditioning."""
+        """``model``'s noise prediction for ``x_t`` at ``t`` under this conditioning (with the training
+        label dropout of :func:`training_label_dropout` when ``model`` is in training mode)."""
+        dropout = _TRAINING_DROPOUT.get()
+        if dropout is not None and model.training:
+            return self.dropped(*dropout, model)._forward(model, x_t, t)
+        return self._forward(model, x_t, t)
+
+    def _forward(self, model: nn.Module, x_t: Tensor, t: Tensor) -> Tensor:
         if self.kind == "label":
             return model(x_t, t, class_labels=self.values).sample
         if self.kind == "vector":

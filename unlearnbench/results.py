@@ -50,6 +50,10 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "seed": ("Int64", "run seed"),
     "method_args": ("string", "resolved method arguments, canonical JSON"),
     "attack_args": ("string", "resolved attack arguments, canonical JSON"),
+    "label_dropout": (
+        "float64",
+        "share of the method's training forwards given the null label (upstream's cond_drop_prob)",
+    ),
     "guidance": ("float64", "classifier-free guidance scale used for sampling"),
     "sample_steps": ("Int64", "DDIM steps"),
     "eta": ("float64", "DDIM eta"),

@@ -63,7 +63,8 @@ class Resolved:
 
 def resolve(spec: RunSpec) -> Resolved:
     """Build the method and attack (validating their arguments), and fill in every default: the resolved
-    arguments and, when the spec leaves it out, the testbed's guidance. The run is hashed after this."""
+    arguments, the method's upstream label dropout and, when the spec leaves it out, the testbed's guidance.
+    The run is hashed after this."""
     for metric in spec.metrics:
         registry.get("metric", metric)
     method = registry.get("method", spec.method)(spec.method_args)
@@ -71,8 +72,10 @@ def resolve(spec: RunSpec) -> Resolved:
     sampler = spec.eval.sampler
     if sampler.guidance_scale is None:
         sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(spec.testbed, spec.model))
+    label_dropout = spec.label_dropout if spec.label_dropout is not None else type(method).upstream_label_dropout
     full = dataclasses.replace(
         spec,
+        label_dropout=label_dropout,
         method_args=to_dict(method.args),
         attack_args=to_dict(attack.args),
         eval=dataclasses.replace(spec.eval, sampler=sampler),
@@ -107,6 +110,8 @@ def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) ->
     """
     from unlearnbench.schema import TRAIN_STEPS, check_run_settings
 
+    if spec.label_dropout is not None and not 0 <= spec.label_dropout < 1:
+        raise UserError(f"--label-dropout must be in [0, 1), got {spec.label_dropout}")
     fc = spec.forget_classes
     if not fc:
         raise UserError("no forget class given; pass --forget-class N")
@@ -165,6 +170,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         device=device,
         recipe=tb.recipe,
         eval_forget_samples=spec.eval.forget_samples,
+        label_dropout=spec.label_dropout or 0.0,
     )
 
 
@@ -410,6 +416,7 @@ class Runner:
             "seed": spec.seed,
             "method_args": canonical_json(spec.method_args),
             "attack_args": canonical_json(spec.attack_args),
+            "label_dropout": spec.label_dropout,
             "guidance": spec.eval.sampler.guidance_scale,
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,

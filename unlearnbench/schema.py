@@ -250,6 +250,7 @@ Count = Annotated[int, Field(gt=0)]
 Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 Guidance = Annotated[float, Field(ge=0, le=MAX_GUIDANCE)]
 Eta = Annotated[float, Field(ge=0, le=1)]
+LabelDropout = Annotated[float, Field(ge=0, lt=1)]
 
 
 class EvalConfig(BaseModel):
@@ -345,6 +346,7 @@ class MethodEntry(BaseModel):
     args: dict[str, Any] = {}
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
     label: str | None = None
+    label_dropout: LabelDropout | None = None  # None: the method's upstream value
 
 
 class AttackEntry(BaseModel):

@@ -34,6 +34,8 @@ class RunSpec:
     evaluator: str | None = None
     attacker: str | None = None
     seed: int = 0
+    # Share of the method's training forwards with the null label; None: the method's upstream value.
+    label_dropout: float | None = None
     eval: EvalSettings = field(default_factory=EvalSettings)
     label: str = ""
     metrics: tuple[str, ...] = ()  # empty: every registered metric
@@ -73,6 +75,7 @@ class RunSpec:
             "model_sha": model_sha,
             "dataset": self.dataset,
             "seed": self.seed,
+            "label_dropout": self.label_dropout,
             "guidance": self.eval.sampler.guidance_scale,  # replay-based methods sample with it
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from unlearnbench.backends import Backend, make_backend
 from unlearnbench.errors import UserError
@@ -24,11 +24,21 @@ from unlearnbench.evaluate import EvalSettings, eval_settings
 from unlearnbench.spec import RunSpec
 
 
+class MethodSetting(NamedTuple):
+    """One method setting of a sweep; ``label_dropout`` None is the method's upstream value."""
+
+    name: str
+    args: dict[str, Any]
+    label: str
+    label_dropout: float | None = None
+
+
 @dataclass
 class Grid:
-    """What a sweep runs. ``methods``/``attacks`` entries are ``(name, args, label)``."""
+    """What a sweep runs. ``methods`` entries are ``(name, args, label[, label_dropout])``, ``attacks``
+    entries ``(name, args)``."""
 
-    methods: list[tuple[str, dict[str, Any], str]]
+    methods: list[tuple[Any, ...]]
     attacks: list[tuple[str, dict[str, Any]]]
     forget_classes: list[tuple[int, ...]]
     seeds: list[int]
@@ -38,7 +48,7 @@ class Grid:
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
         """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned``. A method with no
         tuned setting is left out (and named in the second return value), never run at defaults as "tuned"."""
-        names = list(dict.fromkeys(m for m, _, _ in self.methods))
+        names = list(dict.fromkeys(m[0] for m in self.methods))
         kept = [(m, dict(tuned[m]["args"]), "tuned") for m in names if m in tuned]
         skipped = [m for m in names if m not in tuned]
         if not kept:
@@ -47,7 +57,7 @@ class Grid:
 
     def specs(self) -> list[RunSpec]:
         out = []
-        for method, margs, label in self.methods:
+        for method, margs, label, label_dropout in (MethodSetting(*m) for m in self.methods):
             for fc in self.forget_classes:
                 for seed in self.seeds:
                     for attack, aargs in self.attacks:
@@ -59,6 +69,7 @@ class Grid:
                                 method_args=margs,
                                 attack_args=aargs,
                                 seed=seed,
+                                label_dropout=label_dropout,
                                 eval=dataclasses.replace(self.eval, seed=seed),
                                 label=label,
                                 **self.testbed,
@@ -81,7 +92,8 @@ def grid_from_config(cfg: dict[str, Any]) -> Grid:
         keys = sorted(m.grid)
         for combo in itertools.product(*(m.grid[k] for k in keys)):
             merged = {**m.args, **dict(zip(keys, combo, strict=True))}
-            methods.append((m.name, merged, config.label if m.label is None else m.label))
+            label = config.label if m.label is None else m.label
+            methods.append(MethodSetting(m.name, merged, label, m.label_dropout))
     attacks = [(a.name, dict(a.args)) for a in config.attacks]
     classes = [tuple(fc) if isinstance(fc, list) else (fc,) for fc in config.forget_classes]
     ev = config.eval.model_dump(exclude_unset=True)

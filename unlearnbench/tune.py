@@ -82,7 +82,7 @@ def tune(
     from unlearnbench.runner import resolve
     from unlearnbench.sweep import run_sweep
 
-    methods = list(dict.fromkeys(m for m, _, _ in grid.methods if m not in ("noop", "retrain")))
+    methods = list(dict.fromkeys(m[0] for m in grid.methods if m[0] not in ("noop", "retrain")))
     grid = dataclasses.replace(
         grid, attacks=[("none", {})], methods=[(m, t, "tune") for m in methods for t in trials_for(m, trials, seed)]
     )
