@@ -358,7 +358,7 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     df = load_results(small_store)
     declared = dict(registry.rows())
     declared[("fid", "retain")] = dataclasses.replace(declared[("fid", "retain")], label="Fréchet", digits=1)
-    declared[("asr_10way", "forget")] = dataclasses.replace(declared[("asr_10way", "forget")], label="success")
+    declared[("asr_11way", "forget")] = dataclasses.replace(declared[("asr_11way", "forget")], label="success")
     monkeypatch.setattr(registry, "rows", lambda: declared)
     t = tables.build_tables(df)
     assert "FID ↓" not in t.quality.columns and "Fréchet ↓" in t.quality.columns
