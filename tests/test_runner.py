@@ -48,7 +48,13 @@ def test_run_writes_every_phase_with_the_documented_columns(tmp_path):
     # the recovery curve: UA/ASR at steps 0, 2 and the final 4
     curve = df[(df.metric == "asr_10way") & df.attack_step.notna()]
     assert sorted(curve.attack_step.tolist()) == [0, 2, 4]
-    assert {"steps_to_recover", "recovered", "attack_cost_wall_s", "attack_cost_steps"} <= set(df.metric)
+    # every point from the curve's sample count, the final one too (not the 6 of the final evaluation)
+    final = df[(df.phase == "attacked") & df.attack_step.isna() & (df.metric == "asr_11way")]
+    assert set(df[df.attack_step.notna()].n) == {4} and set(final.n) == {6}
+    assert {"recover_threshold", "forgot", "attack_cost_wall_s", "attack_cost_steps"} <= set(df.metric)
+    # the recovery rows of a run that forgot, none of one that did not
+    forgot = df[df.metric == "forgot"].value.iloc[0] == 1.0
+    assert forgot == ({"steps_to_recover", "recovered"} <= set(df.metric))
     assert df[df.metric == "attack_cost_steps"].value.iloc[0] == 4
     assert (store.runs / f"{row.run_id}.samples.npz").is_file()
 

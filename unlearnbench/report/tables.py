@@ -192,10 +192,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
         }
         for metric, split, phase in ROBUSTNESS_METRICS:
             vals = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]["value"]
-            note = ""
-            if metric == "steps_to_recover" and len(vals):
-                recovered = g[(g.metric == "recovered") & (g.phase == "attacked")]["value"]
-                note = f" ({int(recovered.sum())}/{len(recovered)} recovered)"
+            note = recovered_note(g) if metric == "steps_to_recover" else ""
             rec[phase_label(metric, split, phase)] = Stat.of(vals, column_format(metric, split), note)
         rrows.append(rec)
     robustness = pd.DataFrame(rrows)
@@ -206,6 +203,16 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
     settings = settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
     return Tables(quality, robustness, settings, efficiency_table(df, cost_reference), cost_reference)
+
+
+def recovered_note(runs: pd.DataFrame) -> str:
+    """`` (recovered k/n)`` for the final rows of a group of attack runs: ``n`` counts the runs that forgot
+    (pre-attack ASR below the recovery threshold), ``k`` those of them that recovered; empty without a curve."""
+    forgot = runs[(runs.metric == "forgot") & (runs.phase == "attacked")]["value"]
+    if forgot.empty:
+        return ""
+    recovered = runs[(runs.metric == "recovered") & (runs.phase == "attacked")]["value"]
+    return f" (recovered {int(recovered.sum())}/{int(forgot.sum())})"
 
 
 def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFrame:
