@@ -370,7 +370,7 @@ class Runner:
         recovery = attacked.recovery
         if recovery is not None:  # the final point from as many samples as every other point
             checkpoint(recovery.final_step, attacked.model, attacked.cond)
-        scores += [Score(f"attack_{k}", "all", v) for k, v in attacked.extra.items()]
+        scores += [dataclasses.replace(s, metric=f"attack_{s.metric}") for s in attacked.extra]
         scores += [s for m in self._metrics for s in m.on_cost(cost, attack=True)]
         if recovery is not None and len({r["attack_step"] for r in curve}) > 2:  # a curve, not just before/after
             asr = PRIMARY_ASR
