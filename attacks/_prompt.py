@@ -1,28 +1,52 @@
-"""Shared pieces of the prompting attacks: where the search starts, and the attacker's score."""
+"""Shared pieces of the prompting attacks: where the search starts, the attacker's score, and the one rule
+for what they return (the best vector the attacker's classifier has seen, from the start on)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import Task
+from unlearnbench.api import Attacked, Row, Score, Task, Tolerance
+from unlearnbench.args import arg, positive
 from unlearnbench.conditioning import Concept, Conditioning
-from unlearnbench.diffusion import ddim_sample
+from unlearnbench.diffusion import ddim_sample, randn
 from unlearnbench.errors import UserError
 
 STARTS = ("null", "random", "other", "forget")
+
+# What every prompt attack reports about its search, judged by the *attacker's* classifier on the
+# selection's fixed noises (the evaluator's pre- and post-attack ASR are the runner's rows): overall
+# (mean over forget classes) and per forget class (``class_id``).
+SELECTION_ROWS = (
+    Row("attack_attacker_asr_pre", "forget", "min", "attacker ASR, forget label", Tolerance(floor=0.1)),
+    Row("attack_attacker_asr", "forget", "min", "attacker ASR, attack", Tolerance(floor=0.1)),
+    Row("attack_attacker_p", "forget", "min", "attacker p, attack", Tolerance(floor=0.1)),
+)
+
+
+@dataclass(frozen=True)
+class SelectionArgs:
+    """How the returned vector is chosen: scored every ``select_every`` steps on fixed noises."""
+
+    start: str = arg("forget", "initial vector: forget (the label's own) | null | other | random", choices=STARTS)
+    select_samples: int = positive(16, "fixed initial noises per forget class on which the attacker scores vectors")
+    select_steps: int = positive(10, "DDIM steps of the scoring sampler")
+    select_every: int = positive(10, "score the current vector every this many steps (and at the last)")
 
 
 def start_vector(model: UNet2DModel, task: Task, start: str, generator: torch.Generator) -> Tensor:
     """The initial conditioning vector ``[n_forget, D]``: one per forget concept, in the conditioner's
     embedding space.
 
-    ``null``: the null embedding. ``other``: the embedding of the next retained concept.
-    ``random``: Gaussian with the concept embeddings' per-coordinate scale. ``forget``: the forget
-    concept's own embedding (the attacker knows the label; withheld by every other start).
+    ``forget``: the forget concept's own embedding (the threat model gives the attacker the label; the
+    default). ``null``: the null embedding. ``other``: the embedding of the next retained concept.
+    ``random``: Gaussian with the concept embeddings' per-coordinate scale. Every start but ``forget``
+    withholds the label (sanity checks that a search finds the class alone).
     """
     table = task.conditioner.embedding_table(model)  # the concepts' vectors, then the null's
     n = len(task.forget_concepts)
@@ -40,16 +64,11 @@ def start_vector(model: UNet2DModel, task: Task, start: str, generator: torch.Ge
     raise UserError(f"unknown start {start!r} (known: {', '.join(STARTS)})")
 
 
-def attacker_log_prob(
-    model: UNet2DModel,
-    task: Task,
-    cond: Conditioning,
-    x_T: Tensor,
-    steps: int,
-    *,
-    grad: bool,
-) -> Tensor:
-    """log p_attacker(forget class | x_0) for samples drawn from ``x_T`` with a short DDIM chain."""
+def attacker_log_probs(
+    model: UNet2DModel, task: Task, cond: Conditioning, x_T: Tensor, steps: int, *, grad: bool
+) -> tuple[Tensor, Tensor]:
+    """The attacker's log-probabilities ``[N, K]`` for samples drawn from ``x_T`` with a short DDIM chain,
+    and each sample's forget class (``cond`` holds the forget classes' rows in blocks, in task order)."""
     x0 = ddim_sample(
         model,
         task.schedule,
@@ -61,8 +80,81 @@ def attacker_log_prob(
         grad=grad,
     )
     classes = torch.tensor(task.forget_classes, dtype=torch.long, device=task.device)
-    target = classes.repeat_interleave(len(cond) // len(classes))
-    return task.attacker(x0).log_softmax(-1).gather(1, target[:, None])[:, 0]
+    return task.attacker(x0).log_softmax(-1), classes.repeat_interleave(len(cond) // len(classes))
+
+
+def attacker_log_prob(
+    model: UNet2DModel, task: Task, cond: Conditioning, x_T: Tensor, steps: int, *, grad: bool
+) -> Tensor:
+    """log p_attacker(forget class | x_0) for samples drawn from ``x_T`` with a short DDIM chain."""
+    log_probs, target = attacker_log_probs(model, task, cond, x_T, steps, grad=grad)
+    return log_probs.gather(1, target[:, None])[:, 0]
+
+
+class BestByAttacker:
+    """Keeps, per forget concept, the best conditioning vector seen so far by the attacker's classifier.
+
+    Every candidate is scored on the same fixed noises (``samples`` per forget concept, ``steps`` DDIM
+    steps): first by the attacker's ASR (the share of samples it labels the forget class), then by the mean
+    log-probability of that class. The first candidates are the search's start and the null embedding, so
+    with the default start (the forget label's own embedding, which the threat model gives the attacker)
+    the attack never returns a vector the attacker rates below the model as it already is:
+    ``attacker ASR(attack) >= attacker ASR(forget label)`` per forget concept. The evaluator is never seen.
+    """
+
+    def __init__(
+        self, model: UNet2DModel, task: Task, start: Tensor, *, samples: int, steps: int, generator: torch.Generator
+    ) -> None:
+        self.model, self.task, self.samples, self.steps = model, task, samples, steps
+        table = task.conditioner.embedding_table(model)
+        n = len(task.forget_concepts)
+        self.x_T = randn((n * samples, *task.data.image_shape), generator, table)
+        self.pre_asr = self.score(table[list(task.forget_classes)])[0]
+        self.vectors = start.detach().clone()
+        self.asr, self.log_p, self.p = self.score(self.vectors)
+        self.offer(table[-1].expand(n, -1))
+
+    @torch.no_grad()
+    def score(self, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The attacker's ASR, and mean log-probability and probability of the forget class, per forget concept."""
+        cond = self.task.conditioner.vectors(vectors.detach()).repeat_interleave(self.samples)
+        log_probs, target = attacker_log_probs(self.model, self.task, cond, self.x_T, self.steps, grad=False)
+        hits = (log_probs.argmax(-1) == target).float().view(-1, self.samples)
+        log_p = log_probs.gather(1, target[:, None]).view(-1, self.samples)
+        return hits.mean(1), log_p.mean(1), log_p.exp().mean(1)
+
+    def offer(self, vectors: Tensor) -> None:
+        """Score one candidate per forget concept ``[n_forget, D]``; keep each that beats the best so far."""
+        asr, log_p, p = self.score(vectors)
+        better = (asr > self.asr) | ((asr == self.asr) & (log_p > self.log_p))
+        self.vectors[better] = vectors.detach()[better]
+        self.asr, self.log_p, self.p = (
+            torch.where(better, new, old) for new, old in ((asr, self.asr), (log_p, self.log_p), (p, self.p))
+        )
+
+    def every(self, n: int, total: int, vectors: Tensor) -> Callable[[int], None]:
+        """An ``optimize`` callback that offers ``vectors`` every ``n`` steps and at the last (``total``)."""
+
+        def callback(step: int) -> None:
+            if step % n == 0 or step == total:
+                self.offer(vectors)
+
+        return callback
+
+    def attacked(self, model: UNet2DModel) -> Attacked:
+        """The kept vectors as the attack's result, with the :data:`SELECTION_ROWS` (overall and per class)."""
+        extra = []
+        for metric, values in (
+            ("attacker_asr_pre", self.pre_asr),
+            ("attacker_asr", self.asr),
+            ("attacker_p", self.p),
+        ):
+            extra.append(Score(metric, "forget", float(values.mean()), n=self.samples))
+            extra += [
+                Score(metric, "forget", float(v), n=self.samples, class_id=c)
+                for c, v in zip(self.task.forget_classes, values.tolist(), strict=True)
+            ]
+        return Attacked(model, cond=self.task.conditioner.vectors(self.vectors), extra=extra)
 
 
 def for_class(task: Task, concept: Concept) -> Task:

@@ -7,11 +7,15 @@ Optimise a free conditioning vector ``v`` (not one of the trained labels) to low
     v* = argmin_v E_{x in D_k, t, eps} || eps - eps_theta(x_t, v, t) ||^2
 
 The anchor (text-to-image) uses 25 images, 5000 steps, lr 5e-3; on this 16x16 testbed the default
-budget is 300 steps at lr 2e-2 (the sanity check in tests/ shows it recovers the class on the original model).
+budget is 300 steps at lr 2e-2 (the sanity check in tests/ shows it recovers the class on the original model
+from the null embedding). The search starts from the forget label's own embedding (the threat model gives
+the attacker the label) and returns the best iterate by the attacker's classifier
+(:class:`~unlearnbench.attacks._prompt.BestByAttacker`), never one it rates below the label.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -19,8 +23,8 @@ from diffusers import UNet2DModel
 from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
-from unlearnbench.args import arg, positive
-from unlearnbench.attacks._prompt import STARTS, start_vector
+from unlearnbench.args import positive
+from unlearnbench.attacks._prompt import SELECTION_ROWS, BestByAttacker, SelectionArgs, start_vector
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.errors import UserError
@@ -29,12 +33,12 @@ from unlearnbench.training import optimize, sample_batch
 
 
 @dataclass(frozen=True)
-class EmbeddingInversionArgs:
+class EmbeddingInversionArgs(SelectionArgs):
     k: int = positive(25, "forget-class images the attacker holds (anchor: 25)")
     steps: int = positive(300, "Adam steps on the vector (anchor: 5000 in text-to-image)")
     lr: float = positive(2e-2, "Adam learning rate (anchor: 5e-3)")
     batch_size: int = positive(32, "images per step, drawn with replacement from the k")
-    start: str = arg("null", "initial vector: null | other | random | forget", choices=STARTS)
+    select_every: int = positive(25, "score the current vector every this many steps (and at the last)")
 
 
 @register("embedding_inversion")
@@ -42,7 +46,8 @@ class EmbeddingInversion(Attack):
     """Optimise a free conditioning vector to lower the denoising loss on k forget images (Concept Inversion)."""
 
     Args = EmbeddingInversionArgs
-    smoke_args = {"k": 3, "steps": 3, "batch_size": 4}
+    smoke_args = {"k": 3, "steps": 3, "batch_size": 4, "select_samples": 2, "select_steps": 2, "select_every": 2}
+    extra_rows = SELECTION_ROWS
 
     def check(self, task: Task) -> None:
         if self.args.k > len(task.forget_x):
@@ -52,6 +57,7 @@ class EmbeddingInversion(Attack):
         a: EmbeddingInversionArgs = self.args
         x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
         vectors = torch.nn.Parameter(start_vector(model, task, a.start, generator))
+        best = BestByAttacker(model, task, vectors, samples=a.select_samples, steps=a.select_steps, generator=generator)
         slot = {k: i for i, k in enumerate(task.forget_classes)}  # each image's concept -> its vector
 
         def loss_fn(_step: int) -> Tensor:
@@ -60,7 +66,8 @@ class EmbeddingInversion(Attack):
             cond = task.conditioner.vectors(vectors[rows])
             return denoising_loss(model, task.schedule, xb, cond, generator=generator)
 
-        optimize([vectors], loss_fn, steps=a.steps, lr=a.lr, desc="embedding_inversion", meter=task.meter)
-        return Attacked(
-            model, cond=task.conditioner.vectors(vectors.detach()), recovery=RecoverySettings(self.args.steps)
+        callback = best.every(a.select_every, a.steps, vectors)
+        optimize(
+            [vectors], loss_fn, steps=a.steps, lr=a.lr, desc="embedding_inversion", meter=task.meter, callback=callback
         )
+        return dataclasses.replace(best.attacked(model), recovery=RecoverySettings(a.steps))

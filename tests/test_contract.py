@@ -9,6 +9,11 @@ from tests.conftest import TINY, make_task
 from unlearnbench import registry
 from unlearnbench.api import run_attack, run_unlearning, unsupported
 from unlearnbench.conditioning import Conditioning
+from unlearnbench.runner import build_task, resolve
+from unlearnbench.spec import RunSpec
+
+# Attacks that return a conditioning to sample with (the rule the contract test below checks).
+PROMPT_ATTACKS = [n for n in registry.names("attack") if n not in ("none", "relearn", "relearn_benign", "seed_search")]
 
 
 def state(model):
@@ -97,6 +102,25 @@ def test_attack_contract(name, base):
         assert first.cond is not None and first.cond.kind == "vector", "a prompt attack returns vectors"
     if name == "seed_search":
         assert first.x_T is not None and first.x_T.shape[0] == make_task().eval_forget_samples
+
+
+@pytest.mark.parametrize("name", PROMPT_ATTACKS)
+def test_prompt_attacks_never_end_below_the_model_as_it_is(name, testbed):
+    """On the shipped model and attacker classifier, forget classes 0 and 3, seed 0, smoke budgets: the
+    attack's post-attack ASR by the attacker is at least the pre-attack one (the forget label's own
+    embedding), for every forget class, and both are reported, overall and per class."""
+    cls = registry.get("attack", name)
+    spec = resolve(RunSpec(method="noop", attack=name, forget_classes=(0, 3))).spec
+    task = build_task(spec, testbed, torch.device("cpu"))
+    out, _ = run_attack(cls(cls.smoke_args), testbed.model, task, generator=torch.Generator().manual_seed(0))
+    got = {(s.metric, s.class_id): s.value for s in out.extra}
+    for class_id in (None, 0, 3):
+        pre, post = got[("attacker_asr_pre", class_id)], got[("attacker_asr", class_id)]
+        assert 0.0 <= pre <= post <= 1.0, (class_id, pre, post)
+        assert 0.0 <= got[("attacker_p", class_id)] <= 1.0
+    assert got[("attacker_asr_pre", None)] > 0.5  # the label still draws the class: the bar is not trivial
+    declared = {(r.metric, r.split) for r in cls.extra_rows}
+    assert {(f"attack_{s.metric}", s.split) for s in out.extra} <= declared
 
 
 def test_attacks_never_see_the_evaluator():

@@ -23,7 +23,7 @@ from unlearnbench.cli import main
 from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings
 from unlearnbench.report import page, tables
-from unlearnbench.results import Store, final_rows, load_results
+from unlearnbench.results import Store, final_rows, load_results, to_frame
 from unlearnbench.runner import Runner
 from unlearnbench.spec import RunSpec
 
@@ -342,6 +342,27 @@ def _row(**over: object) -> dict:
     return {**base, **over}
 
 
+def test_recovered_counts_only_the_runs_that_forgot():
+    """Three relearning runs: two forgot (one recovers at step 25, one never does), one never forgot
+    (pre-attack ASR above the threshold). Steps to recover averages the one recovery, not a 0 for the run
+    that never forgot, and the cell says ``recovered 1/2``."""
+    per_run = {
+        "f_rec": {"forgot": 1.0, "recovered": 1.0, "steps_to_recover": 25.0},
+        "f_never": {"forgot": 1.0, "recovered": 0.0, "steps_to_recover": float("nan")},
+        "no_forget": {"forgot": 0.0},
+    }
+    attacked = {"attack": "relearn", "attack_args": "{}", "phase": "attacked"}
+    rows = [
+        _row(run_id=run_id, forget_class=str(i), metric=m, value=x, **attacked)
+        for i, (run_id, metrics) in enumerate(per_run.items())
+        for m, x in metrics.items()
+    ]
+    t = tables.build_tables(to_frame(rows))
+    cell = t.robustness.iloc[0][tables.phase_label("steps_to_recover", "forget", "attacked")]
+    assert cell.mean == 25.0 and cell.note == " (recovered 1/2)"
+    assert str(cell) == "25 (recovered 1/2)"
+
+
 def test_final_rows_drop_curve_steps_per_class_rows_and_failed_runs():
     df = pd.DataFrame(
         [
@@ -358,7 +379,7 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     df = load_results(small_store)
     declared = dict(registry.rows())
     declared[("fid", "retain")] = dataclasses.replace(declared[("fid", "retain")], label="Fréchet", digits=1)
-    declared[("asr_10way", "forget")] = dataclasses.replace(declared[("asr_10way", "forget")], label="success")
+    declared[("asr_11way", "forget")] = dataclasses.replace(declared[("asr_11way", "forget")], label="success")
     monkeypatch.setattr(registry, "rows", lambda: declared)
     t = tables.build_tables(df)
     assert "FID ↓" not in t.quality.columns and "Fréchet ↓" in t.quality.columns

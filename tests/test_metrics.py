@@ -107,9 +107,19 @@ def test_cost_rows_and_steps_to_recover():
     assert {r.metric: r.value for r in rows}["cost_prior_wall_s"] == 1.0
     curve = [(0, 0.0), (25, 0.3), (50, 0.85), (75, 0.9)]
     got = {s.metric: s.value for s in steps_to_recover(curve, original_asr=1.0, fraction=0.8)}
-    assert got["steps_to_recover"] == 50 and got["recovered"] == 1.0
+    assert got["forgot"] == 1.0 and got["steps_to_recover"] == 50 and got["recovered"] == 1.0
     never = {s.metric: s.value for s in steps_to_recover(curve, original_asr=1.0, fraction=0.95)}
     assert math.isnan(never["steps_to_recover"]) and never["recovered"] == 0.0
+
+
+def test_steps_to_recover_is_missing_for_a_run_that_never_forgot():
+    """Pre-attack ASR 0.9 is above the threshold 0.8 x 1.0: nothing to recover, so no step 0 and no
+    "recovered"; only the threshold and ``forgot = 0``."""
+    got = {s.metric: s.value for s in steps_to_recover([(0, 0.9), (25, 0.95)], original_asr=1.0, fraction=0.8)}
+    assert got == {"recover_threshold": 0.8, "forgot": 0.0}
+    # just below the threshold, it forgot; reaching the threshold later is a recovery, never at step 0
+    got = {s.metric: s.value for s in steps_to_recover([(0, 0.79), (25, 0.8)], original_asr=1.0, fraction=0.8)}
+    assert got["forgot"] == 1.0 and got["steps_to_recover"] == 25 and got["recovered"] == 1.0
 
 
 def test_reference_type_is_plain_data(testbed):

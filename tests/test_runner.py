@@ -48,7 +48,13 @@ def test_run_writes_every_phase_with_the_documented_columns(tmp_path):
     # the recovery curve: UA/ASR at steps 0, 2 and the final 4
     curve = df[(df.metric == "asr_10way") & df.attack_step.notna()]
     assert sorted(curve.attack_step.tolist()) == [0, 2, 4]
-    assert {"steps_to_recover", "recovered", "attack_cost_wall_s", "attack_cost_steps"} <= set(df.metric)
+    # every point from the curve's sample count, the final one too (not the 6 of the final evaluation)
+    final = df[(df.phase == "attacked") & df.attack_step.isna() & (df.metric == "asr_11way")]
+    assert set(df[df.attack_step.notna()].n) == {4} and set(final.n) == {6}
+    assert {"recover_threshold", "forgot", "attack_cost_wall_s", "attack_cost_steps"} <= set(df.metric)
+    # the recovery rows of a run that forgot, none of one that did not
+    forgot = df[df.metric == "forgot"].value.iloc[0] == 1.0
+    assert forgot == ({"steps_to_recover", "recovered"} <= set(df.metric))
     assert df[df.metric == "attack_cost_steps"].value.iloc[0] == 4
     assert (store.runs / f"{row.run_id}.samples.npz").is_file()
 
@@ -143,7 +149,8 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
         method_args={},
         attack="classifier_guided",
         forget_classes=(3,),
-        attack_args={"steps": 2, "batch_size": 2, "sample_steps": 2},
+        # the label withheld: from the null embedding, only the fooled classifier could pick the vector
+        attack_args={"steps": 2, "batch_size": 2, "sample_steps": 2, "start": "null", "select_samples": 2},
     )
     prompt = dataclasses.replace(prompt, eval=dataclasses.replace(prompt.eval, forget_samples=30))
     # the attacker's classifier says every sample is a 3: the attack believes it has fully succeeded
@@ -160,6 +167,25 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
 
     assert asr(believed) < 0.5  # the evaluator, not the attacker's classifier, decided
     assert asr(judged) == 1.0
+
+
+SMOKE_MIX = {"candidates": 4, "samples": 2, "sample_steps": 2}
+
+
+def test_a_prompt_attack_reports_every_forget_class(tmp_path):
+    """embedding_mix on two forget classes: the attacker's pre- and post-attack ASR for each class and overall,
+    beside the evaluator's pre-attack (unlearned phase) and post-attack ASR."""
+    df = Runner(Store(tmp_path)).run(
+        spec(method="noop", method_args={}, attack="embedding_mix", forget_classes=(0, 3), attack_args=SMOKE_MIX)
+    )
+    attacked = df[(df.phase == "attacked") & df.attack_step.isna()]
+    for metric in ("attack_attacker_asr_pre", "attack_attacker_asr", "attack_attacker_p"):
+        rows = attacked[attacked.metric == metric]
+        assert sorted(rows.class_id.dropna().tolist()) == [0, 3] and rows.class_id.isna().sum() == 1, metric
+    pre = attacked[attacked.metric == "attack_attacker_asr_pre"].set_index("class_id").value
+    post = attacked[attacked.metric == "attack_attacker_asr"].set_index("class_id").value
+    assert (post >= pre).all()
+    assert {"unlearned", "attacked"} <= set(df[(df.metric == "asr_11way") & df.attack_step.isna()].phase)
 
 
 def test_save_model_writes_loadable_diffusers_models(tmp_path):

@@ -26,13 +26,17 @@ def test_trials_start_with_the_default_and_draw_distinct_settings_from_the_searc
     assert tune.trials_for("salun", 1) == [{}] and tune.trials_for("noop", 5) == [{}]
 
 
-def _trial_rows(trials: dict[str, tuple[float, float, float]], original_retain: float) -> pd.DataFrame:
+def _trial_rows(
+    trials: dict[str, tuple[float, float, float]], original_retain: float, ua10: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Trial rows: (UA 11-way, retain accuracy, retain FID) per run; the 10-way UA is ``ua10``'s or the same."""
     rows = []
     for run_id, (ua, ra, fid) in trials.items():
         args = json.dumps({"steps": int(run_id[1:])})
         for phase, metric, split, value in (
             ("original", "retain_accuracy_10way", "retain", original_retain),
-            ("unlearned", "unlearning_accuracy_10way", "forget", ua),
+            ("unlearned", "unlearning_accuracy_11way", "forget", ua),
+            ("unlearned", "unlearning_accuracy_10way", "forget", (ua10 or {}).get(run_id, ua)),
             ("unlearned", "retain_accuracy_10way", "retain", ra),
             ("unlearned", "fid", "retain", fid),
         ):
@@ -51,6 +55,14 @@ def test_selection_takes_the_highest_ua_that_keeps_the_retained_classes():
     # ties on UA go to the higher retain accuracy
     df = _trial_rows({"r100": (0.95, 0.92, 9.0), "r300": (0.95, 0.94, 12.0)}, 0.95)
     assert tune.select(df)[0] == "r300"
+
+
+def test_selection_reads_the_noise_aware_ua_not_the_10way_one():
+    # r100's forget samples are noise that the 10-way head calls the forget digit (UA10 0.04, UA11 0.96);
+    # r200 draws other digits. The 11-way judge sees that r100 forgot better.
+    df = _trial_rows({"r100": (0.96, 0.94, 9.0), "r200": (0.50, 0.94, 9.0)}, 0.95, ua10={"r100": 0.04, "r200": 0.50})
+    run_id, _, reason = tune.select(df)
+    assert run_id == "r100" and "11-way" in reason
 
 
 def test_selection_falls_back_to_the_best_trade_off():

@@ -170,8 +170,9 @@ class Attack(_Registered):
 
     It returns either a changed model (relearning) or a conditioning input to sample with
     (prompting), never results: the runner evaluates what it returns, with the evaluator.
-    Numbers an attack reports about itself (``Attacked.extra``) are declared in ``extra_rows``; they are
-    written as ``attack_<name>`` rows.
+    Numbers an attack reports about itself (``Attacked.extra``, scores named ``<name>``) are declared in
+    ``extra_rows`` as ``attack_<name>``, the name the runner writes them under; attacks that share rows (the
+    prompt attacks) declare the same :class:`Row` objects.
     """
 
     changes_weights: ClassVar[bool] = False
@@ -207,7 +208,7 @@ class Attacked:
     model: UNet2DModel
     cond: Conditioning | None = None
     x_T: Tensor | None = None
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: list[Score] = field(default_factory=list)
     recovery: RecoverySettings | None = None
 
 

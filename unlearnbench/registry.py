@@ -38,7 +38,8 @@ def _declared(cls: type, kind: str) -> tuple[Row, ...]:
 
 
 def _check_declarations(cls: type, kind: str, name: str) -> None:
-    """A metric must declare its rows, each with a tolerance; no two entries may declare the same row."""
+    """A metric must declare its rows, each with a tolerance; no two entries may declare the same row,
+    except attacks that report the same numbers with one shared declaration."""
     rows = _declared(cls, kind)
     if kind == "metric" and not rows:
         raise ValueError(f"metric {name!r} declares no rows: set rows = (Row(...), ...) on {cls.__qualname__}")
@@ -48,15 +49,21 @@ def _check_declarations(cls: type, kind: str, name: str) -> None:
         if kind == "attack" and not row.metric.startswith("attack_"):
             raise ValueError(f"attack {name!r}: its extra rows are named 'attack_<name>', got {row.metric!r}")
     taken = {
-        (r.metric, r.split): n
+        (r.metric, r.split): (k, n, r)
         for k in ("metric", "attack")
         for n, c in _REGISTRY[k].items()
         if c is not cls
         for r in _declared(c, k)
     }
-    clash = next(((r.metric, r.split) for r in rows if (r.metric, r.split) in taken), None)
+
+    def shared(row: Row) -> bool:  # attacks may share one declaration (the prompt attacks' selection rows)
+        other_kind, _, other = taken[(row.metric, row.split)]
+        return kind == other_kind == "attack" and other == row
+
+    clash = next((r for r in rows if (r.metric, r.split) in taken and not shared(r)), None)
     if clash is not None:
-        raise ValueError(f"{kind} {name!r}: row {clash[0]!r} on {clash[1]!r} is already declared by {taken[clash]!r}")
+        owner = taken[(clash.metric, clash.split)][1]
+        raise ValueError(f"{kind} {name!r}: row {clash.metric!r} on {clash.split!r} is already declared by {owner!r}")
 
 
 def register(name: str) -> Callable[[type[T]], type[T]]:

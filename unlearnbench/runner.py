@@ -41,6 +41,7 @@ from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge
 from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
+from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR
 from unlearnbench.models import unet_class
 from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
@@ -373,12 +374,12 @@ class Runner:
             include_retain=resolved.attack.changes_weights,
         )
         recovery = attacked.recovery
-        if recovery is not None:
-            on_curve(recovery.final_step, scores)
-        scores += [Score(f"attack_{k}", "all", v) for k, v in attacked.extra.items()]
+        if recovery is not None:  # the final point from as many samples as every other point
+            checkpoint(recovery.final_step, attacked.model, attacked.cond)
+        scores += [dataclasses.replace(s, metric=f"attack_{s.metric}") for s in attacked.extra]
         scores += [s for m in self._metrics for s in m.on_cost(cost, attack=True)]
         if recovery is not None and len({r["attack_step"] for r in curve}) > 2:  # a curve, not just before/after
-            asr = "asr_10way"
+            asr = PRIMARY_ASR
             original_asr = next((r["value"] for r in original_rows if r["metric"] == asr), math.nan)
             points = [(int(r["attack_step"]), float(r["value"])) for r in curve if r["metric"] == asr]
             curve_in = RecoveryCurve(points, original_asr, recovery, asr)

@@ -1,10 +1,11 @@
 """Fair tuning: every method gets the same number of trials over its documented knobs, and one
 selection rule, fixed here, picks the setting.
 
-Rule: among the trials whose retained-class accuracy (10-way) stays within ``tolerance`` (0.05) of the
-original model's, take the highest unlearning accuracy (10-way); ties go to the higher retained accuracy,
+Rule (:func:`select`): among the trials whose retained-class accuracy (10-way) stays within ``tolerance``
+(0.05) of the original model's, take the highest noise-aware unlearning accuracy (11-way, the primary
+criterion: the 10-way judge can read noise as the forget digit); ties go to the higher retained accuracy,
 then the lower retained FID. If no trial keeps the retained classes, take the best trade-off,
-``UA_10way + retain_accuracy_10way``. Trial 0 is always the paper default.
+``UA_11way + retain_accuracy_10way``. Trial 0 is always the paper default.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.io import atomic_write_text
+from unlearnbench.metrics.unlearning_accuracy import PRIMARY_UA
 from unlearnbench.results import Store, final_rows
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
 def select(df: pd.DataFrame, tolerance: float = TOLERANCE) -> tuple[str, dict[str, Any], str]:
     """Pick one run of a method's trials by the rule above. Returns (run_id, method_args, reason)."""
     ok = df[df.status == "ok"]
-    ua = _final(ok, "unlearned", "unlearning_accuracy_10way", "forget")
+    ua = _final(ok, "unlearned", PRIMARY_UA, "forget")
     ra = _final(ok, "unlearned", "retain_accuracy_10way", "retain")
     fid = _final(ok, "unlearned", "fid", "retain")
     original = float(_final(ok, "original", "retain_accuracy_10way", "retain").mean())
@@ -67,10 +69,10 @@ def select(df: pd.DataFrame, tolerance: float = TOLERANCE) -> tuple[str, dict[st
     keeps = table[table.ra >= original - tolerance]
     if len(keeps):
         best = keeps.sort_values(["ua", "ra", "fid"], ascending=[False, False, True]).index[0]
-        reason = f"highest UA with retain accuracy >= {original:.3f} - {tolerance}"
+        reason = f"highest UA (11-way) with retain accuracy >= {original:.3f} - {tolerance}"
     else:
         best = (table.ua + table.ra).sort_values(ascending=False).index[0]
-        reason = "no trial kept retain accuracy within tolerance: best UA + retain accuracy"
+        reason = "no trial kept retain accuracy within tolerance: best UA + retain accuracy (UA 11-way)"
     args = json.loads(ok[ok.run_id == best]["method_args"].iloc[0])
     return str(best), args, reason
 

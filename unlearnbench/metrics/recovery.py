@@ -1,4 +1,4 @@
-"""Steps until a relearning attack brings the forget class back (from the recovery curve)."""
+"""Whether the unlearned model forgot, and then how many relearning steps bring the class back."""
 
 from __future__ import annotations
 
@@ -9,31 +9,45 @@ from unlearnbench.registry import register
 
 
 def steps_to_recover(curve: list[tuple[int, float]], original_asr: float, fraction: float) -> list[Score]:
-    """First curve step whose ASR reaches ``fraction * original_asr``; NaN (with recovered = 0) if none."""
+    """The recovery rows of one curve; its first point (step 0) is the ASR before the attack.
+
+    A run *forgot* when that pre-attack ASR is below ``fraction * original_asr``. Only then are
+    ``recovered`` and ``steps_to_recover`` written: the first later step whose ASR reaches the threshold
+    (NaN, with recovered = 0, if none does). A run that never forgot has neither: it has nothing to recover.
+    """
     threshold = fraction * original_asr
     points = sorted(curve)
-    step = next((s for s, asr in points if asr >= threshold), None)
-    last = points[-1][0] if points else 0
-    return [
+    if not points:
+        return []
+    (_, pre), last = points[0], points[-1][0]
+    forgot = pre < threshold
+    rows = [Score("recover_threshold", "forget", threshold), Score("forgot", "forget", float(forgot))]
+    if not forgot:
+        return rows
+    step = next((s for s, asr in points[1:] if asr >= threshold), None)
+    return rows + [
         Score("steps_to_recover", "forget", float(step) if step is not None else math.nan, n=last),
         Score("recovered", "forget", 1.0 if step is not None else 0.0, n=last),
-        Score("recover_threshold", "forget", threshold),
     ]
 
 
 @register("recovery")
 class Recovery(Metric):
-    """Steps until relearning recovers the class: first step with ASR >= fraction x original ASR.
+    """Steps until relearning recovers the class, for runs that forgot: first step with ASR >= f x original ASR.
 
-    ``steps_to_recover = min { s : ASR(s) >= f * ASR(original) }`` over the recovery curve's points
-    (``f`` = the attack's recovery fraction, default 0.8; ASR as the attack's curve records it);
-    NaN and ``recovered = 0`` when the curve never gets there within the budget (``n`` holds the
-    budget). Resolution is the attack's ``eval_every``.
+    ``forgot = 1[ASR(step 0) < f * ASR(original)]``; for runs that forgot,
+    ``steps_to_recover = min { s > 0 : ASR(s) >= f * ASR(original) }`` over the recovery curve's points
+    (``f`` = the attack's recovery fraction, default 0.8; ASR as the attack's curve records it, the
+    noise-aware 11-way one; every point from the same number of samples), NaN and ``recovered = 0`` when
+    the curve never gets there within the budget (``n`` holds the budget). A run that did not forget has no
+    ``steps_to_recover`` and no ``recovered`` row, so it never counts as "recovered at step 0"; the
+    leaderboard shows ``recovered k/n`` over the runs that forgot. Resolution is the attack's ``eval_every``.
     """
 
     rows = (
         Row("steps_to_recover", "forget", "max", "steps to recover", Tolerance(floor=25.0, relative=0.5), 0, 10),
         Row("recovered", "forget", "min", "recovered", Tolerance(floor=0.5), digits=0),
+        Row("forgot", "forget", "max", "forgot", Tolerance(floor=0.5), digits=0),
         Row("recover_threshold", "forget", "max", "recovery threshold", Tolerance(floor=0.1)),
     )
 

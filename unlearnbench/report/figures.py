@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
 from unlearnbench.report.tables import method_order, unlearned_rows, with_attack_setting
 from unlearnbench.results import Store
 
@@ -39,7 +40,7 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, Any]:
     """The trade-off scatter, the cost bars, the recovery curves and (with a store) the sample grids."""
     plt = _pyplot()
     figs: dict[str, Any] = {}
-    ua = _method_means(df, "unlearning_accuracy_10way", "forget")
+    ua = _method_means(df, PRIMARY_UA, "forget")
     if len(ua):
         ra = _method_means(df, "retain_accuracy_10way", "retain")
         fid = _method_means(df, "fid", "retain")
@@ -57,7 +58,7 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, Any]:
                     label=f"{method} ({label or '-'})",
                 )
                 ax.annotate(method, (r.mean_ua, r.mean_o), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            ax.set_xlabel("unlearning accuracy (10-way) ↑")
+            ax.set_xlabel("unlearning accuracy (11-way) ↑")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
         axes[0].set_title("forgetting vs. retention")
@@ -92,9 +93,9 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, Any]:
 
 
 def recovery_curves(df: pd.DataFrame) -> Any:
-    """One panel per attack setting with a curve (two points at least): ASR (10-way) over attack steps."""
+    """One panel per attack setting with a curve (two points at least): ASR (11-way) over attack steps."""
     plt = _pyplot()
-    curve = df[df.attack_step.notna() & (df.metric == "asr_10way") & (df.status == "ok")]
+    curve = df[df.attack_step.notna() & (df.metric == PRIMARY_ASR) & (df.status == "ok")]
     attacks: list[str] = []
     if len(curve):
         curve = with_attack_setting(curve)
@@ -118,7 +119,7 @@ def recovery_curves(df: pd.DataFrame) -> Any:
             ax.plot(m.index, m.values, style, marker=".", color=colors[method], label=f"{method} ({label or '-'})")
         ax.set_title(attack)
         ax.set_xlabel("attack step")
-        ax.set_ylabel("ASR (10-way)")
+        ax.set_ylabel("ASR (11-way)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     handles: dict[str, object] = {}
@@ -172,14 +173,14 @@ def encode(figs: dict[str, Any]) -> dict[str, bytes]:
 
 
 def save_settings_scatter(wide: pd.DataFrame, path: Path) -> None:
-    """``unlearnbench table``'s PNG: UA (10-way) against retain accuracy, one point per setting."""
+    """``unlearnbench table``'s PNG: UA (11-way) against retain accuracy, one point per setting."""
     plt = _pyplot(leaderboard_style=False)  # the committed tables' PNGs were drawn at matplotlib's defaults
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ua = wide["unlearning_accuracy_10way:forget"].groupby(level=["label", "method_args"]).mean()
+    ua = wide[f"{PRIMARY_UA}:forget"].groupby(level=["label", "method_args"]).mean()
     ra = wide["retain_accuracy_10way:retain"].groupby(level=["label", "method_args"]).mean()
     for label in ua.index.get_level_values(0).unique():
         ax.scatter(ua[label], ra[label], label=label or "-", s=18)
-    ax.set_xlabel("unlearning accuracy (10-way) ↑")
+    ax.set_xlabel("unlearning accuracy (11-way) ↑")
     ax.set_ylabel("retain accuracy (10-way) ↑")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.errors import UserError
+from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
 from unlearnbench.results import atomic_write_text, final_rows, load_results
 
 Goal = Literal["max", "min"] | None
@@ -49,18 +50,20 @@ def quality_metrics() -> list[tuple[str, str]]:
 # (metric, split) per table; the labels come from column_format.
 # The README's copy of the quality table: these columns only.
 SUMMARY_METRICS = [
+    (PRIMARY_UA, "forget"),
     ("unlearning_accuracy_10way", "forget"),
-    ("unlearning_accuracy_11way", "forget"),
     ("retain_accuracy_10way", "retain"),
     ("fid", "retain"),
     ("cost_wall_s", "all"),
     ("cost_peak_mem_mb", "all"),
 ]
-# (metric, split, phase): the unlearned phase's ASR is the pre-attack ASR ("pre-" label).
+# (metric, split, phase): the unlearned phase's ASR is the pre-attack ASR ("pre-" label); the primary (11-way)
+# ASR before and after the attack, then the papers' 10-way one.
 ROBUSTNESS_METRICS = [
+    (PRIMARY_ASR, "forget", "unlearned"),
+    (PRIMARY_ASR, "forget", "attacked"),
     ("asr_10way", "forget", "unlearned"),
     ("asr_10way", "forget", "attacked"),
-    ("asr_11way", "forget", "attacked"),
     ("attack_cost_wall_s", "all", "attacked"),
     ("attack_cost_steps", "all", "attacked"),
     ("steps_to_recover", "forget", "attacked"),
@@ -189,10 +192,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
         }
         for metric, split, phase in ROBUSTNESS_METRICS:
             vals = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]["value"]
-            note = ""
-            if metric == "steps_to_recover" and len(vals):
-                recovered = g[(g.metric == "recovered") & (g.phase == "attacked")]["value"]
-                note = f" ({int(recovered.sum())}/{len(recovered)} recovered)"
+            note = recovered_note(g) if metric == "steps_to_recover" else ""
             rec[phase_label(metric, split, phase)] = Stat.of(vals, column_format(metric, split), note)
         rrows.append(rec)
     robustness = pd.DataFrame(rrows)
@@ -205,8 +205,18 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     return Tables(quality, robustness, settings, efficiency_table(df, cost_reference), cost_reference)
 
 
+def recovered_note(runs: pd.DataFrame) -> str:
+    """`` (recovered k/n)`` for the final rows of a group of attack runs: ``n`` counts the runs that forgot
+    (pre-attack ASR below the recovery threshold), ``k`` those of them that recovered; empty without a curve."""
+    forgot = runs[(runs.metric == "forgot") & (runs.phase == "attacked")]["value"]
+    if forgot.empty:
+        return ""
+    recovered = runs[(runs.metric == "recovered") & (runs.phase == "attacked")]["value"]
+    return f" (recovered {int(recovered.sum())}/{int(forgot.sum())})"
+
+
 def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFrame:
-    """Methods × attack settings: the pre-attack ASR (10-way), then the ASR after each attack."""
+    """Methods × attack settings: the pre-attack ASR (11-way, the primary one), then the ASR after each attack."""
     r = t.robustness
     if r.empty:
         return pd.DataFrame()
@@ -214,8 +224,8 @@ def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFra
         r = r[~r["attack"].str.contains(" (", regex=False)]
     if r.empty:
         return pd.DataFrame()
-    pre = phase_label("asr_10way", "forget", "unlearned")
-    after = phase_label("asr_10way", "forget", "attacked")
+    pre = phase_label(PRIMARY_ASR, "forget", "unlearned")
+    after = phase_label(PRIMARY_ASR, "forget", "attacked")
     attacks = sorted(r["attack"].unique())
     rows = []
     for (label, method), g in r.groupby(["label", "method"], sort=False):
