@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers import DDIMScheduler
 
@@ -72,12 +73,14 @@ def test_same_seed_same_samples_and_batch_size_does_not_matter(tiny_unet, schedu
     assert a.shape == (10, 1, 16, 16) and a.min() >= -1 and a.max() <= 1
 
 
-def test_sampler_follows_diffusers_ddim(tiny_unet, schedule):
-    """Our loop must equal a hand-run diffusers DDIMScheduler loop on the same noise."""
+@pytest.mark.parametrize("clip", [False, True])
+def test_sampler_follows_diffusers_ddim(tiny_unet, schedule, clip):
+    """Our loop must equal a hand-run diffusers DDIMScheduler loop on the same noise, with and without
+    per-step clipping of the predicted x0."""
     y = labels(1, 2)
     x_T = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(3))
-    ours = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator(), steps=4, x_T=x_T.clone())
-    sched = DDIMScheduler.from_config(schedule.config)
+    ours = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator(), steps=4, x_T=x_T.clone(), clip_sample=clip)
+    sched = DDIMScheduler.from_config(schedule.config, clip_sample=clip)
     sched.set_timesteps(4)
     x = x_T.clone()
     with torch.no_grad():
@@ -85,6 +88,28 @@ def test_sampler_follows_diffusers_ddim(tiny_unet, schedule):
             eps = tiny_unet(x, t, class_labels=torch.tensor([1, 2])).sample
             x = sched.step(eps, t, x).prev_sample
     torch.testing.assert_close(ours, x.clamp(-1, 1))
+
+
+def test_default_sampler_is_upstreams_generalized_steps(tiny_unet, schedule):
+    """Upstream (SA/SalUn ``generalized_steps``, eta 0): x_next = sqrt(a_next) x0 + sqrt(1 - a_next) eps with
+    x0 = (x - sqrt(1 - a) eps) / sqrt(a), never clipped; only the final image is clamped."""
+    y = labels(4, 7)
+    x_T = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(5)) * 3  # far outside [-1, 1]
+    ours = ddim_sample(tiny_unet, schedule, y, generator=torch.Generator(), steps=5, x_T=x_T.clone())
+    abar = schedule.alphas_cumprod
+    seq = list(range(0, 1000, 200))  # upstream's uniform skip: 0, 200, ..., 800
+    x = x_T.clone()
+    with torch.no_grad():
+        for i, j in zip(reversed(seq), reversed([-1, *seq[:-1]]), strict=True):
+            a, a_next = abar[i], (abar[j] if j >= 0 else torch.tensor(1.0))
+            eps = tiny_unet(x, torch.full((2,), i), class_labels=torch.tensor([4, 7])).sample
+            x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+            x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    torch.testing.assert_close(ours, x.clamp(-1, 1), rtol=1e-4, atol=1e-4)
+    clipped = ddim_sample(
+        tiny_unet, schedule, y, generator=torch.Generator(), steps=5, x_T=x_T.clone(), clip_sample=True
+    )
+    assert not torch.allclose(ours, clipped)  # the clipped sampler is another sampler
 
 
 def test_differentiable_sampling_passes_gradients_to_the_prompt(tiny_unet, schedule):
@@ -130,3 +155,18 @@ def test_ema_tracks_parameters(tiny_unet):
     ema.update(tiny_unet)
     for s, b, p in zip(ema.shadow.parameters(), before, tiny_unet.parameters(), strict=False):
         torch.testing.assert_close(s, 0.5 * b + 0.5 * p)
+
+
+def test_clipping_is_a_setting_recorded_with_every_number():
+    from unlearnbench.cli import build_parser
+    from unlearnbench.evaluate import eval_settings
+    from unlearnbench.flags import eval_overrides
+    from unlearnbench.results import SCHEMA
+    from unlearnbench.schema import parse_sweep_config
+
+    assert eval_settings({}).sampler.clip_sample is False
+    assert eval_settings({"protocol": "papers"}).sampler.clip_sample is False
+    args = build_parser().parse_args(["run", "--method", "noop", "--clip-sample"])
+    assert eval_settings(eval_overrides(args)).sampler.clip_sample is True
+    assert parse_sweep_config({"methods": ["noop"], "eval": {"clip_sample": True}}).eval.clip_sample is True
+    assert "clip_sample" in SCHEMA

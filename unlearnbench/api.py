@@ -39,6 +39,9 @@ class SamplerSettings:
     steps: int = 50
     guidance_scale: float | None = None
     eta: float = 0.0
+    # Clip the predicted x0 to [-1, 1] at every step (diffusers' ``clip_sample``). Upstream's sampler
+    # (``generalized_steps`` in the SA/SalUn DDPM code) does not; only the final image is clamped.
+    clip_sample: bool = False
 
 
 @dataclass

@@ -105,8 +105,10 @@ def relabel_loss(
     return per_sample_mse(predict_noise(model, x_t, t, cond), target).mean()
 
 
-def ddim_scheduler(schedule: DDPMScheduler) -> DDIMScheduler:
-    return DDIMScheduler.from_config(schedule.config)
+def ddim_scheduler(schedule: DDPMScheduler, clip_sample: bool = False) -> DDIMScheduler:
+    """DDIM on the training schedule. ``clip_sample`` clips the predicted x0 at every step; upstream's
+    sampler does not (at s = 3 the per-step clipping turns digits into other digits, README)."""
+    return DDIMScheduler.from_config(schedule.config, clip_sample=clip_sample)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +145,7 @@ def ddim_sample(
     steps: int = 50,
     guidance_scale: float = 1.0,
     eta: float = 0.0,
+    clip_sample: bool = False,
     batch_size: int = 512,
     x_T: Tensor | None = None,
     grad: bool = False,
@@ -160,7 +163,7 @@ def ddim_sample(
     cfg = model.config
     n = len(cond)
     shape = (n, cfg.in_channels, cfg.sample_size, cfg.sample_size)
-    scheduler = ddim_scheduler(schedule)
+    scheduler = ddim_scheduler(schedule, clip_sample)
     scheduler.set_timesteps(steps)
     cond = cond.to(device)
     like = torch.empty((), device=device)

@@ -35,7 +35,16 @@ class EvalSettings:
 
 
 # Config-file / flag names of the evaluation settings, and where each lives.
-EVAL_KEYS = ("forget_samples", "retain_samples", "curve_samples", "sample_steps", "guidance", "eta", "protocol")
+EVAL_KEYS = (
+    "forget_samples",
+    "retain_samples",
+    "curve_samples",
+    "sample_steps",
+    "guidance",
+    "eta",
+    "clip_sample",
+    "protocol",
+)
 
 # Named sampling protocols. "papers": SA/SalUn/SAFEMax upstream (clear-nus/selective-amnesia) sample with
 # (1 + w) eps_cond - w eps_null at w = 2, DDIM eta = 1; in this project's eps_null + s (eps_cond - eps_null)
@@ -60,6 +69,7 @@ def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
         steps=values.get("sample_steps", SamplerSettings.steps),
         guidance_scale=values.get("guidance"),
         eta=values.get("eta", SamplerSettings.eta),
+        clip_sample=bool(values.get("clip_sample", SamplerSettings.clip_sample)),
     )
     counts = {k: values[k] for k in ("forget_samples", "retain_samples", "curve_samples") if k in values}
     return EvalSettings(**counts, sampler=sampler, seed=seed)
@@ -146,6 +156,7 @@ def draw(
             steps=sampler.steps,
             guidance_scale=sampler.guidance_scale,
             eta=sampler.eta,
+            clip_sample=sampler.clip_sample,
             x_T=x_T,
             progress=True,
             desc=desc,

@@ -71,6 +71,13 @@ def sampler_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--eta", type=float, default=None, help="DDIM eta: 0 deterministic, 1 the papers' (default 0)")
     g.add_argument(
+        "--clip-sample",
+        action="store_const",
+        const=True,
+        default=None,
+        help="clip the predicted x0 to [-1, 1] at every step (diffusers' clip_sample; off by default, as upstream)",
+    )
+    g.add_argument(
         "--protocol",
         choices=["testbed", "papers"],
         default=None,

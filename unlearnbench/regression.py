@@ -31,7 +31,17 @@ class Comparison:
 
 
 # What makes two numbers comparable: a baseline and results that differ in one of these measure different things.
-LIKE = ["model_sha", "evaluator_sha", "n_forget_samples", "n_retain_samples", "sample_steps", "guidance", "eta"]
+LIKE = [
+    "model_sha",
+    "evaluator_sha",
+    "n_forget_samples",
+    "n_retain_samples",
+    "sample_steps",
+    "guidance",
+    "eta",
+    "clip_sample",
+    "label_dropout",
+]
 
 
 def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:

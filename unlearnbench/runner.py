@@ -421,6 +421,7 @@ class Runner:
             "guidance": spec.eval.sampler.guidance_scale,
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,
+            "clip_sample": spec.eval.sampler.clip_sample,
             "n_forget_samples": spec.eval.forget_samples,
             "n_retain_samples": spec.eval.retain_samples,
             "fid_features": "evaluator-penultimate",

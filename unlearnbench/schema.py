@@ -264,6 +264,7 @@ class EvalConfig(BaseModel):
     sample_steps: int = 50  # 1 to the schedule's training steps (validation context)
     guidance: Guidance | None = None  # None: the testbed's measured default
     eta: Eta = 0.0
+    clip_sample: bool = False  # per-step x0 clipping (diffusers' clip_sample); upstream's sampler does not clip
     protocol: Literal["testbed", "papers"] = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
 
     @field_validator("sample_steps")

@@ -77,6 +77,7 @@ class RunSpec:
             "seed": self.seed,
             "label_dropout": self.label_dropout,
             "guidance": self.eval.sampler.guidance_scale,  # replay-based methods sample with it
+            "sampler": "ddim, x0 not clipped",  # how replay samples are drawn (clipped before 2026-11-29)
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
