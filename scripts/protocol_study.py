@@ -104,6 +104,11 @@ def main() -> None:
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--table", action="store_true", help="only rebuild the table")
     p.add_argument(
+        "--prc",
+        metavar="RECIPE",
+        help="precision and recall (vs. real test images) of a measured recipe at the four settings, to prc.json",
+    )
+    p.add_argument(
         "--ship",
         metavar="RECIPE",
         help="make a measured recipe's model the shipped digits16 base model (keeps the old one's figures)",
@@ -127,6 +132,9 @@ def main() -> None:
     if a.ship:
         ship(a.ship, out)
         return
+    if a.prc:
+        print(json.dumps(precision_recall(a.prc, out), indent=2))
+        return
     if a.unlearn_table:
         print(unlearn_table(Path(a.unlearn_table), out))
         return
@@ -147,6 +155,29 @@ def main() -> None:
                 measure(name, out, a.device)
     if not a.train_only:
         print(table(out, cache))
+
+
+def precision_recall(name: str, out: Path) -> dict[str, dict[str, float]]:
+    """``testbed check``'s precision and recall at each setting (30 samples per class, seed 0): does guidance
+    trade diversity (recall) for fidelity (precision)?"""
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.testbed_check import run_checks
+    from unlearnbench.testbeds import load_testbed
+
+    tb = load_testbed("digits16", model=None if name == "shipped" else str(model_dir(name, out)))
+    path = out / name / "prc.json"
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    for guidance, eta in CHECK_SETTINGS:
+        key = f"s={guidance:g},eta={eta:g}"
+        if key not in result:
+            checks = run_checks(tb, per_class=30, sampler=SamplerSettings(guidance_scale=guidance, eta=eta), seed=0)
+            result[key] = {
+                c.name: round(c.value, 4)
+                for c in checks
+                if c.name in ("precision_vs_test", "recall_vs_test", "fid_ratio")
+            }
+            path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def ship(name: str, out: Path) -> None:
@@ -425,7 +456,7 @@ DDPM_MODELS = (
 
 
 def ddpm_run(store: Path) -> None:
-    """Each of DDPM_MODELS sampled at s = 3, eta = 1 with 50 and with 1000 steps (100 forget samples, 10 per
+    """Each of DDPM_MODELS sampled at s = 3, eta = 1 with 50 and with 1000 steps (100 forget samples, 5 per
     retained class); a finished run is not redone."""
     from unlearnbench.evaluate import eval_settings
     from unlearnbench.results import Store
@@ -435,7 +466,7 @@ def ddpm_run(store: Path) -> None:
     runner = Runner(Store(store))
     for method, margs, forget, label in DDPM_MODELS:
         for steps in (50, 1000):
-            settings = {"protocol": "papers", "sample_steps": steps, "forget_samples": 100, "retain_samples": 10}
+            settings = {"protocol": "papers", "sample_steps": steps, "forget_samples": 100, "retain_samples": 5}
             spec = RunSpec(
                 method, forget_classes=(forget,), method_args=margs, label=label, eval=eval_settings(settings)
             )

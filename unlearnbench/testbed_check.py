@@ -77,7 +77,8 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
     hits = s.probs10.argmax(-1) == s.labels
     per = [float(hits[s.labels == c].float().mean()) for c in classes]
     hits11 = s.probs11.argmax(-1) == s.labels
-    fid_gen = fidelity(s.images, tb.data.test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
+    generated = fidelity(s.images, tb.data.test_x, tb.evaluator_path, prc=True)
+    fid_gen = generated["frechet_inception_distance"]
     fid_real = fidelity(tb.data.train_x, tb.data.test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     checks += [
         Check("model_accuracy", float(hits.float().mean()), BARS["model_accuracy"]),
@@ -87,6 +88,9 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
         Check("fid_generated_vs_test", fid_gen, None),
         Check("fid_train_vs_test", fid_real, None),
         Check("fid_ratio", fid_gen / fid_real, BARS["fid_ratio"]),
+        # fidelity and diversity apart (no bars): guidance trades recall for precision
+        Check("precision_vs_test", generated.get("precision", float("nan")), None),
+        Check("recall_vs_test", generated.get("recall", float("nan")), None),
         Check("evaluator_accuracy", ev["accuracy"], BARS["evaluator_accuracy"]),
         Check("evaluator_gaussian_none", ev["gaussian_none"], BARS["evaluator_gaussian_none"]),
         Check("evaluator_uniform_none", ev["uniform_none"], BARS["evaluator_uniform_none"]),
