@@ -37,7 +37,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "class_id": ("Int64", "class of a per-class row; empty for aggregates"),
     "metric": ("string", "metric name"),
     "value": ("float64", "the number"),
-    "stderr": ("float64", "standard error where defined (binomial, mean, or KID's std over subsets)"),
+    "stderr": ("float64", "standard error where defined (binomial, mean, or bootstrap: FID, KID, noise W1)"),
     "lo": ("float64", "lower end of the 95% bootstrap interval over the samples behind the number"),
     "hi": ("float64", "upper end of that interval"),
     "n": ("Int64", "samples behind the number"),
