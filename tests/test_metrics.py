@@ -25,6 +25,7 @@ from unlearnbench.metrics.fid import fidelity
 from unlearnbench.metrics.noise_likeness import NoiseLikeness, pixel_w1
 from unlearnbench.metrics.recovery import steps_to_recover
 from unlearnbench.metrics.retain_accuracy import RetainAccuracy
+from unlearnbench.metrics.second_judge import SecondJudge
 from unlearnbench.metrics.unlearning_accuracy import UnlearningAccuracy
 
 
@@ -125,6 +126,24 @@ def test_noise_pixel_w1_needs_the_samplers_noise_reference():
     judged = JudgedSet(torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long), torch.zeros(4, 11))
     names = {s.metric for s in NoiseLikeness().on_samples(forget_samples(judged, 0), None)}
     assert names == {"noise_autocorr"}
+
+
+def test_second_judge_reads_ua_and_retained_accuracy_with_intervals(testbed):
+    x, y = testbed.data.test_x, testbed.data.test_y
+    forget = y == 3
+    samples = Samples(
+        forget=judge(testbed.evaluator, x[forget], y[forget]),
+        retain=judge(testbed.evaluator, x[~forget], y[~forget]),
+        forget_classes=(3,),
+        target=y[forget],
+    )
+    reference = Reference(x, x, testbed.evaluator, testbed.evaluator_path, second_judge=testbed.second_judge)
+    scores = SecondJudge().on_samples(samples, reference)
+    ua11, ra = by_name(scores, "unlearning_accuracy_11way_judge2"), by_name(scores, "retain_accuracy_10way_judge2")
+    assert ua11.value < 0.05 and ra.value > 0.97  # real images: nothing forgotten, everything retained
+    assert ua11.lo <= ua11.value <= ua11.hi and ra.lo <= ra.value <= ra.hi and ra.n == int((~forget).sum())
+    without = Reference(x, x, testbed.evaluator, testbed.evaluator_path)
+    assert SecondJudge().on_samples(samples, without) == []
 
 
 def test_cost_rows_and_steps_to_recover():
