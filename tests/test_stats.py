@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from unlearnbench.stats import Interval, bootstrap, bootstrap_mean, combine_runs, overlap
+from unlearnbench.stats import Interval, bootstrap, bootstrap_mean, combine_runs, overlap, subsample
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,10 @@ def test_combined_interval_covers_the_true_mean_of_class_effects_and_samples():
 def test_overlap():
     assert overlap(Interval(0, 1), Interval(1, 2)) and not overlap(Interval(0, 1), Interval(1.5, 2))
     assert not overlap(Interval(math.nan, math.nan), Interval(0, 1))
+
+
+def test_subsampling_gives_a_mean_the_spread_of_the_full_sample():
+    values = np.random.default_rng(3).standard_normal(400)
+    interval, se = subsample(np.mean, values, fraction=0.8, n_rep=400)
+    assert se == pytest.approx(1 / math.sqrt(400), rel=0.2)  # the full sample's standard error
+    assert interval.lo < values.mean() < interval.hi

@@ -9,6 +9,12 @@ the same interval.
   (FID, KID: generated and real features). ``centred=True`` recentres the replicates' spread on the
   full-data estimate (``[θ + q_lo(θ* − mean θ*), θ + q_hi(θ* − mean θ*)]``), for statistics that a
   resample with repeated points biases (FID and KID grow when points repeat).
+- :func:`subsample`: for statistics that repeated points distort (FID, KID: a with-replacement resample
+  of 180 points in 128 dimensions inflates FID, and its spread with it): replicates on random subsets of
+  ``m`` of each set's ``n`` points, drawn without replacement. For a mean a subset's variance around the
+  full-set value is ``σ²/m · (1 − m/n)``, so deviations scaled by ``sqrt(m / (n − m))`` have the full-set
+  estimator's spread; the interval is the estimate plus their central quantiles (centring removes the
+  smaller sets' bias).
 - :func:`combine_runs`: the interval of a mean over runs: resample the runs with replacement and redraw
   each chosen run's value from its own sample interval (a normal with the run's bootstrap standard
   error, ``(hi − lo) / (2 · 1.96)``), so the interval holds both the spread between classes and seeds
@@ -91,6 +97,34 @@ def bootstrap(
     return Interval(estimate + shift.lo, estimate + shift.hi), se
 
 
+def subsample(
+    statistic: Callable[..., float],
+    *samples: np.ndarray,
+    fraction: float = 0.5,
+    n_rep: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = SEED,
+) -> tuple[Interval, float]:
+    """Interval of ``statistic(*samples)`` from ``n_rep`` replicates on random subsets (``fraction`` of every
+    set, without replacement): the estimate plus the central quantiles of the replicates' deviations from
+    their mean, scaled by ``sqrt(m / (n - m))`` (1 for halves); also returns the scaled standard error."""
+    rng = np.random.default_rng(seed)
+    estimate = float(statistic(*samples))
+    sizes = [min(len(s) - 1, max(2, round(fraction * len(s)))) for s in samples]
+    reps = np.array(
+        [
+            statistic(*(s[rng.permutation(len(s))[:m]] for s, m in zip(samples, sizes, strict=True)))
+            for _ in range(n_rep)
+        ],
+        dtype=float,
+    )
+    scale = math.sqrt(fraction / (1 - fraction))
+    deviations = (reps - np.nanmean(reps)) * scale
+    shift = percentile_interval(deviations, level)
+    se = float(np.nanstd(deviations, ddof=1)) if n_rep > 1 else math.nan
+    return Interval(estimate + shift.lo, estimate + shift.hi), se
+
+
 def combine_runs(
     values: Sequence[float],
     lo: Sequence[float] | None = None,
@@ -135,6 +169,7 @@ __all__ = [
     "bootstrap",
     "bootstrap_mean",
     "combine_runs",
+    "subsample",
     "overlap",
     "percentile_interval",
 ]

@@ -14,7 +14,7 @@ from torch import Tensor
 from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.registry import register
-from unlearnbench.stats import Interval, bootstrap
+from unlearnbench.stats import Interval, subsample
 
 EXTRACTOR = "unlearnbench-evaluator"
 FEATURE = "penultimate"
@@ -139,11 +139,13 @@ def fidelity(generated: Tensor, real: Tensor, evaluator_path: Path | str, *, prc
 
 # Bootstrap replicates for FID's and KID's intervals (each replicate is one FID, or one KID of 5 subsets).
 N_BOOT = 100
+SUBSET_FRACTION = 0.8  # closer to the full sets than halves: on Gaussian features, 1.35x the true spread (halves: 1.6x)
 
 
 def intervals(f_gen: Tensor, f_real: Tensor) -> dict[str, tuple[Interval, float]]:
-    """Bootstrap intervals (and standard errors) of FID and KID, both sets resampled: centred on the
-    estimate, because repeated points in a resample raise both."""
+    """95% intervals (and standard errors) of FID and KID from subsets of both sets without replacement
+    (:func:`unlearnbench.stats.subsample`): a with-replacement bootstrap repeats points, which inflates
+    FID and its spread (about 3x the true spread on Gaussian features at 180 vs. 1,620 points)."""
     idx_gen, idx_real = np.arange(len(f_gen)), np.arange(len(f_real))
 
     def fid(i: np.ndarray, j: np.ndarray) -> float:
@@ -153,8 +155,8 @@ def intervals(f_gen: Tensor, f_real: Tensor) -> dict[str, tuple[Interval, float]
         return kid_of(f_gen[torch.from_numpy(i)], f_real[torch.from_numpy(j)], subsets=5)[0]
 
     return {
-        "fid": bootstrap(fid, idx_gen, idx_real, n_boot=N_BOOT, centred=True),
-        "kid": bootstrap(kid, idx_gen, idx_real, n_boot=N_BOOT, centred=True),
+        "fid": subsample(fid, idx_gen, idx_real, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
+        "kid": subsample(kid, idx_gen, idx_real, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
     }
 
 
@@ -167,9 +169,9 @@ class FID(Metric):
     subsets of half the smaller set (:func:`kid_subset_size`). The real side is every real image of the
     classes (train and test; the runner's ``Reference``). On ``retain`` (samples of the retained classes)
     lower is better; on ``forget`` (forget samples vs. real forget-class images) a *high* value means the
-    class is gone. FID and KID carry a 95% bootstrap interval (:func:`intervals`: both sets resampled,
-    100 replicates, centred on the estimate) and its standard error. Precision/recall: Kynkaanniemi et al.
-    2019, k = 3, without an interval.
+    class is gone. FID and KID carry a 95% interval (:func:`intervals`: 100 replicates on 80% subsets of
+    both sets, without replacement, scaled to the full sets' size, centred on the estimate) and its standard
+    error. Precision/recall: Kynkaanniemi et al. 2019, k = 3, without an interval.
     """
 
     _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
