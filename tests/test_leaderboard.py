@@ -301,6 +301,10 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     esd = [dict(r, method="esd", run_id=f"esd{r['forget_class']}") for r in rows if r["method"] == "safemax"]
     t = tables.efficiency_table(pd.DataFrame(rows + esd), reference="esd").set_index("method").map(str)
     assert set(t["published time ×"]) == {"–"} and t.loc["safemax", "wall ×, with priors"] == "1.0"
+    # a store with intervals: each measured ratio gets its bootstrap interval over the shared classes
+    with_intervals = pd.DataFrame(rows).assign(lo=0.0, hi=0.0)
+    sa = tables.efficiency_table(with_intervals).set_index("method").loc["selective_amnesia", "wall ×, with priors"]
+    assert sa.mean == 20.0 and sa.lo == pytest.approx(50 / 3) and sa.hi == pytest.approx(30.0)  # 500/30 .. 300/10
 
 
 def test_unlearning_cost_comes_from_the_run_without_an_attack():

@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.errors import UserError
 from unlearnbench.results import atomic_write_text, final_rows, load_results
-from unlearnbench.stats import Interval, combine_runs, overlap
+from unlearnbench.stats import Interval, bootstrap, combine_runs, overlap
 
 Goal = Literal["max", "min"] | None
 
@@ -367,9 +368,11 @@ def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFra
 
 def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFrame:
     """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
-    settings), as means over the forget classes both have; beside the ratios of the methods' published
+    settings), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
+    interval over those classes); beside the ratios of the methods' published
     costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
     time minus prior wall time; CPU time includes the priors."""
+    intervals = has_intervals(df)
     u = unlearned_rows(df)
     cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
     wide = cost.pivot_table(index=["label", "method", "forget_class"], columns="metric", values="value")
@@ -395,16 +398,26 @@ def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFra
             if shared.empty:
                 continue
             m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
+
+            def measured(column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r) -> Stat:
+                """The ratio of means; with intervals, its bootstrap interval over the shared forget classes."""
+                cell = ratio(m[column] / r[column], digits)
+                if not intervals or len(shared) < 2:
+                    return cell
+                a, b = mine.loc[shared, column].to_numpy(), ref.loc[shared, column].to_numpy()
+                ci, _ = bootstrap(lambda i: a[i].mean() / b[i].mean(), np.arange(len(shared)))
+                return replace(cell, lo=ci.lo, hi=ci.hi)
+
             pub = registry.get("method", method).published_cost if published_ref else None
             rows.append(
                 {
                     "label": label or "-",
                     "method": method,
                     "classes": len(shared),
-                    "wall ×, no priors": ratio(m["no_prior"] / r["no_prior"], 1),
-                    "wall ×, with priors": ratio(m["cost_wall_s"] / r["cost_wall_s"], 1),
-                    "CPU ×, with priors": ratio(m["cost_cpu_s"] / r["cost_cpu_s"], 1),
-                    "peak memory ×": ratio(m["cost_peak_mem_mb"] / r["cost_peak_mem_mb"], 2),
+                    "wall ×, no priors": measured("no_prior", 1),
+                    "wall ×, with priors": measured("cost_wall_s", 1),
+                    "CPU ×, with priors": measured("cost_cpu_s", 1),
+                    "peak memory ×": measured("cost_peak_mem_mb", 2),
                     "published time ×": ratio(pub[0] / published_ref[0] if pub and published_ref else None, 1),
                     "published memory ×": ratio(pub[1] / published_ref[1] if pub and published_ref else None, 2),
                 }
