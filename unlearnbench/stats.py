@@ -18,7 +18,7 @@ the same interval.
 - :func:`combine_runs`: the interval of a mean over runs: resample the runs with replacement and redraw
   each chosen run's value from its own sample interval (a normal with the run's bootstrap standard
   error, ``(hi − lo) / (2 · 1.96)``), so the interval holds both the spread between classes and seeds
-  and each run's sampling error. A run without an interval counts as exact.
+  and each run's sampling error, clipped to the runs' own range. A run without an interval counts as exact.
 - :func:`overlap`: two intervals overlap: the leaderboard calls such methods tied on that column.
 """
 
@@ -136,8 +136,9 @@ def combine_runs(
 ) -> Interval:
     """Interval of the mean over runs: runs resampled, each run's value redrawn from its own interval.
 
-    Runs whose interval is unknown count as exact; when no run has an interval and there is a single
-    run, there is no interval (NaN).
+    Runs whose interval is unknown count as exact. A single run keeps its own interval (none if it has
+    none). The result stays within the runs' own range (their values and intervals), which the normal redraw
+    could leave (a rate above 1).
     """
     v = np.asarray(values, dtype=float)
     keep = np.isfinite(v)
@@ -146,14 +147,19 @@ def combine_runs(
         return NO_INTERVAL
     lo_ = np.full(keep.shape, np.nan) if lo is None else np.asarray(lo, dtype=float)
     hi_ = np.full(keep.shape, np.nan) if hi is None else np.asarray(hi, dtype=float)
-    se = ((hi_ - lo_) / (2 * _z(level)))[keep]
-    if not np.isfinite(se).any() and v.size == 1:
-        return NO_INTERVAL
+    lo_, hi_ = lo_[keep], hi_[keep]
+    if v.size == 1:  # one run: its own interval over its samples (none if it has none)
+        return Interval(float(lo_[0]), float(hi_[0])) if np.isfinite(lo_[0]) and np.isfinite(hi_[0]) else NO_INTERVAL
+    se = (hi_ - lo_) / (2 * _z(level))
     se = np.where(np.isfinite(se), se, 0.0)
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, v.size, size=(n_boot, v.size))
     reps = (v[pick] + se[pick] * rng.standard_normal(pick.shape)).mean(axis=1)
-    return percentile_interval(reps, level)
+    ci = percentile_interval(reps, level)
+    # the normal redraw can leave the runs' own range (a rate above 1): keep within it
+    floor = float(np.nanmin(np.fmin(lo_, v))) if np.isfinite(lo_).any() else float(v.min())
+    ceiling = float(np.nanmax(np.fmax(hi_, v))) if np.isfinite(hi_).any() else float(v.max())
+    return Interval(max(ci.lo, floor), min(ci.hi, ceiling))
 
 
 def overlap(a: Interval, b: Interval) -> bool:
