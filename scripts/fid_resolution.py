@@ -67,7 +67,8 @@ def main() -> None:
         for f in per_draw_features:
             f_gen = f[:, :size].reshape(len(retain) * size, -1)
             fids.append(fid_of(f_gen, f_real))
-            ci = intervals(f_gen, f_real)["fid"][0]
+            labels = torch.arange(len(retain)).repeat_interleave(size)
+            ci = intervals(f_gen, f_real, labels)["fid"][0]
             widths.append(ci.hi - ci.lo)
         fids_a = np.array(fids)
         pair_diffs = [abs(a - b) for a, b in itertools.combinations(fids, 2)]

@@ -83,6 +83,14 @@ def test_overlap():
 
 def test_subsampling_gives_a_mean_the_spread_of_the_full_sample():
     values = np.random.default_rng(3).standard_normal(400)
-    interval, se = subsample(np.mean, values, fraction=0.8, n_rep=400)
-    assert se == pytest.approx(1 / math.sqrt(400), rel=0.2)  # the full sample's standard error
-    assert interval.lo < values.mean() < interval.hi
+    for fraction in (0.5, 0.8):
+        interval, se = subsample(np.mean, values, fraction=fraction, n_rep=400)
+        assert se == pytest.approx(1 / math.sqrt(400), rel=0.2)  # the full sample's standard error
+        assert interval.lo < values.mean() < interval.hi
+    # within strata: a mean over two classes of fixed size has only the within-class spread
+    labels = np.repeat([0, 1], 200)
+    shifted = values + 10 * labels
+    _, se = subsample(np.mean, shifted, strata=[labels], n_rep=400)
+    assert se == pytest.approx(1 / math.sqrt(400), rel=0.2)
+    _, se_mixed = subsample(np.mean, shifted, n_rep=400)
+    assert se_mixed > 3 * se  # ignoring the classes lets the class mix vary

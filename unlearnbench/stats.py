@@ -100,26 +100,33 @@ def bootstrap(
 def subsample(
     statistic: Callable[..., float],
     *samples: np.ndarray,
+    strata: Sequence[np.ndarray | None] | None = None,
     fraction: float = 0.5,
     n_rep: int = N_BOOT,
     level: float = LEVEL,
     seed: int = SEED,
 ) -> tuple[Interval, float]:
     """Interval of ``statistic(*samples)`` from ``n_rep`` replicates on random subsets (``fraction`` of every
-    set, without replacement): the estimate plus the central quantiles of the replicates' deviations from
-    their mean, scaled by ``sqrt(m / (n - m))`` (1 for halves); also returns the scaled standard error."""
+    set, without replacement; within each stratum where ``strata`` gives a label per point, as the samples
+    were drawn: a fixed number per class): the estimate plus the central quantiles of the replicates'
+    deviations from their mean, scaled by ``sqrt(m / (n - m))`` (1 for halves); also returns the scaled
+    standard error."""
     rng = np.random.default_rng(seed)
     estimate = float(statistic(*samples))
-    sizes = [min(len(s) - 1, max(2, round(fraction * len(s)))) for s in samples]
+    strata = list(strata) if strata is not None else [None] * len(samples)
+    groups = [
+        [np.arange(len(s))] if labels is None else [np.flatnonzero(labels == v) for v in np.unique(labels)]
+        for s, labels in zip(samples, strata, strict=True)
+    ]
+
+    def pick(s: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+        keep = [rng.permutation(p)[: min(len(p) - 1, max(1, round(fraction * len(p))))] for p in parts]
+        return s[np.sort(np.concatenate(keep))]
+
     reps = np.array(
-        [
-            statistic(*(s[rng.permutation(len(s))[:m]] for s, m in zip(samples, sizes, strict=True)))
-            for _ in range(n_rep)
-        ],
-        dtype=float,
+        [statistic(*(pick(s, g) for s, g in zip(samples, groups, strict=True))) for _ in range(n_rep)], dtype=float
     )
-    scale = math.sqrt(fraction / (1 - fraction))
-    deviations = (reps - np.nanmean(reps)) * scale
+    deviations = (reps - np.nanmean(reps)) * math.sqrt(fraction / (1 - fraction))
     shift = percentile_interval(deviations, level)
     se = float(np.nanstd(deviations, ddof=1)) if n_rep > 1 else math.nan
     return Interval(estimate + shift.lo, estimate + shift.hi), se

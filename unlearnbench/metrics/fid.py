@@ -137,26 +137,29 @@ def fidelity(generated: Tensor, real: Tensor, evaluator_path: Path | str, *, prc
     return fidelity_of_features(features(generated, evaluator_path), features(real, evaluator_path), prc=prc)
 
 
-# Bootstrap replicates for FID's and KID's intervals (each replicate is one FID, or one KID of 5 subsets).
+# Half-sample replicates for FID's and KID's intervals (each one FID, or one KID of 5 subsets).
 N_BOOT = 100
-SUBSET_FRACTION = 0.8  # closer to the full sets than halves: on Gaussian features, 1.35x the true spread (halves: 1.6x)
+SUBSET_FRACTION = 0.5
 
 
-def intervals(f_gen: Tensor, f_real: Tensor) -> dict[str, tuple[Interval, float]]:
-    """95% intervals (and standard errors) of FID and KID from subsets of both sets without replacement
-    (:func:`unlearnbench.stats.subsample`): a with-replacement bootstrap repeats points, which inflates
-    FID and its spread (about 3x the true spread on Gaussian features at 180 vs. 1,620 points)."""
-    idx_gen, idx_real = np.arange(len(f_gen)), np.arange(len(f_real))
+def intervals(f_gen: Tensor, f_real: Tensor, labels: Tensor | None = None) -> dict[str, tuple[Interval, float]]:
+    """95% intervals (and standard errors) of FID and KID over the generated samples: half-samples within
+    each class (``labels``; the samples are drawn a fixed number per class), without replacement
+    (:func:`unlearnbench.stats.subsample`). The real set stays whole: every method is compared with the
+    same one. A with-replacement bootstrap, or subsets that ignore the classes, change the class mix or
+    repeat points, and inflate FID's spread several-fold (see the README's *Statistics*)."""
+    strata = [None if labels is None else labels.cpu().numpy()]
 
-    def fid(i: np.ndarray, j: np.ndarray) -> float:
-        return fid_of(f_gen[torch.from_numpy(i)], f_real[torch.from_numpy(j)])
+    def fid(i: np.ndarray) -> float:
+        return fid_of(f_gen[torch.from_numpy(i)], f_real)
 
-    def kid(i: np.ndarray, j: np.ndarray) -> float:
-        return kid_of(f_gen[torch.from_numpy(i)], f_real[torch.from_numpy(j)], subsets=5)[0]
+    def kid(i: np.ndarray) -> float:
+        return kid_of(f_gen[torch.from_numpy(i)], f_real, subsets=5)[0]
 
+    idx = np.arange(len(f_gen))
     return {
-        "fid": subsample(fid, idx_gen, idx_real, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
-        "kid": subsample(kid, idx_gen, idx_real, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
+        "fid": subsample(fid, idx, strata=strata, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
+        "kid": subsample(kid, idx, strata=strata, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
     }
 
 
@@ -169,9 +172,9 @@ class FID(Metric):
     subsets of half the smaller set (:func:`kid_subset_size`). The real side is every real image of the
     classes (train and test; the runner's ``Reference``). On ``retain`` (samples of the retained classes)
     lower is better; on ``forget`` (forget samples vs. real forget-class images) a *high* value means the
-    class is gone. FID and KID carry a 95% interval (:func:`intervals`: 100 replicates on 80% subsets of
-    both sets, without replacement, scaled to the full sets' size, centred on the estimate) and its standard
-    error. Precision/recall: Kynkaanniemi et al. 2019, k = 3, without an interval.
+    class is gone. FID and KID carry a 95% interval over the generated samples (:func:`intervals`: 100
+    half-samples within each class, centred on the estimate) and its standard error. Precision/recall:
+    Kynkaanniemi et al. 2019, k = 3, without an interval.
     """
 
     _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
@@ -197,7 +200,7 @@ class FID(Metric):
             f_gen = features(s.images, reference.evaluator_path)
             f_real = features(real, reference.evaluator_path)
             m = fidelity_of_features(f_gen, f_real)
-            ci = intervals(f_gen, f_real)
+            ci = intervals(f_gen, f_real, s.labels)
             n = len(s)
             rows += [
                 Score(
