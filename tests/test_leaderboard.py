@@ -367,7 +367,7 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     t = tables.build_tables(df)
     assert "FID ↓" not in t.quality.columns and "Fréchet ↓" in t.quality.columns
     fid = t.quality["Fréchet ↓"].iloc[0]
-    assert str(fid) == f"{fid.mean:.1f}"  # one run: no spread
+    assert str(fid) == f"{fid.mean:.1f} [{fid.lo:.1f}, {fid.hi:.1f}]"  # one run: its own interval, 1 digit
     assert {"pre-success ↓", "success ↓"} <= set(t.robustness.columns)
     assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd")
     assert page.heatmap(t)["columns"][0] == "pre-success ↓"

@@ -275,8 +275,8 @@ def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> s
 
 SPREAD = {
     False: "mean ± std over forget classes",
-    True: "mean [95% bootstrap interval over forget classes and samples]; bold: best, =: tied with it; "
-    "†: the second judge disagrees",
+    True: "mean [95% bootstrap interval over forget classes and samples]; **the best** of each column, "
+    "= tied with it, † the second judge disagrees",
 }
 
 
