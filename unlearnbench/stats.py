@@ -120,7 +120,10 @@ def subsample(
     ]
 
     def pick(s: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
-        keep = [rng.permutation(p)[: min(len(p) - 1, max(1, round(fraction * len(p))))] for p in parts]
+        # a stratum of one point cannot be split: it stays whole
+        keep = [
+            p if len(p) < 2 else rng.permutation(p)[: min(len(p) - 1, max(1, round(fraction * len(p))))] for p in parts
+        ]
         return s[np.sort(np.concatenate(keep))]
 
     reps = np.array(

@@ -142,6 +142,14 @@ N_BOOT = 100
 SUBSET_FRACTION = 0.5
 
 
+def _or_nan(compute: Any) -> float:
+    """A replicate on too few points (a singular covariance) counts as missing, not as an error."""
+    try:
+        return float(compute())
+    except (np.linalg.LinAlgError, ValueError):
+        return math.nan
+
+
 def intervals(f_gen: Tensor, f_real: Tensor, labels: Tensor | None = None) -> dict[str, tuple[Interval, float]]:
     """95% intervals (and standard errors) of FID and KID over the generated samples: half-samples within
     each class (``labels``; the samples are drawn a fixed number per class), without replacement
@@ -151,10 +159,10 @@ def intervals(f_gen: Tensor, f_real: Tensor, labels: Tensor | None = None) -> di
     strata = [None if labels is None else labels.cpu().numpy()]
 
     def fid(i: np.ndarray) -> float:
-        return fid_of(f_gen[torch.from_numpy(i)], f_real)
+        return _or_nan(lambda: fid_of(f_gen[torch.from_numpy(i)], f_real))
 
     def kid(i: np.ndarray) -> float:
-        return kid_of(f_gen[torch.from_numpy(i)], f_real, subsets=5)[0]
+        return _or_nan(lambda: kid_of(f_gen[torch.from_numpy(i)], f_real, subsets=5)[0])
 
     idx = np.arange(len(f_gen))
     return {
