@@ -301,6 +301,10 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     esd = [dict(r, method="esd", run_id=f"esd{r['forget_class']}") for r in rows if r["method"] == "safemax"]
     t = tables.efficiency_table(pd.DataFrame(rows + esd), reference="esd").set_index("method").map(str)
     assert set(t["published time ×"]) == {"–"} and t.loc["safemax", "wall ×, with priors"] == "1.0"
+    # a store with intervals: each measured ratio gets its bootstrap interval over the shared classes
+    with_intervals = pd.DataFrame(rows).assign(lo=0.0, hi=0.0)
+    sa = tables.efficiency_table(with_intervals).set_index("method").loc["selective_amnesia", "wall ×, with priors"]
+    assert sa.mean == 20.0 and sa.lo == pytest.approx(50 / 3) and sa.hi == pytest.approx(30.0)  # 500/30 .. 300/10
 
 
 def test_unlearning_cost_comes_from_the_run_without_an_attack():
@@ -384,7 +388,7 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     t = tables.build_tables(df)
     assert "FID ↓" not in t.quality.columns and "Fréchet ↓" in t.quality.columns
     fid = t.quality["Fréchet ↓"].iloc[0]
-    assert str(fid) == f"{fid.mean:.1f}"  # one run: no spread
+    assert str(fid) == f"{fid.mean:.1f} [{fid.lo:.1f}, {fid.hi:.1f}]"  # one run: its own interval, 1 digit
     assert {"pre-success ↓", "success ↓"} <= set(t.robustness.columns)
     assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd")
     assert page.heatmap(t)["columns"][0] == "pre-success ↓"
@@ -417,3 +421,59 @@ def test_cost_reference_is_a_setting(small_store, tmp_path, capsys):
     from unlearnbench import registry
 
     assert registry.get("method", "safemax").published_cost == (5.8, 9.50)
+
+
+def test_every_cell_carries_its_bootstrap_interval_and_the_two_judge_table_is_written(small_store, tmp_path):
+    df = load_results(small_store)
+    assert tables.has_intervals(df)
+    t = tables.build_tables(df)
+    assert t.intervals and len(t.agreement)
+    ua = t.quality.set_index("method").loc["safemax", "UA11 ↑"]
+    assert ua.lo <= ua.mean <= ua.hi and f"[{ua.lo:.3f}, {ua.hi:.3f}]" in str(ua)
+    fid = t.quality.set_index("method").loc["safemax", "FID ↓"]
+    assert fid.interval.known and fid.lo <= fid.mean <= fid.hi
+    out = tmp_path / "lb"
+    assert page.write(str(small_store), str(out)) == []
+    md = (out / "leaderboard.md").read_text()
+    assert "## Two judges" in md and "UA11: judge 2" in md and "95% bootstrap interval" in md
+    assert "± " not in md.split("## Cost")[0]  # intervals, not standard deviations, beside the means
+    assert 'id="agreement_table"' in (out / "leaderboard.html").read_text()
+
+
+def test_a_store_without_interval_columns_is_shown_as_before():
+    df = load_results(ROOT / "results" / "baseline")
+    assert "lo" not in df.columns and not tables.has_intervals(df)
+    t = tables.build_tables(df)
+    assert not t.intervals and t.agreement.empty
+    cells = [c for c in t.quality.iloc[:, 3:].to_numpy().ravel() if isinstance(c, tables.Stat)]
+    assert all(c.mark == "" and not c.interval.known and "[" not in str(c) for c in cells)
+
+
+def test_overlapping_intervals_are_tied_with_the_best_and_a_judge_disagreement_is_flagged():
+    fmt = tables.ColumnFormat("UA ↑", 2, "max")
+
+    def cell(mean, lo, hi):
+        return tables.Stat(mean, math.nan, fmt.digits, fmt.goal, lo=lo, hi=hi)
+
+    t = pd.DataFrame(
+        {
+            "method": ["noop", "a", "b", "c"],
+            "UA ↑": [cell(1.0, 0.9, 1.0), cell(0.8, 0.7, 0.9), cell(0.75, 0.62, 0.86), cell(0.4, 0.3, 0.5)],
+        }
+    )
+    marked = tables.mark_ties(t)["UA ↑"].tolist()
+    assert [c.mark for c in marked] == ["", "best", "tied", ""]  # noop is a reference row, never best
+    assert str(marked[1]) == "**0.80** [0.70, 0.90]" and str(marked[2]).endswith(" =")
+    assert 'class="v tied"' in page._cells_html(tables.mark_ties(t))["UA ↑"][2]
+    assert tables.judges_disagree(cell(0.97, 0.95, 0.99), cell(0.90, 0.86, 0.94))
+    assert not tables.judges_disagree(cell(0.97, 0.95, 0.99), cell(0.96, 0.93, 0.99))
+
+
+def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_store):
+    df = load_results(small_store)
+    second = df.metric == "retain_accuracy_10way_judge2"
+    assert second.any()
+    df.loc[second, ["value", "lo", "hi"]] = [0.1, 0.05, 0.15]  # a second judge that sees no retained class
+    t = tables.build_tables(df)
+    assert str(t.quality.set_index("method").loc["safemax", "retain acc ↑"]).endswith("†")
+    assert set(t.agreement["retain acc: agree"]) == {"no †"}

@@ -7,14 +7,25 @@ import math
 import pytest
 import torch
 
+from unlearnbench.api import SamplerSettings
 from unlearnbench.cost import Cost
-from unlearnbench.evaluate import JudgedSet, Reference, Samples, judge
+from unlearnbench.evaluate import (
+    EvalSettings,
+    JudgedSet,
+    Reference,
+    Samples,
+    ZeroNoise,
+    judge,
+    noise_reference,
+    sample_and_judge,
+)
 from unlearnbench.metrics.cost import CostMetric
 from unlearnbench.metrics.entropy import Entropy
 from unlearnbench.metrics.fid import fidelity
-from unlearnbench.metrics.noise_likeness import NoiseLikeness
+from unlearnbench.metrics.noise_likeness import NoiseLikeness, pixel_w1
 from unlearnbench.metrics.recovery import steps_to_recover
 from unlearnbench.metrics.retain_accuracy import RetainAccuracy
+from unlearnbench.metrics.second_judge import SecondJudge
 from unlearnbench.metrics.unlearning_accuracy import UnlearningAccuracy
 
 
@@ -85,19 +96,54 @@ def test_retain_accuracy_overall_and_per_class():
     assert by_name(scores, "retain_accuracy_10way", class_id=2).value == 1.0
 
 
-def test_noise_likeness_separates_noise_from_digits(testbed):
-    noise = torch.randn(100, 1, 16, 16, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
-    digits = testbed.data.test_x[:100]
+def _noise_scores(images, reference):
+    judged = JudgedSet(images, torch.zeros(len(images), dtype=torch.long), torch.zeros(len(images), 11))
+    scores = NoiseLikeness().on_samples(forget_samples(judged, 0), reference)
+    return by_name(scores, "noise_pixel_w1"), by_name(scores, "noise_autocorr")
 
-    def run(images):
-        judged = JudgedSet(images, torch.zeros(len(images), dtype=torch.long), torch.zeros(len(images), 11))
-        scores = NoiseLikeness().on_samples(forget_samples(judged, 0), None)
-        return by_name(scores, "noise_pixel_w1").value, by_name(scores, "noise_autocorr").value
 
-    w_noise, ac_noise = run(noise)
-    w_digit, ac_digit = run(digits)
-    assert w_noise < 0.02 and abs(ac_noise) < 0.05
-    assert w_digit > 10 * w_noise and ac_digit > 0.5
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_a_zero_predicting_model_scores_as_noise_and_digits_do_not(testbed, eta):
+    sampler = SamplerSettings(steps=20, guidance_scale=1.0, eta=eta)
+    settings = EvalSettings(forget_samples=100, retain_samples=0, sampler=sampler, seed=5)
+    zero = ZeroNoise(testbed.model)
+    samples = sample_and_judge(zero, testbed.schedule, testbed.evaluator, settings, (0,), ())
+    noise = noise_reference(testbed.model, testbed.schedule, sampler, seed=0)  # other seed, other draws
+    reference = Reference(testbed.data.test_x, testbed.data.test_x, testbed.evaluator, testbed.evaluator_path, noise)
+    w1, autocorr = _noise_scores(samples.forget.images, reference)
+    assert w1.value < 0.03 and abs(autocorr.value) < 0.05
+    assert w1.lo <= w1.value <= w1.hi and autocorr.lo <= autocorr.value <= autocorr.hi
+    w1_digits, autocorr_digits = _noise_scores(testbed.data.test_x[:100], reference)
+    assert w1_digits.value > 10 * w1.value and w1_digits.lo > w1.hi and autocorr_digits.value > 0.5
+    if eta == 0.0:
+        # with eta = 0 the zero model gives about sign(x_T): clipped N(0, 1) would call it far from noise
+        clipped_gaussian = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+        assert pixel_w1(samples.forget.images, clipped_gaussian) > 10 * w1.value
+        assert samples.forget.images.abs().mean() > 0.95
+
+
+def test_noise_pixel_w1_needs_the_samplers_noise_reference():
+    judged = JudgedSet(torch.zeros(4, 1, 16, 16), torch.zeros(4, dtype=torch.long), torch.zeros(4, 11))
+    names = {s.metric for s in NoiseLikeness().on_samples(forget_samples(judged, 0), None)}
+    assert names == {"noise_autocorr"}
+
+
+def test_second_judge_reads_ua_and_retained_accuracy_with_intervals(testbed):
+    x, y = testbed.data.test_x, testbed.data.test_y
+    forget = y == 3
+    samples = Samples(
+        forget=judge(testbed.evaluator, x[forget], y[forget]),
+        retain=judge(testbed.evaluator, x[~forget], y[~forget]),
+        forget_classes=(3,),
+        target=y[forget],
+    )
+    reference = Reference(x, x, testbed.evaluator, testbed.evaluator_path, second_judge=testbed.second_judge)
+    scores = SecondJudge().on_samples(samples, reference)
+    ua11, ra = by_name(scores, "unlearning_accuracy_11way_judge2"), by_name(scores, "retain_accuracy_10way_judge2")
+    assert ua11.value < 0.05 and ra.value > 0.97  # real images: nothing forgotten, everything retained
+    assert ua11.lo <= ua11.value <= ua11.hi and ra.lo <= ra.value <= ra.hi and ra.n == int((~forget).sum())
+    without = Reference(x, x, testbed.evaluator, testbed.evaluator_path)
+    assert SecondJudge().on_samples(samples, without) == []
 
 
 def test_cost_rows_and_steps_to_recover():

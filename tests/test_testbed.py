@@ -43,11 +43,24 @@ def test_attacker_is_a_different_network_and_a_decent_classifier(testbed):
     assert classifier_figures(testbed.attacker, testbed)["accuracy"] >= 0.95
 
 
+def test_second_judge_is_trained_independently_and_meets_the_evaluators_bars(testbed):
+    from unlearnbench.pretrain import EVALUATOR_RECIPE, JUDGE2_RECIPE
+
+    judge2 = testbed.second_judge
+    assert judge2 is not None and len(testbed.second_judge_sha) == 64
+    assert judge2.arch not in (testbed.evaluator.arch, testbed.attacker.arch)
+    assert JUDGE2_RECIPE.seed not in (EVALUATOR_RECIPE.seed, 1)
+    assert JUDGE2_RECIPE.noise_fraction == EVALUATOR_RECIPE.noise_fraction  # the same "none" training
+    figures = classifier_figures(judge2, testbed)
+    assert figures["accuracy"] >= 0.98 and figures["gaussian_none"] >= 0.99 and figures["uniform_none"] >= 0.99
+    assert read_manifest()["recipes"]["judge2"]["seed"] == JUDGE2_RECIPE.seed
+
+
 def test_shipped_files_match_the_manifest_and_recipes_are_recorded():
     manifest = read_manifest()
     for rel, digest in manifest["files"].items():
         assert sha256_file(ASSETS / "digits16" / rel) == digest, rel
-    for part in ("unet", "evaluator", "attacker"):
+    for part in ("unet", "evaluator", "attacker", "judge2"):
         assert len(manifest["recipes"][part]["sha256"]) == 64
     assert manifest["sampler"]["guidance_scale"] == 1.0
 

@@ -281,7 +281,8 @@ class Row:
 @dataclass(frozen=True)
 class Score:
     """One number: ``metric`` on ``split`` (forget | retain | all), optionally for one class. Its goal,
-    label and tolerance are those of the :class:`Row` its metric declares."""
+    label and tolerance are those of the :class:`Row` its metric declares. ``lo``/``hi``: its 95%
+    bootstrap interval over the samples behind it (:mod:`unlearnbench.stats`); NaN where none is defined."""
 
     metric: str
     split: str
@@ -289,6 +290,8 @@ class Score:
     stderr: float = float("nan")
     n: int = 0
     class_id: int | None = None
+    lo: float = float("nan")
+    hi: float = float("nan")
 
 
 @dataclass(frozen=True)

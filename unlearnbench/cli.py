@@ -289,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     pt = sub.add_parser("pretrain", help="train the testbed's base model, evaluator or attacker with its recipe")
-    pt.add_argument("--what", choices=["unet", "evaluator", "attacker", "all"], default="unet", help="(default unet)")
+    pt.add_argument(
+        "--what", choices=["unet", "evaluator", "attacker", "judge2", "all"], default="unet", help="(default unet)"
+    )
     pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
     pt.add_argument("--steps", type=int, default=None, help="override the recipe's steps (not with --ship)")

@@ -108,12 +108,17 @@ class Samples:
 
 @dataclass
 class Reference:
-    """Held-out real images, and the evaluator (as a module and as a file for torch-fidelity)."""
+    """Real images of the retained and the forget classes, and the evaluator (as a module and as a file for
+    torch-fidelity). ``noise``: what the run's sampler draws from a model that predicts zero noise
+    (:func:`noise_reference`), the meaning of "noise" for ``noise_likeness``. ``second_judge``: the testbed's
+    independently trained second evaluator, when it ships one."""
 
     retain_real: Tensor
     forget_real: Tensor
     evaluator: Classifier
     evaluator_path: Path
+    noise: Tensor | None = None
+    second_judge: Classifier | None = None
 
 
 @torch.no_grad()
@@ -181,7 +186,38 @@ def check_finite(values: Tensor, desc: str, what: str) -> None:
         )
 
 
-FORGET_STREAM, RETAIN_STREAM = 1, 2
+FORGET_STREAM, RETAIN_STREAM, NOISE_STREAM = 1, 2, 3
+
+
+class ZeroNoise(torch.nn.Module):
+    """A model that predicts zero noise for every input, shaped like ``like`` (a UNet with its config).
+
+    Under the run's own sampler it gives what "pure noise" means for that run: with DDIM η = 0 a zero
+    prediction makes the predicted clean image ``x_t / sqrt(ᾱ_t)`` (clipped to [-1, 1] when the sampler
+    clips per step), so the final clamped sample is close to ``sign(x_T)`` (pixels at ±1), not clipped
+    N(0, 1); with η = 1 fresh noise enters at every step and the result differs again. This is the output a method that drives its forget-class prediction to zero (SAFEMax's target:
+    the mean of fresh noise) is aiming at.
+    """
+
+    def __init__(self, like: torch.nn.Module) -> None:
+        super().__init__()
+        self.config = like.config  # type: ignore[assignment]
+        self.anchor = torch.nn.Parameter(torch.zeros(0, device=next(like.parameters()).device), requires_grad=False)
+
+    def forward(self, sample: Tensor, timestep: Tensor, *args: Any, **kwargs: Any) -> Any:
+        from diffusers.models.unets.unet_2d import UNet2DOutput
+
+        return UNet2DOutput(sample=torch.zeros_like(sample))
+
+
+def noise_reference(
+    model: torch.nn.Module, schedule: DDPMScheduler, sampler: SamplerSettings, seed: int, n: int = 256
+) -> Tensor:
+    """``n`` samples of :class:`ZeroNoise` (shaped like ``model``) under ``sampler``, from their own noise
+    stream: the pixels that ``noise_likeness`` compares forget samples with."""
+    zero = ZeroNoise(model)
+    cond = ClassConditioner.for_model(model).encode_ids(torch.zeros(n, dtype=torch.long))
+    return draw(zero, schedule, cond, sampler, seed, NOISE_STREAM, desc="noise reference")  # type: ignore[arg-type]
 
 
 def sample_and_judge(

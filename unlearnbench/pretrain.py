@@ -259,6 +259,13 @@ ATTACKER_RECIPE = ClassifierRecipe(
     ),
     seed=1,
 )
+# The second judge: trained like the evaluator (the same "none" training and steps), independently: another
+# architecture (two stages of 48 and 96 channels, SiLU) and another seed. It reports UA and retained accuracy
+# beside the evaluator's, so that no number rests on one network's errors.
+JUDGE2_RECIPE = ClassifierRecipe(
+    arch=ClassifierArch(widths=(48, 96), kernel_size=3, batch_norm=True, activation="silu", feature_dim=96),
+    seed=2,
+)
 
 
 def train_classifier(recipe: ClassifierRecipe, images: Tensor, labels: Tensor, desc: str = "classifier") -> Classifier:

@@ -39,7 +39,7 @@ from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
 from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
-from unlearnbench.evaluate import EvalSettings, Reference, Samples, sample_and_judge
+from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, sample_and_judge
 from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR
 from unlearnbench.models import unet_class
@@ -175,6 +175,17 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
     )
 
 
+def real_images(tb: Testbed, classes: tuple[int, ...]) -> torch.Tensor:
+    """Every real image of ``classes``, train and test: FID's and KID's real side. FID's error shrinks with
+    both sets' size, and the held-out images alone (about 36 per class on digits16) are too few."""
+    return torch.cat([tb.data.subset("train", classes)[0], tb.data.subset("test", classes)[0]])
+
+
+# Bumped when the scores computed from the same samples change (new rows, intervals, references), so that a
+# store's cached scores from before are not reused.
+SCORES_VERSION = 2
+
+
 def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -217,10 +228,12 @@ class Runner:
         task = build_task(spec, tb, self.device)
         task.priors = PriorCache(self.store.cache / "priors", tb.model_sha)
         reference = Reference(
-            retain_real=tb.data.subset("test", task.retain_classes)[0],
-            forget_real=tb.data.subset("test", task.forget_classes)[0],
+            retain_real=real_images(tb, task.retain_classes),
+            forget_real=real_images(tb, task.forget_classes),
             evaluator=tb.evaluator,
             evaluator_path=tb.evaluator_path,
+            noise=noise_reference(tb.model, tb.schedule, spec.eval.sampler, spec.seed),
+            second_judge=tb.second_judge,
         )
         records: list[dict[str, Any]] = []
         grids: dict[str, dict[str, np.ndarray]] = {}
@@ -288,6 +301,8 @@ class Runner:
     def _original(self, spec: RunSpec, tb: Testbed, task: Task, reference: Reference):
         key = _key(
             "original",
+            SCORES_VERSION,
+            tb.second_judge_sha,
             tb.model_sha,
             tb.evaluator_sha,
             tb.data.name,
@@ -328,7 +343,9 @@ class Runner:
             return [_row(s, "unlearned") for s in scores], grid
 
         rows, grid = self._cached_eval(
-            "unlearned-scores", _key(ukey, tb.evaluator_sha, dataclasses.asdict(spec.eval)), compute
+            "unlearned-scores",
+            _key(ukey, SCORES_VERSION, tb.second_judge_sha, tb.evaluator_sha, dataclasses.asdict(spec.eval)),
+            compute,
         )
         return model, rows, grid
 
@@ -414,6 +431,7 @@ class Runner:
             "model_sha": tb.model_sha,
             "evaluator_sha": tb.evaluator_sha,
             "attacker_sha": tb.attacker_sha,
+            "second_judge_sha": tb.second_judge_sha,
             "seed": spec.seed,
             "method_args": canonical_json(spec.method_args),
             "attack_args": canonical_json(spec.attack_args),
@@ -493,6 +511,8 @@ def _row(s: Score, phase: str, attack_step: int | None = None) -> dict[str, Any]
         "metric": s.metric,
         "value": s.value,
         "stderr": s.stderr,
+        "lo": s.lo,
+        "hi": s.hi,
         "n": s.n,
         "goal": registry.row(s.metric, s.split).goal,
     }

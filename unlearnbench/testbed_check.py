@@ -98,6 +98,18 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
         Check("attacker_accuracy", at["accuracy"], None),
         Check("attacker_gaussian_none", at["gaussian_none"], None),
     ]
+    if tb.second_judge is not None:  # it reports numbers beside the evaluator's: the same bars
+        j2 = classifier_figures(tb.second_judge, tb)
+        second = judge(tb.second_judge, s.images, s.labels)
+        checks += [
+            Check("judge2_accuracy", j2["accuracy"], BARS["evaluator_accuracy"]),
+            Check("judge2_gaussian_none", j2["gaussian_none"], BARS["evaluator_gaussian_none"]),
+            Check("judge2_uniform_none", j2["uniform_none"], BARS["evaluator_uniform_none"]),
+            Check("judge2_mixed_noise_none", j2["mixed_noise_none"], None),
+            Check(
+                "judges_agree_on_samples", float((second.logits.argmax(-1) == s.logits.argmax(-1)).float().mean()), None
+            ),
+        ]
     return checks
 
 

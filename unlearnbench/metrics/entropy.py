@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
-from unlearnbench.metrics import mean_stderr
+from unlearnbench.metrics import mean_score
 from unlearnbench.registry import register
 
 
@@ -24,5 +24,4 @@ class Entropy(Metric):
             return []
         p = s.probs10.clamp_min(1e-12)
         h = -(p * p.log()).sum(-1)
-        mean, se = mean_stderr(h)
-        return [Score("entropy", "forget", mean, se, len(s))]
+        return [mean_score("entropy", "forget", h)]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.registry import register
+from unlearnbench.stats import Interval, subsample
 
 EXTRACTOR = "unlearnbench-evaluator"
 FEATURE = "penultimate"
@@ -72,28 +75,100 @@ class _Images(torch.utils.data.Dataset):
         return self.images[i]
 
 
-def fidelity(generated: Tensor, real: Tensor, evaluator_path: Path | str, *, prc: bool = True) -> dict[str, float]:
-    """torch-fidelity's FID, KID (mean, std over subsets), precision and recall of ``generated`` vs ``real``."""
-    import torch_fidelity
+def features(images: Tensor, evaluator_path: Path | str) -> Tensor:
+    """The evaluator's penultimate features of ``images``, through torch-fidelity's registered extractor."""
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    cuda = torch.cuda.is_available()
+    extractor = _extractor(str(evaluator_path), Path(evaluator_path).stat().st_mtime_ns, cuda)
+    return get_featuresdict_from_dataset(_Images(images), extractor, 1024, cuda, True, False)[FEATURE].double()
+
+
+@lru_cache(maxsize=4)
+def _extractor(evaluator_path: str, modified_ns: int, cuda: bool) -> Any:
+    """One extractor per evaluator file (and version of it)."""
+    from torch_fidelity.utils import create_feature_extractor
 
     _register_extractor()
-    n = min(len(generated), len(real))
-    out = torch_fidelity.calculate_metrics(
-        input1=_Images(generated),
-        input2=_Images(real),
-        cuda=torch.cuda.is_available(),
-        fid=True,
-        kid=True,
-        prc=prc and n >= 4,
-        feature_extractor=EXTRACTOR,
-        feature_extractor_weights_path=str(evaluator_path),
-        kid_subset_size=n,
-        kid_subsets=100,
-        save_cpu_ram=True,  # no DataLoader worker processes
-        cache=False,
-        verbose=False,
+    return create_feature_extractor(
+        EXTRACTOR, [FEATURE], cuda=cuda, feature_extractor_weights_path=evaluator_path, verbose=False
     )
-    return {k: float(v) for k, v in out.items()}
+
+
+def kid_subset_size(n_generated: int, n_real: int) -> int:
+    """Half the smaller set: every subset then leaves out part of *both* sets, so the spread over subsets
+    sees both sides' sampling (a subset as large as the generated set repeats it whole in every subset)."""
+    return max(2, min(n_generated, n_real) // 2)
+
+
+def fid_of(f_gen: Tensor, f_real: Tensor) -> float:
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [fid_features_to_statistics(f) for f in (f_gen, f_real)]
+    return float(fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
+
+
+def kid_of(f_gen: Tensor, f_real: Tensor, subsets: int = 100) -> tuple[float, float]:
+    """torch-fidelity's KID (mean and std over ``subsets`` subsets of :func:`kid_subset_size`)."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    size = kid_subset_size(len(f_gen), len(f_real))
+    out = kid_features_to_metric(f_gen, f_real, kid_subsets=subsets, kid_subset_size=size, verbose=False)
+    return float(out["kernel_inception_distance_mean"]), float(out["kernel_inception_distance_std"])
+
+
+def fidelity_of_features(f_gen: Tensor, f_real: Tensor, *, prc: bool = True) -> dict[str, float]:
+    """FID, KID (mean, std over subsets), precision and recall (torch-fidelity) from features."""
+    kid, kid_std = kid_of(f_gen, f_real)
+    out = {
+        "frechet_inception_distance": fid_of(f_gen, f_real),
+        "kernel_inception_distance_mean": kid,
+        "kernel_inception_distance_std": kid_std,
+    }
+    if prc and min(len(f_gen), len(f_real)) >= 4:
+        from torch_fidelity.metric_prc import prc_features_to_metric
+
+        out.update({k: float(v) for k, v in prc_features_to_metric(f_gen, f_real, verbose=False).items()})
+    return out
+
+
+def fidelity(generated: Tensor, real: Tensor, evaluator_path: Path | str, *, prc: bool = True) -> dict[str, float]:
+    """torch-fidelity's FID, KID (mean, std over subsets), precision and recall of ``generated`` vs ``real``."""
+    return fidelity_of_features(features(generated, evaluator_path), features(real, evaluator_path), prc=prc)
+
+
+# Half-sample replicates for FID's and KID's intervals (each one FID, or one KID of 5 subsets).
+N_BOOT = 100
+SUBSET_FRACTION = 0.5
+
+
+def _or_nan(compute: Any) -> float:
+    """A replicate on too few points (a singular covariance) counts as missing, not as an error."""
+    try:
+        return float(compute())
+    except (np.linalg.LinAlgError, ValueError):
+        return math.nan
+
+
+def intervals(f_gen: Tensor, f_real: Tensor, labels: Tensor | None = None) -> dict[str, tuple[Interval, float]]:
+    """95% intervals (and standard errors) of FID and KID over the generated samples: half-samples within
+    each class (``labels``; the samples are drawn a fixed number per class), without replacement
+    (:func:`unlearnbench.stats.subsample`). The real set stays whole: every method is compared with the
+    same one. A with-replacement bootstrap, or subsets that ignore the classes, change the class mix or
+    repeat points, and inflate FID's spread several-fold (see the README's *Statistics*)."""
+    strata = [None if labels is None else labels.cpu().numpy()]
+
+    def fid(i: np.ndarray) -> float:
+        return _or_nan(lambda: fid_of(f_gen[torch.from_numpy(i)], f_real))
+
+    def kid(i: np.ndarray) -> float:
+        return _or_nan(lambda: kid_of(f_gen[torch.from_numpy(i)], f_real, subsets=5)[0])
+
+    idx = np.arange(len(f_gen))
+    return {
+        "fid": subsample(fid, idx, strata=strata, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
+        "kid": subsample(kid, idx, strata=strata, fraction=SUBSET_FRACTION, n_rep=N_BOOT),
+    }
 
 
 @register("fid")
@@ -101,10 +176,13 @@ class FID(Metric):
     """FID and KID (torch-fidelity) in the evaluator's penultimate-feature space; precision and recall too.
 
     ``FID = ||mu_g - mu_r||^2 + Tr(S_g + S_r - 2 (S_g S_r)^(1/2))`` over the features of generated (g)
-    and held-out real (r) images; KID is the unbiased squared MMD with the cubic polynomial kernel,
-    averaged over 100 subsets. On ``retain`` (samples of the retained classes vs. real test images of
-    those classes) lower is better; on ``forget`` (forget samples vs. real forget-class images) a *high*
-    value means the class is gone. Precision/recall: Kynkaanniemi et al. 2019, k = 3.
+    and real (r) images; KID is the unbiased squared MMD with the cubic polynomial kernel, averaged over 100
+    subsets of half the smaller set (:func:`kid_subset_size`). The real side is every real image of the
+    classes (train and test; the runner's ``Reference``). On ``retain`` (samples of the retained classes)
+    lower is better; on ``forget`` (forget samples vs. real forget-class images) a *high* value means the
+    class is gone. FID and KID carry a 95% interval over the generated samples (:func:`intervals`: 100
+    half-samples within each class, centred on the estimate) and its standard error. Precision/recall:
+    Kynkaanniemi et al. 2019, k = 3, without an interval.
     """
 
     _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
@@ -127,11 +205,30 @@ class FID(Metric):
         ):
             if s is None or len(s) < 2 or len(real) < 2:
                 continue
-            m = fidelity(s.images, real, reference.evaluator_path)
+            f_gen = features(s.images, reference.evaluator_path)
+            f_real = features(real, reference.evaluator_path)
+            m = fidelity_of_features(f_gen, f_real)
+            ci = intervals(f_gen, f_real, s.labels)
             n = len(s)
             rows += [
-                Score("fid", split, m["frechet_inception_distance"], math.nan, n),
-                Score("kid", split, m["kernel_inception_distance_mean"], m["kernel_inception_distance_std"], n),
+                Score(
+                    "fid",
+                    split,
+                    m["frechet_inception_distance"],
+                    ci["fid"][1],
+                    n,
+                    lo=ci["fid"][0].lo,
+                    hi=ci["fid"][0].hi,
+                ),
+                Score(
+                    "kid",
+                    split,
+                    m["kernel_inception_distance_mean"],
+                    ci["kid"][1],
+                    n,
+                    lo=ci["kid"][0].lo,
+                    hi=ci["kid"][0].hi,
+                ),
             ]
             if "precision" in m:
                 rows += [

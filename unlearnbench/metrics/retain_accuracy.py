@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
-from unlearnbench.metrics import binomial_stderr
+from unlearnbench.metrics import rate_score
 from unlearnbench.registry import register
 
 
@@ -28,12 +28,11 @@ class RetainAccuracy(Metric):
         hit10 = s.probs10.argmax(-1) == s.labels
         hit11 = s.probs11.argmax(-1) == s.labels
         rows = [
-            Score("retain_accuracy_10way", "retain", float(hit10.float().mean()), binomial_stderr(hit10), len(s)),
-            Score("retain_accuracy_11way", "retain", float(hit11.float().mean()), binomial_stderr(hit11), len(s)),
+            rate_score("retain_accuracy_10way", "retain", hit10),
+            rate_score("retain_accuracy_11way", "retain", hit11),
         ]
-        for c in sorted(set(s.labels.tolist())):
-            h = hit10[s.labels == c]
-            rows.append(
-                Score("retain_accuracy_10way", "retain", float(h.float().mean()), binomial_stderr(h), h.numel(), c)
-            )
+        rows += [
+            rate_score("retain_accuracy_10way", "retain", hit10[s.labels == c], class_id=c)
+            for c in sorted(set(s.labels.tolist()))
+        ]
         return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
-from unlearnbench.metrics import binomial_stderr, mean_stderr
+from unlearnbench.metrics import mean_score, rate_score
 from unlearnbench.registry import register
 
 # The primary forgetting criterion (tuning, recovery, the run summary, the leaderboard's ASR grid): the
@@ -48,13 +48,11 @@ class UnlearningAccuracy(Metric):
         pred11 = s.probs11.argmax(-1)
         hit11 = pred11 == target
         none = pred11 == s.logits.shape[-1] - 1
-        p_cf, p_cf_se = mean_stderr(s.probs10.gather(1, target[:, None])[:, 0])
-        n = len(s)
         return [
-            Score("unlearning_accuracy_10way", "forget", 1 - float(hit10.float().mean()), binomial_stderr(hit10), n),
-            Score("unlearning_accuracy_11way", "forget", 1 - float(hit11.float().mean()), binomial_stderr(hit11), n),
-            Score("asr_10way", "forget", float(hit10.float().mean()), binomial_stderr(hit10), n),
-            Score("asr_11way", "forget", float(hit11.float().mean()), binomial_stderr(hit11), n),
-            Score("forget_class_probability", "forget", p_cf, p_cf_se, n),
-            Score("none_rate", "forget", float(none.float().mean()), binomial_stderr(none), n),
+            rate_score("unlearning_accuracy_10way", "forget", ~hit10),
+            rate_score("unlearning_accuracy_11way", "forget", ~hit11),
+            rate_score("asr_10way", "forget", hit10),
+            rate_score("asr_11way", "forget", hit11),
+            mean_score("forget_class_probability", "forget", s.probs10.gather(1, target[:, None])[:, 0]),
+            rate_score("none_rate", "forget", none),
         ]

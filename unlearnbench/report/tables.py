@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
 from unlearnbench.results import atomic_write_text, final_rows, load_results
+from unlearnbench.stats import Interval, bootstrap, combine_runs, overlap
 
 Goal = Literal["max", "min"] | None
 
@@ -83,13 +85,20 @@ def phase_label(metric: str, split: str, phase: str) -> str:
 
 @dataclass(frozen=True)
 class Stat:
-    """One table cell: mean ± standard deviation over runs, printed with ``digits``."""
+    """One table cell: the mean over runs, printed with ``digits``; beside it either the 95% bootstrap
+    interval (``lo``, ``hi``: over the runs' classes and seeds and each run's samples, see
+    :func:`unlearnbench.stats.combine_runs`) or, for a store written before intervals existed, the
+    standard deviation over runs. ``mark``: ``best`` (the column's best) or ``tied`` (its interval overlaps
+    the best's), set by :func:`mark_ties`."""
 
     mean: float
     std: float
     digits: int
     goal: Goal = None
     note: str = ""
+    lo: float = math.nan
+    hi: float = math.nan
+    mark: str = ""
 
     @classmethod
     def of(cls, values: pd.Series, fmt: ColumnFormat, note: str = "") -> Stat:
@@ -98,17 +107,68 @@ class Stat:
         std = v.std() if len(v) > 1 else math.nan
         return cls(float(mean), float(std), fmt.digits, fmt.goal, note)
 
+    @classmethod
+    def of_rows(cls, rows: pd.DataFrame, fmt: ColumnFormat, note: str = "", *, intervals: bool = False) -> Stat:
+        """The cell of these rows (one per run); with ``intervals``, its bootstrap interval from the rows'
+        ``value``, ``lo`` and ``hi``."""
+        stat = cls.of(rows["value"], fmt, note)
+        if not intervals or stat.empty:
+            return stat
+        rows = rows[rows["value"].notna()]
+        ci = combine_runs(rows["value"], rows.get("lo"), rows.get("hi"))
+        return replace(stat, lo=ci.lo, hi=ci.hi)
+
     @property
     def empty(self) -> bool:
         return math.isnan(self.mean)
 
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.lo, self.hi)
+
     def spread(self) -> str:
-        """The text after the mean: `` ± std`` where there is a spread, then the note."""
+        """The text after the mean: `` [lo, hi]`` (its interval) or `` ± std`` (the spread over runs of a
+        store without intervals), then the note."""
+        if self.interval.known:
+            return f" [{self.lo:.{self.digits}f}, {self.hi:.{self.digits}f}]" + self.note
         shown = not (math.isnan(self.std) or self.std == 0)
         return (f" ± {self.std:.{self.digits}f}" if shown else "") + self.note
 
     def __str__(self) -> str:
-        return ("–" + self.note) if self.empty else f"{self.mean:.{self.digits}f}{self.spread()}"
+        if self.empty:
+            return "–" + self.note
+        mean = f"{self.mean:.{self.digits}f}"
+        if self.mark == "best":
+            mean = f"**{mean}**"
+        return f"{mean}{self.spread()}" + (" =" if self.mark == "tied" else "")
+
+
+def has_intervals(df: pd.DataFrame) -> bool:
+    """Whether the rows carry bootstrap intervals (stores written before them do not)."""
+    return "lo" in df.columns and bool(df["lo"].notna().any())
+
+
+def mark_ties(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+    """Mark each column's best cell (by its mean and goal; reference rows aside; within ``group``) as
+    ``best``, and every other cell whose interval overlaps the best's as ``tied``: on that column the data
+    cannot tell them apart."""
+    if t.empty:
+        return t
+    out = t.copy()
+    eligible = ~t["method"].isin(REFERENCE_ROWS) if "method" in t else pd.Series(True, index=t.index)
+    groups = [t.index] if group is None else [g.index for _, g in t.groupby(group, sort=False)]
+    for col in t.columns:
+        for idx in groups:
+            cells = {i: c for i, c in t.loc[idx, col].items() if eligible[i] and isinstance(c, Stat) and not c.empty}
+            cells = {i: c for i, c in cells.items() if c.goal is not None and c.interval.known}
+            if not cells:
+                continue
+            pick = max if next(iter(cells.values())).goal == "max" else min
+            best = pick(cells, key=lambda i: cells[i].mean)
+            for i, c in cells.items():
+                mark = "best" if i == best else ("tied" if overlap(c.interval, cells[best].interval) else "")
+                out.at[i, col] = replace(c, mark=mark)
+    return out
 
 
 def with_attack_setting(df: pd.DataFrame) -> pd.DataFrame:
@@ -146,6 +206,8 @@ class Tables:
     settings: pd.DataFrame
     efficiency: pd.DataFrame
     cost_reference: str = "safemax"
+    intervals: bool = False  # the cells carry bootstrap intervals (a store written before them does not)
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # the two-judge table; empty without judge 2
 
 
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -158,26 +220,96 @@ def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
     return part[part["run_id"].isin(first["run_id"])]
 
 
-def _quality_cells(g: pd.DataFrame) -> dict[str, Stat]:
-    return {
-        column_format(m, s).label: Stat.of(g[(g.metric == m) & (g.split == s)]["value"], column_format(m, s))
+def _quality_cells(g: pd.DataFrame, intervals: bool = False) -> dict[str, Stat]:
+    cells = {
+        column_format(m, s).label: Stat.of_rows(
+            g[(g.metric == m) & (g.split == s)], column_format(m, s), intervals=intervals
+        )
         for m, s in quality_metrics()
     }
+    if intervals:  # a number the second judge reads otherwise (no overlap of the two intervals) is flagged
+        for (metric, split), (second, _) in JUDGE_PAIRS.items():
+            label = column_format(metric, split).label
+            if label not in cells or cells[label].empty:
+                continue
+            other = Stat.of_rows(
+                g[(g.metric == second) & (g.split == split)], column_format(second, split), intervals=True
+            )
+            if judges_disagree(cells[label], other):
+                cells[label] = replace(cells[label], note=cells[label].note + " †")
+    return cells
+
+
+# Numbers both judges read: (metric, split) by the evaluator -> the same by the second judge.
+JUDGE_PAIRS = {
+    ("unlearning_accuracy_10way", "forget"): ("unlearning_accuracy_10way_judge2", "forget"),
+    ("unlearning_accuracy_11way", "forget"): ("unlearning_accuracy_11way_judge2", "forget"),
+    ("retain_accuracy_10way", "retain"): ("retain_accuracy_10way_judge2", "retain"),
+    ("retain_accuracy_11way", "retain"): ("retain_accuracy_11way_judge2", "retain"),
+}
+# The two-judge agreement table's columns.
+AGREEMENT_METRICS = [("unlearning_accuracy_11way", "forget"), ("retain_accuracy_10way", "retain")]
+
+
+def judges_disagree(first: Stat, second: Stat) -> bool:
+    """The two judges disagree on a number when both have an interval and the intervals do not overlap."""
+    return first.interval.known and second.interval.known and not overlap(first.interval, second.interval)
+
+
+def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method (and the original model): UA11 and retained accuracy read by the evaluator and by the
+    second judge, each with its interval, and whether they agree (intervals overlap). Empty when no run
+    has the second judge's rows."""
+    second = {m for m, _ in JUDGE_PAIRS.values()}
+    if not df["metric"].isin(second).any():
+        return pd.DataFrame()
+    final = final_rows(df)
+    orig = final[final["phase"] == "original"].drop_duplicates(["forget_class", "seed", "metric", "split", "model_sha"])
+    unl = unlearned_rows(df)
+    groups = [("reference", "original model", orig)] if len(orig) else []
+    order = method_order(list(unl.method.unique()))
+    groups += [
+        (label or "-", method, g)
+        for (label, method), g in sorted(
+            unl.groupby(["label", "method"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))
+        )
+    ]
+    rows = []
+    for label, method, g in groups:
+        rec: dict[str, object] = {"label": label, "method": method, "runs": g["run_id"].nunique()}
+        for metric, split in AGREEMENT_METRICS:
+            name = column_format(metric, split).label.rstrip(" ↑↓")
+            first = Stat.of_rows(
+                g[(g.metric == metric) & (g.split == split)], column_format(metric, split), intervals=True
+            )
+            m2, s2 = JUDGE_PAIRS[(metric, split)]
+            other = Stat.of_rows(g[(g.metric == m2) & (g.split == s2)], column_format(metric, split), intervals=True)
+            rec[f"{name}: evaluator"] = replace(first, goal=None)
+            rec[f"{name}: judge 2"] = replace(other, goal=None)
+            if first.empty or other.empty:
+                rec[f"{name}: agree"] = "–"
+            else:
+                rec[f"{name}: agree"] = "no †" if judges_disagree(first, other) else "yes"
+        rows.append(rec)
+    return pd.DataFrame(rows)
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
+    intervals = has_intervals(df)
     final = final_rows(df)
     unl = unlearned_rows(df)
     orig = final[final["phase"] == "original"].drop_duplicates(["forget_class", "seed", "metric", "split", "model_sha"])
     rows: list[dict[str, object]] = []
     if len(orig):
         rows.append({"label": "reference", "method": "original model", "runs": orig["forget_class"].nunique()})
-        rows[-1].update(_quality_cells(orig))
+        rows[-1].update(_quality_cells(orig, intervals))
     order = method_order(list(unl.method.unique()))
     for (label, method), g in sorted(
         unl.groupby(["label", "method"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))
     ):
-        rows.append({"label": label or "-", "method": method, "runs": g["run_id"].nunique(), **_quality_cells(g)})
+        rows.append(
+            {"label": label or "-", "method": method, "runs": g["run_id"].nunique(), **_quality_cells(g, intervals)}
+        )
     quality = pd.DataFrame(rows)
 
     attacked = with_attack_setting(df[df["attack"] != "none"])
@@ -191,18 +323,25 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
             "runs": g["run_id"].nunique(),
         }
         for metric, split, phase in ROBUSTNESS_METRICS:
-            vals = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]["value"]
+            part = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]
             note = recovered_note(g) if metric == "steps_to_recover" else ""
-            rec[phase_label(metric, split, phase)] = Stat.of(vals, column_format(metric, split), note)
+            rec[phase_label(metric, split, phase)] = Stat.of_rows(
+                part, column_format(metric, split), note, intervals=intervals
+            )
         rrows.append(rec)
     robustness = pd.DataFrame(rrows)
     if len(robustness):
         robustness = _by_method_order(robustness, ["label", "attack", "method"])
+    if intervals:
+        quality = mark_ties(quality)
+        robustness = mark_ties(robustness, group="attack")
     settings = df[SETTINGS_COLUMNS].drop_duplicates().copy()
     settings["model_sha"] = settings["model_sha"].str[:12]
     settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
     settings = settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
-    return Tables(quality, robustness, settings, efficiency_table(df, cost_reference), cost_reference)
+    agreement = agreement_table(df) if intervals else pd.DataFrame()
+    efficiency = efficiency_table(df, cost_reference)
+    return Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement)
 
 
 def recovered_note(runs: pd.DataFrame) -> str:
@@ -239,9 +378,11 @@ def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFra
 
 def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFrame:
     """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
-    settings), as means over the forget classes both have; beside the ratios of the methods' published
+    settings), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
+    interval over those classes); beside the ratios of the methods' published
     costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
     time minus prior wall time; CPU time includes the priors."""
+    intervals = has_intervals(df)
     u = unlearned_rows(df)
     cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
     wide = cost.pivot_table(index=["label", "method", "forget_class"], columns="metric", values="value")
@@ -267,16 +408,26 @@ def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFra
             if shared.empty:
                 continue
             m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
+
+            def measured(column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r) -> Stat:
+                """The ratio of means; with intervals, its bootstrap interval over the shared forget classes."""
+                cell = ratio(m[column] / r[column], digits)
+                if not intervals or len(shared) < 2:
+                    return cell
+                a, b = mine.loc[shared, column].to_numpy(), ref.loc[shared, column].to_numpy()
+                ci, _ = bootstrap(lambda i: a[i].mean() / b[i].mean(), np.arange(len(shared)))
+                return replace(cell, lo=ci.lo, hi=ci.hi)
+
             pub = registry.get("method", method).published_cost if published_ref else None
             rows.append(
                 {
                     "label": label or "-",
                     "method": method,
                     "classes": len(shared),
-                    "wall ×, no priors": ratio(m["no_prior"] / r["no_prior"], 1),
-                    "wall ×, with priors": ratio(m["cost_wall_s"] / r["cost_wall_s"], 1),
-                    "CPU ×, with priors": ratio(m["cost_cpu_s"] / r["cost_cpu_s"], 1),
-                    "peak memory ×": ratio(m["cost_peak_mem_mb"] / r["cost_peak_mem_mb"], 2),
+                    "wall ×, no priors": measured("no_prior", 1),
+                    "wall ×, with priors": measured("cost_wall_s", 1),
+                    "CPU ×, with priors": measured("cost_cpu_s", 1),
+                    "peak memory ×": measured("cost_peak_mem_mb", 2),
                     "published time ×": ratio(pub[0] / published_ref[0] if pub and published_ref else None, 1),
                     "published memory ×": ratio(pub[1] / published_ref[1] if pub and published_ref else None, 2),
                 }

@@ -44,6 +44,10 @@ class Testbed:
     manifest: dict
     # The recipe that made the base model (what ``retrain`` reruns); None when it is unknown.
     recipe: DiffusionRecipe | None = None
+    # The second evaluator (independently trained: another architecture and seed), when the testbed ships one
+    # for its own dataset; its UA and retained accuracy are reported beside the evaluator's.
+    second_judge: Classifier | None = None
+    second_judge_sha: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -168,6 +172,9 @@ def load_testbed(
 
     ev, ev_path, ev_sha = classifier(evaluator, "evaluator")
     at, _, at_sha = classifier(attacker, "attacker")
+    judge2, judge2_sha = None, ""
+    if "judge2.safetensors" in files and data.name == manifest["dataset"]:
+        judge2, _, judge2_sha = classifier(None, "judge2")
     return Testbed(
         name=name,
         model_source=model,
@@ -182,4 +189,6 @@ def load_testbed(
         attacker_sha=at_sha,
         manifest=manifest,
         recipe=_recipe(manifest, model),
+        second_judge=None if judge2 is None else judge2.to(device),
+        second_judge_sha=judge2_sha,
     )

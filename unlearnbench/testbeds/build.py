@@ -17,6 +17,7 @@ from unlearnbench.models import num_params, save_classifier, save_diffusion, sha
 from unlearnbench.pretrain import (
     ATTACKER_RECIPE,
     EVALUATOR_RECIPE,
+    JUDGE2_RECIPE,
     DiffusionRecipe,
     recipe_sha256,
     train_classifier,
@@ -78,7 +79,7 @@ def build(
     root = ASSETS / "digits16" if ship else out
     assert root is not None
     root.mkdir(parents=True, exist_ok=True)
-    targets = ["unet", "evaluator", "attacker"] if what == "all" else [what]
+    targets = ["unet", "evaluator", "attacker", "judge2"] if what == "all" else [what]
     for target in targets:
         t0 = time.perf_counter()
         if target == "unet":
@@ -101,7 +102,7 @@ def build(
             weights = "unet/diffusion_pytorch_model.safetensors"
             info = {"params": num_params(model)}
         else:
-            crecipe = EVALUATOR_RECIPE if target == "evaluator" else ATTACKER_RECIPE
+            crecipe = {"evaluator": EVALUATOR_RECIPE, "attacker": ATTACKER_RECIPE, "judge2": JUDGE2_RECIPE}[target]
             crecipe = replace(
                 crecipe,
                 arch=replace(

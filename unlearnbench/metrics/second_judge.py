@@ -1,0 +1,57 @@
+"""UA and retained accuracy read by the testbed's second, independently trained evaluator."""
+
+from __future__ import annotations
+
+from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.evaluate import Reference, Samples, judge
+from unlearnbench.metrics import rate_score
+from unlearnbench.registry import register
+
+# (metric read by the evaluator, the same read by the second judge)
+PAIRS = (
+    ("unlearning_accuracy_10way", "unlearning_accuracy_10way_judge2"),
+    ("unlearning_accuracy_11way", "unlearning_accuracy_11way_judge2"),
+    ("retain_accuracy_10way", "retain_accuracy_10way_judge2"),
+    ("retain_accuracy_11way", "retain_accuracy_11way_judge2"),
+)
+
+
+@register("second_judge")
+class SecondJudge(Metric):
+    """The evaluator's UA and retained accuracy, read by the second judge (another architecture and seed,
+    the same "none" training; ``judge2`` in the testbed's manifest).
+
+    The formulas are those of ``unlearning_accuracy`` and ``retain_accuracy`` with the second judge's logits
+    ``z'``: ``UA'_11way = 1/n sum_i 1[argmax_{k<=10} z'_k(x_i) != c_i]``, ``RA'_10way = 1/n sum_i
+    1[argmax_{k<10} z'_k(x_i) = y_i]``, and so on. One judge is a single point of failure: where the two
+    judges' intervals do not overlap, the leaderboard flags the number. No rows without a second judge.
+    """
+
+    _rate = Tolerance(floor=0.03)
+    rows = (
+        Row("unlearning_accuracy_10way_judge2", "forget", "max", "UA10 (judge 2)", _rate),
+        Row("unlearning_accuracy_11way_judge2", "forget", "max", "UA11 (judge 2)", _rate),
+        Row("retain_accuracy_10way_judge2", "retain", "max", "retain acc (judge 2)", _rate),
+        Row("retain_accuracy_11way_judge2", "retain", "max", "retain acc 11-way (judge 2)", _rate),
+    )
+
+    def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
+        second = None if reference is None else reference.second_judge
+        if second is None:
+            return []
+        rows = []
+        f = samples.forget
+        if f is not None and len(f) and samples.target is not None:
+            j = judge(second, f.images, f.labels)
+            rows += [
+                rate_score("unlearning_accuracy_10way_judge2", "forget", j.probs10.argmax(-1) != samples.target),
+                rate_score("unlearning_accuracy_11way_judge2", "forget", j.probs11.argmax(-1) != samples.target),
+            ]
+        r = samples.retain
+        if r is not None and len(r):
+            j = judge(second, r.images, r.labels)
+            rows += [
+                rate_score("retain_accuracy_10way_judge2", "retain", j.probs10.argmax(-1) == r.labels),
+                rate_score("retain_accuracy_11way_judge2", "retain", j.probs11.argmax(-1) == r.labels),
+            ]
+        return rows
