@@ -477,3 +477,17 @@ def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_s
     t = tables.build_tables(df)
     assert str(t.quality.set_index("method").loc["safemax", "retain acc ↑"]).endswith("†")
     assert set(t.agreement["retain acc: agree"]) == {"no †"}
+
+
+def test_the_leaderboard_states_the_sampler_behind_its_numbers():
+    from unlearnbench.report.tables import sampler_note
+    from unlearnbench.results import to_frame
+
+    base = {"phase": "unlearned", "metric": "fid", "split": "retain", "value": 1.0, "status": "ok", "sample_steps": 50}
+    old = to_frame([{**base, "run_id": "a", "guidance": 1.0, "eta": 0.0}])  # written before clip_sample existed
+    papers = to_frame([{**base, "run_id": "b", "guidance": 3.0, "eta": 1.0, "clip_sample": False}] * 2)
+    assert sampler_note(old) == (
+        "Sampler: s = 1, η = 0, DDIM 50 steps, x0 clipped per step (the sampler before 2026-11-29): 1 rows."
+    )
+    both = sampler_note(pd.concat([old, papers]))
+    assert "s = 3, η = 1 (the papers' setting), DDIM 50 steps, x0 not clipped (upstream's): 2 rows" in both

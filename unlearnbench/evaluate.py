@@ -195,8 +195,9 @@ class ZeroNoise(torch.nn.Module):
     Under the run's own sampler it gives what "pure noise" means for that run: with DDIM η = 0 a zero
     prediction makes the predicted clean image ``x_t / sqrt(ᾱ_t)`` (clipped to [-1, 1] when the sampler
     clips per step), so the final clamped sample is close to ``sign(x_T)`` (pixels at ±1), not clipped
-    N(0, 1); with η = 1 fresh noise enters at every step and the result differs again. This is the output a method that drives its forget-class prediction to zero (SAFEMax's target:
-    the mean of fresh noise) is aiming at.
+    N(0, 1); with η = 1 fresh noise enters at every step and the result differs again. This is the output
+    a method that drives its forget-class prediction to zero (SAFEMax's target: the mean of fresh noise) is
+    aiming at.
     """
 
     def __init__(self, like: torch.nn.Module) -> None:

@@ -208,6 +208,24 @@ class Tables:
     cost_reference: str = "safemax"
     intervals: bool = False  # the cells carry bootstrap intervals (a store written before them does not)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # the two-judge table; empty without judge 2
+    sampler: str = ""  # the sampler settings behind the numbers, in words (sampler_note)
+
+
+def sampler_note(df: pd.DataFrame) -> str:
+    """The sampler settings of the store's final rows, in words: which guidance, eta, steps, and whether the
+    predicted x0 was clipped per step (rows written before that was recorded used the clipping sampler)."""
+    final = final_rows(df)
+    if final.empty:
+        return ""
+    clip = final["clip_sample"] if "clip_sample" in final else pd.Series(pd.NA, index=final.index)
+    clip = clip.astype("boolean").fillna(True)
+    parts = []
+    keys = pd.DataFrame({"s": final["guidance"], "eta": final["eta"], "steps": final["sample_steps"], "clip": clip})
+    for (g, eta, steps, clipped), part in keys.groupby(["s", "eta", "steps", "clip"], sort=True):
+        papers = " (the papers' setting)" if g == 3 and eta == 1 else ""
+        x0 = "x0 clipped per step (the sampler before 2026-11-29)" if clipped else "x0 not clipped (upstream's)"
+        parts.append(f"s = {g:g}, η = {eta:g}{papers}, DDIM {int(steps)} steps, {x0}: {len(part)} rows")
+    return "Sampler: " + "; ".join(parts) + "."
 
 
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -341,7 +359,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     settings = settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
     agreement = agreement_table(df) if intervals else pd.DataFrame()
     efficiency = efficiency_table(df, cost_reference)
-    return Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement)
+    return Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement, sampler_note(df))
 
 
 def recovered_note(runs: pd.DataFrame) -> str:
