@@ -44,6 +44,11 @@ LIKE = [
 ]
 
 
+def _text(values: pd.Series) -> pd.Series:
+    """Values as plain strings, a missing one as "missing" (NA never equals NA, and two missing values agree)."""
+    return values.astype(object).where(values.notna(), "missing").astype(str)
+
+
 def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
     """Refuse (one line, naming the field) when a run present in both was measured under other settings."""
     ids = ["method", "method_args", "attack", "attack_args", "forget_class", "seed"]
@@ -51,7 +56,7 @@ def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
     f = final_rows(fresh)[ids + LIKE].drop_duplicates(ids)
     both = b.merge(f, on=ids, suffixes=("_baseline", "_results"))
     for field in LIKE:
-        differ = both[both[f"{field}_baseline"].astype(str) != both[f"{field}_results"].astype(str)]
+        differ = both[_text(both[f"{field}_baseline"]) != _text(both[f"{field}_results"])]
         if len(differ):
             r = differ.iloc[0]
             raise UserError(

@@ -143,14 +143,24 @@ class Store:
         return json.loads((self.runs / f"{run_id}.json").read_text())
 
 
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before a column existed get it, empty, with its type (so old and new stores compare)."""
+    missing = [c for c in SCHEMA if c not in df.columns]
+    if not missing:
+        return df
+    empty = pd.DataFrame({c: pd.Series(index=df.index, dtype=SCHEMA[c][0]) for c in missing})
+    return pd.concat([df, empty], axis=1)
+
+
 def read_rows(path: Path) -> pd.DataFrame:
     """One parquet file of rows; a truncated or foreign file is one line, not a traceback."""
     try:
-        return pd.read_parquet(path)
+        rows = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise UserError(
             f"results file {str(path)!r} cannot be read ({type(e).__name__}: {e}); is it truncated?"
         ) from None
+    return conform(rows)
 
 
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -161,7 +171,9 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.suffix == ".parquet" and p.is_file():
         return read_rows(p)
     if p.suffix == ".csv" and p.is_file():
-        return pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
+        return conform(
+            pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
+        )
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
 
 
