@@ -211,24 +211,8 @@ class FID(Metric):
             ci = intervals(f_gen, f_real, s.labels)
             n = len(s)
             rows += [
-                Score(
-                    "fid",
-                    split,
-                    m["frechet_inception_distance"],
-                    ci["fid"][1],
-                    n,
-                    lo=ci["fid"][0].lo,
-                    hi=ci["fid"][0].hi,
-                ),
-                Score(
-                    "kid",
-                    split,
-                    m["kernel_inception_distance_mean"],
-                    ci["kid"][1],
-                    n,
-                    lo=ci["kid"][0].lo,
-                    hi=ci["kid"][0].hi,
-                ),
+                Score(name, split, m[key], ci[name][1], n, lo=ci[name][0].lo, hi=ci[name][0].hi)
+                for name, key in (("fid", "frechet_inception_distance"), ("kid", "kernel_inception_distance_mean"))
             ]
             if "precision" in m:
                 rows += [
