@@ -119,6 +119,8 @@ class Reference:
     evaluator_path: Path
     noise: Tensor | None = None
     second_judge: Classifier | None = None
+    # What metrics derive from the real images once per run (e.g. their evaluator features), by key.
+    derived: dict[Any, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()

@@ -206,7 +206,9 @@ class FID(Metric):
             if s is None or len(s) < 2 or len(real) < 2:
                 continue
             f_gen = features(s.images, reference.evaluator_path)
-            f_real = features(real, reference.evaluator_path)
+            if ("fid_real_features", split) not in reference.derived:  # the same real set at every phase
+                reference.derived["fid_real_features", split] = features(real, reference.evaluator_path)
+            f_real = reference.derived["fid_real_features", split]
             m = fidelity_of_features(f_gen, f_real)
             ci = intervals(f_gen, f_real, s.labels)
             n = len(s)
