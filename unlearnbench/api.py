@@ -18,6 +18,7 @@ from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
+from unlearnbench.timing import part
 
 # The label-dropout stream's seed is the run generator's plus this offset.
 DROPOUT_SEED_OFFSET = 7919
@@ -72,6 +73,8 @@ class Task:
     eval_forget_samples: int = 100
     # Cache for per-model priors (see unlearnbench.priors); None computes them every time.
     priors: Any = None
+    # The testbed's shipped gold-standard results (unlearnbench.references.References); None when it has none.
+    references: Any = None
     # Share of training forwards whose conditioning is replaced by the null one while the method unlearns
     # (applied by :func:`run_unlearning` to forwards in training mode; see ``conditioning.training_label_dropout``).
     label_dropout: float = 0.0
@@ -163,7 +166,7 @@ def run_unlearning(
     task.meter = CostMeter(task.device)
     # Its own stream, so switching dropout on or off leaves the method's random draws as they were.
     dropout_generator = torch.Generator().manual_seed(generator.initial_seed() + DROPOUT_SEED_OFFSET)
-    with task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
+    with part("unlearning"), task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
         out = method.unlearn(private, task, generator=generator)
     return Unlearned(out.eval().requires_grad_(False), task.meter.cost)
 
@@ -219,7 +222,7 @@ def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: tor
     _require_support(attack, task)
     private = copy.deepcopy(model).to(task.device).eval().requires_grad_(attack.changes_weights)
     task.meter = CostMeter(task.device)
-    with task.meter.measure():
+    with part("attack"), task.meter.measure():
         out = attack.attack(private, task, generator=generator)
     out.model.eval().requires_grad_(False)
     return out, task.meter.cost
@@ -312,9 +315,13 @@ class Metric(_Registered):
     - ``on_samples(samples, reference)``: judged samples of one phase (original, unlearned, attacked);
     - ``on_cost(cost, attack=...)``: the measured cost of the unlearning (or of the attack);
     - ``on_curve(curve)``: a relearning attack's recovery curve.
+
+    ``curve_point``: its ``on_samples`` is also called at every recovery-curve point (the forget-class
+    rates); the other metrics (FID, entropy, ...) run only at the three phases.
     """
 
     rows: ClassVar[tuple[Row, ...]] = ()
+    curve_point: ClassVar[bool] = False
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         return []

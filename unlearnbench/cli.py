@@ -22,13 +22,12 @@ DEFAULT_OUT = "unlearnbench-results"
 
 
 def _setup(args: argparse.Namespace) -> None:
-    import torch
-
     from unlearnbench import progress, registry
+    from unlearnbench.environment import set_threads
 
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.quiet and args.verbose:
         raise UserError("--quiet and --verbose contradict each other; give one")
     if args.quiet:
@@ -49,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.runner import Runner
     from unlearnbench.spec import RunSpec
     from unlearnbench.summary import summary_table
+    from unlearnbench.timing import describe
 
     _setup(args)
     spec = RunSpec(
@@ -73,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     df = runner.execute(resolved, tb)
     print(summary_table(df))
+    print(f"\ntime: {describe(runner.last_split)}", file=sys.stderr)
     print(f"\nrows: {store.rows_path(resolved.run_id)}  (pandas.read_parquet, or unlearnbench.results.load_results)")
     return 0 if (df["status"] == "ok").all() else 1
 
@@ -208,9 +209,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from unlearnbench.testbeds.build import build
+    from unlearnbench.testbeds.build import build, build_reference
 
     _setup(args)
+    if args.what == "retrain":
+        if not args.ship or not args.forget_classes:
+            raise UserError("--what retrain builds shipped references: give --ship and --forget-classes")
+        deadline = flags.deadline(args.deadline)
+        done = [
+            build_reference(c, cache=Path(args.cache), deadline=deadline, dtype=args.dtype, device=args.device)
+            for c in args.forget_classes
+        ]
+        return 0 if all(done) else 75  # 75 (EX_TEMPFAIL): paused at the deadline; rerun to continue
+    if args.forget_classes or args.deadline:
+        raise UserError("--forget-classes and --deadline go with --what retrain")
     build(
         args.what,
         out=Path(args.out) if args.out else None,
@@ -290,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pt = sub.add_parser("pretrain", help="train the testbed's base model, evaluator or attacker with its recipe")
     pt.add_argument(
-        "--what", choices=["unet", "evaluator", "attacker", "judge2", "all"], default="unet", help="(default unet)"
+        "--what",
+        choices=["unet", "evaluator", "attacker", "judge2", "all", "retrain"],
+        default="unet",
+        help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes",
     )
     pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
@@ -299,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--layers-per-block", type=int, default=None, help="(default: the recipe's)")
     pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only (default all)")
+    pt.add_argument("--forget-classes", type=int, nargs="+", default=None, help="--what retrain: one reference each")
+    pt.add_argument("--deadline", default=None, help="--what retrain: HH:MM UTC, pause there (rerun resumes)")
+    pt.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="--what retrain: stored weights")
+    pt.add_argument(
+        "--cache", default=".reference-cache", help="--what retrain: resumable state (default .reference-cache)"
+    )
     flags.data_flags(pt)
     flags.machine_flags(pt)
     pt.set_defaults(func=cmd_pretrain)

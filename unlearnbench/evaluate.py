@@ -21,6 +21,7 @@ from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Co
 from unlearnbench.diffusion import ddim_sample
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.models import Classifier
+from unlearnbench.timing import part
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,10 @@ class Reference:
 @torch.no_grad()
 def judge(evaluator: Classifier, images: Tensor, labels: Tensor, batch_size: int = 1024) -> JudgedSet:
     device = next(evaluator.parameters()).device
-    logits = torch.cat(
-        [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    )
+    with part("judging"):
+        logits = torch.cat(
+            [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        )
     check_finite(logits, "judging", "evaluator output")
     return JudgedSet(images.cpu(), labels.cpu(), logits)
 
@@ -154,22 +156,23 @@ def draw(
     # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
     # saturated image that scores as a (bad) model: check every prediction before that can happen.
     handle = model.register_forward_hook(lambda _m, _i, out: check_finite(_prediction(out), desc, "noise prediction"))
-    try:
-        images = ddim_sample(
-            model,
-            schedule,
-            cond,
-            generator=generator,
-            steps=sampler.steps,
-            guidance_scale=sampler.guidance_scale,
-            eta=sampler.eta,
-            clip_sample=sampler.clip_sample,
-            x_T=x_T,
-            progress=True,
-            desc=desc,
-        )
-    finally:
-        handle.remove()
+    with part("sampling"):
+        try:
+            images = ddim_sample(
+                model,
+                schedule,
+                cond,
+                generator=generator,
+                steps=sampler.steps,
+                guidance_scale=sampler.guidance_scale,
+                eta=sampler.eta,
+                clip_sample=sampler.clip_sample,
+                x_T=x_T,
+                progress=True,
+                desc=desc,
+            )
+        finally:
+            handle.remove()
     check_finite(images, desc, "sample")
     return images
 

@@ -135,3 +135,20 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def testbed_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The testbed flags under the names a run spec and ``load_testbed`` take."""
     return {k: getattr(args, k) for k in ("testbed", "model", "dataset", "evaluator", "attacker")}
+
+
+def deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, the next such time from now) as a ``time.time()`` value; None when not given."""
+    if not text:
+        return None
+    import datetime as dt
+
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        now = dt.datetime.now(dt.UTC)
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise UserError(f"--deadline: expected HH:MM (UTC), got {text!r}") from None
+    if at <= now:
+        at += dt.timedelta(days=1)
+    return at.timestamp()

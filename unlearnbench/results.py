@@ -119,6 +119,9 @@ class Store:
             atomic_write(self.runs / f"{run_id}.samples.npz", save)
         atomic_write_frame(self.rows_path(run_id), df)
 
+    def write_meta(self, run_id: str, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
+
     def samples(self, run_id: str) -> dict[str, Any]:
         import numpy as np
 

@@ -15,6 +15,7 @@ from unlearnbench.api import Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.registry import register
 from unlearnbench.stats import Interval, subsample
+from unlearnbench.timing import part
 
 EXTRACTOR = "unlearnbench-evaluator"
 FEATURE = "penultimate"
@@ -205,12 +206,13 @@ class FID(Metric):
         ):
             if s is None or len(s) < 2 or len(real) < 2:
                 continue
-            f_gen = features(s.images, reference.evaluator_path)
-            if ("fid_real_features", split) not in reference.derived:  # the same real set at every phase
-                reference.derived["fid_real_features", split] = features(real, reference.evaluator_path)
-            f_real = reference.derived["fid_real_features", split]
-            m = fidelity_of_features(f_gen, f_real)
-            ci = intervals(f_gen, f_real, s.labels)
+            with part("fid_kid"):
+                f_gen = features(s.images, reference.evaluator_path)
+                if ("fid_real_features", split) not in reference.derived:  # the same real set at every phase
+                    reference.derived["fid_real_features", split] = features(real, reference.evaluator_path)
+                f_real = reference.derived["fid_real_features", split]
+                m = fidelity_of_features(f_gen, f_real)
+                ci = intervals(f_gen, f_real, s.labels)
             n = len(s)
             rows += [
                 Score(name, split, m[key], ci[name][1], n, lo=ci[name][0].lo, hi=ci[name][0].hi)
