@@ -65,7 +65,9 @@ def test_retrain_loads_the_reference_and_charges_its_recorded_cost(tmp_path, tin
     task = make_task(forget=(3,))
     task.references = References(tmp_path / "references", files, "base-sha", "recipe-sha")
     out = run_unlearning(registry.get("method", "retrain")(), tiny_unet, task, generator=torch.Generator())
-    assert all(torch.equal(a, b) for a, b in zip(out.model.state_dict().values(), shipped.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(out.model.state_dict().values(), shipped.state_dict().values(), strict=True)
+    )
     assert out.cost.recorded == 1 and out.cost.steps == 8000 and 3600.0 <= out.cost.wall_s < 3600.0 + 60
 
     fresh = run_unlearning(

@@ -43,6 +43,9 @@ class SamplerSettings:
     # Clip the predicted x0 to [-1, 1] at every step (diffusers' ``clip_sample``). Upstream's sampler
     # (``generalized_steps`` in the SA/SalUn DDPM code) does not; only the final image is clamped.
     clip_sample: bool = False
+    # The model forwards' arithmetic: "float32", or "bfloat16" autocast (faster where the processor has it;
+    # its effect on the judged scores is measured in the README's Performance section).
+    precision: str = "float32"
 
 
 @dataclass

@@ -44,6 +44,7 @@ EVAL_KEYS = (
     "guidance",
     "eta",
     "clip_sample",
+    "precision",
     "protocol",
 )
 
@@ -71,6 +72,7 @@ def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
         guidance_scale=values.get("guidance"),
         eta=values.get("eta", SamplerSettings.eta),
         clip_sample=bool(values.get("clip_sample", SamplerSettings.clip_sample)),
+        precision=str(values.get("precision", SamplerSettings.precision)),
     )
     counts = {k: values[k] for k in ("forget_samples", "retain_samples", "curve_samples") if k in values}
     return EvalSettings(**counts, sampler=sampler, seed=seed)
@@ -167,6 +169,7 @@ def draw(
                 guidance_scale=sampler.guidance_scale,
                 eta=sampler.eta,
                 clip_sample=sampler.clip_sample,
+                precision=sampler.precision,
                 x_T=x_T,
                 progress=True,
                 desc=desc,

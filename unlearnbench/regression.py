@@ -40,6 +40,7 @@ LIKE = [
     "guidance",
     "eta",
     "clip_sample",
+    "precision",
     "label_dropout",
 ]
 

@@ -61,6 +61,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "sample_steps": ("Int64", "DDIM steps"),
     "eta": ("float64", "DDIM eta"),
     "clip_sample": ("boolean", "predicted x0 clipped to [-1, 1] at every sampler step (upstream: no)"),
+    "precision": ("string", "the sampler's model forwards: float32, or bfloat16 autocast"),
     "n_forget_samples": ("Int64", "samples per forget class"),
     "n_retain_samples": ("Int64", "samples per retained class"),
     "fid_features": ("string", "feature space of FID/KID"),

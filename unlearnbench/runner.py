@@ -185,7 +185,7 @@ def real_images(tb: Testbed, classes: tuple[int, ...]) -> torch.Tensor:
 
 # Bumped when the scores computed from the same samples change (new rows, intervals, references), so that a
 # store's cached scores from before are not reused.
-SCORES_VERSION = 2
+SCORES_VERSION = 3
 
 
 def _key(*parts: Any) -> str:
@@ -465,6 +465,7 @@ class Runner:
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,
             "clip_sample": spec.eval.sampler.clip_sample,
+            "precision": spec.eval.sampler.precision,
             "n_forget_samples": spec.eval.forget_samples,
             "n_retain_samples": spec.eval.retain_samples,
             "fid_features": "evaluator-penultimate",

@@ -265,6 +265,7 @@ class EvalConfig(BaseModel):
     guidance: Guidance | None = None  # None: the testbed's measured default
     eta: Eta = 0.0
     clip_sample: bool = False  # per-step x0 clipping (diffusers' clip_sample); upstream's sampler does not clip
+    precision: Literal["float32", "bfloat16"] = "float32"  # the sampler's model forwards (bfloat16: autocast)
     protocol: Literal["testbed", "papers"] = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
 
     @field_validator("sample_steps")
