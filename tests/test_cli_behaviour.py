@@ -87,6 +87,18 @@ def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(t
     out = capsys.readouterr().out
     assert "fid" in out and "REGRESSION" in out and "±" in out
     assert main(["check", "--baseline", str(BASELINE), "--results", str(BASELINE)]) == 0
+    # a baseline written before the sampler's precision was recorded was measured in float32
+    old, fresh = base.drop(columns="precision", errors="ignore"), base.assign(precision="float32")
+    old.to_parquet(tmp_path / "old.parquet")
+    fresh.to_parquet(tmp_path / "fresh.parquet")
+    assert (
+        main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "fresh.parquet")]) == 0
+    )
+    fresh.assign(precision="bfloat16").to_parquet(tmp_path / "bf16.parquet")
+    assert (
+        main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "bf16.parquet")]) == 2
+    )
+    assert "precision" in _one_error_line(capsys)
 
 
 def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
