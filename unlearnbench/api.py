@@ -138,8 +138,14 @@ class UnlearningMethod(_Registered):
     published_cost: ClassVar[tuple[float, float] | None] = None
     # Arguments that make a run take seconds (contract tests, CI smoke runs).
     smoke_args: ClassVar[dict[str, Any]] = {}
-    # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.
+    # The grid ``unlearnbench tune`` searches: every combination is one trial, after the paper default. The
+    # same budget for every method: 12 combinations (``unlearnbench.tune.TRIALS``); a method whose trials are
+    # expensive may have 6, with ``search_note`` saying why (tests check both).
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    search_note: ClassVar[str] = ""
+    # Named variants tuned as their own rows (label -> their grid, which replaces ``search_space``), e.g.
+    # SAFEMax with a retain term: a different method from the published one, never a knob of it.
+    search_variants: ClassVar[dict[str, dict[str, list[Any]]]] = {}
     # Label dropout while unlearning, as the method's upstream code does it (the default of a run's
     # ``label_dropout``), and where upstream sets it; 0 and "" when upstream trains without it or has no code.
     upstream_label_dropout: ClassVar[float] = 0.0

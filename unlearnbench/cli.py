@@ -129,9 +129,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnbench import tune
 
     _setup(args)
-    if args.trials < 1:
+    if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
-    chosen, report = tune.tune(_grid(args), args.out, trials=args.trials, seed=args.seed, **_sweep_options(args))
+    if args.forget_classes is None:
+        args.forget_classes = list(tune.TUNING_CLASSES)
+    chosen, report = tune.tune(_grid(args), args.out, limit=args.trials, **_sweep_options(args))
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:
@@ -362,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
     sw.set_defaults(func=cmd_sweep)
     tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
-    tu.add_argument("--trials", type=int, default=6, help="trials per method, the paper default included (default 6)")
-    tu.add_argument("--seed", type=int, default=0, help="seed of the trial draw (default 0)")
+    tu.add_argument(
+        "--trials", type=int, default=None, help="only the first N trials of each grid (smoke tests; default: all)"
+    )
     tu.add_argument("--write", default=None, help="write the chosen settings (JSON) here (default: print only)")
     tu.set_defaults(func=cmd_tune)
     return p

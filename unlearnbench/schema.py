@@ -390,7 +390,7 @@ def parse_sweep_config(raw: Any, where: str = "config", *, train_steps: int = TR
 
 
 # ---------------------------------------------------------------------------------------------
-# --tuned files (results/tuned.json: method -> {args, run_id, rule, trials, forget_classes})
+# --tuned files (results/tuned.json: method or method:variant -> {args, run_id, rule, trials, grid, ...})
 # ---------------------------------------------------------------------------------------------
 
 
@@ -403,6 +403,8 @@ class TunedEntry(BaseModel):
     run_id: str | None = None
     rule: str | None = None
     trials: Annotated[int, Field(ge=1)] | None = None
+    grid: dict[str, list[Any]] | None = None
+    cpu_s: float | None = None  # unlearning CPU seconds over all trials
     forget_classes: list[list[int]] | None = None
 
 

@@ -46,11 +46,17 @@ class Grid:
     testbed: dict[str, Any] = field(default_factory=dict)
 
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
-        """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned``. A method with no
-        tuned setting is left out (and named in the second return value), never run at defaults as "tuned"."""
+        """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned`` (and each of its
+        tuned variants, ``method:variant`` in the file, labelled ``tuned, variant``). A method with no tuned
+        setting is left out (and named in the second return value), never run at defaults as "tuned"."""
         names = list(dict.fromkeys(m[0] for m in self.methods))
-        kept = [(m, dict(tuned[m]["args"]), "tuned") for m in names if m in tuned]
-        skipped = [m for m in names if m not in tuned]
+        kept = []
+        for m in names:
+            for key, entry in tuned.items():
+                method, _, variant = key.partition(":")
+                if method == m:
+                    kept.append((m, dict(entry["args"]), f"tuned, {variant}" if variant else "tuned"))
+        skipped = [m for m in names if not any(k.partition(":")[0] == m for k in tuned)]
         if not kept:
             raise UserError(f"--tuned: none of {', '.join(skipped)} has a tuned setting")
         return dataclasses.replace(self, methods=kept), skipped

@@ -316,6 +316,18 @@ def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def evaluation_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows an evaluation table may read: never a run on a tuning class (``tune.TUNING_CLASSES``), where
+    settings were chosen: scoring them there would grade the tuner on its own training data."""
+    from unlearnbench.tune import TUNING_CLASSES
+
+    if df.empty:
+        return df
+    classes = df["forget_class"].astype(str).str.split(",")
+    tuned_on = classes.map(lambda cs: any(c.strip() in {str(t) for t in TUNING_CLASSES} for c in cs))
+    return df[~tuned_on]
+
+
 def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     intervals = has_intervals(df)
     final = final_rows(df)
