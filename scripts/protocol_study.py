@@ -408,7 +408,9 @@ def unlearn_table(store: Path, out: Path) -> str:
     from unlearnbench.stability import null_counts
     from unlearnbench.testbeds import load_testbed
 
-    df = _final(store)
+    everything = _final(store)
+    attacked = everything[everything["attack"] != "none"]
+    df = everything[everything["attack"] == "none"]
     tb = load_testbed("digits16")
     runs = Store(store)
     null_min: dict[str, int] = {}
@@ -442,9 +444,37 @@ def unlearn_table(store: Path, out: Path) -> str:
         "unconditional branch holds every digit; the base model: see the recipe table).\n\n"
     )
     md = header + to_markdown(t)
+    if len(attacked):
+        md += "\n\n" + attack_table(attacked)
     (out / "unlearn.md").write_text(md)
     t.to_csv(out / "unlearn.csv", index=False)
     return md
+
+
+def attack_table(df) -> str:
+    """Item 3: label dropout under an attack that starts from the null embedding (``results/protocol-attacks.toml``):
+    the forget class's 11-way rate before (the unlearned model) and after the attack, by the evaluator."""
+    import pandas as pd
+
+    from unlearnbench.report.tables import to_markdown
+
+    rows = []
+    for (label, attack, guidance, eta), g in df.groupby(["label", "attack", "guidance", "eta"], sort=True):
+
+        def rate(phase: str) -> str:
+            m = g[(g["metric"] == "asr_11way") & (g["split"] == "forget") & (g["phase"] == phase)]
+            return _interval(list(m["value"]), list(m["stderr"])) if len(m) else ""
+
+        rows.append(
+            {"setting": label, "attack": attack, "s": guidance, "eta": eta, "classes": g["forget_class"].nunique(),
+             "ASR11 before": rate("unlearned"), "ASR11 after": rate("attacked")}
+        )  # fmt: skip
+    header = (
+        "Under an attack that starts from the null embedding (`results/protocol-attacks.toml`: embedding "
+        'inversion, `start = "null"`, forget class 0): the share of forget samples the evaluator calls the '
+        "forget digit, before and after the attack.\n\n"
+    )
+    return header + to_markdown(pd.DataFrame(rows))
 
 
 # Three models, one class each: SAFEMax at its defaults, tuned SalUn (results/tuned.json), the base model.
