@@ -461,7 +461,7 @@ def attack_table(df) -> str:
     rows = []
     for (label, attack, guidance, eta), g in df.groupby(["label", "attack", "guidance", "eta"], sort=True):
 
-        def rate(phase: str) -> str:
+        def rate(phase: str, g: pd.DataFrame = g) -> str:
             m = g[(g["metric"] == "asr_11way") & (g["split"] == "forget") & (g["phase"] == phase)]
             return _interval(list(m["value"]), list(m["stderr"])) if len(m) else ""
 
