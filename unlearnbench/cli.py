@@ -318,7 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only (default all)")
     pt.add_argument("--forget-classes", type=int, nargs="+", default=None, help="--what retrain: one reference each")
     pt.add_argument("--deadline", default=None, help="--what retrain: HH:MM UTC, pause there (rerun resumes)")
-    pt.add_argument("--dtype", choices=["float16", "float32"], default="float16", help="--what retrain: stored weights")
+    pt.add_argument(
+        "--dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="--what retrain: stored weights (default float16)",
+    )
     pt.add_argument(
         "--cache", default=".reference-cache", help="--what retrain: resumable state (default .reference-cache)"
     )
