@@ -129,3 +129,30 @@ def test_a_tuned_variant_becomes_its_own_row_beside_the_method():
         ("safemax", {"lam": 0.1}, "tuned"),
         ("safemax", {"retain_weight": 1.0}, "tuned, retain term"),
     ]
+
+
+def test_a_step_observer_sees_every_step_of_a_method_without_changing_it():
+    """scripts/safemax_curve.py watches SAFEMax train through ``training.observing``: every step is seen once,
+    in order, and the trained weights are those of an unobserved run."""
+    import torch
+
+    from tests.conftest import TINY, make_task
+    from unlearnbench.training import observing
+
+    def train(observer=None):
+        torch.manual_seed(0)
+        model = TINY.build().train()
+        method = registry.get("method", "safemax")({"steps": 3, "batch_size": 4})
+        if observer is None:
+            method.unlearn(model, make_task(), generator=torch.Generator().manual_seed(0))
+        else:
+            with observing(observer):
+                method.unlearn(model, make_task(), generator=torch.Generator().manual_seed(0))
+        return model
+
+    seen: list[int] = []
+    watched, plain = train(seen.append), train()
+    assert seen == [1, 2, 3]
+    assert all(
+        torch.equal(a, b) for a, b in zip(watched.state_dict().values(), plain.state_dict().values(), strict=True)
+    )
