@@ -91,6 +91,8 @@ def test_the_shipped_references_load_and_match_their_sha256(testbed):
     """Every reference the manifest lists loads (its sha256 checked) for the shipped base model and recipe."""
     refs = testbed.references
     assert refs is not None
+    if not refs.available():
+        pytest.skip("no reference shipped yet (unlearnbench pretrain --what retrain --forget-classes ... --ship)")
     for name in refs.available():
         forget = tuple(int(c) for c in name.split("-")[1:])
         loaded = refs.retrain(forget)
