@@ -176,3 +176,25 @@ def test_a_broken_plugin_is_one_line(tmp_path, monkeypatch, capsys, source, frag
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["list", "methods", "--plugin", "bad_plugin_mod"]) == 2
     assert fragment in _one_error_line(capsys)
+
+
+def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path, capsys):
+    from unlearnbench.runner import resolve
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.sweep import estimate
+
+    spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
+    (tmp_path / "runs").mkdir()
+    for i, wall in enumerate([100.0, 300.0, 200.0]):
+        meta = {"spec": spec.to_dict(), "wall_s": wall, "status": "ok"}
+        (tmp_path / "runs" / f"r{i}.json").write_text(json.dumps(meta))
+    line = estimate([spec] * 36, [str(tmp_path)], workers=2)  # 36 runs x 200 s (the median) / 2 workers = 1 h
+    assert "1.0 h on 2 worker(s) for 36 runs (36 from runs with the same settings" in line
+    other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
+    assert "no measurement for 1 runs (salun/none)" in estimate([other], [str(tmp_path)], 1)
+    # --plan prints the plan and the estimate and runs nothing
+    out = tmp_path / "fresh"
+    code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",
+                 str(tmp_path), "--plan"])  # fmt: skip
+    assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in capsys.readouterr().err
+    assert not list(out.rglob("*.parquet"))

@@ -118,7 +118,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid, skipped = grid.with_tuned(read_tuned(args.tuned))
         for method in skipped:
             print(f"note: {method} has no tuned setting in {args.tuned}; skipped", file=sys.stderr)
-    report = run_sweep(grid.specs(), args.out, **_sweep_options(args), backend=args.backend, address=args.address)
+    report = run_sweep(
+        grid.specs(),
+        args.out,
+        **_sweep_options(args),
+        backend=args.backend,
+        address=args.address,
+        estimate_from=args.estimate_from,
+        plan_only=args.plan,
+    )
+    if args.plan:
+        return 0
     print(f"sweep: {report.done} run, {report.skipped} skipped (complete), {report.failed} failed")
     for e in report.errors:
         print(f"  error: {e}", file=sys.stderr)
@@ -367,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")
     sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute (default local)")
     sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
+    sw.add_argument(
+        "--estimate-from",
+        action="append",
+        default=[],
+        help="also estimate the time from the runs measured in this store (repeatable; default: --out's only)",
+    )
+    sw.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
     sw.set_defaults(func=cmd_sweep)
     tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
     tu.add_argument(
