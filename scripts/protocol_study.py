@@ -402,7 +402,7 @@ def unlearn_table(store: Path, out: Path) -> str:
     import pandas as pd
     import torch
 
-    from unlearnbench.models import unet_class
+    from unlearnbench.models import sha256_file, unet_class
     from unlearnbench.results import Store
     from unlearnbench.spec import RunSpec
     from unlearnbench.stability import null_counts
@@ -414,15 +414,20 @@ def unlearn_table(store: Path, out: Path) -> str:
     tb = load_testbed("digits16")
     runs = Store(store)
     null_min: dict[str, int] = {}
+    by_weights: dict[str, int] = {}
     for run_id in df["run_id"].unique():
         meta = json.loads((runs.root / "runs" / f"{run_id}.json").read_text())
         spec = RunSpec.from_dict(meta["spec"])
         cached = runs.cache / "unlearned" / spec.unlearn_key(tb.model_sha, spec.method_args)
         if not (cached / "cost.json").is_file():
             continue
-        model = unet_class(cached).from_pretrained(str(cached), use_safetensors=True).eval()
-        with torch.no_grad():
-            null_min[run_id] = min(null_counts(model, tb.schedule, tb, 200, 0)[:10])
+        # the same weights under another guidance key (methods that never sample): counted once
+        weights = sha256_file(next(cached.rglob("*.safetensors")))
+        if weights not in by_weights:
+            model = unet_class(cached).from_pretrained(str(cached), use_safetensors=True).eval()
+            with torch.no_grad():
+                by_weights[weights] = min(null_counts(model, tb.schedule, tb, 200, 0)[:10])
+        null_min[run_id] = by_weights[weights]
     rows = []
     keys = ["label", "guidance", "eta"]
     for (label, guidance, eta), g in df.groupby(keys, sort=True):
