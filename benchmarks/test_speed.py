@@ -84,3 +84,119 @@ def test_whole_quick_run(benchmark, testbed, tmp_path):
 
     df = benchmark.pedantic(run, rounds=2, iterations=1)
     assert set(df.phase) == {"original", "unlearned", "attacked"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Against the hardware (issue 15, item 3). Each figure lands in the benchmark's extra_info; the README's
+# Performance section quotes them. Nothing here fails on time.
+# ---------------------------------------------------------------------------------------------
+
+N_SAMPLES = 200
+
+
+def _labels(testbed, n=N_SAMPLES):
+    return testbed.conditioner.encode(testbed.conditioner.concepts).repeat_interleave(n // 10)
+
+
+def _unet_flops(testbed, batch: int, guidance: float) -> float:
+    """FLOPs of one sampler step's UNet forward(s) for ``batch`` samples (counted by torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from unlearnbench.diffusion import guided_noise
+
+    x = torch.randn(batch, 1, 16, 16)
+    t = torch.full((batch,), 500)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        guided_noise(testbed.model, x, t, _labels(testbed, batch), guidance)
+    return float(counter.get_total_flops())
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_sampler_against_its_unet_forwards(benchmark, testbed, guidance, precision):
+    """The sampler (200 samples x 50 DDIM steps) against the sum of its UNet forwards at the same batch,
+    precision and guidance: the overhead ratio (goal <= 1.1), samples/s, and the UNet's GFLOP/s."""
+    import time
+
+    from unlearnbench.diffusion import forward_precision, guided_noise
+
+    labels = _labels(testbed)
+
+    def sample():
+        return ddim_sample(
+            testbed.model,
+            testbed.schedule,
+            labels,
+            generator=torch.Generator().manual_seed(0),
+            steps=50,
+            guidance_scale=guidance,
+            eta=1.0 if guidance == 3.0 else 0.0,
+            precision=precision,
+        )
+
+    out = benchmark.pedantic(sample, rounds=3, iterations=1, warmup_rounds=1)
+    assert out.shape == (N_SAMPLES, 1, 16, 16) and torch.isfinite(out).all()
+    if not benchmark.stats:  # --benchmark-disable: behaviour only
+        return
+    x = torch.randn(N_SAMPLES, 1, 16, 16)
+    forwards = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with torch.no_grad(), forward_precision(precision, torch.device("cpu")):
+            for step in range(50):
+                guided_noise(testbed.model, x, torch.full((N_SAMPLES,), 999 - 20 * step), labels, guidance)
+        forwards.append(time.perf_counter() - t0)
+    sampler_s = benchmark.stats["min"]
+    flops = 50 * _unet_flops(testbed, N_SAMPLES, guidance)
+    benchmark.extra_info.update(
+        samples_per_s=N_SAMPLES / sampler_s,
+        forwards_s=min(forwards),
+        sampler_over_forwards=sampler_s / min(forwards),
+        unet_gflop_per_s=flops / min(forwards) / 1e9,
+        mflop_per_sample_step=flops / 50 / N_SAMPLES / 1e6,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_machine_matmul_rate(benchmark, dtype):
+    """The machine's reference rate: a 2048 x 2048 matrix product (what the UNet's GFLOP/s is compared with)."""
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    out = benchmark.pedantic(lambda: a @ b, rounds=5, iterations=1, warmup_rounds=1)
+    assert out.shape == (2048, 2048)
+    if benchmark.stats:
+        benchmark.extra_info["gflop_per_s"] = 2 * 2048**3 / benchmark.stats["min"] / 1e9
+
+
+@pytest.mark.parametrize("n", [50, 100, 200, 400])
+def test_sampling_cost_and_memory_against_sample_count(benchmark, testbed, n):
+    """Time should grow linearly with the sample count (per-sample time flat) and peak memory stay flat
+    beyond one batch (the sampler batches at 512)."""
+    from unlearnbench.cost import CostMeter
+
+    labels = _labels(testbed, n)
+    meter = CostMeter("cpu")
+
+    def sample():
+        with meter.measure():
+            return ddim_sample(testbed.model, testbed.schedule, labels, generator=torch.Generator(), steps=20)
+
+    out = benchmark.pedantic(sample, rounds=2, iterations=1)
+    assert out.shape[0] == n
+    if benchmark.stats:
+        benchmark.extra_info.update(s_per_sample=benchmark.stats["min"] / n, peak_mem_mb=meter.cost.peak_mem_mb)
+
+
+@pytest.mark.parametrize("steps", [5, 10, 20, 40])
+def test_unlearning_cost_against_steps(benchmark, testbed, steps):
+    """SAFEMax's time should grow linearly with its steps (time per step flat)."""
+    spec = RunSpec(method="safemax", forget_classes=(0,))
+    task = build_task(spec, testbed, torch.device("cpu"))
+    method = registry.get("method", "safemax")({"steps": steps})
+    out = benchmark.pedantic(
+        lambda: run_unlearning(method, testbed.model, task, generator=torch.Generator().manual_seed(0)),
+        rounds=2,
+        iterations=1,
+    )
+    assert out.cost.steps == steps
+    if benchmark.stats:
+        benchmark.extra_info["s_per_step"] = benchmark.stats["min"] / steps

@@ -38,7 +38,7 @@ class Finetune(UnlearningMethod):
         "JingWu321/EraseDiff ddpm/runners/diffusion.py::train_ft: the loss's default cond_drop_prob 0.1"
     )
     smoke_args = {"steps": 2, "batch_size": 8}
-    search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 300]}
+    search_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "steps": [29, 100, 300]}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: FinetuneArgs = self.args

@@ -41,7 +41,7 @@ class GradAscent(UnlearningMethod):
         "every mode='train' forward, cond_drop_prob 0.1 (configs/cifar10_saliency_unlearn.yml)"
     )
     smoke_args = {"steps": 2, "batch_size": 8}
-    search_space = {"lr": [1e-5, 3e-5, 1e-4], "steps": [10, 29, 100], "retain_weight": [0.0, 1.0]}
+    search_space = {"lr": [1e-5, 3e-5, 1e-4], "steps": [10, 29], "retain_weight": [0.0, 1.0]}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: GradAscentArgs = self.args

@@ -86,7 +86,7 @@ class RandomLabel(UnlearningMethod):
         "every mode='train' forward, cond_drop_prob 0.1 (configs/cifar10_saliency_unlearn.yml)"
     )
     smoke_args = {"steps": 2, "batch_size": 8}
-    search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 200], "alpha": [1e-3, 1e-2, 0.1]}
+    search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100], "alpha": [1e-3, 1e-2]}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         return relabel_unlearn(model, task, self.args, generator, "random_label")

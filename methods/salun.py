@@ -70,7 +70,7 @@ class SalUn(UnlearningMethod):
     )
     published_cost = (11.8, 23.23)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 64}
-    search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100, 200], "alpha": [1e-3, 1e-2, 0.1]}
+    search_space = {"lr": [1e-4, 3e-4, 1e-3], "steps": [29, 100], "alpha": [1e-3, 1e-2]}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: SalUnArgs = self.args

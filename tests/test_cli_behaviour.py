@@ -87,6 +87,18 @@ def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(t
     out = capsys.readouterr().out
     assert "fid" in out and "REGRESSION" in out and "±" in out
     assert main(["check", "--baseline", str(BASELINE), "--results", str(BASELINE)]) == 0
+    # a baseline written before the sampler's precision was recorded was measured in float32
+    old, fresh = base.drop(columns="precision", errors="ignore"), base.assign(precision="float32")
+    old.to_parquet(tmp_path / "old.parquet")
+    fresh.to_parquet(tmp_path / "fresh.parquet")
+    assert (
+        main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "fresh.parquet")]) == 0
+    )
+    fresh.assign(precision="bfloat16").to_parquet(tmp_path / "bf16.parquet")
+    assert (
+        main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "bf16.parquet")]) == 2
+    )
+    assert "precision" in _one_error_line(capsys)
 
 
 def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
@@ -164,3 +176,25 @@ def test_a_broken_plugin_is_one_line(tmp_path, monkeypatch, capsys, source, frag
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["list", "methods", "--plugin", "bad_plugin_mod"]) == 2
     assert fragment in _one_error_line(capsys)
+
+
+def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path, capsys):
+    from unlearnbench.runner import resolve
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.sweep import estimate
+
+    spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
+    (tmp_path / "runs").mkdir()
+    for i, wall in enumerate([100.0, 300.0, 200.0]):
+        meta = {"spec": spec.to_dict(), "wall_s": wall, "status": "ok"}
+        (tmp_path / "runs" / f"r{i}.json").write_text(json.dumps(meta))
+    line = estimate([spec] * 36, [str(tmp_path)], workers=2)  # 36 runs x 200 s (the median) / 2 workers = 1 h
+    assert "1.0 h on 2 worker(s) for 36 runs (36 from runs with the same settings" in line
+    other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
+    assert "no measurement for 1 runs (salun/none)" in estimate([other], [str(tmp_path)], 1)
+    # --plan prints the plan and the estimate and runs nothing
+    out = tmp_path / "fresh"
+    code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",
+                 str(tmp_path), "--plan"])  # fmt: skip
+    assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in capsys.readouterr().err
+    assert not list(out.rglob("*.parquet"))

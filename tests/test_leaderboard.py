@@ -499,7 +499,11 @@ def test_the_leaderboard_states_the_sampler_behind_its_numbers():
     old = to_frame([{**base, "run_id": "a", "guidance": 1.0, "eta": 0.0}])  # written before clip_sample existed
     papers = to_frame([{**base, "run_id": "b", "guidance": 3.0, "eta": 1.0, "clip_sample": False}] * 2)
     assert sampler_note(old) == (
-        "Sampler: s = 1, η = 0, DDIM 50 steps, x0 clipped per step (the sampler before 2026-11-29): 1 rows."
+        "Sampler: s = 1, η = 0, DDIM 50 steps, x0 clipped per step (the sampler before 2026-11-29), float32: 1 rows."
     )
     both = sampler_note(pd.concat([old, papers]))
-    assert "s = 3, η = 1 (the papers' setting), DDIM 50 steps, x0 not clipped (upstream's): 2 rows" in both
+    assert "s = 3, η = 1 (the papers' setting), DDIM 50 steps, x0 not clipped (upstream's), float32: 2 rows" in both
+    fast = to_frame(
+        [{**base, "run_id": "c", "guidance": 1.0, "eta": 0.0, "clip_sample": False, "precision": "bfloat16"}]
+    )
+    assert sampler_note(fast).endswith("x0 not clipped (upstream's), bfloat16: 1 rows.")

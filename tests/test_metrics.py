@@ -171,3 +171,34 @@ def test_steps_to_recover_is_missing_for_a_run_that_never_forgot():
 def test_reference_type_is_plain_data(testbed):
     ref = Reference(testbed.data.test_x, testbed.data.test_x, testbed.evaluator, testbed.evaluator_path)
     assert ref.evaluator_path.is_file()
+
+
+def test_every_fid_and_kid_lies_inside_its_own_interval(testbed):
+    """The reported FID and KID (torch-fidelity's, KID over 100 subsets) sit inside their 95% intervals, for
+    a close set (held-out digits) and a far one (digits slightly blurred and shifted)."""
+    from unlearnbench.metrics.fid import FID
+
+    x, y = testbed.data.test_x, testbed.data.test_y
+    keep = torch.cat([torch.nonzero(y == c)[:20, 0] for c in range(10) if c != 3])
+    real_x, real_y = testbed.data.subset("train", tuple(c for c in range(10) if c != 3))
+    far = (torch.nn.functional.avg_pool2d(x[keep], 3, 1, 1).roll(2, dims=-1) * 0.8).clamp(-1, 1)
+    for images in (x[keep], far):
+        samples = Samples(forget=None, retain=judge(testbed.evaluator, images, y[keep]), forget_classes=(3,))
+        reference = Reference(real_x, real_x[:2], testbed.evaluator, testbed.evaluator_path)
+        scores = [s for s in FID().on_samples(samples, reference) if s.metric in ("fid", "kid")]
+        assert {s.metric for s in scores} == {"fid", "kid"}
+        for s in scores:
+            assert s.lo <= s.value <= s.hi, (s.metric, s.value, s.lo, s.hi)
+
+
+def test_the_kid_interval_is_centred_on_the_reported_kid():
+    """A replicate's KID averages 5 subsets; the interval must sit around the reported (100-subset) value,
+    not around a 5-subset KID of the whole set."""
+    from unlearnbench.metrics.fid import intervals
+
+    gen = torch.randn(180, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    real = torch.randn(400, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.3
+    labels = torch.arange(9).repeat_interleave(20)
+    a, b = intervals(gen, real, labels, kid=1.0)["kid"][0], intervals(gen, real, labels, kid=2.0)["kid"][0]
+    assert b.lo - a.lo == pytest.approx(1.0) and b.hi - a.hi == pytest.approx(1.0)
+    assert a.lo <= 1.0 <= a.hi

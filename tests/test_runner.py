@@ -57,6 +57,12 @@ def test_run_writes_every_phase_with_the_documented_columns(tmp_path):
     assert forgot == ({"steps_to_recover", "recovered"} <= set(df.metric))
     assert df[df.metric == "attack_cost_steps"].value.iloc[0] == 4
     assert (store.runs / f"{row.run_id}.samples.npz").is_file()
+    # where the time went, beside the run: exclusive parts that add up to the run
+    split = json.loads((store.runs / f"{row.run_id}.json").read_text())["time_split_s"]
+    assert {"sampling", "judging", "metrics", "fid_kid", "unlearning", "attack", "writing"} <= set(split)
+    assert sum(split.values()) == pytest.approx(row.wall_s, rel=0.05, abs=0.5)
+    # the recovery-curve points compute the forget-class rates only (no FID at every point)
+    assert not ({"fid", "entropy"} & set(df[df.attack_step.notna()].metric))
 
 
 def test_run_id_is_stable_and_covers_resolved_defaults():

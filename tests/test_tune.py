@@ -12,22 +12,31 @@ from unlearnbench.cli import main
 from unlearnbench.results import load_results
 
 
-def test_trials_start_with_the_default_and_draw_distinct_settings_from_the_search_space():
-    cls = registry.get("method", "salun")
-    drawn = tune.trials_for("salun", 4, seed=0)
-    assert drawn[0] == {} and len(drawn) == 4
-    rest = drawn[1:]
-    assert len({json.dumps(t, sort_keys=True) for t in rest}) == 3
-    defaults = cls.Args()
-    for t in rest:
-        assert all(v in cls.search_space[k] for k, v in t.items())
-        assert any(getattr(defaults, k) != v for k, v in t.items())  # never the default again
-    assert tune.trials_for("salun", 4, seed=0) == drawn  # seeded
-    assert tune.trials_for("salun", 1) == [{}] and tune.trials_for("noop", 5) == [{}]
+def test_every_method_gets_the_same_grid_budget_the_default_first():
+    for name in registry.names("method"):
+        cls = registry.get("method", name)
+        if name in ("noop", "retrain"):
+            assert not cls.search_space
+            continue
+        trials = tune.trials_for(name)
+        budget = tune.EXPENSIVE_TRIALS if cls.search_note else tune.TRIALS
+        assert trials[0] == {} and len(trials) == budget, name  # the paper default, then the grid
+        assert len({json.dumps(t, sort_keys=True) for t in trials}) == budget  # no trial twice
+        assert all(all(v in cls.search_space[k] for k, v in t.items()) for t in trials[1:])
+        for variant in cls.search_variants:
+            assert len(tune.trials_for(name, variant)) == tune.TRIALS, (name, variant)
+    assert tune.trials_for("salun") == tune.trials_for("salun")  # a fixed order, not a draw
+    assert tune.trials_for("salun", limit=1) == [{}] and tune.trials_for("noop") == [{}]
+    # SAFEMax's retain term is its own arm, never a knob of the published loss
+    assert "retain_weight" not in registry.get("method", "safemax").search_space
+    assert all(t["retain_weight"] > 0 for t in tune.trials_for("safemax", "retain term"))
 
 
 def _trial_rows(
-    trials: dict[str, tuple[float, float, float]], original_retain: float, ua10: dict[str, float] | None = None
+    trials: dict[str, tuple[float, float, float]],
+    original_retain: float,
+    ua10: dict[str, float] | None = None,
+    original_fid: float = 8.0,
 ) -> pd.DataFrame:
     """Trial rows: (UA 11-way, retain accuracy, retain FID) per run; the 10-way UA is ``ua10``'s or the same."""
     rows = []
@@ -35,6 +44,7 @@ def _trial_rows(
         args = json.dumps({"steps": int(run_id[1:])})
         for phase, metric, split, value in (
             ("original", "retain_accuracy_10way", "retain", original_retain),
+            ("original", "fid", "retain", original_fid),
             ("unlearned", "unlearning_accuracy_11way", "forget", ua),
             ("unlearned", "unlearning_accuracy_10way", "forget", (ua10 or {}).get(run_id, ua)),
             ("unlearned", "retain_accuracy_10way", "retain", ra),
@@ -55,6 +65,15 @@ def test_selection_takes_the_highest_ua_that_keeps_the_retained_classes():
     # ties on UA go to the higher retain accuracy
     df = _trial_rows({"r100": (0.95, 0.92, 9.0), "r300": (0.95, 0.94, 12.0)}, 0.95)
     assert tune.select(df)[0] == "r300"
+
+
+def test_selection_refuses_a_trial_whose_retained_fid_is_above_twice_the_originals():
+    # r200 forgets best and keeps accuracy, but its retained FID is 2.5x the original's 8.0
+    df = _trial_rows({"r100": (0.80, 0.94, 15.0), "r200": (1.00, 0.94, 20.0)}, 0.95, original_fid=8.0)
+    run_id, _, reason = tune.select(df)
+    assert run_id == "r100" and "FID <= 2" in reason
+    df = _trial_rows({"r200": (1.00, 0.94, 20.0)}, 0.95, original_fid=8.0)
+    assert "no trial passed" in tune.select(df)[2]
 
 
 def test_selection_reads_the_noise_aware_ua_not_the_10way_one():
@@ -98,3 +117,42 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys):
     assert set(swept.label) == {"tuned"}
     resolved = json.loads(swept.method_args.iloc[0])
     assert all(resolved[k] == v for k, v in chosen["finetune"]["args"].items())
+
+
+def test_a_tuned_variant_becomes_its_own_row_beside_the_method():
+    from unlearnbench.sweep import grid_from_config
+
+    tuned = {"safemax": {"args": {"lam": 0.1}}, "safemax:retain term": {"args": {"retain_weight": 1.0}}}
+    grid, skipped = grid_from_config({"methods": ["safemax", "salun"]}).with_tuned(tuned)
+    assert skipped == ["salun"]
+    assert grid.methods == [
+        ("safemax", {"lam": 0.1}, "tuned"),
+        ("safemax", {"retain_weight": 1.0}, "tuned, retain term"),
+    ]
+
+
+def test_a_step_observer_sees_every_step_of_a_method_without_changing_it():
+    """scripts/safemax_curve.py watches SAFEMax train through ``training.observing``: every step is seen once,
+    in order, and the trained weights are those of an unobserved run."""
+    import torch
+
+    from tests.conftest import TINY, make_task
+    from unlearnbench.training import observing
+
+    def train(observer=None):
+        torch.manual_seed(0)
+        model = TINY.build().train()
+        method = registry.get("method", "safemax")({"steps": 3, "batch_size": 4})
+        if observer is None:
+            method.unlearn(model, make_task(), generator=torch.Generator().manual_seed(0))
+        else:
+            with observing(observer):
+                method.unlearn(model, make_task(), generator=torch.Generator().manual_seed(0))
+        return model
+
+    seen: list[int] = []
+    watched, plain = train(seen.append), train()
+    assert seen == [1, 2, 3]
+    assert all(
+        torch.equal(a, b) for a, b in zip(watched.state_dict().values(), plain.state_dict().values(), strict=True)
+    )

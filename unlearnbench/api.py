@@ -18,6 +18,7 @@ from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
+from unlearnbench.timing import part
 
 # The label-dropout stream's seed is the run generator's plus this offset.
 DROPOUT_SEED_OFFSET = 7919
@@ -42,6 +43,9 @@ class SamplerSettings:
     # Clip the predicted x0 to [-1, 1] at every step (diffusers' ``clip_sample``). Upstream's sampler
     # (``generalized_steps`` in the SA/SalUn DDPM code) does not; only the final image is clamped.
     clip_sample: bool = False
+    # The model forwards' arithmetic: "float32", or "bfloat16" autocast (faster where the processor has it;
+    # its effect on the judged scores is measured in the README's Performance section).
+    precision: str = "float32"
 
 
 @dataclass
@@ -72,6 +76,8 @@ class Task:
     eval_forget_samples: int = 100
     # Cache for per-model priors (see unlearnbench.priors); None computes them every time.
     priors: Any = None
+    # The testbed's shipped gold-standard results (unlearnbench.references.References); None when it has none.
+    references: Any = None
     # Share of training forwards whose conditioning is replaced by the null one while the method unlearns
     # (applied by :func:`run_unlearning` to forwards in training mode; see ``conditioning.training_label_dropout``).
     label_dropout: float = 0.0
@@ -132,8 +138,14 @@ class UnlearningMethod(_Registered):
     published_cost: ClassVar[tuple[float, float] | None] = None
     # Arguments that make a run take seconds (contract tests, CI smoke runs).
     smoke_args: ClassVar[dict[str, Any]] = {}
-    # Knobs and values that ``unlearnbench tune`` searches, the same trial budget for every method.
+    # The grid ``unlearnbench tune`` searches: every combination is one trial, after the paper default. The
+    # same budget for every method: 12 combinations (``unlearnbench.tune.TRIALS``); a method whose trials are
+    # expensive may have 6, with ``search_note`` saying why (tests check both).
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    search_note: ClassVar[str] = ""
+    # Named variants tuned as their own rows (label -> their grid, which replaces ``search_space``), e.g.
+    # SAFEMax with a retain term: a different method from the published one, never a knob of it.
+    search_variants: ClassVar[dict[str, dict[str, list[Any]]]] = {}
     # Label dropout while unlearning, as the method's upstream code does it (the default of a run's
     # ``label_dropout``), and where upstream sets it; 0 and "" when upstream trains without it or has no code.
     upstream_label_dropout: ClassVar[float] = 0.0
@@ -163,7 +175,7 @@ def run_unlearning(
     task.meter = CostMeter(task.device)
     # Its own stream, so switching dropout on or off leaves the method's random draws as they were.
     dropout_generator = torch.Generator().manual_seed(generator.initial_seed() + DROPOUT_SEED_OFFSET)
-    with task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
+    with part("unlearning"), task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
         out = method.unlearn(private, task, generator=generator)
     return Unlearned(out.eval().requires_grad_(False), task.meter.cost)
 
@@ -219,7 +231,7 @@ def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: tor
     _require_support(attack, task)
     private = copy.deepcopy(model).to(task.device).eval().requires_grad_(attack.changes_weights)
     task.meter = CostMeter(task.device)
-    with task.meter.measure():
+    with part("attack"), task.meter.measure():
         out = attack.attack(private, task, generator=generator)
     out.model.eval().requires_grad_(False)
     return out, task.meter.cost
@@ -312,9 +324,13 @@ class Metric(_Registered):
     - ``on_samples(samples, reference)``: judged samples of one phase (original, unlearned, attacked);
     - ``on_cost(cost, attack=...)``: the measured cost of the unlearning (or of the attack);
     - ``on_curve(curve)``: a relearning attack's recovery curve.
+
+    ``curve_point``: its ``on_samples`` is also called at every recovery-curve point (the forget-class
+    rates); the other metrics (FID, entropy, ...) run only at the three phases.
     """
 
     rows: ClassVar[tuple[Row, ...]] = ()
+    curve_point: ClassVar[bool] = False
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         return []

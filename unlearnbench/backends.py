@@ -46,22 +46,12 @@ class Finished:
 
 
 def setup_worker(threads: int, plugins: Sequence[str] = ()) -> None:
-    """Torch threads, no progress bars, and the ``--plugin`` modules, in a worker process.
-
-    The BLAS and OpenMP pools (numpy's, scipy's: FID's matrix square root) get the same ``threads``:
-    left at their default of one thread per core, two local workers on two cores oversubscribed them
-    (a 12-run grid took 187-195 s against 161 s with ``OMP_NUM_THREADS=1``; Ray sets that variable in
-    its workers). The numbers do not change (``tests/test_sweep_backends.py``).
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
+    """Threads (torch's and the BLAS pools', :func:`~unlearnbench.environment.set_threads`), no progress
+    bars, and the ``--plugin`` modules, in a worker process."""
     from unlearnbench import progress, registry
+    from unlearnbench.environment import set_threads
 
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)  # for libraries loaded later
-    threadpool_limits(limits=threads)  # for those already loaded
-    torch.set_num_threads(threads)
+    set_threads(threads)
     progress.set_enabled(False)
     for module in plugins:
         registry.load_module_plugin(module)

@@ -22,13 +22,12 @@ DEFAULT_OUT = "unlearnbench-results"
 
 
 def _setup(args: argparse.Namespace) -> None:
-    import torch
-
     from unlearnbench import progress, registry
+    from unlearnbench.environment import set_threads
 
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.quiet and args.verbose:
         raise UserError("--quiet and --verbose contradict each other; give one")
     if args.quiet:
@@ -49,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.runner import Runner
     from unlearnbench.spec import RunSpec
     from unlearnbench.summary import summary_table
+    from unlearnbench.timing import describe
 
     _setup(args)
     spec = RunSpec(
@@ -73,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     df = runner.execute(resolved, tb)
     print(summary_table(df))
+    print(f"\ntime: {describe(runner.last_split)}", file=sys.stderr)
     print(f"\nrows: {store.rows_path(resolved.run_id)}  (pandas.read_parquet, or unlearnbench.results.load_results)")
     return 0 if (df["status"] == "ok").all() else 1
 
@@ -117,7 +118,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         grid, skipped = grid.with_tuned(read_tuned(args.tuned))
         for method in skipped:
             print(f"note: {method} has no tuned setting in {args.tuned}; skipped", file=sys.stderr)
-    report = run_sweep(grid.specs(), args.out, **_sweep_options(args), backend=args.backend, address=args.address)
+    report = run_sweep(
+        grid.specs(),
+        args.out,
+        **_sweep_options(args),
+        backend=args.backend,
+        address=args.address,
+        estimate_from=args.estimate_from,
+        plan_only=args.plan,
+    )
+    if args.plan:
+        return 0
     print(f"sweep: {report.done} run, {report.skipped} skipped (complete), {report.failed} failed")
     for e in report.errors:
         print(f"  error: {e}", file=sys.stderr)
@@ -128,9 +139,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnbench import tune
 
     _setup(args)
-    if args.trials < 1:
+    if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
-    chosen, report = tune.tune(_grid(args), args.out, trials=args.trials, seed=args.seed, **_sweep_options(args))
+    if args.forget_classes is None:
+        args.forget_classes = list(tune.TUNING_CLASSES)
+    chosen, report = tune.tune(_grid(args), args.out, limit=args.trials, **_sweep_options(args))
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:
@@ -208,9 +221,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from unlearnbench.testbeds.build import build
+    from unlearnbench.testbeds.build import build, build_reference
 
     _setup(args)
+    if args.what == "retrain":
+        if not args.ship or not args.forget_classes:
+            raise UserError("--what retrain builds shipped references: give --ship and --forget-classes")
+        deadline = flags.deadline(args.deadline)
+        done = [
+            build_reference(c, cache=Path(args.cache), deadline=deadline, dtype=args.dtype, device=args.device)
+            for c in args.forget_classes
+        ]
+        return 0 if all(done) else 75  # 75 (EX_TEMPFAIL): paused at the deadline; rerun to continue
+    if args.forget_classes or args.deadline:
+        raise UserError("--forget-classes and --deadline go with --what retrain")
     build(
         args.what,
         out=Path(args.out) if args.out else None,
@@ -290,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pt = sub.add_parser("pretrain", help="train the testbed's base model, evaluator or attacker with its recipe")
     pt.add_argument(
-        "--what", choices=["unet", "evaluator", "attacker", "judge2", "all"], default="unet", help="(default unet)"
+        "--what",
+        choices=["unet", "evaluator", "attacker", "judge2", "all", "retrain"],
+        default="unet",
+        help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes",
     )
     pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
@@ -299,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--layers-per-block", type=int, default=None, help="(default: the recipe's)")
     pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only (default all)")
+    pt.add_argument("--forget-classes", type=int, nargs="+", default=None, help="--what retrain: one reference each")
+    pt.add_argument("--deadline", default=None, help="--what retrain: HH:MM UTC, pause there (rerun resumes)")
+    pt.add_argument(
+        "--dtype",
+        choices=["float16", "float32"],
+        default="float16",
+        help="--what retrain: stored weights (default float16)",
+    )
+    pt.add_argument(
+        "--cache", default=".reference-cache", help="--what retrain: resumable state (default .reference-cache)"
+    )
     flags.data_flags(pt)
     flags.machine_flags(pt)
     pt.set_defaults(func=cmd_pretrain)
@@ -339,10 +377,18 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")
     sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute (default local)")
     sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
+    sw.add_argument(
+        "--estimate-from",
+        action="append",
+        default=[],
+        help="also estimate the time from the runs measured in this store (repeatable; default: --out's only)",
+    )
+    sw.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
     sw.set_defaults(func=cmd_sweep)
     tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
-    tu.add_argument("--trials", type=int, default=6, help="trials per method, the paper default included (default 6)")
-    tu.add_argument("--seed", type=int, default=0, help="seed of the trial draw (default 0)")
+    tu.add_argument(
+        "--trials", type=int, default=None, help="only the first N trials of each grid (smoke tests; default: all)"
+    )
     tu.add_argument("--write", default=None, help="write the chosen settings (JSON) here (default: print only)")
     tu.set_defaults(func=cmd_tune)
     return p

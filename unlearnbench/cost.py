@@ -54,6 +54,9 @@ class Cost:
     prior_steps: int = 0
     # 1 when the priors came from the cache: their recorded cost was charged, not re-measured.
     prior_cached: int = 0
+    # 1 when the whole result was loaded (a shipped reference, unlearnbench.references): the cost is the one
+    # recorded when it was made (plus the load), not work done in this run.
+    recorded: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -135,6 +138,13 @@ class CostMeter:
         self.cost.prior_steps += recorded.steps
         self.cost.peak_mem_mb = max(self.cost.peak_mem_mb, recorded.peak_mem_mb)
         self.cost.prior_cached = 1
+
+    def charge_recorded(self, recorded: Cost) -> None:
+        """The result was made earlier (a shipped reference): charge what making it cost, marked as recorded."""
+        for name in ("wall_s", "cpu_s", "steps", "prior_wall_s", "prior_steps"):
+            setattr(self.cost, name, getattr(self.cost, name) + getattr(recorded, name))
+        self.cost.peak_mem_mb = max(self.cost.peak_mem_mb, recorded.peak_mem_mb)
+        self.cost.recorded = 1
 
     @contextmanager
     def prior(self) -> Iterator[None]:

@@ -21,6 +21,7 @@ from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Co
 from unlearnbench.diffusion import ddim_sample
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.models import Classifier
+from unlearnbench.timing import part
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ EVAL_KEYS = (
     "guidance",
     "eta",
     "clip_sample",
+    "precision",
     "protocol",
 )
 
@@ -70,6 +72,7 @@ def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
         guidance_scale=values.get("guidance"),
         eta=values.get("eta", SamplerSettings.eta),
         clip_sample=bool(values.get("clip_sample", SamplerSettings.clip_sample)),
+        precision=str(values.get("precision", SamplerSettings.precision)),
     )
     counts = {k: values[k] for k in ("forget_samples", "retain_samples", "curve_samples") if k in values}
     return EvalSettings(**counts, sampler=sampler, seed=seed)
@@ -126,9 +129,10 @@ class Reference:
 @torch.no_grad()
 def judge(evaluator: Classifier, images: Tensor, labels: Tensor, batch_size: int = 1024) -> JudgedSet:
     device = next(evaluator.parameters()).device
-    logits = torch.cat(
-        [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    )
+    with part("judging"):
+        logits = torch.cat(
+            [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        )
     check_finite(logits, "judging", "evaluator output")
     return JudgedSet(images.cpu(), labels.cpu(), logits)
 
@@ -154,22 +158,24 @@ def draw(
     # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
     # saturated image that scores as a (bad) model: check every prediction before that can happen.
     handle = model.register_forward_hook(lambda _m, _i, out: check_finite(_prediction(out), desc, "noise prediction"))
-    try:
-        images = ddim_sample(
-            model,
-            schedule,
-            cond,
-            generator=generator,
-            steps=sampler.steps,
-            guidance_scale=sampler.guidance_scale,
-            eta=sampler.eta,
-            clip_sample=sampler.clip_sample,
-            x_T=x_T,
-            progress=True,
-            desc=desc,
-        )
-    finally:
-        handle.remove()
+    with part("sampling"):
+        try:
+            images = ddim_sample(
+                model,
+                schedule,
+                cond,
+                generator=generator,
+                steps=sampler.steps,
+                guidance_scale=sampler.guidance_scale,
+                eta=sampler.eta,
+                clip_sample=sampler.clip_sample,
+                precision=sampler.precision,
+                x_T=x_T,
+                progress=True,
+                desc=desc,
+            )
+        finally:
+            handle.remove()
     check_finite(images, desc, "sample")
     return images
 

@@ -78,6 +78,13 @@ def sampler_flags(p: argparse.ArgumentParser) -> None:
         help="clip the predicted x0 to [-1, 1] at every step (diffusers' clip_sample; off by default, as upstream)",
     )
     g.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default=None,
+        help="the sampler's model forwards: float32, or bfloat16 autocast (faster on processors with AVX-512 BF16 "
+        "or AMX) (default float32)",
+    )
+    g.add_argument(
         "--protocol",
         choices=["testbed", "papers"],
         default=None,
@@ -135,3 +142,20 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def testbed_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The testbed flags under the names a run spec and ``load_testbed`` take."""
     return {k: getattr(args, k) for k in ("testbed", "model", "dataset", "evaluator", "attacker")}
+
+
+def deadline(text: str | None) -> float | None:
+    """``HH:MM`` (UTC, the next such time from now) as a ``time.time()`` value; None when not given."""
+    if not text:
+        return None
+    import datetime as dt
+
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        now = dt.datetime.now(dt.UTC)
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError:
+        raise UserError(f"--deadline: expected HH:MM (UTC), got {text!r}") from None
+    if at <= now:
+        at += dt.timedelta(days=1)
+    return at.timestamp()

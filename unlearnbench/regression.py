@@ -40,8 +40,13 @@ LIKE = [
     "guidance",
     "eta",
     "clip_sample",
+    "precision",
     "label_dropout",
 ]
+
+
+# Settings recorded only from some date on, and the value every number before then was measured with.
+BEFORE_RECORDED = {"precision": "float32"}
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -52,8 +57,14 @@ def _text(values: pd.Series) -> pd.Series:
 def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
     """Refuse (one line, naming the field) when a run present in both was measured under other settings."""
     ids = ["method", "method_args", "attack", "attack_args", "forget_class", "seed"]
-    b = final_rows(baseline)[ids + LIKE].drop_duplicates(ids)
-    f = final_rows(fresh)[ids + LIKE].drop_duplicates(ids)
+
+    def settings(df: pd.DataFrame) -> pd.DataFrame:
+        rows = final_rows(df).copy()
+        for column, value in BEFORE_RECORDED.items():
+            rows[column] = rows[column].astype(object).where(rows[column].notna(), value)
+        return rows[ids + LIKE].drop_duplicates(ids)
+
+    b, f = settings(baseline), settings(fresh)
     both = b.merge(f, on=ids, suffixes=("_baseline", "_results"))
     for field in LIKE:
         differ = both[_text(both[f"{field}_baseline"]) != _text(both[f"{field}_results"])]

@@ -61,6 +61,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "sample_steps": ("Int64", "DDIM steps"),
     "eta": ("float64", "DDIM eta"),
     "clip_sample": ("boolean", "predicted x0 clipped to [-1, 1] at every sampler step (upstream: no)"),
+    "precision": ("string", "the sampler's model forwards: float32, or bfloat16 autocast"),
     "n_forget_samples": ("Int64", "samples per forget class"),
     "n_retain_samples": ("Int64", "samples per retained class"),
     "fid_features": ("string", "feature space of FID/KID"),
@@ -118,6 +119,9 @@ class Store:
 
             atomic_write(self.runs / f"{run_id}.samples.npz", save)
         atomic_write_frame(self.rows_path(run_id), df)
+
+    def write_meta(self, run_id: str, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
 
     def samples(self, run_id: str) -> dict[str, Any]:
         import numpy as np

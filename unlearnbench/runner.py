@@ -47,6 +47,7 @@ from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec
 from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
+from unlearnbench.timing import part, recording
 
 
 @dataclass
@@ -170,6 +171,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         meter=CostMeter(device),
         device=device,
         recipe=tb.recipe,
+        references=tb.references,
         eval_forget_samples=spec.eval.forget_samples,
         label_dropout=spec.label_dropout or 0.0,
     )
@@ -183,7 +185,7 @@ def real_images(tb: Testbed, classes: tuple[int, ...]) -> torch.Tensor:
 
 # Bumped when the scores computed from the same samples change (new rows, intervals, references), so that a
 # store's cached scores from before are not reused.
-SCORES_VERSION = 2
+SCORES_VERSION = 3
 
 
 def _key(*parts: Any) -> str:
@@ -201,6 +203,7 @@ class Runner:
         self.download = download
         self.save_model = Path(save_model) if save_model else None
         self._metrics: list[Metric] = []
+        self.last_split: dict[str, float] = {}  # the time split of the last run (unlearnbench.timing)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -220,6 +223,16 @@ class Runner:
         return self.execute(resolved, tb)
 
     def execute(self, resolved: Resolved, tb: Testbed) -> pd.DataFrame:
+        with recording() as split:
+            df, meta, grids = self._execute(resolved, tb)
+            with part("writing"):
+                self.store.write_run(resolved.spec.run_id, df, meta, grids)
+        # the split is complete only now: add it to the run's small meta file (its rows are already final)
+        self.store.write_meta(resolved.spec.run_id, {**meta, "time_split_s": split})
+        self.last_split = split
+        return df
+
+    def _execute(self, resolved: Resolved, tb: Testbed) -> tuple[pd.DataFrame, dict[str, Any], dict[str, np.ndarray]]:
         spec = resolved.spec
         self._metrics = [registry.get("metric", name)() for name in spec.metrics or registry.names("metric")]
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -252,10 +265,7 @@ class Runner:
         df = self._frame(records, resolved, tb, status, error, wall, started)
         meta = {"spec": spec.to_dict(), "run_id": spec.run_id, "status": status, "error": error, "wall_s": wall}
         meta.update(environment(self.device))
-        self.store.write_run(
-            spec.run_id, df, meta, {f"{phase}.{k}": v for phase, g in grids.items() for k, v in g.items()}
-        )
-        return df
+        return df, meta, {f"{phase}.{k}": v for phase, g in grids.items() for k, v in g.items()}
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -271,6 +281,7 @@ class Runner:
         cond: torch.Tensor | None = None,
         x_T: torch.Tensor | None = None,
         include_retain: bool = True,
+        curve_point: bool = False,
     ) -> tuple[list[Score], dict[str, np.ndarray]]:
         samples = sample_and_judge(
             model,
@@ -284,7 +295,9 @@ class Runner:
             include_retain=include_retain,
             desc=phase,
         )
-        return [s for m in self._metrics for s in m.on_samples(samples, reference)], sample_grid(samples)
+        metrics = [m for m in self._metrics if m.curve_point] if curve_point else self._metrics
+        with part("metrics"):
+            return [s for m in metrics for s in m.on_samples(samples, reference)], sample_grid(samples)
 
     def _cached_eval(self, folder: str, key: str, compute: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
@@ -294,8 +307,9 @@ class Runner:
             with np.load(grid_path) as z:
                 return pd.read_parquet(rows_path).to_dict("records"), dict(z)
         rows, grid = compute()
-        atomic_write(grid_path, lambda p: _save_npz(p, grid))
-        atomic_write_frame(rows_path, pd.DataFrame(rows))
+        with part("writing"):
+            atomic_write(grid_path, lambda p: _save_npz(p, grid))
+            atomic_write_frame(rows_path, pd.DataFrame(rows))
         return rows, grid
 
     def _original(self, spec: RunSpec, tb: Testbed, task: Task, reference: Reference):
@@ -331,7 +345,8 @@ class Runner:
         else:
             unlearned = run_unlearning(resolved.method, tb.model, task, generator=generator)
             model, cost = unlearned.model, unlearned.cost
-            _save_cache_dir(cached, model, cost)
+            with part("writing"):
+                _save_cache_dir(cached, model, cost)
         if self.save_model:
             _save_model(self.save_model / "unlearned", model, tb)
         # The run's generator continues from the same state whether or not the cache was hit.
@@ -373,7 +388,17 @@ class Runner:
         def checkpoint(step: int, m: UNet2DModel, cond: torch.Tensor | None) -> None:
             on_curve(
                 step,
-                self._eval(m, tb, task, reference, curve_settings, f"step {step}", cond=cond, include_retain=False)[0],
+                self._eval(
+                    m,
+                    tb,
+                    task,
+                    reference,
+                    curve_settings,
+                    f"step {step}",
+                    cond=cond,
+                    include_retain=False,
+                    curve_point=True,
+                )[0],
             )
 
         task.checkpoint = checkpoint
@@ -440,6 +465,7 @@ class Runner:
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,
             "clip_sample": spec.eval.sampler.clip_sample,
+            "precision": spec.eval.sampler.precision,
             "n_forget_samples": spec.eval.forget_samples,
             "n_retain_samples": spec.eval.retain_samples,
             "fid_features": "evaluator-penultimate",

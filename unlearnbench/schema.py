@@ -265,6 +265,7 @@ class EvalConfig(BaseModel):
     guidance: Guidance | None = None  # None: the testbed's measured default
     eta: Eta = 0.0
     clip_sample: bool = False  # per-step x0 clipping (diffusers' clip_sample); upstream's sampler does not clip
+    precision: Literal["float32", "bfloat16"] = "float32"  # the sampler's model forwards (bfloat16: autocast)
     protocol: Literal["testbed", "papers"] = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
 
     @field_validator("sample_steps")
@@ -389,7 +390,7 @@ def parse_sweep_config(raw: Any, where: str = "config", *, train_steps: int = TR
 
 
 # ---------------------------------------------------------------------------------------------
-# --tuned files (results/tuned.json: method -> {args, run_id, rule, trials, forget_classes})
+# --tuned files (results/tuned.json: method or method:variant -> {args, run_id, rule, trials, grid, ...})
 # ---------------------------------------------------------------------------------------------
 
 
@@ -402,6 +403,8 @@ class TunedEntry(BaseModel):
     run_id: str | None = None
     rule: str | None = None
     trials: Annotated[int, Field(ge=1)] | None = None
+    grid: dict[str, list[Any]] | None = None
+    cpu_s: float | None = None  # unlearning CPU seconds over all trials
     forget_classes: list[list[int]] | None = None
 
 

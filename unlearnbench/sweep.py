@@ -46,11 +46,17 @@ class Grid:
     testbed: dict[str, Any] = field(default_factory=dict)
 
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
-        """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned``. A method with no
-        tuned setting is left out (and named in the second return value), never run at defaults as "tuned"."""
+        """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned`` (and each of its
+        tuned variants, ``method:variant`` in the file, labelled ``tuned, variant``). A method with no tuned
+        setting is left out (and named in the second return value), never run at defaults as "tuned"."""
         names = list(dict.fromkeys(m[0] for m in self.methods))
-        kept = [(m, dict(tuned[m]["args"]), "tuned") for m in names if m in tuned]
-        skipped = [m for m in names if m not in tuned]
+        kept = []
+        for m in names:
+            for key, entry in tuned.items():
+                method, _, variant = key.partition(":")
+                if method == m:
+                    kept.append((m, dict(entry["args"]), f"tuned, {variant}" if variant else "tuned"))
+        skipped = [m for m in names if not any(k.partition(":")[0] == m for k in tuned)]
         if not kept:
             raise UserError(f"--tuned: none of {', '.join(skipped)} has a tuned setting")
         return dataclasses.replace(self, methods=kept), skipped
@@ -139,6 +145,57 @@ class SweepReport:
     errors: list[str] = field(default_factory=list)
 
 
+def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    ev = spec.get("eval", {})
+    sampler = ev.get("sampler", {})
+    return (
+        spec["method"],
+        spec.get("attack", "none"),
+        sampler.get("guidance_scale"),
+        sampler.get("eta"),
+        sampler.get("steps"),
+        sampler.get("precision", "float32"),
+        ev.get("forget_samples"),
+        ev.get("retain_samples"),
+    )
+
+
+def estimate(planned: list[RunSpec], stores: Iterable[str], workers: int) -> str:
+    """The planned runs' wall time, from runs measured before (``runs/*.json`` of ``stores``): per run, the
+    median wall time of finished runs with the same method, attack, sampler and sample counts, else of the
+    same method and attack (any settings: a rough figure), else unknown. One line."""
+    import statistics
+
+    exact: dict[tuple[Any, ...], list[float]] = {}
+    rough: dict[tuple[str, str], list[float]] = {}
+    for root in stores:
+        for meta in Path(root, "runs").glob("*.json") if Path(root, "runs").is_dir() else []:
+            try:
+                m = json.loads(meta.read_text())
+                key, wall = _cost_key(m["spec"]), float(m["wall_s"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if m.get("status") == "ok":
+                exact.setdefault(key, []).append(wall)
+                rough.setdefault(key[:2], []).append(wall)
+    total, measured, guessed, unknown = 0.0, 0, 0, set()
+    for spec in planned:
+        key = _cost_key(spec.to_dict())
+        if key in exact:
+            total, measured = total + statistics.median(exact[key]), measured + 1
+        elif key[:2] in rough:
+            total, guessed = total + statistics.median(rough[key[:2]]), guessed + 1
+        else:
+            unknown.add(f"{spec.method}/{spec.attack}")
+    line = (
+        f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed} runs "
+        f"({measured} from runs with the same settings, {guessed} from the same method and attack at other settings)"
+    )
+    if unknown:
+        line += f"; no measurement for {len(planned) - measured - guessed} runs ({', '.join(sorted(unknown))})"
+    return line
+
+
 def plan(
     specs: Iterable[RunSpec], store_root: str, backend: Backend | None = None, *, download: bool = False
 ) -> tuple[list[list[RunSpec]], int]:
@@ -180,6 +237,8 @@ def run_sweep(
     download: bool = False,
     backend: str | Backend = "local",
     address: str | None = None,
+    estimate_from: Iterable[str] = (),
+    plan_only: bool = False,
 ) -> SweepReport:
     """Plan, then run every unfinished spec on ``backend`` (``local``, ``ray`` or a :class:`Backend`).
 
@@ -205,7 +264,10 @@ def run_sweep(
             f"on the {runner.name} backend ({per_run} thread(s) per run)",
             file=sys.stderr,
         )
-        if not jobs:
+        if jobs:
+            todo = [s for job in jobs for s in job]
+            print(f"sweep: {estimate(todo, [store_root, *estimate_from], workers)}", file=sys.stderr)
+        if not jobs or plan_only:
             return report
         by_id = {s.run_id: s for job in jobs for s in job}
         followers: dict[str, list[RunSpec]] = {}

@@ -121,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     tb = load_testbed(args.testbed, **parts, device=args.device, download=args.download)
     given = {
         k: getattr(args, k)
-        for k in ("sample_steps", "guidance", "eta", "clip_sample", "protocol")
+        for k in ("sample_steps", "guidance", "eta", "clip_sample", "precision", "protocol")
         if getattr(args, k) is not None
     }
     sampler = eval_settings(given).sampler
@@ -131,7 +131,8 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"testbed {tb.name}: model {tb.model_sha[:12]}, evaluator {tb.evaluator_sha[:12]}, "
         f"{args.per_class} samples per class, DDIM {sampler.steps} steps, guidance {sampler.guidance_scale}, "
-        f"eta {sampler.eta}, x0 {'clipped' if sampler.clip_sample else 'not clipped'} per step"
+        f"eta {sampler.eta}, x0 {'clipped' if sampler.clip_sample else 'not clipped'} per step, "
+        f"{sampler.precision} forwards"
     )
     for c in checks:
         bar = f"{c.bar[0]} {c.bar[1]}" if c.bar else ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import torch
@@ -18,6 +20,21 @@ from unlearnbench.progress import bar
 LossFn = Callable[[int], Tensor]
 # What travels with a batch of images: its conditioning, or a classifier's targets.
 Rows = TypeVar("Rows", Conditioning, Tensor)
+
+
+# Called after every step of every optimize() inside observing(): step curves (scripts/safemax_curve.py)
+# watch a method train without the method knowing.
+_observer: ContextVar[Callable[[int], None] | None] = ContextVar("unlearnbench_step_observer", default=None)
+
+
+@contextmanager
+def observing(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within this block, ``optimize`` calls ``callback(step)`` after each step (1, 2, ...), after its own callback."""
+    token = _observer.set(callback)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -94,6 +111,9 @@ def optimize(
         history.append(float(loss.detach()))
         if callback is not None:
             callback(step + 1)
+        observer = _observer.get()
+        if observer is not None:
+            observer(step + 1)
     return history
 
 

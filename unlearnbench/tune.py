@@ -1,11 +1,17 @@
-"""Fair tuning: every method gets the same number of trials over its documented knobs, and one
-selection rule, fixed here, picks the setting.
+"""Fair tuning: every method gets the same grid budget over its documented knobs, on the tuning classes
+only, and one selection rule, fixed here, picks the setting.
 
-Rule (:func:`select`): among the trials whose retained-class accuracy (10-way) stays within ``tolerance``
-(0.05) of the original model's, take the highest noise-aware unlearning accuracy (11-way, the primary
-criterion: the 10-way judge can read noise as the forget digit); ties go to the higher retained accuracy,
-then the lower retained FID. If no trial keeps the retained classes, take the best trade-off,
-``UA_11way + retain_accuracy_10way``. Trial 0 is always the paper default.
+Trials (:func:`trials_for`): the paper default, then every combination of the method's ``search_space``
+(12; 6 for a method whose trials are expensive, with its ``search_note``), in a fixed order. A named
+variant (``search_variants``: SAFEMax with a retain term) is tuned over its own grid and chosen as its own
+row. Tuning runs on ``TUNING_CLASSES`` (5 and 9), which every evaluation table then leaves out.
+
+Rule (:func:`select`): among the trials whose retained-class accuracy (10-way) stays within ``TOLERANCE``
+(0.05) of the original model's **and** whose retained FID is at most ``FID_FACTOR`` (2) times the original's,
+take the highest noise-aware unlearning accuracy (11-way, the primary criterion: the 10-way judge can read
+noise as the forget digit); ties go to the higher retained accuracy, then the lower retained FID. If no trial
+passes, the best trade-off ``UA_11way + retain_accuracy_10way`` is taken and the reason says that no trial
+passed.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,26 +33,36 @@ if TYPE_CHECKING:
     from unlearnbench.sweep import Grid, SweepReport
 
 TOLERANCE = 0.05
+FID_FACTOR = 2.0
+TRIALS = 12  # grid combinations per method (and per variant)
+EXPENSIVE_TRIALS = 6  # for methods with a search_note saying why
+TUNING_CLASSES = (5, 9)
 
 
-def trials_for(method: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """The paper default plus ``n - 1`` distinct settings drawn (seeded) from the method's search space."""
+def tuned_key(method: str, variant: str = "") -> str:
+    """The name a tuned setting is stored under in ``tuned.json``: the method, or ``method:variant``."""
+    return f"{method}:{variant}" if variant else method
+
+
+def grid_of(method: str, variant: str = "") -> list[dict[str, Any]]:
+    """Every combination of the method's (or variant's) grid, in a fixed order (keys sorted, values as declared)."""
     cls = registry.get("method", method)
-    space: dict[str, list[Any]] = getattr(cls, "search_space", {}) or {}
-    out: list[dict[str, Any]] = [{}]
-    if not space or n <= 1:
-        return out
+    space: dict[str, list[Any]] = cls.search_variants[variant] if variant else cls.search_space
     keys = sorted(space)
-    grid = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(space[k] for k in keys))]
-    random.Random(f"{method}:{seed}").shuffle(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(space[k] for k in keys))]
+
+
+def trials_for(method: str, variant: str = "", limit: int | None = None) -> list[dict[str, Any]]:
+    """The trials of a method: its paper default (``{}``), then its grid without the default again; a
+    variant's trials are its grid alone. ``limit`` keeps the first ones (smoke tests)."""
+    cls = registry.get("method", method)
     defaults = cls.Args()
-    for combo in grid:
-        if len(out) >= n:
-            break
-        if all(getattr(defaults, k) == v for k, v in combo.items()):
+    out: list[dict[str, Any]] = [] if variant else [{}]
+    for combo in grid_of(method, variant):
+        if not variant and all(getattr(defaults, k) == v for k, v in combo.items()):
             continue  # that is the default, already trial 0
         out.append(combo)
-    return out
+    return out if limit is None else out[:limit]
 
 
 def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
@@ -56,51 +71,58 @@ def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
     return rows.groupby("run_id")["value"].mean()
 
 
-def select(df: pd.DataFrame, tolerance: float = TOLERANCE) -> tuple[str, dict[str, Any], str]:
+def select(
+    df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = FID_FACTOR
+) -> tuple[str, dict[str, Any], str]:
     """Pick one run of a method's trials by the rule above. Returns (run_id, method_args, reason)."""
     ok = df[df.status == "ok"]
     ua = _final(ok, "unlearned", PRIMARY_UA, "forget")
     ra = _final(ok, "unlearned", "retain_accuracy_10way", "retain")
     fid = _final(ok, "unlearned", "fid", "retain")
     original = float(_final(ok, "original", "retain_accuracy_10way", "retain").mean())
+    original_fid = float(_final(ok, "original", "fid", "retain").mean())
     table = pd.DataFrame({"ua": ua, "ra": ra, "fid": fid}).dropna(subset=["ua", "ra"])
     if table.empty:
         raise ValueError("no successful trial to select from")
-    keeps = table[table.ra >= original - tolerance]
+    keeps = table[(table.ra >= original - tolerance) & (table.fid <= fid_factor * original_fid)]
     if len(keeps):
         best = keeps.sort_values(["ua", "ra", "fid"], ascending=[False, False, True]).index[0]
-        reason = f"highest UA (11-way) with retain accuracy >= {original:.3f} - {tolerance}"
+        reason = (
+            f"highest UA (11-way) with retain accuracy >= {original:.3f} - {tolerance} "
+            f"and retain FID <= {fid_factor:g} x {original_fid:.2f}"
+        )
     else:
         best = (table.ua + table.ra).sort_values(ascending=False).index[0]
-        reason = "no trial kept retain accuracy within tolerance: best UA + retain accuracy (UA 11-way)"
+        reason = "no trial passed the rule (retain accuracy and FID): best UA + retain accuracy (UA 11-way)"
     args = json.loads(ok[ok.run_id == best]["method_args"].iloc[0])
     return str(best), args, reason
 
 
-def tune(
-    grid: Grid, out: str, *, trials: int, seed: int = 0, **sweep_options: Any
-) -> tuple[dict[str, Any], SweepReport]:
-    """Run ``trials`` settings of every method of ``grid`` (no attack) into ``out`` and choose one per method."""
+def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any) -> tuple[dict[str, Any], SweepReport]:
+    """Run every trial of every method (and variant) of ``grid`` (no attack) into ``out``; choose one each."""
     from unlearnbench.runner import resolve
     from unlearnbench.sweep import run_sweep
 
     methods = list(dict.fromkeys(m[0] for m in grid.methods if m[0] not in ("noop", "retrain")))
-    grid = dataclasses.replace(
-        grid, attacks=[("none", {})], methods=[(m, t, "tune") for m in methods for t in trials_for(m, trials, seed)]
-    )
+    arms = [(m, v) for m in methods for v in ["", *registry.get("method", m).search_variants]]
+    settings = [(m, t, tuned_key("tune", v)) for m, v in arms for t in trials_for(m, v, limit)]
+    grid = dataclasses.replace(grid, attacks=[("none", {})], methods=settings)
     specs = grid.specs()
     report = run_sweep(specs, out, **sweep_options)
     ids = {resolve(s).run_id for s in specs}
     df = Store(out).load()
     df = df[df.run_id.isin(ids)]
     chosen: dict[str, Any] = {}
-    for m in methods:
-        run_id, margs, reason = select(df[df.method == m])
-        chosen[m] = {
+    for m, v in arms:
+        trials = df[(df.method == m) & (df.label == tuned_key("tune", v))]
+        run_id, margs, reason = select(trials)
+        chosen[tuned_key(m, v)] = {
             "args": margs,
             "run_id": run_id,
             "rule": reason,
-            "trials": trials,
+            "trials": int(trials.run_id.nunique()),
+            "grid": registry.get("method", m).search_variants[v] if v else registry.get("method", m).search_space,
+            "cpu_s": float(final_rows(trials).query("metric == 'cost_cpu_s'")["value"].sum()),
             "forget_classes": [list(fc) for fc in grid.forget_classes],
         }
     return chosen, report
@@ -111,7 +133,8 @@ def write_tuned(path: Path, chosen: dict[str, Any]) -> None:
 
 
 def read_tuned(path: str) -> dict[str, dict[str, Any]]:
-    """A ``--tuned`` file, validated by :func:`unlearnbench.schema.load_tuned`: ``{method: {"args": {...}, ...}}``."""
+    """A ``--tuned`` file, validated by :func:`unlearnbench.schema.load_tuned`: ``{method: {"args": {...}, ...}}``
+    (a variant under ``method:variant``)."""
     from unlearnbench.schema import load_tuned
 
     return {method: entry.model_dump() for method, entry in load_tuned(path).items()}

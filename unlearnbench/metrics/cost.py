@@ -15,6 +15,7 @@ _FIELDS = {  # name: (label, digits, summary position, leaderboard position)
     "cost_prior_wall_s": ("prior s", 1, 0, 9),
     "cost_prior_steps": ("prior steps", 0, 0, 0),
     "cost_prior_cached": ("prior cached", 0, 0, 0),
+    "cost_recorded": ("recorded cost", 0, 0, 0),
 }
 # Machine-dependent: compared only with 'check --include-cost', and then loosely.
 _TOLERANCE = Tolerance(floor=1.0, relative=0.5)
@@ -42,9 +43,10 @@ class CostMetric(Metric):
     """Wall and CPU seconds, peak memory (MiB above the start), gradient steps, and the priors' share.
 
     ``cost_wall_s`` includes the priors; ``cost_prior_wall_s`` is the part spent on them (Selective
-    Amnesia's Fisher and replay, SalUn's saliency mask). Memory is peak RSS growth on CPU and
-    ``max_memory_allocated`` growth on CUDA (see :mod:`unlearnbench.cost`). The attack's cost is written
-    as ``attack_cost_*``.
+    Amnesia's Fisher and replay, SalUn's saliency mask). ``cost_recorded`` = 1 marks a result that was
+    loaded (``retrain``'s shipped reference) and carries the cost recorded when it was made. Memory is
+    peak RSS growth on CPU and ``max_memory_allocated`` growth on CUDA (see :mod:`unlearnbench.cost`). The
+    attack's cost is written as ``attack_cost_*``.
     """
 
     rows = _rows("", "") + _rows("attack_", "attack ")
@@ -59,5 +61,6 @@ class CostMetric(Metric):
             "cost_prior_wall_s": cost.prior_wall_s,
             "cost_prior_steps": float(cost.prior_steps),
             "cost_prior_cached": float(cost.prior_cached),
+            "cost_recorded": float(cost.recorded),
         }
         return [Score(prefix + name, "all", value) for name, value in values.items()]

@@ -30,6 +30,7 @@ class UnlearningAccuracy(Metric):
     """
 
     _rate = Tolerance(floor=0.03)
+    curve_point = True  # the recovery curve is the forget-class rate at each step
     rows = (
         Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=1, leaderboard=1),
         Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=2, leaderboard=2),

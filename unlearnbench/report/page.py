@@ -26,6 +26,7 @@ from unlearnbench.report.tables import (
     asr_by_attack,
     build_tables,
     column_format,
+    evaluation_rows,
     to_markdown,
 )
 from unlearnbench.results import Store, atomic_write_text, load_results
@@ -331,9 +332,9 @@ def write(
     is given. ``cost_reference`` is the method the cost ratios divide by. Returns the problems ``check`` found."""
     registry.get("method", cost_reference)  # an unknown name fails here, with did-you-mean
     path = Path(results)
-    df = load_results(path)
+    df = evaluation_rows(load_results(path))  # never the tuning classes
     if df.empty:
-        raise UserError(f"no runs in {results!r}; run 'unlearnbench sweep' first")
+        raise UserError(f"no runs in {results!r} outside the tuning classes; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None
     tables = build_tables(df, cost_reference)
     n_runs = df["run_id"].nunique()

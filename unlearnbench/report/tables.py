@@ -219,12 +219,16 @@ def sampler_note(df: pd.DataFrame) -> str:
         return ""
     clip = final["clip_sample"] if "clip_sample" in final else pd.Series(pd.NA, index=final.index)
     clip = clip.astype("boolean").fillna(True)
+    precision = final["precision"] if "precision" in final else pd.Series(pd.NA, index=final.index)
+    precision = precision.astype(object).where(precision.notna(), "float32")  # float32 before it was recorded
     parts = []
-    keys = pd.DataFrame({"s": final["guidance"], "eta": final["eta"], "steps": final["sample_steps"], "clip": clip})
-    for (g, eta, steps, clipped), part in keys.groupby(["s", "eta", "steps", "clip"], sort=True):
+    keys = pd.DataFrame(
+        {"s": final["guidance"], "eta": final["eta"], "steps": final["sample_steps"], "clip": clip, "p": precision}
+    )
+    for (g, eta, steps, clipped, prec), part in keys.groupby(["s", "eta", "steps", "clip", "p"], sort=True):
         papers = " (the papers' setting)" if g == 3 and eta == 1 else ""
         x0 = "x0 clipped per step (the sampler before 2026-11-29)" if clipped else "x0 not clipped (upstream's)"
-        parts.append(f"s = {g:g}, η = {eta:g}{papers}, DDIM {int(steps)} steps, {x0}: {len(part)} rows")
+        parts.append(f"s = {g:g}, η = {eta:g}{papers}, DDIM {int(steps)} steps, {x0}, {prec}: {len(part)} rows")
     return "Sampler: " + "; ".join(parts) + "."
 
 
@@ -310,6 +314,18 @@ def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
                 rec[f"{name}: agree"] = "no †" if judges_disagree(first, other) else "yes"
         rows.append(rec)
     return pd.DataFrame(rows)
+
+
+def evaluation_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows an evaluation table may read: never a run on a tuning class (``tune.TUNING_CLASSES``), where
+    settings were chosen: scoring them there would grade the tuner on its own training data."""
+    from unlearnbench.tune import TUNING_CLASSES
+
+    if df.empty:
+        return df
+    classes = df["forget_class"].astype(str).str.split(",")
+    tuned_on = classes.map(lambda cs: any(c.strip() in {str(t) for t in TUNING_CLASSES} for c in cs))
+    return df[~tuned_on]
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:

@@ -19,7 +19,8 @@ from unlearnbench.conditioning import ClassConditioner, Conditioner
 from unlearnbench.data import ImageData, load_dataset
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier, load_classifier, load_diffusion, sha256_file
-from unlearnbench.pretrain import DiffusionRecipe
+from unlearnbench.pretrain import DiffusionRecipe, recipe_sha256
+from unlearnbench.references import References
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TESTBEDS = ("digits16",)
@@ -48,6 +49,8 @@ class Testbed:
     # for its own dataset; its UA and retained accuracy are reported beside the evaluator's.
     second_judge: Classifier | None = None
     second_judge_sha: str = ""
+    # The gold-standard results it ships for its own base model (retrained models); None for a custom model.
+    references: References | None = None
 
     @property
     def num_classes(self) -> int:
@@ -175,6 +178,12 @@ def load_testbed(
     judge2, judge2_sha = None, ""
     if "judge2.safetensors" in files and data.name == manifest["dataset"]:
         judge2, _, judge2_sha = classifier(None, "judge2")
+    recipe = _recipe(manifest, model)
+    references = None
+    if model is None and data.name == manifest["dataset"]:
+        references = References(
+            root / "references", files, model_sha, None if recipe is None else recipe_sha256(recipe)
+        )
     return Testbed(
         name=name,
         model_source=model,
@@ -188,7 +197,8 @@ def load_testbed(
         attacker=at.to(device),
         attacker_sha=at_sha,
         manifest=manifest,
-        recipe=_recipe(manifest, model),
+        recipe=recipe,
+        references=references,
         second_judge=None if judge2 is None else judge2.to(device),
         second_judge_sha=judge2_sha,
     )

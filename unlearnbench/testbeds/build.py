@@ -142,3 +142,78 @@ def build(
                     },
                 },
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped gold-standard references (unlearnbench.references)
+# ---------------------------------------------------------------------------------------------
+
+
+def retain_training_data(data: Any, forget_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``retrain`` trains on when it forgets ``forget_class``: the runner's retain set (tests check they agree)."""
+    return data.subset("train", tuple(c for c in range(data.num_classes) if c != forget_class))
+
+
+def build_reference(
+    forget_class: int,
+    *,
+    cache: Path,
+    deadline: float | None = None,
+    dtype: str = "float16",
+    device: str = "cpu",
+    root: Path | None = None,
+) -> bool:
+    """Train (or resume) the shipped base model's recipe without ``forget_class`` and ship the result as
+    ``references/retrain-<class>`` with its recorded training cost. Resumable: the state is checkpointed
+    under ``cache``; past ``deadline`` (a ``time.time()`` value) it pauses and returns False. True once shipped.
+    """
+    from unlearnbench.cost import CostMeter
+    from unlearnbench.pretrain import Checkpointing, TrainingPaused
+    from unlearnbench.references import WEIGHTS, reference_name
+    from unlearnbench.testbeds import load_testbed
+
+    tb = load_testbed("digits16")
+    if tb.recipe is None:
+        raise UserError("the shipped testbed records no recipe for its base model")
+    if not 0 <= forget_class < tb.num_classes:
+        raise UserError(f"forget class {forget_class} is out of range 0..{tb.num_classes - 1}")
+    if dtype not in ("float16", "float32"):
+        raise UserError(f"dtype must be float16 or float32, got {dtype!r}")
+    name = reference_name((forget_class,))
+    sha = recipe_sha256(tb.recipe)
+    state = Checkpointing(cache / f"{name}-{tb.model_sha[:12]}-{sha[:12]}", every=200, deadline=deadline)
+    x, y = retain_training_data(tb.data, forget_class)
+    meter = CostMeter(device)
+    try:
+        with meter.measure():
+            model, _ = train_diffusion(tb.recipe, x, y, meter=meter, device=device, desc=name, checkpointing=state)
+    except TrainingPaused as e:
+        print(f"{name}: {e}; rerun the same command to continue", flush=True)
+        return False
+    progress = json.loads((state.directory / "progress.json").read_text())
+    root = root or ASSETS / "digits16"
+    folder = root / "references" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    model.to(getattr(torch, dtype)).save_pretrained(folder, safe_serialization=True)
+    cost = {
+        "wall_s": progress["seconds"],
+        "cpu_s": progress["cpu_seconds"],
+        "steps": tb.recipe.steps,
+        "peak_mem_mb": round(meter.cost.peak_mem_mb, 1),  # of the last (resumed) segment
+    }
+    record = {
+        "forget_classes": [forget_class],
+        "base_model_sha": tb.model_sha,
+        "recipe_sha256": sha,
+        "dtype": dtype,
+        "cost": cost,
+        "threads": torch.get_num_threads(),
+        "note": "recorded training cost of this reference, summed over resumed segments",
+        **_versions(),
+    }
+    atomic_write_text(folder / "reference.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+    rel = f"references/{name}/{WEIGHTS}"
+    if root == ASSETS / "digits16":
+        update_manifest("digits16", {"files": {rel: sha256_file(folder / WEIGHTS)}})
+    print(f"{name}: shipped ({cost['wall_s']:.0f} s recorded, {dtype}, sha256 {sha256_file(folder / WEIGHTS)[:12]})")
+    return True
