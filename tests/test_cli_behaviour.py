@@ -191,7 +191,8 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     line = estimate([spec] * 36, [str(tmp_path)], workers=2)  # 36 runs x 200 s (the median) / 2 workers = 1 h
     assert "1.0 h on 2 worker(s) for 36 runs (36 from runs with the same settings" in line
     other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
-    assert "no measurement for 1 runs (salun/none)" in estimate([other], [str(tmp_path)], 1)
+    assert "no measurement for 1 runs (salun/none)" in estimate([other, spec], [str(tmp_path)], 1)
+    assert estimate([other], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")
     # --plan prints the plan and the estimate and runs nothing
     out = tmp_path / "fresh"
     code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",

@@ -187,6 +187,8 @@ def estimate(planned: list[RunSpec], stores: Iterable[str], workers: int) -> str
             total, guessed = total + statistics.median(rough[key[:2]]), guessed + 1
         else:
             unknown.add(f"{spec.method}/{spec.attack}")
+    if not measured + guessed:
+        return f"estimate: none, no run like these was measured in {', '.join(stores)} (--estimate-from STORE)"
     line = (
         f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed} runs "
         f"({measured} from runs with the same settings, {guessed} from the same method and attack at other settings)"
