@@ -20,7 +20,6 @@ recipe at a time, in this process.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from unlearnbench import flags
 from unlearnbench.models import UNetArch, num_params, save_diffusion
 from unlearnbench.pretrain import Checkpointing, DiffusionRecipe, TrainingPaused, recipe_sha256, train_diffusion
 
@@ -45,15 +45,6 @@ RECIPES: dict[str, tuple[str, DiffusionRecipe]] = {
     ),
 }
 CHECK_SETTINGS = ((1.0, 0.0), (1.0, 1.0), (3.0, 0.0), (3.0, 1.0))
-
-
-def deadline_from(text: str | None) -> float | None:
-    """``HH:MM`` (UTC, today) or None."""
-    if not text:
-        return None
-    now = dt.datetime.now(dt.UTC)
-    hour, minute = (int(x) for x in text.split(":"))
-    return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
 def train(name: str, out: Path, cache: Path, deadline: float | None, device: str) -> bool:
@@ -144,7 +135,7 @@ def main() -> None:
     if a.ddpm_table:
         print(ddpm_table(Path(a.ddpm_table), out))
         return
-    deadline = deadline_from(a.deadline)
+    deadline = flags.deadline(a.deadline)
     if not a.table:
         for name in [r for r in a.recipes.split(",") if r]:
             if name not in RECIPES and name != "shipped":

@@ -20,6 +20,7 @@ most 2x the original's on every tuning class, with the UA11 reached there: the e
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def curve(forget_class: int, arm: str, a: argparse.Namespace) -> pd.DataFrame:
         rows.append(row)
         print(f"class {forget_class} {arm} step {step}: " + ", ".join(f"{k} {row[k]:.3f}" for k in WANTED if k in row))
 
-    model = __import__("copy").deepcopy(tb.model).train().requires_grad_(True)
+    model = copy.deepcopy(tb.model).train().requires_grad_(True)
     point(0, model.eval())
     method = registry.get("method", "safemax")({**ARMS[arm], "steps": a.max_steps})
     generator = torch.Generator().manual_seed(0)
