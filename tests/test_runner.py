@@ -72,6 +72,23 @@ def test_run_id_is_stable_and_covers_resolved_defaults():
     assert resolve(spec(method_args={"steps": 3})).run_id != a.run_id
 
 
+def test_a_setting_added_later_keeps_the_older_runs_ids():
+    """A run stored before the sampler had a precision setting (its spec has no such key) keeps its id at
+    the setting's old value, so sweeps over older stores resume; another value is another run."""
+    from dataclasses import replace
+
+    from unlearnbench.spec import RunSpec
+
+    now = resolve(spec()).spec
+    stored = now.to_dict()
+    del stored["eval"]["sampler"]["precision"]
+    older = RunSpec.from_dict(stored)
+    assert older.eval.sampler.precision == "float32" and older.run_id == now.run_id
+    assert '"precision"' not in now.canonical() and now.to_dict()["eval"]["sampler"]["precision"] == "float32"
+    faster = replace(now, eval=replace(now.eval, sampler=replace(now.eval.sampler, precision="bfloat16")))
+    assert faster.run_id != now.run_id
+
+
 def test_same_spec_and_seed_give_identical_numbers(tmp_path):
     one = Runner(Store(tmp_path / "a")).run(spec())
     two = Runner(Store(tmp_path / "b")).run(spec())

@@ -13,6 +13,11 @@ from unlearnbench.evaluate import EvalSettings
 
 SPEC_VERSION = 1
 
+# Settings added after runs were first stored, with the value every earlier run used. A spec at that value
+# hashes as if the field did not exist, so adding a setting does not orphan the stores that predate it
+# (a sweep over them resumes instead of rerunning everything); any other value is part of the hash.
+ADDED_LATER: dict[tuple[str, ...], Any] = {("eval", "sampler", "precision"): "float32"}
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -59,7 +64,15 @@ class RunSpec:
         )
 
     def canonical(self) -> str:
-        return canonical_json(self.to_dict())
+        d = self.to_dict()
+        for path, before in ADDED_LATER.items():
+            *parents, name = path
+            node = d
+            for key in parents:
+                node = node[key]
+            if node.get(name) == before:
+                del node[name]
+        return canonical_json(d)
 
     @property
     def run_id(self) -> str:
