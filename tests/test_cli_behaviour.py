@@ -104,7 +104,7 @@ def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(t
 def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
     tuned = tmp_path / "tuned.json"
     tuned.write_text(json.dumps({"salun": {"args": {"alpha": 0.01}}}))
-    from unlearnbench.tune import read_tuned
+    from unlearnbench.sweep import read_tuned
 
     grid, skipped = grid_from_config({"methods": ["salun", "safemax"]}).with_tuned(read_tuned(str(tuned)))
     assert skipped == ["safemax"] and grid.methods == [("salun", {"alpha": 0.01}, "tuned")]

@@ -78,24 +78,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if (df["status"] == "ok").all() else 1
 
 
-def _grid(args: argparse.Namespace) -> Any:
-    from unlearnbench.sweep import grid_from_config, load_config
+def _grids(args: argparse.Namespace) -> list[Any]:
+    """The grids the command line names: a config (one grid, or its ``[[parts]]``) narrowed by the flags."""
+    from unlearnbench.sweep import grids_from_config, load_config
 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
-    for key, value in (("methods", flags.csv(args.methods)), ("attacks", flags.csv(args.attacks))):
+    narrowing = {
+        "methods": flags.csv(args.methods),
+        "attacks": flags.csv(args.attacks),
+        "forget_classes": args.forget_classes,
+        "seeds": args.seeds,
+    }
+    if "parts" in cfg:
+        given = [f"--{k.replace('_', '-')}" for k, v in narrowing.items() if v]
+        if given:
+            raise UserError(f"{given[0]} cannot narrow a config with [[parts]] ({args.config}); edit its parts")
+    for key, value in narrowing.items():
         if value:
             cfg[key] = value
-    for key in ("forget_classes", "seeds", "label"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
+    if args.label is not None:
+        cfg["label"] = args.label
     if args.model is not None:
         cfg.setdefault("testbed", {})["model"] = args.model
     overrides = flags.eval_overrides(args)
-    if overrides:  # a malformed [eval] is left for the config schema to name
+    if overrides:  # checked with the config's [eval] (a malformed one is left for the schema to name) ...
         cfg["eval"] = {**cfg["eval"], **overrides} if isinstance(cfg.get("eval"), dict) else overrides
-    if "methods" not in cfg:
+    if "methods" not in cfg and "parts" not in cfg:
         raise UserError("no methods: pass --methods a,b or --config FILE")
-    return grid_from_config(cfg)
+    return grids_from_config(cfg, overrides)  # ... and win over every part's
 
 
 def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,17 +119,19 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from unlearnbench.sweep import run_sweep
-    from unlearnbench.tune import read_tuned
+    from unlearnbench.sweep import read_tuned, run_sweep, specs_of
 
     _setup(args)
-    grid = _grid(args)
+    grids = _grids(args)
     if args.tuned:
-        grid, skipped = grid.with_tuned(read_tuned(args.tuned))
+        if len(grids) > 1:
+            raise UserError(f"--tuned with a config of [[parts]] ({args.config}): name the file in a part's 'tuned'")
+        grid, skipped = grids[0].with_tuned(read_tuned(args.tuned))
+        grids = [grid]
         for method in skipped:
             print(f"note: {method} has no tuned setting in {args.tuned}; skipped", file=sys.stderr)
     report = run_sweep(
-        grid.specs(),
+        specs_of(grids),
         args.out,
         **_sweep_options(args),
         backend=args.backend,
@@ -143,7 +155,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
     if args.forget_classes is None:
         args.forget_classes = list(tune.TUNING_CLASSES)
-    chosen, report = tune.tune(_grid(args), args.out, limit=args.trials, **_sweep_options(args))
+    grids = _grids(args)
+    if len(grids) > 1:
+        raise UserError(f"tune takes a config with one grid ('methods'), not [[parts]] ({args.config})")
+    chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:

@@ -170,7 +170,10 @@ def _problem(err: Mapping[str, Any], info: FieldInfo | None, mapping_word: str) 
             rng = f"{op} {_number(next(iter(ctx.values())))}" if ctx else ""
         return f"must be {rng}", False
     if kind == "literal_error":
-        choices = list(typing.get_args(_strip(info.annotation))) if info is not None else []
+        annotation = _strip(info.annotation) if info is not None else None
+        while typing.get_origin(annotation) in (list, tuple):  # an item of a list of choices
+            annotation = _strip(typing.get_args(annotation)[0])
+        choices = list(typing.get_args(annotation)) if typing.get_origin(annotation) is Literal else []
         return (f"must be one of {choices}" if choices else f"must be {err['ctx']['expected']}"), False
     if kind == "too_short":
         return "must be a non-empty list", False
@@ -251,6 +254,7 @@ Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
 Guidance = Annotated[float, Field(ge=0, le=MAX_GUIDANCE)]
 Eta = Annotated[float, Field(ge=0, le=1)]
 LabelDropout = Annotated[float, Field(ge=0, lt=1)]
+Protocol = Literal["testbed", "papers"]  # the named sampler settings (unlearnbench.evaluate.PROTOCOLS)
 
 
 class EvalConfig(BaseModel):
@@ -266,7 +270,7 @@ class EvalConfig(BaseModel):
     eta: Eta = 0.0
     clip_sample: bool = False  # per-step x0 clipping (diffusers' clip_sample); upstream's sampler does not clip
     precision: Literal["float32", "bfloat16"] = "float32"  # the sampler's model forwards (bfloat16: autocast)
-    protocol: Literal["testbed", "papers"] = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
+    protocol: Protocol = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
 
     @field_validator("sample_steps")
     @classmethod
@@ -368,20 +372,45 @@ class TestbedConfig(BaseModel):
     attacker: str | None = None
 
 
+Methods = Annotated[list[Annotated[MethodEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)]
+Attacks = Annotated[list[Annotated[AttackEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)]
+ForgetClasses = Annotated[list[Annotated[Any, BeforeValidator(_forget_class)]], Field(min_length=1)]
+Seeds = Annotated[list[Seed], Field(min_length=1)]
+
+
+class PartConfig(BaseModel):
+    """One ``[[parts]]`` table: a grid of its own inside a sweep. What it leaves out (label, attacks, forget
+    classes, seeds, ``[eval]`` keys) it takes from the config's top level. ``tuned`` names an
+    ``unlearnbench tune --write`` file: the part's methods then run at their tuned settings (and variants),
+    labelled ``tuned``. ``protocols`` runs the part once per named sampler setting."""
+
+    model_config = STRICT
+
+    name: str = ""
+    label: str | None = None
+    methods: Methods
+    tuned: str | None = None
+    attacks: Attacks | None = None
+    forget_classes: ForgetClasses | None = None
+    seeds: Seeds | None = None
+    protocols: Annotated[list[Protocol], Field(min_length=1)] | None = None
+    eval: EvalConfig = EvalConfig()
+
+
 class SweepConfig(BaseModel):
-    """A sweep grid. Method/attack ``args`` are checked against each one's ``Args`` when resolved."""
+    """A sweep grid, or (``parts``) a union of grids that share the top level's settings. Method/attack
+    ``args`` are checked against each one's ``Args`` when resolved."""
 
     model_config = STRICT
 
     label: str = ""
-    methods: Annotated[list[Annotated[MethodEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)]
-    attacks: Annotated[list[Annotated[AttackEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)] = [
-        AttackEntry(name="none")
-    ]
-    forget_classes: Annotated[list[Annotated[Any, BeforeValidator(_forget_class)]], Field(min_length=1)] = [0]
-    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
+    methods: Methods | None = None
+    attacks: Attacks = [AttackEntry(name="none")]
+    forget_classes: ForgetClasses = [0]
+    seeds: Seeds = [0]
     eval: EvalConfig = EvalConfig()
     testbed: TestbedConfig = TestbedConfig()
+    parts: Annotated[list[PartConfig], Field(min_length=1)] | None = None
 
 
 def parse_sweep_config(raw: Any, where: str = "config", *, train_steps: int = TRAIN_STEPS) -> SweepConfig:

@@ -84,28 +84,90 @@ class Grid:
         return out
 
 
-def grid_from_config(cfg: dict[str, Any]) -> Grid:
-    """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``).
+def grid_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = None) -> Grid:
+    """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``) without ``[[parts]]``.
 
     The document is validated by :class:`unlearnbench.schema.SweepConfig` first: an unknown key, a wrong
-    type, a non-finite number or an out-of-range value is one :class:`UserError` line.
+    type, a non-finite number or an out-of-range value is one :class:`UserError` line. ``overrides``
+    (``[eval]`` keys, from command-line flags) win over the config's.
     """
-    from unlearnbench.schema import parse_sweep_config
+    grids = grids_from_config(cfg, overrides)
+    if len(grids) != 1 or "parts" in cfg:
+        raise UserError("this command takes a config with one grid ('methods'), not '[[parts]]'")
+    return grids[0]
+
+
+def grids_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[Grid]:
+    """Every grid of a config: its top level, or each of its ``[[parts]]`` (once per protocol it names),
+    each part taking what it leaves out from the top level. ``overrides`` (``[eval]`` keys) win over both."""
+    from unlearnbench.schema import MethodEntry, parse_sweep_config
 
     config = parse_sweep_config(cfg)
-    methods = []
-    for m in config.methods:
-        keys = sorted(m.grid)
-        for combo in itertools.product(*(m.grid[k] for k in keys)):
-            merged = {**m.args, **dict(zip(keys, combo, strict=True))}
-            label = config.label if m.label is None else m.label
-            methods.append(MethodSetting(m.name, merged, label, m.label_dropout))
-    attacks = [(a.name, dict(a.args)) for a in config.attacks]
-    classes = [tuple(fc) if isinstance(fc, list) else (fc,) for fc in config.forget_classes]
-    ev = config.eval.model_dump(exclude_unset=True)
+    if config.methods is None and config.parts is None:
+        raise UserError("config: no methods: give 'methods' (or '[[parts]]', each with its own 'methods')")
+    if config.methods is not None and config.parts is not None:
+        raise UserError("config: 'methods' beside '[[parts]]': put those methods in a part of their own")
     testbed = config.testbed.model_dump(exclude_unset=True)
-    settings = eval_settings({k: v for k, v in ev.items() if v is not None})
-    return Grid(methods, attacks, classes, list(config.seeds), settings, testbed)
+    top = config.eval.model_dump(exclude_unset=True)
+    last = dict(overrides or {})
+
+    def grid(
+        entries: list[MethodEntry], label: str, ev: dict[str, Any], attacks: Any, classes: Any, seeds: Any
+    ) -> Grid:
+        methods = []
+        for m in entries:
+            keys = sorted(m.grid)
+            for combo in itertools.product(*(m.grid[k] for k in keys)):
+                merged = {**m.args, **dict(zip(keys, combo, strict=True))}
+                methods.append(MethodSetting(m.name, merged, label if m.label is None else m.label, m.label_dropout))
+        return Grid(
+            methods,
+            [(a.name, dict(a.args)) for a in attacks],
+            [tuple(fc) if isinstance(fc, list) else (fc,) for fc in classes],
+            list(seeds),
+            eval_settings({k: v for k, v in {**ev, **last}.items() if v is not None}),
+            testbed,
+        )
+
+    if config.methods is not None:
+        return [grid(config.methods, config.label, top, config.attacks, config.forget_classes, config.seeds)]
+    grids = []
+    for i, part in enumerate(config.parts or []):
+        where = f"parts[{i}]" + (f" ({part.name})" if part.name else "")
+        ev = {**top, **part.eval.model_dump(exclude_unset=True)}
+        label = config.label if part.label is None else part.label
+        for protocol in part.protocols or [None]:
+            g = grid(
+                part.methods,
+                label,
+                ev if protocol is None else {**ev, "protocol": protocol},
+                part.attacks or config.attacks,
+                part.forget_classes or config.forget_classes,
+                part.seeds or config.seeds,
+            )
+            if part.tuned is not None:
+                g, skipped = g.with_tuned(read_tuned(part.tuned, f"{where}: tuned"))
+                if skipped:
+                    raise UserError(f"config {where}: {', '.join(skipped)} has no tuned setting in {part.tuned!r}")
+            grids.append(g)
+    return grids
+
+
+def specs_of(grids: Iterable[Grid]) -> list[RunSpec]:
+    """The runs of several grids, in order, each once (parts may overlap)."""
+    seen: dict[str, RunSpec] = {}
+    for g in grids:
+        for spec in g.specs():
+            seen.setdefault(spec.canonical(), spec)
+    return list(seen.values())
+
+
+def read_tuned(path: str, flag: str = "--tuned") -> dict[str, dict[str, Any]]:
+    """A ``tune --write`` file, validated by :func:`unlearnbench.schema.load_tuned`: ``{method: {"args": {...},
+    ...}}`` (a variant under ``method:variant``)."""
+    from unlearnbench.schema import load_tuned
+
+    return {method: entry.model_dump() for method, entry in load_tuned(path, flag).items()}
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -130,11 +130,3 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
 
 def write_tuned(path: Path, chosen: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(chosen, indent=2, sort_keys=True) + "\n")
-
-
-def read_tuned(path: str) -> dict[str, dict[str, Any]]:
-    """A ``--tuned`` file, validated by :func:`unlearnbench.schema.load_tuned`: ``{method: {"args": {...}, ...}}``
-    (a variant under ``method:variant``)."""
-    from unlearnbench.schema import load_tuned
-
-    return {method: entry.model_dump() for method, entry in load_tuned(path).items()}

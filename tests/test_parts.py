@@ -1,0 +1,116 @@
+"""Sweep configs with ``[[parts]]``: a union of grids that share the top level's settings (the core and full
+leaderboard configs are written this way)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unlearnbench.cli import main
+from unlearnbench.errors import UserError
+from unlearnbench.sweep import grid_from_config, grids_from_config, load_config, specs_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG = {
+    "label": "paper",
+    "forget_classes": [1, 2],
+    "seeds": [0],
+    "eval": {"forget_samples": 40, "retain_samples": 4},
+    "parts": [
+        {"name": "focus", "methods": ["safemax"], "seeds": [0, 1], "protocols": ["testbed", "papers"]},
+        {"name": "rest", "methods": ["noop", "safemax"], "eval": {"forget_samples": 30}},
+        {"name": "attacks", "methods": ["noop"], "attacks": ["none", "relearn"], "forget_classes": [3]},
+    ],
+}
+
+
+def _settings(spec) -> tuple:
+    s = spec.eval.sampler
+    return (spec.method, spec.attack, spec.forget_classes, spec.seed, s.guidance_scale, s.eta, spec.eval.forget_samples)
+
+
+def test_parts_take_what_they_leave_out_from_the_top_level_and_run_each_protocol():
+    specs = specs_of(grids_from_config(CONFIG))
+    got = {_settings(s) for s in specs}
+    # focus: 2 classes x 2 seeds x 2 protocols; the papers' protocol is s = 3, eta = 1
+    focus = {
+        ("safemax", "none", (c,), seed, g, eta, 40)
+        for c in (1, 2)
+        for seed in (0, 1)
+        for g, eta in ((None, 0.0), (3.0, 1.0))
+    }
+    # rest: its own forget_samples, the top level's classes and seed
+    rest = {(m, "none", (c,), 0, None, 0.0, 30) for m in ("noop", "safemax") for c in (1, 2)}
+    attacks = {("noop", a, (3,), 0, None, 0.0, 40) for a in ("none", "relearn")}
+    assert got == focus | rest | attacks
+    assert len(specs) == len(got) == 8 + 4 + 2
+    assert all(s.label == "paper" and s.eval.retain_samples == 4 for s in specs)
+
+
+def test_overlapping_parts_run_once_and_flags_win_over_every_part():
+    twice = {**CONFIG, "parts": [CONFIG["parts"][1], CONFIG["parts"][1]]}
+    assert len(specs_of(grids_from_config(twice))) == 4
+    specs = specs_of(grids_from_config(CONFIG, {"forget_samples": 7, "guidance": 2.0, "eta": 0.5}))
+    assert {(s.eval.forget_samples, s.eval.sampler.guidance_scale, s.eval.sampler.eta) for s in specs} == {
+        (7, 2.0, 0.5)
+    }
+
+
+def test_a_tuned_part_runs_the_tuned_settings_and_refuses_a_method_without_one(tmp_path):
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"safemax": {"args": {"lam": 0.5}}, "safemax:retain term": {"args": {"lam": 2.0}}}))
+    cfg = {"parts": [{"methods": ["safemax"], "tuned": str(tuned)}]}
+    specs = specs_of(grids_from_config(cfg))
+    assert {(s.label, s.method_args["lam"]) for s in specs} == {("tuned", 0.5), ("tuned, retain term", 2.0)}
+    with pytest.raises(UserError, match=r"parts\[0\] \(x\): noop has no tuned setting"):
+        grids_from_config({"parts": [{"name": "x", "methods": ["safemax", "noop"], "tuned": str(tuned)}]})
+    with pytest.raises(UserError, match="no such file"):
+        grids_from_config({"parts": [{"methods": ["safemax"], "tuned": str(tmp_path / "missing.json")}]})
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({}, "no methods"),
+        ({"methods": ["noop"], "parts": [{"methods": ["noop"]}]}, "'methods' beside '[[parts]]'"),
+        ({"parts": []}, "parts must be a non-empty list"),
+        ({"parts": [{"methods": ["noop"], "protocols": ["paper"]}]}, "must be one of ['testbed', 'papers']"),
+        ({"parts": [{"methods": ["noop"], "seed": [1]}]}, "did you mean 'seeds'"),
+    ],
+)
+def test_a_malformed_parts_config_is_one_line(cfg, message):
+    with pytest.raises(UserError) as e:
+        grids_from_config(cfg)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_commands_that_take_one_grid_refuse_parts(tmp_path, capsys):
+    with pytest.raises(UserError, match="one grid"):
+        grid_from_config(CONFIG)
+    path = tmp_path / "parts.json"
+    path.write_text(json.dumps(CONFIG))
+    out = str(tmp_path / "out")
+    assert main(["tune", "--config", str(path), "--out", out]) == 2
+    assert main(["sweep", "--config", str(path), "--out", out, "--forget-classes", "4", "--plan"]) == 2
+    assert main(["sweep", "--config", str(path), "--out", out, "--tuned", str(path), "--plan"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert "[[parts]]" in errors[0] and "--forget-classes cannot narrow" in errors[1] and "'tuned'" in errors[2]
+
+
+def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
+    path = tmp_path / "parts.json"
+    path.write_text(json.dumps(CONFIG))
+    assert main(["sweep", "--config", str(path), "--out", str(tmp_path / "out"), "--plan"]) == 0
+    assert "14 runs, 0 already complete" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").iterdir())
+
+
+@pytest.mark.parametrize("name", ["core.toml", "full.toml"])
+def test_the_leaderboard_configs_parse(name):
+    path = ROOT / "results" / name
+    specs = specs_of(grids_from_config(load_config(path)))
+    assert specs and len({s.run_id for s in specs}) == len(specs)
