@@ -179,20 +179,38 @@ def test_a_broken_plugin_is_one_line(tmp_path, monkeypatch, capsys, source, frag
 
 
 def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path, capsys):
+    import pandas as pd
+
     from unlearnbench.runner import resolve
     from unlearnbench.spec import RunSpec
     from unlearnbench.sweep import estimate
 
     spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
+    attacked = resolve(RunSpec(method="safemax", attack="relearn", forget_classes=(1,))).spec
     (tmp_path / "runs").mkdir()
-    for i, wall in enumerate([100.0, 300.0, 200.0]):
-        meta = {"spec": spec.to_dict(), "wall_s": wall, "status": "ok"}
-        (tmp_path / "runs" / f"r{i}.json").write_text(json.dumps(meta))
-    line = estimate([spec] * 36, [str(tmp_path)], workers=2)  # 36 runs x 200 s (the median) / 2 workers = 1 h
-    assert "1.0 h on 2 worker(s) for 36 runs (36 from runs with the same settings" in line
+
+    def measured(name: str, s: RunSpec, wall: float, split: dict | None, cost_s: float) -> None:
+        meta = {"spec": s.to_dict(), "wall_s": wall, "status": "ok", **({"time_split_s": split} if split else {})}
+        (tmp_path / "runs" / f"{name}.json").write_text(json.dumps(meta))
+        # the recorded unlearning time includes a prior of 500 s that was read from the cache (not spent here)
+        rows = {"phase": ["unlearned"] * 3, "metric": ["cost_wall_s", "cost_prior_wall_s", "cost_prior_cached"]}
+        pd.DataFrame({**rows, "value": [cost_s + 500.0, 500.0, 1.0]}).to_parquet(tmp_path / "runs" / f"{name}.parquet")
+
+    # runs that say how their time split: 60 s unlearning (computed here), 100 / 300 / 200 s evaluation
+    for i, evaluation in enumerate([100.0, 300.0, 200.0]):
+        measured(f"r{i}", spec, 60.0 + evaluation, {"unlearning": 60.0, "sampling": evaluation}, 60.0)
+    # an older run without the split: its cost rows say 60 s of unlearning; its 250 s wall time exceeds them,
+    # so it computed the unlearning and evaluated for 190 s; a cached follower (30 s < 60 s) only evaluated
+    measured("old", attacked, 250.0, None, 60.0)
+    measured("cached", attacked, 30.0, None, 60.0)
+    line = estimate([[spec]] * 18, [str(tmp_path)], workers=2)  # 18 x (60 + 200) s / 2 workers = 0.65 h
+    assert "0.7 h on 2 worker(s) for 18 runs (18 from runs with the same settings" in line
+    # runs that share one unlearning count it once: 60 + 200 + median(190, 30) = 370 s, not 2 x 60 + ...
+    assert "0.1 h on 1 worker(s) for 2 runs" in estimate([[spec, attacked]], [str(tmp_path)], 1)
+    assert estimate([[spec, attacked]] * 10, [str(tmp_path)], 1).startswith("estimate: 1.0 h")  # 3700 s
     other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
-    assert "no measurement for 1 runs (salun/none)" in estimate([other, spec], [str(tmp_path)], 1)
-    assert estimate([other], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")
+    assert "no measurement for 1 runs (salun/none)" in estimate([[other], [spec]], [str(tmp_path)], 1)
+    assert estimate([[other]], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")
     # --plan prints the plan and the estimate and runs nothing
     out = tmp_path / "fresh"
     code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",

@@ -222,41 +222,87 @@ def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def estimate(planned: list[RunSpec], stores: Iterable[str], workers: int) -> str:
-    """The planned runs' wall time, from runs measured before (``runs/*.json`` of ``stores``): per run, the
-    median wall time of finished runs with the same method, attack, sampler and sample counts, else of the
-    same method and attack (any settings: a rough figure), else unknown. One line."""
+class _Measured(NamedTuple):
+    """One finished run, as the estimate sees it: its evaluation seconds (everything but the unlearning) and,
+    when the run computed its unlearned model rather than reading it from the cache, the unlearning seconds."""
+
+    key: tuple[Any, ...]
+    evaluation_s: float
+    unlearning_s: float | None
+
+
+def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
+    """Split a run's wall time. Runs that recorded ``time_split_s`` say it; older ones are split with their
+    cost rows (the unlearning's recorded wall seconds, less a prior's read from the cache): a run whose wall
+    time exceeds them computed the unlearning, one below them read it from the cache."""
+    import pandas as pd
+
+    key, wall = _cost_key(meta["spec"]), float(meta["wall_s"])
+    split = meta.get("time_split_s")
+    if isinstance(split, dict) and "unlearning" in split:
+        unlearning = float(split["unlearning"])
+        return _Measured(key, max(0.0, wall - unlearning), unlearning if unlearning > 1.0 else None)
+    df = pd.read_parquet(rows, columns=["phase", "metric", "value"])
+    cost = df[df["phase"] == "unlearned"].drop_duplicates("metric").set_index("metric")["value"]
+    # the recorded unlearning time includes its priors'; a prior read from the cache was not spent in this run
+    cached_prior = float(cost.get("cost_prior_wall_s", 0.0)) if cost.get("cost_prior_cached", 0.0) else 0.0
+    unlearning = float(cost.get("cost_wall_s", 0.0)) - cached_prior
+    if wall > unlearning:
+        return _Measured(key, wall - unlearning, unlearning)
+    return _Measured(key, wall, None)
+
+
+def estimate(jobs: list[list[RunSpec]], stores: Iterable[str], workers: int) -> str:
+    """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
+    once (the median unlearning time of measured runs with the same method and settings) plus each run's
+    evaluation (the median of runs with the same method, attack, sampler and sample counts, else of the same
+    method and attack at any settings: a rough figure, else unknown). One line."""
     import statistics
 
-    exact: dict[tuple[Any, ...], list[float]] = {}
-    rough: dict[tuple[str, str], list[float]] = {}
+    seen: list[_Measured] = []
     for root in stores:
-        for meta in Path(root, "runs").glob("*.json") if Path(root, "runs").is_dir() else []:
+        runs = Path(root, "runs")
+        for meta_path in sorted(runs.glob("*.json")) if runs.is_dir() else []:
+            rows = meta_path.with_suffix(".parquet")
             try:
-                m = json.loads(meta.read_text())
-                key, wall = _cost_key(m["spec"]), float(m["wall_s"])
+                meta = json.loads(meta_path.read_text())
+                if meta.get("status") == "ok" and rows.is_file():
+                    seen.append(_measured(meta, rows))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if m.get("status") == "ok":
-                exact.setdefault(key, []).append(wall)
-                rough.setdefault(key[:2], []).append(wall)
-    total, measured, guessed, unknown = 0.0, 0, 0, set()
-    for spec in planned:
-        key = _cost_key(spec.to_dict())
-        if key in exact:
-            total, measured = total + statistics.median(exact[key]), measured + 1
-        elif key[:2] in rough:
-            total, guessed = total + statistics.median(rough[key[:2]]), guessed + 1
-        else:
-            unknown.add(f"{spec.method}/{spec.attack}")
+    exact: dict[tuple[Any, ...], list[float]] = {}
+    rough: dict[tuple[Any, ...], list[float]] = {}
+    unlearn_exact: dict[tuple[Any, ...], list[float]] = {}
+    unlearn_rough: dict[str, list[float]] = {}
+    for m in seen:
+        exact.setdefault(m.key, []).append(m.evaluation_s)
+        rough.setdefault(m.key[:2], []).append(m.evaluation_s)
+        if m.unlearning_s is not None:
+            unlearn_exact.setdefault((m.key[0], *m.key[2:]), []).append(m.unlearning_s)
+            unlearn_rough.setdefault(m.key[0], []).append(m.unlearning_s)
+    total, measured, guessed, unknown, planned = 0.0, 0, 0, set(), 0
+    for job in jobs:
+        first = _cost_key(job[0].to_dict())
+        unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
+        total += statistics.median(unlearning) if unlearning else 0.0
+        for spec in job:
+            planned += 1
+            key = _cost_key(spec.to_dict())
+            if key in exact and unlearning:
+                total, measured = total + statistics.median(exact[key]), measured + 1
+            elif key[:2] in rough and unlearning:
+                total, guessed = total + statistics.median(rough[key[:2]]), guessed + 1
+            else:
+                unknown.add(f"{spec.method}/{spec.attack}")
     if not measured + guessed:
         return f"estimate: none, no run like these was measured in {', '.join(stores)} (--estimate-from STORE)"
     line = (
         f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed} runs "
-        f"({measured} from runs with the same settings, {guessed} from the same method and attack at other settings)"
+        f"({measured} from runs with the same settings, {guessed} from the same method and attack at other "
+        f"settings; each shared unlearning counted once)"
     )
     if unknown:
-        line += f"; no measurement for {len(planned) - measured - guessed} runs ({', '.join(sorted(unknown))})"
+        line += f"; no measurement for {planned - measured - guessed} runs ({', '.join(sorted(unknown))})"
     return line
 
 
@@ -329,8 +375,7 @@ def run_sweep(
             file=sys.stderr,
         )
         if jobs:
-            todo = [s for job in jobs for s in job]
-            print(f"sweep: {estimate(todo, [store_root, *estimate_from], workers)}", file=sys.stderr)
+            print(f"sweep: {estimate(jobs, [store_root, *estimate_from], workers)}", file=sys.stderr)
         if not jobs or plan_only:
             return report
         by_id = {s.run_id: s for job in jobs for s in job}
