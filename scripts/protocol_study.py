@@ -412,8 +412,11 @@ def unlearn_table(store: Path, out: Path) -> str:
     for run_id in df["run_id"].unique():
         meta = json.loads((runs.root / "runs" / f"{run_id}.json").read_text())
         spec = RunSpec.from_dict(meta["spec"])
-        cached = runs.cache / "unlearned" / spec.unlearn_key(tb.model_sha, spec.method_args)
-        if not (cached / "cost.json").is_file():
+        # the key as the runner forms it; models unlearned before methods declared whether they sample were
+        # stored under the key with the sampler in it
+        keys = {spec.unlearn_key(tb.model_sha, spec.method_args, uses_sampler=flag) for flag in (False, True)}
+        cached = next((runs.cache / "unlearned" / k for k in keys if (runs.cache / "unlearned" / k).is_dir()), None)
+        if cached is None or not (cached / "cost.json").is_file():
             continue
         # the same weights under another guidance key (methods that never sample): counted once
         weights = sha256_file(next(cached.rglob("*.safetensors")))

@@ -150,6 +150,10 @@ class UnlearningMethod(_Registered):
     # ``label_dropout``), and where upstream sets it; 0 and "" when upstream trains without it or has no code.
     upstream_label_dropout: ClassVar[float] = 0.0
     label_dropout_source: ClassVar[str] = ""
+    # Whether ``unlearn`` reads ``task.sampler`` (guided replay, guided saliency, guided x_t). A method that
+    # does not gives the same model at every sampler setting, so runs at the testbed's and the papers'
+    # settings share one unlearning (tests/test_contract.py checks the claim for every method making it).
+    uses_sampler: ClassVar[bool] = True
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         """Return the unlearned model. ``model`` is a private copy of the original: change it freely.

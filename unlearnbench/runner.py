@@ -332,7 +332,7 @@ class Runner:
 
     def _unlearned(self, resolved: Resolved, tb: Testbed, task: Task, reference: Reference, generator: torch.Generator):
         spec = resolved.spec
-        ukey = spec.unlearn_key(tb.model_sha, spec.method_args)
+        ukey = spec.unlearn_key(tb.model_sha, spec.method_args, uses_sampler=resolved.method.uses_sampler)
         cached = self.store.cache / "unlearned" / ukey
         if (cached / "cost.json").is_file():
             model = (

@@ -79,8 +79,9 @@ class RunSpec:
         """Stable hash of everything that defines the run (not of when or where it ran)."""
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
 
-    def unlearn_key(self, model_sha: str, resolved_method_args: dict[str, Any]) -> str:
-        """What determines the unlearned model: runs that share it share one unlearning."""
+    def unlearn_key(self, model_sha: str, resolved_method_args: dict[str, Any], *, uses_sampler: bool = True) -> str:
+        """What determines the unlearned model: runs that share it share one unlearning. The sampler setting is
+        part of it only for a method that samples while unlearning (``UnlearningMethod.uses_sampler``)."""
         key = {
             "method": self.method,
             "args": resolved_method_args,
@@ -89,9 +90,10 @@ class RunSpec:
             "dataset": self.dataset,
             "seed": self.seed,
             "label_dropout": self.label_dropout,
-            "guidance": self.eval.sampler.guidance_scale,  # replay-based methods sample with it
-            "sampler": "ddim, x0 not clipped",  # how replay samples are drawn (clipped before 2026-11-29)
         }
+        if uses_sampler:
+            key["guidance"] = self.eval.sampler.guidance_scale  # replay, saliency, ESD's x_t: guided
+            key["sampler"] = "ddim, x0 not clipped"  # how replay samples are drawn (clipped before 2026-11-29)
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_(self, **changes: Any) -> RunSpec:

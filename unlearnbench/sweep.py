@@ -328,7 +328,9 @@ def plan(
         if store.is_complete(resolved.run_id):
             skipped += 1
             continue
-        key = resolved.spec.unlearn_key(tb.model_sha, resolved.spec.method_args)
+        key = resolved.spec.unlearn_key(
+            tb.model_sha, resolved.spec.method_args, uses_sampler=resolved.method.uses_sampler
+        )
         groups.setdefault(key, []).append(resolved.spec)
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     if backend is not None and groups:

@@ -67,6 +67,7 @@ class EraseDiff(UnlearningMethod):
     """Bi-level unlearning: keep L_DM on retained data while pushing the forget loss toward its inner optimum."""
 
     Args = EraseDiffArgs
+    uses_sampler = False
     paper = "Wu et al., arXiv:2401.05779 (EraseDiff)"
     upstream_label_dropout = 0.0
     label_dropout_source = (

@@ -32,6 +32,7 @@ class Finetune(UnlearningMethod):
     """Fine-tune with L_DM on the retained classes only."""
 
     Args = FinetuneArgs
+    uses_sampler = False
     paper = "baseline in Heng & Soh 2023 (SA), Fan et al. 2024 (SalUn)"
     upstream_label_dropout = 0.1
     label_dropout_source = (

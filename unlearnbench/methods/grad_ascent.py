@@ -34,6 +34,7 @@ class GradAscent(UnlearningMethod):
     """NegGrad: gradient ascent on the forget class's denoising loss (usually collapses the model)."""
 
     Args = GradAscentArgs
+    uses_sampler = False
     paper = "NegGrad baseline (Golatkar et al. 2020; in SA, SalUn, EraseDiff)"
     upstream_label_dropout = 0.1
     label_dropout_source = (

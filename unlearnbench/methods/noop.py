@@ -13,5 +13,7 @@ from unlearnbench.registry import register
 class Noop(UnlearningMethod):
     """The original model, unchanged (reference row)."""
 
+    uses_sampler = False
+
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         return model

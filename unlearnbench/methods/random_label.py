@@ -79,6 +79,7 @@ class RandomLabel(UnlearningMethod):
     """SalUn's random-label loss without the saliency mask: eps(x_t, c_f) -> sg[eps(x_t, c')] + alpha L_DM(D_r)."""
 
     Args = RelabelArgs
+    uses_sampler = False
     paper = "Fan et al., ICLR 2024 (SalUn), the 'RL' baseline"
     upstream_label_dropout = 0.1
     label_dropout_source = (

@@ -32,6 +32,7 @@ class Retrain(UnlearningMethod):
     """Train from scratch on the retained classes with the base model's recipe (exact unlearning)."""
 
     Args = RetrainArgs
+    uses_sampler = False
     paper = "exact unlearning baseline (retrain without D_f)"
     supports = ("label",)  # the recorded recipes train class-conditional models
     smoke_args = {"steps": 2}

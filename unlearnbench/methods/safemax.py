@@ -44,6 +44,7 @@ class SAFEMax(UnlearningMethod):
     """Train the forget class to predict pure Gaussian noise, weighted to early steps by exp(-lambda t/T)."""
 
     Args = SAFEMaxArgs
+    uses_sampler = False
     paper = "Spartalis et al., ICML 2025 MUGen workshop, arXiv:2508.20773"
     published_cost = (5.8, 9.50)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 8}
