@@ -56,7 +56,7 @@ class RunSpec:
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
         d = dict(d)
         d.pop("spec_version", None)
-        ev = d.pop("eval", {}) or {}
+        ev = dict(d.pop("eval", {}) or {})  # copies: the caller's dict stays as it was
         sampler = SamplerSettings(**ev.pop("sampler", {}))
         return cls(
             **{**d, "forget_classes": tuple(d.get("forget_classes", (0,))), "metrics": tuple(d.get("metrics", ()))},
