@@ -208,6 +208,12 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     # runs that share one unlearning count it once: 60 + 200 + median(190, 30) = 370 s, not 2 x 60 + ...
     assert "0.1 h on 1 worker(s) for 2 runs" in estimate([[spec, attacked]], [str(tmp_path)], 1)
     assert estimate([[spec, attacked]] * 10, [str(tmp_path)], 1).startswith("estimate: 1.0 h")  # 3700 s
+    # a job whose unlearned model the store already holds (a resumed sweep) is charged its evaluation only
+    from unlearnbench.sweep import Job
+
+    held = Job([spec])
+    held.cached = True
+    assert estimate([held] * 18, [str(tmp_path)], 2).startswith("estimate: 0.5 h")  # 18 x 200 s / 2
     other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
     assert "no measurement for 1 runs (salun/none)" in estimate([[other], [spec]], [str(tmp_path)], 1)
     assert estimate([[other]], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")

@@ -69,6 +69,19 @@ def test_a_tuned_part_runs_the_tuned_settings_and_refuses_a_method_without_one(t
         grids_from_config({"parts": [{"name": "x", "methods": ["safemax", "noop"], "tuned": str(tuned)}]})
     with pytest.raises(UserError, match="no such file"):
         grids_from_config({"parts": [{"methods": ["safemax"], "tuned": str(tmp_path / "missing.json")}]})
+    # a relative path is read beside the config; what the tuned file would silently replace is refused
+    assert (
+        len(specs_of(grids_from_config({"parts": [{"methods": ["safemax"], "tuned": "tuned.json"}]}, base=tmp_path)))
+        == 2
+    )
+    for method, fragment in [
+        ({"name": "safemax", "args": {"lam": 3.0}}, "safemax's args"),
+        ({"name": "safemax", "label_dropout": 0.0}, "safemax's args, grid, label or label_dropout"),
+    ]:
+        with pytest.raises(UserError, match=fragment):
+            grids_from_config({"parts": [{"methods": [method], "tuned": str(tuned)}]})
+    with pytest.raises(UserError, match="not a label"):
+        grids_from_config({"parts": [{"methods": ["safemax"], "tuned": str(tuned), "label": "mine"}]})
 
 
 @pytest.mark.parametrize(
@@ -98,7 +111,13 @@ def test_commands_that_take_one_grid_refuse_parts(tmp_path, capsys):
     assert main(["sweep", "--config", str(path), "--out", out, "--tuned", str(path), "--plan"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 3
-    assert "[[parts]]" in errors[0] and "--forget-classes cannot narrow" in errors[1] and "'tuned'" in errors[2]
+    assert "tune takes a config with one grid" in errors[0] and "--forget-classes" not in errors[0]
+    assert "--forget-classes cannot narrow" in errors[1] and "--tuned takes a config with one grid" in errors[2]
+    # a config of one part is a config of parts all the same
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"parts": [{"methods": ["safemax"]}]}))
+    assert main(["sweep", "--config", str(one), "--out", out, "--tuned", str(path), "--plan"]) == 2
+    assert "--tuned takes a config with one grid" in capsys.readouterr().err
 
 
 def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
@@ -109,8 +128,19 @@ def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
     assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").iterdir())
 
 
-@pytest.mark.parametrize("name", ["core.toml", "full.toml"])
-def test_the_leaderboard_configs_parse(name):
+@pytest.mark.parametrize(("name", "runs"), [("core.toml", 296), ("full.toml", 1280)])
+def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkeypatch):
+    """Their 'tuned' file is found beside them (not from the working directory), and every run resolves and
+    validates as a sweep's plan does; core's runs are all in full."""
+    from unlearnbench.sweep import plan
+
+    monkeypatch.chdir(tmp_path)
     path = ROOT / "results" / name
-    specs = specs_of(grids_from_config(load_config(path)))
-    assert specs and len({s.run_id for s in specs}) == len(specs)
+    specs = specs_of(grids_from_config(load_config(path), base=path.parent))
+    jobs, skipped = plan(specs, str(tmp_path / "store"))
+    assert skipped == 0 and sum(len(j) for j in jobs) == len(specs) == runs
+    if name == "full.toml":
+        core = ROOT / "results" / "core.toml"
+        assert {s.run_id for s in specs_of(grids_from_config(load_config(core), base=core.parent))} <= {
+            s.run_id for s in specs
+        }

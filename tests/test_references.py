@@ -141,7 +141,7 @@ def test_a_reference_is_charged_the_base_recipes_measured_time_not_its_loaded_se
     progress = {"seconds": 9000.0, "cpu_seconds": 4100.0}  # resumed beside other jobs: the wall time is inflated
     cost = reference_cost(progress, {"seconds": 2036.9, "steps": 8000, "threads": 2}, 8000)
     assert cost["wall_s"] == 2036.9 and cost["measured_wall_s"] == 9000.0 and cost["cpu_s"] == 4100.0
-    assert "2036.9 s for 8000 steps on 2 threads" in cost["wall_basis"]
+    assert "2036.9 s for 8000 steps on 2 threads)" in cost["wall_basis"]
     assert reference_cost(progress, {"seconds": 2000.0, "steps": 8000}, 4000)["wall_s"] == 1000.0
     unknown = reference_cost(progress, None, 8000)
     assert unknown["wall_s"] == 9000.0 and "not controlled" in unknown["wall_basis"]

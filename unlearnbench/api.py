@@ -128,7 +128,8 @@ def _require_support(plugin: UnlearningMethod | Attack, task: Task) -> None:
 
 
 class UnlearningMethod(_Registered):
-    """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``methods/safemax.py``."""
+    """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``safemax.py`` in
+    ``unlearnbench/methods/``."""
 
     paper: ClassVar[str] = ""
     # The conditioning kinds (of the testbed's concepts) this method works with.

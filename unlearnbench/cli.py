@@ -78,11 +78,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if (df["status"] == "ok").all() else 1
 
 
-def _grids(args: argparse.Namespace) -> list[Any]:
-    """The grids the command line names: a config (one grid, or its ``[[parts]]``) narrowed by the flags."""
+def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, Any] | None = None) -> list[Any]:
+    """The grids the command line names: a config (one grid, or its ``[[parts]]``) narrowed by the flags.
+    ``one_grid``: why this command refuses ``[[parts]]`` (empty: it takes them). ``defaults``: values for flags
+    left out, applied to a one-grid config only."""
     from unlearnbench.sweep import grids_from_config, load_config
 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
+    if "parts" in cfg and one_grid:
+        raise UserError(f"{one_grid}, not a config of [[parts]] ({args.config})")
+    for key, value in (defaults or {}).items():
+        if getattr(args, key) is None and "parts" not in cfg:
+            setattr(args, key, value)
     narrowing = {
         "methods": flags.csv(args.methods),
         "attacks": flags.csv(args.attacks),
@@ -105,7 +112,8 @@ def _grids(args: argparse.Namespace) -> list[Any]:
         cfg["eval"] = {**cfg["eval"], **overrides} if isinstance(cfg.get("eval"), dict) else overrides
     if "methods" not in cfg and "parts" not in cfg:
         raise UserError("no methods: pass --methods a,b or --config FILE")
-    return grids_from_config(cfg, overrides)  # ... and win over every part's
+    # ... and win over every part's; a part's 'tuned' file is found beside the config
+    return grids_from_config(cfg, overrides, base=Path(args.config).parent if args.config else None)
 
 
 def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,10 +130,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from unlearnbench.sweep import read_tuned, run_sweep, specs_of
 
     _setup(args)
-    grids = _grids(args)
+    grids = _grids(
+        args, one_grid="--tuned takes a config with one grid (a part names its own 'tuned' file)" if args.tuned else ""
+    )
     if args.tuned:
-        if len(grids) > 1:
-            raise UserError(f"--tuned with a config of [[parts]] ({args.config}): name the file in a part's 'tuned'")
         grid, skipped = grids[0].with_tuned(read_tuned(args.tuned))
         grids = [grid]
         for method in skipped:
@@ -153,11 +161,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _setup(args)
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
-    if args.forget_classes is None:
-        args.forget_classes = list(tune.TUNING_CLASSES)
-    grids = _grids(args)
-    if len(grids) > 1:
-        raise UserError(f"tune takes a config with one grid ('methods'), not [[parts]] ({args.config})")
+    one = "tune takes a config with one grid ('methods')"
+    grids = _grids(args, one_grid=one, defaults={"forget_classes": list(tune.TUNING_CLASSES)})
     chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")

@@ -1,8 +1,10 @@
-"""Sweeps: a grid of methods x attacks x forget classes x seeds, resumable, on a backend.
+"""Sweeps: a grid of methods x attacks x forget classes x seeds (or a union of such grids, ``[[parts]]``),
+resumable, on a backend.
 
 The backend (``unlearnbench.backends``) is a pool of local processes (default) or a Ray cluster. Runs
-that share an unlearning (same method, arguments, forget class and seed; different attacks) form one
-job: its first run computes the unlearned model, the others follow and read it from the store's cache.
+that share an unlearning (same method, arguments, forget class and seed; different attacks, and for a method
+that does not sample while unlearning, different sampler settings) form one job: its first run computes the
+unlearned model, the others follow and read it from the store's cache.
 A finished run is never redone; a killed sweep loses only the runs in flight.
 """
 
@@ -97,9 +99,12 @@ def grid_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = Non
     return grids[0]
 
 
-def grids_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[Grid]:
+def grids_from_config(
+    cfg: dict[str, Any], overrides: dict[str, Any] | None = None, *, base: Path | None = None
+) -> list[Grid]:
     """Every grid of a config: its top level, or each of its ``[[parts]]`` (once per protocol it names),
-    each part taking what it leaves out from the top level. ``overrides`` (``[eval]`` keys) win over both."""
+    each part taking what it leaves out from the top level. ``overrides`` (``[eval]`` keys) win over both.
+    A part's relative ``tuned`` path is read from ``base`` (the config file's folder) when given."""
     from unlearnbench.schema import MethodEntry, parse_sweep_config
 
     config = parse_sweep_config(cfg)
@@ -136,6 +141,14 @@ def grids_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = No
         where = f"parts[{i}]" + (f" ({part.name})" if part.name else "")
         ev = {**top, **part.eval.model_dump(exclude_unset=True)}
         label = config.label if part.label is None else part.label
+        if part.tuned is not None:  # the tuned file sets the arguments and the labels: nothing may be dropped
+            fixed = [
+                m.name for m in part.methods if m.args or m.grid or m.label is not None or m.label_dropout is not None
+            ]
+            if fixed or part.label is not None:
+                what = f"{fixed[0]}'s args, grid, label or label_dropout" if fixed else "a label"
+                raise UserError(f"config {where}: a part with 'tuned' takes method names only, not {what}")
+            tuned = Path(part.tuned) if base is None or Path(part.tuned).is_absolute() else base / part.tuned
         for protocol in part.protocols or [None]:
             g = grid(
                 part.methods,
@@ -146,9 +159,9 @@ def grids_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = No
                 part.seeds or config.seeds,
             )
             if part.tuned is not None:
-                g, skipped = g.with_tuned(read_tuned(part.tuned, f"{where}: tuned"))
+                g, skipped = g.with_tuned(read_tuned(str(tuned), f"{where}: tuned"))
                 if skipped:
-                    raise UserError(f"config {where}: {', '.join(skipped)} has no tuned setting in {part.tuned!r}")
+                    raise UserError(f"config {where}: {', '.join(skipped)} has no tuned setting in {str(tuned)!r}")
             grids.append(g)
     return grids
 
@@ -222,6 +235,12 @@ def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+class Job(list[RunSpec]):
+    """Runs that share one unlearned model (a list of specs); ``cached``: the store already holds that model."""
+
+    cached: bool = False
+
+
 class _Measured(NamedTuple):
     """One finished run, as the estimate sees it: its evaluation seconds (everything but the unlearning) and,
     when the run computed its unlearned model rather than reading it from the cache, the unlearning seconds."""
@@ -239,9 +258,11 @@ def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
 
     key, wall = _cost_key(meta["spec"]), float(meta["wall_s"])
     split = meta.get("time_split_s")
-    if isinstance(split, dict) and "unlearning" in split:
-        unlearning = float(split["unlearning"])
-        return _Measured(key, max(0.0, wall - unlearning), unlearning if unlearning > 1.0 else None)
+    if isinstance(split, dict):  # a run that read its unlearned model from the cache has no "unlearning" part
+        unlearning = split.get("unlearning")
+        if unlearning is None:
+            return _Measured(key, wall, None)
+        return _Measured(key, max(0.0, wall - float(unlearning)), float(unlearning))
     df = pd.read_parquet(rows, columns=["phase", "metric", "value"])
     cost = df[df["phase"] == "unlearned"].drop_duplicates("metric").set_index("metric")["value"]
     # the recorded unlearning time includes its priors'; a prior read from the cache was not spent in this run
@@ -252,7 +273,7 @@ def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     return _Measured(key, wall, None)
 
 
-def estimate(jobs: list[list[RunSpec]], stores: Iterable[str], workers: int) -> str:
+def estimate(jobs: list[Job] | list[list[RunSpec]], stores: Iterable[str], workers: int) -> str:
     """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
     once (the median unlearning time of measured runs with the same method and settings) plus each run's
     evaluation (the median of runs with the same method, attack, sampler and sample counts, else of the same
@@ -284,7 +305,8 @@ def estimate(jobs: list[list[RunSpec]], stores: Iterable[str], workers: int) -> 
     for job in jobs:
         first = _cost_key(job[0].to_dict())
         unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
-        total += statistics.median(unlearning) if unlearning else 0.0
+        if unlearning and not getattr(job, "cached", False):  # a model already in the cache costs nothing
+            total += statistics.median(unlearning)
         for spec in job:
             planned += 1
             key = _cost_key(spec.to_dict())
@@ -308,7 +330,7 @@ def estimate(jobs: list[list[RunSpec]], stores: Iterable[str], workers: int) -> 
 
 def plan(
     specs: Iterable[RunSpec], store_root: str, backend: Backend | None = None, *, download: bool = False
-) -> tuple[list[list[RunSpec]], int]:
+) -> tuple[list[Job], int]:
     """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning.
 
     With a backend and work to do, its workers are started and each must be able to write the store
@@ -318,7 +340,7 @@ def plan(
     from unlearnbench.runner import check_budgets, resolve, testbed_for, validate
 
     store = Store(store_root)
-    groups: dict[str, list[RunSpec]] = {}
+    groups: dict[str, Job] = {}
     skipped = 0
     for spec in specs:
         resolved = resolve(spec)
@@ -331,7 +353,10 @@ def plan(
         key = resolved.spec.unlearn_key(
             tb.model_sha, resolved.spec.method_args, uses_sampler=resolved.method.uses_sampler
         )
-        groups.setdefault(key, []).append(resolved.spec)
+        if key not in groups:
+            groups[key] = Job()
+            groups[key].cached = (store.cache / "unlearned" / key / "cost.json").is_file()
+        groups[key].append(resolved.spec)
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     if backend is not None and groups:
         backend.start(str(store_root))

@@ -28,6 +28,7 @@ from unlearnbench import registry
 from unlearnbench.io import atomic_write_text
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_UA
 from unlearnbench.results import Store, final_rows
+from unlearnbench.sweep import read_tuned as read_tuned  # re-exported: it moved to sweep (configs read it too)
 
 if TYPE_CHECKING:
     from unlearnbench.sweep import Grid, SweepReport

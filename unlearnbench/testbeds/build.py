@@ -159,9 +159,10 @@ def reference_cost(progress: dict[str, Any], base_training: dict[str, Any] | Non
     own = {"measured_wall_s": progress["seconds"], "cpu_s": progress["cpu_seconds"], "steps": steps}
     if base_training and base_training.get("seconds") and base_training.get("steps"):
         wall = round(float(base_training["seconds"]) * steps / int(base_training["steps"]), 1)
+        scaled = "" if steps == int(base_training["steps"]) else f", scaled to {steps} steps"
         basis = (
             f"the base model's training ({base_training['seconds']} s for {base_training['steps']} steps on "
-            f"{base_training.get('threads', '?')} threads), scaled by steps: the same recipe on the retained data"
+            f"{base_training.get('threads', '?')} threads{scaled}): the same recipe on the retained data"
         )
         return {**own, "wall_s": wall, "wall_basis": basis}
     return {**own, "wall_s": progress["seconds"], "wall_basis": "this reference's own segments (load not controlled)"}
