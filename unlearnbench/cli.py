@@ -81,14 +81,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, Any] | None = None) -> list[Any]:
     """The grids the command line names: a config (one grid, or its ``[[parts]]``) narrowed by the flags.
     ``one_grid``: why this command refuses ``[[parts]]`` (empty: it takes them). ``defaults``: values for flags
-    left out, applied to a one-grid config only."""
+    left out (for commands that refuse parts)."""
     from unlearnbench.sweep import grids_from_config, load_config
 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
     if "parts" in cfg and one_grid:
         raise UserError(f"{one_grid}, not a config of [[parts]] ({args.config})")
     for key, value in (defaults or {}).items():
-        if getattr(args, key) is None and "parts" not in cfg:
+        if getattr(args, key) is None:
             setattr(args, key, value)
     narrowing = {
         "methods": flags.csv(args.methods),

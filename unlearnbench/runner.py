@@ -62,6 +62,10 @@ class Resolved:
     def run_id(self) -> str:
         return self.spec.run_id
 
+    def unlearn_key(self, model_sha: str) -> str:
+        """The unlearned model's cache key (the sampler in it only for a method that samples while unlearning)."""
+        return self.spec.unlearn_key(model_sha, self.spec.method_args, uses_sampler=self.method.uses_sampler)
+
 
 def resolve(spec: RunSpec) -> Resolved:
     """Build the method and attack (validating their arguments), and fill in every default: the resolved
@@ -332,7 +336,7 @@ class Runner:
 
     def _unlearned(self, resolved: Resolved, tb: Testbed, task: Task, reference: Reference, generator: torch.Generator):
         spec = resolved.spec
-        ukey = spec.unlearn_key(tb.model_sha, spec.method_args, uses_sampler=resolved.method.uses_sampler)
+        ukey = resolved.unlearn_key(tb.model_sha)
         cached = self.store.cache / "unlearned" / ukey
         if (cached / "cost.json").is_file():
             model = (

@@ -94,7 +94,7 @@ def grid_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = Non
     (``[eval]`` keys, from command-line flags) win over the config's.
     """
     grids = grids_from_config(cfg, overrides)
-    if len(grids) != 1 or "parts" in cfg:
+    if "parts" in cfg:
         raise UserError("this command takes a config with one grid ('methods'), not '[[parts]]'")
     return grids[0]
 
@@ -350,9 +350,7 @@ def plan(
         if store.is_complete(resolved.run_id):
             skipped += 1
             continue
-        key = resolved.spec.unlearn_key(
-            tb.model_sha, resolved.spec.method_args, uses_sampler=resolved.method.uses_sampler
-        )
+        key = resolved.unlearn_key(tb.model_sha)
         if key not in groups:
             groups[key] = Job()
             groups[key].cached = (store.cache / "unlearned" / key / "cost.json").is_file()
