@@ -19,6 +19,7 @@ from unlearnbench import __version__, flags
 from unlearnbench.errors import UserError
 
 DEFAULT_OUT = "unlearnbench-results"
+CACHE_DEFAULT = ".reference-cache"
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -241,9 +242,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from unlearnbench.testbeds.build import build, build_reference
+    from unlearnbench.testbeds.build import build, build_reference, ship_priors
 
     _setup(args)
+    if args.what == "prior":
+        if not args.ship or args.cache == CACHE_DEFAULT:
+            raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
+        ship_priors(Path(args.cache))
+        return 0
     if args.what == "retrain":
         if not args.ship or not args.forget_classes:
             raise UserError("--what retrain builds shipped references: give --ship and --forget-classes")
@@ -335,9 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("pretrain", help="train the testbed's base model, evaluator or attacker with its recipe")
     pt.add_argument(
         "--what",
-        choices=["unet", "evaluator", "attacker", "judge2", "all", "retrain"],
+        choices=["unet", "evaluator", "attacker", "judge2", "all", "retrain", "prior"],
         default="unet",
-        help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes",
+        help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes; "
+        "'prior': ship the method priors (Selective Amnesia's Fisher) cached in --cache",
     )
     pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
@@ -355,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="--what retrain: stored weights (default float16)",
     )
     pt.add_argument(
-        "--cache", default=".reference-cache", help="--what retrain: resumable state (default .reference-cache)"
+        "--cache",
+        default=CACHE_DEFAULT,
+        help="--what retrain: resumable state (default .reference-cache); --what prior: a store's cache/priors",
     )
     flags.data_flags(pt)
     flags.machine_flags(pt)

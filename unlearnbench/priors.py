@@ -2,6 +2,13 @@
 matrix and replay samples). They depend on the base model, not on the forget class, so they are
 computed once per (model, arguments) and cached with their measured cost; every run that uses them is
 charged that recorded cost, so the reported cost is the same whether or not the cache was hit.
+
+The shipped testbed also carries priors for its own base model (``ShippedPriors``, under the testbed's
+``priors/``, sha256 in the manifest), shipped from a cache by ``unlearnbench pretrain --what prior --ship``.
+A run looks there first, then in its store's cache. A cached folder records what it was made from
+(``key.json``: name, base model sha256, arguments, threads), so shipping can check it belongs to the model.
+Priors are drawn from the generator of the run that first computed them; any later run, of any seed,
+reads the same ones (the key leaves the seed out on purpose: one Fisher per model, as the method intends).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from unlearnbench.cost import Cost, CostMeter
@@ -40,26 +48,68 @@ def _release(handle: Any) -> None:
         handle.close()
 
 
+TENSORS = "tensors.safetensors"
+
+
+def prior_folder_name(name: str, model_sha: str, key: dict[str, Any]) -> str:
+    """The folder a prior is cached (and shipped) under: the method's name and a digest of what it depends on."""
+    return f"{name}-{hashlib.sha256(json.dumps([name, model_sha, key], sort_keys=True).encode()).hexdigest()[:16]}"
+
+
+class ShippedPriors:
+    """The priors a testbed ships for its own base model: ``root/<folder>/`` holds ``tensors.safetensors``
+    (sha256 in the manifest's ``files`` as ``priors/<folder>/tensors.safetensors``) and ``prior.json`` (what
+    it was made from and the cost every run that reads it is charged)."""
+
+    def __init__(self, root: Path, files: dict[str, str]) -> None:
+        self.root = root
+        self.files = files
+
+    def load(self, folder_name: str) -> tuple[dict[str, Tensor], Cost] | None:
+        from safetensors.torch import load_file
+
+        from unlearnbench.models import verify_sha256
+
+        folder = self.root / folder_name
+        sha = self.files.get(f"priors/{folder_name}/{TENSORS}")
+        if sha is None or not (folder / "prior.json").is_file():
+            return None
+        verify_sha256(folder / TENSORS, sha)
+        record = json.loads((folder / "prior.json").read_text())
+        cost = Cost(**{k: v for k, v in record["cost"].items() if k in Cost.__dataclass_fields__})
+        return load_file(str(folder / TENSORS)), cost
+
+    def available(self) -> list[str]:
+        return sorted(p.split("/")[1] for p in self.files if p.startswith("priors/") and p.endswith(TENSORS))
+
+
 class PriorCache:
-    def __init__(self, root: Path | None, model_sha: str) -> None:
+    def __init__(self, root: Path | None, model_sha: str, shipped: ShippedPriors | None = None) -> None:
         self.root = root
         self.model_sha = model_sha
+        self.shipped = shipped
 
     def get(
         self, name: str, key: dict[str, Any], compute: Callable[[CostMeter], dict[str, Tensor]], meter: CostMeter
     ) -> dict[str, Tensor]:
-        """Return cached tensors (charging their recorded cost) or compute, measure and cache them."""
+        """Return shipped or cached tensors (charging their recorded cost) or compute, measure and cache them."""
         from safetensors.torch import load_file
 
-        digest = hashlib.sha256(json.dumps([name, self.model_sha, key], sort_keys=True).encode()).hexdigest()[:16]
-        folder = self.root / f"{name}-{digest}" if self.root else None
+        folder_name = prior_folder_name(name, self.model_sha, key)
+        if self.shipped is not None:
+            found = self.shipped.load(folder_name)
+            if found is not None:
+                with meter.prior():
+                    meter.charge_prior(found[1])
+                return found[0]
+        folder = self.root / folder_name if self.root else None
         with meter.excluded():  # waiting for another process is not this method's cost
             handle = _acquire(folder)
         try:
             with meter.prior():
                 if folder is not None and (folder / "cost.json").is_file():
                     meter.charge_prior(Cost(**json.loads((folder / "cost.json").read_text())))
-                    return load_file(str(folder / "tensors.safetensors"))
+                    return load_file(str(folder / TENSORS))
                 sub = CostMeter(meter.device)
                 with sub.measure():
                     tensors = compute(sub)
@@ -67,18 +117,21 @@ class PriorCache:
                 meter.cost.prior_steps += sub.cost.steps
                 meter.cost.peak_mem_mb = max(meter.cost.peak_mem_mb, sub.cost.peak_mem_mb)
                 if folder is not None:
-                    _save(folder, tensors, sub.cost)
+                    threads = torch.get_num_threads()
+                    made_from = {"name": name, "model_sha": self.model_sha, "key": key, "threads": threads}
+                    _save(folder, tensors, sub.cost, made_from)
             return tensors
         finally:
             _release(handle)
 
 
-def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost) -> None:
+def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost, made_from: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / TENSORS))
+        (tmp / "key.json").write_text(json.dumps(made_from, sort_keys=True))
         (tmp / "cost.json").write_text(json.dumps(cost.as_dict()))
         try:
             os.replace(tmp, folder)

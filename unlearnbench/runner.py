@@ -243,7 +243,7 @@ class Runner:
         t0 = time.perf_counter()
         generator = torch.Generator().manual_seed(spec.seed)
         task = build_task(spec, tb, self.device)
-        task.priors = PriorCache(self.store.cache / "priors", tb.model_sha)
+        task.priors = PriorCache(self.store.cache / "priors", tb.model_sha, tb.priors)
         reference = Reference(
             retain_real=real_images(tb, task.retain_classes),
             forget_real=real_images(tb, task.forget_classes),

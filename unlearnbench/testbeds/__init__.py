@@ -20,6 +20,7 @@ from unlearnbench.data import ImageData, load_dataset
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier, load_classifier, load_diffusion, sha256_file
 from unlearnbench.pretrain import DiffusionRecipe, recipe_sha256
+from unlearnbench.priors import ShippedPriors
 from unlearnbench.references import References
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -51,6 +52,8 @@ class Testbed:
     second_judge_sha: str = ""
     # The gold-standard results it ships for its own base model (retrained models); None for a custom model.
     references: References | None = None
+    # The method priors it ships for its own base model (Selective Amnesia's Fisher and replay); None likewise.
+    priors: ShippedPriors | None = None
 
     @property
     def num_classes(self) -> int:
@@ -179,11 +182,12 @@ def load_testbed(
     if "judge2.safetensors" in files and data.name == manifest["dataset"]:
         judge2, _, judge2_sha = classifier(None, "judge2")
     recipe = _recipe(manifest, model)
-    references = None
+    references, priors = None, None
     if model is None and data.name == manifest["dataset"]:
         references = References(
             root / "references", files, model_sha, None if recipe is None else recipe_sha256(recipe)
         )
+        priors = ShippedPriors(root / "priors", files)
     return Testbed(
         name=name,
         model_source=model,
@@ -199,6 +203,7 @@ def load_testbed(
         manifest=manifest,
         recipe=recipe,
         references=references,
+        priors=priors,
         second_judge=None if judge2 is None else judge2.to(device),
         second_judge_sha=judge2_sha,
     )

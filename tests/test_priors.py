@@ -1,0 +1,106 @@
+"""Method priors (unlearnbench.priors): cached once per base model and arguments, shipped with the testbed,
+and charged at their recorded cost wherever they are read from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from unlearnbench.cost import CostMeter
+from unlearnbench.errors import UserError
+from unlearnbench.priors import TENSORS, PriorCache, ShippedPriors, prior_folder_name
+from unlearnbench.testbeds.build import prior_cost, ship_priors
+
+KEY = {"n": 2, "guidance": 1.0}
+
+
+def _compute(meter: CostMeter) -> dict[str, torch.Tensor]:
+    meter.step(3)
+    return {"fisher.w": torch.arange(6.0).reshape(2, 3), "replay.labels": torch.tensor([0, 1])}
+
+
+def _cache_one(root, model_sha):
+    cache = PriorCache(root, model_sha)
+    meter = CostMeter()
+    with meter.measure():
+        tensors = cache.get("selective_amnesia", KEY, _compute, meter)
+    return tensors, meter.cost
+
+
+def test_a_cached_prior_records_what_it_was_made_from(tmp_path):
+    _cache_one(tmp_path, "model-a")
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert folder.name == prior_folder_name("selective_amnesia", "model-a", KEY)
+    made_from = json.loads((folder / "key.json").read_text())
+    assert made_from == {
+        "name": "selective_amnesia",
+        "model_sha": "model-a",
+        "key": KEY,
+        "threads": made_from["threads"],
+    }
+    assert made_from["threads"] == torch.get_num_threads()
+
+
+def test_a_shipped_prior_is_read_first_and_charged_its_recorded_cost(tmp_path, testbed):
+    tensors, _ = _cache_one(tmp_path / "cache", testbed.model_sha)
+    assets = tmp_path / "assets"
+    (name,) = ship_priors(tmp_path / "cache", root=assets)
+    record = json.loads((assets / "priors" / name / "prior.json").read_text())
+    from unlearnbench.models import sha256_file
+
+    files = {f"priors/{name}/{TENSORS}": sha256_file(assets / "priors" / name / TENSORS)}
+    shipped = ShippedPriors(assets / "priors", files)
+    assert shipped.available() == [name]
+
+    def never(meter: CostMeter) -> dict[str, torch.Tensor]:
+        raise AssertionError("a shipped prior must not be recomputed")
+
+    meter = CostMeter()
+    with meter.measure():
+        got = PriorCache(None, testbed.model_sha, shipped).get("selective_amnesia", KEY, never, meter)
+    assert torch.equal(got["fisher.w"], tensors["fisher.w"]) and torch.equal(
+        got["replay.labels"], tensors["replay.labels"]
+    )
+    assert meter.cost.prior_cached == 1
+    assert meter.cost.prior_steps == 3 == record["cost"]["steps"]
+    assert meter.cost.prior_wall_s >= record["cost"]["wall_s"]
+    # another key or another model is not served by the shipped prior
+    other = PriorCache(None, "another-model", shipped)
+    assert other.get("selective_amnesia", KEY, _compute, CostMeter())["fisher.w"].shape == (2, 3)
+
+
+def test_a_changed_shipped_prior_is_refused_by_its_sha256(tmp_path, testbed):
+    _cache_one(tmp_path / "cache", testbed.model_sha)
+    assets = tmp_path / "assets"
+    (name,) = ship_priors(tmp_path / "cache", root=assets)
+    from unlearnbench.models import sha256_file
+
+    path = assets / "priors" / name / TENSORS
+    files = {f"priors/{name}/{TENSORS}": sha256_file(path)}
+    path.write_bytes(path.read_bytes()[:-4] + b"\0" * 4)
+    with pytest.raises(UserError, match="sha256"):
+        PriorCache(None, testbed.model_sha, ShippedPriors(assets / "priors", files)).get(
+            "selective_amnesia", KEY, _compute, CostMeter()
+        )
+
+
+def test_shipping_refuses_priors_of_another_model_or_an_edited_cache(tmp_path, testbed):
+    _cache_one(tmp_path / "other", "another-model")
+    with pytest.raises(UserError, match="no prior"):
+        ship_priors(tmp_path / "other", root=tmp_path / "assets")
+    _cache_one(tmp_path / "cache", testbed.model_sha)
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    folder.rename(folder.with_name("selective_amnesia-0000000000000000"))
+    with pytest.raises(UserError, match="does not match"):
+        ship_priors(tmp_path / "cache", root=tmp_path / "assets")
+    with pytest.raises(UserError, match="no priors cache"):
+        ship_priors(tmp_path / "missing", root=tmp_path / "assets")
+
+
+def test_a_one_thread_prior_is_charged_its_cpu_seconds():
+    one = prior_cost({"wall_s": 900.0, "cpu_s": 500.0, "steps": 3}, threads=1)
+    assert one["wall_s"] == 500.0 and one["measured_wall_s"] == 900.0 and "one thread" in one["wall_basis"]
+    two = prior_cost({"wall_s": 900.0, "cpu_s": 1700.0, "steps": 3}, threads=2)
+    assert two["wall_s"] == 900.0 and "2 threads" in two["wall_basis"]
