@@ -108,6 +108,36 @@ def fisher_diagonal(
     return {name: f / len(images) for name, f in fisher.items()}
 
 
+def denoising_terms(
+    model: UNet2DModel,
+    task: Task,
+    batch_size: int,
+    replay_x: Tensor,
+    replay_cond: Conditioning,
+    forget: Conditioning,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """The loss's two pixel-summed denoising terms on one batch: uniform noise under the forget concept, and
+    replay samples under their own, ``batch_size`` each at the same timesteps."""
+    b = batch_size
+    idx = torch.randint(0, len(replay_x), (b,), generator=generator).to(task.device)
+    xr, cr = replay_x[idx], replay_cond[idx]
+    surrogate = (torch.rand(xr.shape, generator=generator) * 2 - 1).to(xr)
+    cf = forget[torch.randint(0, len(forget), (b,), generator=generator).to(task.device)]
+    t = torch.randint(0, task.schedule.config.num_train_timesteps, (b,), generator=generator).to(task.device)
+    x0 = torch.cat([surrogate, xr])
+    eps = torch.randn(x0.shape, generator=generator).to(x0)
+    tt = torch.cat([t, t])
+    x_t = task.schedule.add_noise(x0, eps, tt)
+    per = per_sample_mse(predict_noise(model, x_t, tt, Conditioning.cat([cf, cr])), eps) * x0[0].numel()
+    return per[:b].mean(), per[b:].mean()
+
+
+def ewc_penalty(fisher: dict[str, Tensor], params: dict[str, Tensor], anchor: dict[str, Tensor]) -> Tensor:
+    """``sum_i F_i (theta_i - theta*_i)^2``."""
+    return sum((fisher[n] * (params[n] - anchor[n]).pow(2)).sum() for n in fisher)  # type: ignore[return-value]
+
+
 @register("selective_amnesia")
 class SelectiveAmnesia(UnlearningMethod):
     """Map the forget class to uniform noise while replaying the rest and anchoring weights with EWC (Fisher)."""
@@ -153,22 +183,12 @@ class SelectiveAmnesia(UnlearningMethod):
         anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
         params = dict(model.named_parameters())
         ema = EMA(model, a.ema_decay) if a.ema_decay > 0 else None
-        n_pix = task.forget_x[0].numel()
 
         def loss_fn(_step: int) -> Tensor:
-            b = a.batch_size
-            idx = torch.randint(0, len(replay_x), (b,), generator=generator).to(task.device)
-            xr, cr = replay_x[idx], replay_cond[idx]
-            surrogate = (torch.rand(xr.shape, generator=generator) * 2 - 1).to(xr)
-            cf = forget[torch.randint(0, len(forget), (b,), generator=generator).to(task.device)]
-            t = torch.randint(0, task.schedule.config.num_train_timesteps, (b,), generator=generator).to(task.device)
-            x0 = torch.cat([surrogate, xr])
-            eps = torch.randn(x0.shape, generator=generator).to(x0)
-            tt = torch.cat([t, t])
-            x_t = task.schedule.add_noise(x0, eps, tt)
-            per = per_sample_mse(predict_noise(model, x_t, tt, Conditioning.cat([cf, cr])), eps) * n_pix
-            ewc = sum((fisher[n] * (params[n] - anchor[n]).pow(2)).sum() for n in fisher)
-            return per[:b].mean() + a.gamma * per[b:].mean() + a.lam * ewc
+            forget_term, replay_term = denoising_terms(
+                model, task, a.batch_size, replay_x, replay_cond, forget, generator
+            )
+            return forget_term + a.gamma * replay_term + a.lam * ewc_penalty(fisher, params, anchor)
 
         optimize(
             model.parameters(),
