@@ -104,3 +104,18 @@ def test_a_one_thread_prior_is_charged_its_cpu_seconds():
     assert one["wall_s"] == 500.0 and one["measured_wall_s"] == 900.0 and "one thread" in one["wall_basis"]
     two = prior_cost({"wall_s": 900.0, "cpu_s": 1700.0, "steps": 3}, threads=2)
     assert two["wall_s"] == 900.0 and "2 threads" in two["wall_basis"]
+
+
+def test_the_shipped_priors_load_and_match_their_sha256(testbed):
+    """Every prior the manifest lists loads (its sha256 checked), was made from the shipped base model, and
+    records the cost runs are charged (with its basis)."""
+    assert testbed.priors is not None
+    names = testbed.priors.available()
+    assert names, "the testbed ships Selective Amnesia's prior (unlearnbench pretrain --what prior --ship)"
+    for name in names:
+        record = json.loads((testbed.priors.root / name / "prior.json").read_text())
+        assert record["model_sha"] == testbed.model_sha
+        assert prior_folder_name(record["name"], record["model_sha"], record["key"]) == name
+        tensors, cost = testbed.priors.load(name)
+        assert cost.wall_s > 0 and record["cost"]["wall_basis"]
+        assert any(k.startswith("fisher.") for k in tensors) and "replay.images" in tensors

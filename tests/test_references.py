@@ -145,3 +145,35 @@ def test_a_reference_is_charged_the_base_recipes_measured_time_not_its_loaded_se
     assert reference_cost(progress, {"seconds": 2000.0, "steps": 8000}, 4000)["wall_s"] == 1000.0
     unknown = reference_cost(progress, None, 8000)
     assert unknown["wall_s"] == 9000.0 and "not controlled" in unknown["wall_basis"]
+
+
+@pytest.mark.slow
+def test_a_shipped_reference_scores_within_the_interval_of_a_fresh_retrain(tmp_path, testbed):
+    """Class 4's shipped (float16) reference against a retrain from scratch in float32, judged alike: UA11,
+    retained accuracy and retained FID of the shipped one lie within the fresh one's 95% interval. About an
+    hour of one core (the retrain)."""
+    from unlearnbench.results import Store, final_rows
+    from unlearnbench.runner import Runner
+    from unlearnbench.spec import RunSpec
+
+    assert testbed.references is not None and "retrain-4" in testbed.references.available()
+    store = Store(tmp_path)
+    shipped = Runner(store).run(RunSpec(method="retrain", forget_classes=(4,)))
+    fresh = Runner(store).run(RunSpec(method="retrain", forget_classes=(4,), method_args={"from_scratch": True}))
+
+    def score(df, metric, split):
+        rows = final_rows(df)
+        return rows[
+            (rows.phase == "unlearned") & (rows.metric == metric) & (rows.split == split) & rows.class_id.isna()
+        ].iloc[0]
+
+    assert score(shipped, "cost_recorded", "all").value == 1 and score(fresh, "cost_recorded", "all").value == 0
+    for metric, split in [
+        ("unlearning_accuracy_11way", "forget"),
+        ("retain_accuracy_10way", "retain"),
+        ("fid", "retain"),
+    ]:
+        s, f = score(shipped, metric, split), score(fresh, metric, split)
+        assert f.lo <= s.value <= f.hi, (
+            f"{metric}: shipped {s.value:.4g} outside the fresh retrain's [{f.lo:.4g}, {f.hi:.4g}]"
+        )

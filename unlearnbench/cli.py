@@ -25,10 +25,14 @@ CACHE_DEFAULT = ".reference-cache"
 def _setup(args: argparse.Namespace) -> None:
     from unlearnbench import progress, registry
     from unlearnbench.environment import set_threads
+    from unlearnbench.schema import read_environment
 
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     set_threads(args.threads)
+    read_environment()  # a bad UNLEARNBENCH_* value is one line here, before any work
+    if args.compile:
+        os.environ["UNLEARNBENCH_COMPILE"] = "1"  # read by the sampler, here and in every worker process
     if args.quiet and args.verbose:
         raise UserError("--quiet and --verbose contradict each other; give one")
     if args.quiet:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from unlearnbench import __version__
+from unlearnbench.diffusion import compile_enabled
 
 
 @lru_cache(maxsize=1)
@@ -37,6 +38,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "fidelity_version": torch_fidelity.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
+        "compiled": compile_enabled(),
     }
 
 

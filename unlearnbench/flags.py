@@ -127,6 +127,12 @@ def machine_flags(p: argparse.ArgumentParser) -> None:
         default=env_threads(),
         help="torch threads (default $UNLEARNBENCH_THREADS or 2)",
     )
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the sampler's model forwards with torch.compile: each process pays 10-140 s once, then "
+        "sampling is 1.3x (float32) to 1.8x (bfloat16) faster on a CPU (default: $UNLEARNBENCH_COMPILE=1)",
+    )
     g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
     g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
     g.add_argument("--verbose", action="store_true", help="also log progress details and third-party messages")

@@ -67,6 +67,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "fid_features": ("string", "feature space of FID/KID"),
     "device": ("string", "cpu or the CUDA device name"),
     "threads": ("Int64", "torch intra-op threads"),
+    "compiled": ("boolean", "the sampler's model forwards compiled with torch.compile (--compile)"),
     "wall_s": ("float64", "wall seconds of the whole run"),
     "version": ("string", "unlearnbench version"),
     "git_sha": ("string", "git commit of the unlearnbench checkout, if any"),

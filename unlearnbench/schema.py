@@ -468,6 +468,7 @@ class Environment(BaseModel):
 
     UNLEARNBENCH_THREADS: Annotated[int, Field(ge=1, le=4096)] = 2
     UNLEARNBENCH_PROGRESS: Literal["0", "1"] = "1"
+    UNLEARNBENCH_COMPILE: Literal["0", "1"] = "0"
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
