@@ -6,6 +6,13 @@ forwards) and compares each score of the two precisions: "within" when each valu
 95% interval. Also reports the sampling part of each run's time split (``time_split_s``).
 
     python scripts/precision_study.py results/perf/precision > results/perf/precision.md
+
+With ``--compiled STORE`` it compares instead the bfloat16 runs of the first store with the same runs sampled
+with ``--compile`` (torch.compile) in STORE:
+
+    unlearnbench sweep --config results/perf/precision.toml --protocol {testbed,papers} --precision bfloat16 \
+        --compile --out results/perf/compile
+    python scripts/precision_study.py results/perf/precision --compiled results/perf/compile > results/perf/compile.md
 """
 
 from __future__ import annotations
@@ -27,50 +34,84 @@ SCORES = [
 ]
 
 
-def table(store: Path) -> str:
+def _models(store: Path) -> pd.DataFrame:
     df = load_results(store)
     df = df[df["attack_step"].isna() & df["class_id"].isna()]
-    models = pd.concat(
+    return pd.concat(
         [
             df[df.phase == "original"].assign(model="original"),
             df[df.phase == "unlearned"].assign(model=df.method + " (" + df.label + ")"),
         ]
     )
+
+
+def compare(models: pd.DataFrame, a: str, b: str) -> list[str]:
+    """Each score of variant ``a`` against variant ``b`` (the ``variant`` column), per sampler setting and model."""
     lines = [
-        "| s, η | model | score | float32 [95% interval] | bfloat16 [95% interval] | verdict |",
+        f"| s, η | model | score | {a} [95% interval] | {b} [95% interval] | verdict |",
         "|---|---|---|---|---|---|",
     ]
     within = total = 0
     for (g, eta, model), part in models.groupby(["guidance", "eta", "model"], sort=True):
         for metric, split, name in SCORES:
-            rows = part[(part.metric == metric) & (part.split == split)].drop_duplicates("precision")
-            by = {r.precision: r for r in rows.itertuples()}
-            if not {"float32", "bfloat16"} <= set(by):
+            rows = part[(part.metric == metric) & (part.split == split)].drop_duplicates("variant")
+            by = {r.variant: r for r in rows.itertuples()}
+            if not {a, b} <= set(by):
                 continue
-            a, b = by["float32"], by["bfloat16"]
-            ok = a.lo <= b.value <= a.hi and b.lo <= a.value <= b.hi
+            x, y = by[a], by[b]
+            ok = x.lo <= y.value <= x.hi and y.lo <= x.value <= y.hi
             within, total = within + ok, total + 1
             lines.append(
-                f"| {g:g}, {eta:g} | {model} | {name} | {a.value:.4g} [{a.lo:.4g}, {a.hi:.4g}] | "
-                f"{b.value:.4g} [{b.lo:.4g}, {b.hi:.4g}] | {'within' if ok else 'OUTSIDE'} |"
+                f"| {g:g}, {eta:g} | {model} | {name} | {x.value:.4g} [{x.lo:.4g}, {x.hi:.4g}] | "
+                f"{y.value:.4g} [{y.lo:.4g}, {y.hi:.4g}] | {'within' if ok else 'OUTSIDE'} |"
             )
     lines.append(f"\n{within} of {total} scores agree within each other's 95% interval.\n")
-    lines += ["| s, η | precision | sampling s (sum over runs) | runs |", "|---|---|---|---|"]
+    return lines
+
+
+def _sampling(stores: dict[str, Path], precision: str | None = None) -> list[str]:
+    lines = ["| s, η | variant | sampling s (sum over runs) | runs |", "|---|---|---|---|"]
     splits = []
-    for meta in sorted((store / "runs").glob("*.json")):
-        m = json.loads(meta.read_text())
-        sampler = m["spec"]["eval"]["sampler"]
-        splits.append((sampler["guidance_scale"], sampler["eta"], sampler["precision"], m["time_split_s"]["sampling"]))
-    t = pd.DataFrame(splits, columns=["s", "eta", "precision", "sampling"])
-    for (g, eta, prec), part in t.groupby(["s", "eta", "precision"], sort=True):
-        lines.append(f"| {g:g}, {eta:g} | {prec} | {part.sampling.sum():.1f} | {len(part)} |")
-    return "\n".join(lines)
+    for variant, store in stores.items():
+        for meta in sorted((store / "runs").glob("*.json")):
+            m = json.loads(meta.read_text())
+            sampler = m["spec"]["eval"]["sampler"]
+            if precision is not None and sampler["precision"] != precision:
+                continue
+            name = variant or sampler["precision"]
+            splits.append((sampler["guidance_scale"], sampler["eta"], name, m["time_split_s"]["sampling"]))
+    t = pd.DataFrame(splits, columns=["s", "eta", "variant", "sampling"])
+    for (g, eta, name), part in t.groupby(["s", "eta", "variant"], sort=True):
+        lines.append(f"| {g:g}, {eta:g} | {name} | {part.sampling.sum():.1f} | {len(part)} |")
+    return lines
+
+
+def table(store: Path) -> str:
+    """float32 against bfloat16 forwards, within one store."""
+    models = _models(store)
+    return "\n".join(compare(models.assign(variant=models.precision), "float32", "bfloat16") + _sampling({"": store}))
+
+
+def compiled_table(eager: Path, compiled: Path, precision: str = "bfloat16") -> str:
+    """Eager against compiled forwards (``--compile``): the same runs (run ids) in two stores."""
+    a, b = _models(eager), _models(compiled)
+    a, b = a[a.precision == precision], b[b.precision == precision]
+    both = set(a.run_id) & set(b.run_id)
+    models = pd.concat(
+        [a[a.run_id.isin(both)].assign(variant="eager"), b[b.run_id.isin(both)].assign(variant="compiled")]
+    )
+    head = [f"{precision} forwards, eager against `--compile`, the same {len(both)} runs.\n"]
+    return "\n".join(
+        head + compare(models, "eager", "compiled") + _sampling({"eager": eager, "compiled": compiled}, precision)
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("store", type=Path)
-    print(table(p.parse_args().store))
+    p.add_argument("--compiled", type=Path, default=None, help="a store of the same runs with --compile")
+    a = p.parse_args()
+    print(table(a.store) if a.compiled is None else compiled_table(a.store, a.compiled))
 
 
 if __name__ == "__main__":
