@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
@@ -203,6 +204,7 @@ def ddim_sample(
     grad: bool = False,
     progress: bool = False,
     desc: str = "sampling",
+    check: Callable[[Tensor], None] | None = None,
 ) -> Tensor:
     """Sample one image per entry of ``cond`` with DDIM and classifier-free guidance.
 
@@ -210,7 +212,8 @@ def ddim_sample(
     set before it is split into batches, so the samples do not depend on ``batch_size``.
     With ``grad=True`` the whole chain is differentiable (for attacks; keep ``steps`` small).
     ``precision="bfloat16"`` runs the model's forwards under bfloat16 autocast (:func:`forward_precision`);
-    the DDIM update and the sample stay float32. Returns images in ``[-1, 1]``.
+    the DDIM update and the sample stay float32. ``check`` sees every (guided) noise prediction before the
+    update uses it (the evaluation's finiteness check). Returns images in ``[-1, 1]``.
     """
     device = next(model.parameters()).device
     cfg = model.config
@@ -236,6 +239,8 @@ def ddim_sample(
                     tb = torch.full((xb.shape[0],), int(t), device=device, dtype=torch.long)
                     with forward_precision(precision, device):
                         eps = guided_noise(net, xb, tb, cb, guidance_scale).float()
+                    if check is not None:
+                        check(eps)
                     nb = None if noise is None else noise[lo : lo + batch_size]
                     outs.append(scheduler.step(eps, int(t), xb, eta=eta, variance_noise=nb).prev_sample)
                 x = torch.cat(outs)

@@ -155,33 +155,26 @@ def draw(
     """Seeded samples: ``stream`` separates the forget and retain draws so neither shifts the other."""
     # torch seeds are 64-bit; any seed below 2**63 must work (small seeds keep their historical streams)
     generator = torch.Generator(device="cpu").manual_seed((seed * 1000 + stream) % 2**64)
-    # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
-    # saturated image that scores as a (bad) model: check every prediction before that can happen.
-    handle = model.register_forward_hook(lambda _m, _i, out: check_finite(_prediction(out), desc, "noise prediction"))
     with part("sampling"):
-        try:
-            images = ddim_sample(
-                model,
-                schedule,
-                cond,
-                generator=generator,
-                steps=sampler.steps,
-                guidance_scale=sampler.guidance_scale,
-                eta=sampler.eta,
-                clip_sample=sampler.clip_sample,
-                precision=sampler.precision,
-                x_T=x_T,
-                progress=True,
-                desc=desc,
-            )
-        finally:
-            handle.remove()
+        images = ddim_sample(
+            model,
+            schedule,
+            cond,
+            generator=generator,
+            steps=sampler.steps,
+            guidance_scale=sampler.guidance_scale,
+            eta=sampler.eta,
+            clip_sample=sampler.clip_sample,
+            precision=sampler.precision,
+            x_T=x_T,
+            progress=True,
+            desc=desc,
+            # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
+            # saturated image that scores as a (bad) model: check every prediction before that can happen.
+            check=lambda eps: check_finite(eps, desc, "noise prediction"),
+        )
     check_finite(images, desc, "sample")
     return images
-
-
-def _prediction(out: object) -> Tensor:
-    return out.sample if hasattr(out, "sample") else out[0]  # type: ignore[attr-defined,index]
 
 
 def check_finite(values: Tensor, desc: str, what: str) -> None:
