@@ -8,11 +8,11 @@ forwards) and compares each score of the two precisions: "within" when each valu
     python scripts/precision_study.py results/perf/precision > results/perf/precision.md
 
 With ``--compiled STORE`` it compares instead the bfloat16 runs of the first store with the same runs sampled
-with ``--compile`` (torch.compile) in STORE:
+with ``--compile`` (torch.compile) in STORE (``results/perf/compile.toml``: both stores from the same code):
 
-    unlearnbench sweep --config results/perf/precision.toml --protocol {testbed,papers} --precision bfloat16 \
-        --compile --out results/perf/compile
-    python scripts/precision_study.py results/perf/precision --compiled results/perf/compile > results/perf/compile.md
+    unlearnbench sweep --config results/perf/compile.toml --protocol {testbed,papers} --precision bfloat16 \
+        --out results/perf/eager                       # and the same with --compile into results/perf/compile
+    python scripts/precision_study.py results/perf/eager --compiled results/perf/compile > results/perf/compile.md
 """
 
 from __future__ import annotations

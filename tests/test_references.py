@@ -177,3 +177,32 @@ def test_a_shipped_reference_scores_within_the_interval_of_a_fresh_retrain(tmp_p
         assert f.lo <= s.value <= f.hi, (
             f"{metric}: shipped {s.value:.4g} outside the fresh retrain's [{f.lo:.4g}, {f.hi:.4g}]"
         )
+
+
+def test_retrain_declares_a_shipped_result_only_at_its_faithful_setting(tmp_path):
+    from unlearnbench import registry
+
+    files = _ship(tmp_path / "references", TINY.build(), 4)
+    refs = References(tmp_path / "references", files, "base-sha", "recipe-sha")
+    retrain = registry.get("method", "retrain")
+    assert retrain({}).shipped(refs, (4,)) and refs.has((4,))
+    assert not retrain({}).shipped(refs, (3,))
+    assert not retrain({"from_scratch": True}).shipped(refs, (4,))
+    assert not retrain({"steps": 5}).shipped(refs, (4,))
+    assert not retrain({}).shipped(None, (4,))
+    assert not registry.get("method", "safemax")({}).shipped(refs, (4,))
+
+
+def test_a_sweep_plan_counts_no_unlearning_for_a_shipped_reference(tmp_path, testbed):
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.sweep import plan
+
+    shipped = int(testbed.references.available()[0].split("-")[1])
+    jobs, _ = plan(
+        [
+            RunSpec(method="retrain", forget_classes=(shipped,)),
+            RunSpec(method="retrain", forget_classes=(shipped,), method_args={"from_scratch": True}),
+        ],
+        str(tmp_path),
+    )
+    assert [job.cached for job in jobs] == [True, False]

@@ -156,6 +156,11 @@ class UnlearningMethod(_Registered):
     # settings share one unlearning (tests/test_contract.py checks the claim for every method making it).
     uses_sampler: ClassVar[bool] = True
 
+    def shipped(self, references: Any, forget_classes: tuple[int, ...]) -> bool:
+        """Whether this setting's result ships with the testbed (``references``: ``task.references``), so that
+        ``unlearn`` loads it rather than computing it (a sweep's plan then counts no unlearning time)."""
+        return False
+
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         """Return the unlearned model. ``model`` is a private copy of the original: change it freely.
 

@@ -76,11 +76,7 @@ class References:
         self.model_sha = model_sha
         self.recipe_sha256 = recipe_sha256
 
-    def retrain(
-        self, forget_classes: tuple[int, ...], device: torch.device | str = "cpu"
-    ) -> tuple[UNet2DModel, Cost] | None:
-        """The shipped retrained model for ``forget_classes`` and its recorded cost, or None when there is
-        none for this base model and recipe (then ``retrain`` trains)."""
+    def _matching(self, forget_classes: tuple[int, ...]) -> tuple[ShippedReference, str] | None:
         name = reference_name(forget_classes)
         folder = self.root / name
         sha = self.files.get(f"references/{name}/{WEIGHTS}")
@@ -89,6 +85,21 @@ class References:
         ref = read_reference(folder)
         if ref.base_model_sha != self.model_sha or ref.recipe_sha256 != self.recipe_sha256:
             return None
+        return ref, sha
+
+    def has(self, forget_classes: tuple[int, ...]) -> bool:
+        """Whether a reference for ``forget_classes`` ships for this base model and recipe (weights not read)."""
+        return self._matching(forget_classes) is not None
+
+    def retrain(
+        self, forget_classes: tuple[int, ...], device: torch.device | str = "cpu"
+    ) -> tuple[UNet2DModel, Cost] | None:
+        """The shipped retrained model for ``forget_classes`` and its recorded cost, or None when there is
+        none for this base model and recipe (then ``retrain`` trains)."""
+        found = self._matching(forget_classes)
+        if found is None:
+            return None
+        ref, sha = found
         return ref.load(sha, device), ref.cost
 
     def available(self) -> list[str]:

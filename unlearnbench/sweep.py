@@ -236,7 +236,8 @@ def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class Job(list[RunSpec]):
-    """Runs that share one unlearned model (a list of specs); ``cached``: the store already holds that model."""
+    """Runs that share one unlearned model (a list of specs); ``cached``: the store already holds that model,
+    or the testbed ships it (``UnlearningMethod.shipped``: a retrain reference), so it costs no unlearning."""
 
     cached: bool = False
 
@@ -353,7 +354,8 @@ def plan(
         key = resolved.unlearn_key(tb.model_sha)
         if key not in groups:
             groups[key] = Job()
-            groups[key].cached = (store.cache / "unlearned" / key / "cost.json").is_file()
+            in_store = (store.cache / "unlearned" / key / "cost.json").is_file()
+            groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget_classes)
         groups[key].append(resolved.spec)
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     if backend is not None and groups:

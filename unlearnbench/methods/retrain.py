@@ -10,6 +10,7 @@ and the recipe match, the run loads it and its cost rows carry the cost recorded
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from diffusers import UNet2DModel
@@ -37,15 +38,17 @@ class Retrain(UnlearningMethod):
     supports = ("label",)  # the recorded recipes train class-conditional models
     smoke_args = {"steps": 2}
 
+    def shipped(self, references: Any, forget_classes: tuple[int, ...]) -> bool:
+        faithful = self.args.steps == 0 and not self.args.from_scratch
+        return faithful and references is not None and references.has(forget_classes)
+
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         if task.recipe is None:
             raise UserError("retrain needs the base model's recipe; it is recorded only for the shipped testbed")
-        if self.args.steps == 0 and not self.args.from_scratch and task.references is not None:
-            shipped = task.references.retrain(task.forget_classes, task.device)
-            if shipped is not None:
-                reference, cost = shipped
-                task.meter.charge_recorded(cost)
-                return reference
+        if self.shipped(task.references, task.forget_classes):
+            reference, cost = task.references.retrain(task.forget_classes, task.device)
+            task.meter.charge_recorded(cost)
+            return reference
         recipe = task.recipe if self.args.steps == 0 else replace(task.recipe, steps=self.args.steps)
         new, _ = train_diffusion(
             recipe, task.retain_x, task.retain_cond.labels, meter=task.meter, device=task.device, desc="retrain"
