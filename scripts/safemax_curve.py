@@ -13,7 +13,7 @@ arm, the last step at which retained accuracy stays within 0.05 of the original 
 most 2x the original's on every tuning class, with the UA11 reached there: the early-stopping setting
 (``steps = k``) that is then evaluated like every other setting on the evaluation classes.
 
-    python scripts/safemax_curve.py --out results/safemax/curve --precision bfloat16
+    python scripts/safemax_curve.py --out results/safemax/curve --precision bfloat16 --compile
     python scripts/safemax_curve.py --out results/safemax/curve --figure --early-stop
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -165,6 +166,7 @@ def main() -> None:
     p.add_argument("--eta", type=float, default=0.0)
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="torch.compile the sampler's forwards (as --compile)")
     p.add_argument("--figure", action="store_true", help="only draw the committed curves")
     p.add_argument("--early-stop", action="store_true", help="only read the early-stopping steps from the curves")
     a = p.parse_args()
@@ -175,6 +177,8 @@ def main() -> None:
             early_stop(a.out)
         return
     set_threads(a.threads)
+    if a.compile:
+        os.environ["UNLEARNBENCH_COMPILE"] = "1"
     a.out.mkdir(parents=True, exist_ok=True)
     for c in a.classes:
         for arm in a.arms:
