@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from unlearnbench.report.tables import to_markdown
 from unlearnbench.results import final_rows, load_results
 from unlearnbench.tune import FID_FACTOR, TOLERANCE
 
@@ -86,7 +87,7 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
     with torch.no_grad():
         for (_, p), g in zip(params.items(), grads, strict=True):
             p.sub_(lr * torch.sign(g))
-    ewc = float(ewc_penalty(fisher, params, anchor))
+    ewc = float(ewc_penalty(fisher, params, anchor).detach())
     ewc_grad = torch.sqrt(sum((2 * fisher[n] * (params[n] - anchor[n])).pow(2).sum() for n in fisher))
     with torch.no_grad():
         for n, p in params.items():
@@ -122,7 +123,7 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
 
 def lam_table(store: Path) -> str:
     df = load_results(store)
-    df = df[(df.method == "selective_amnesia") & (df.attack == "none") & (df.forget_class == CLASS)]
+    df = df[(df.method == "selective_amnesia") & (df.attack == "none") & (df.forget_class == str(CLASS))]
     if df.empty:
         sys.exit(f"sa_study: no Selective Amnesia run on class {CLASS} in {store}")
     fin = final_rows(df)
@@ -147,7 +148,7 @@ def lam_table(store: Path) -> str:
             row[f"_orig_{metric}"] = o.value
         cost = run[(run.phase == "unlearned") & run.metric.isin(["cost_wall_s", "cost_prior_wall_s"])]
         walls = dict(zip(cost.metric, cost.value, strict=True))
-        row["unlearning s (prior)"] = (
+        row["unlearning wall s (its prior part)"] = (
             f"{walls.get('cost_wall_s', float('nan')):.0f} ({walls.get('cost_prior_wall_s', 0):.0f})"
         )
         passes = (
@@ -165,7 +166,7 @@ def lam_table(store: Path) -> str:
         "model",
         *[name for _, _, name in SCORES],
         "passes the tuning rule",
-        "unlearning s (prior)",
+        "unlearning wall s (its prior part)",
         "run",
     ]
     head = (
@@ -174,7 +175,7 @@ def lam_table(store: Path) -> str:
         f"retained accuracy within {TOLERANCE} of the original's and retained FID at most {FID_FACTOR:g}× the "
         "original's."
     )
-    return head + "\n\n" + t[shown].to_markdown(index=False)
+    return head + "\n\n" + to_markdown(t[shown])
 
 
 def main() -> None:
