@@ -114,15 +114,14 @@ def _unet_flops(testbed, batch: int, guidance: float) -> float:
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("guidance", [1.0, 3.0])
-def test_sampler_against_its_unet_forwards(benchmark, testbed, guidance, precision, compiled, monkeypatch):
+def test_sampler_against_its_unet_forwards(benchmark, testbed, guidance, precision, compiled):
     """The sampler (200 samples x 50 DDIM steps) against the sum of its UNet forwards at the same batch,
     precision, guidance and compilation (``--compile``): the overhead ratio (goal <= 1.1), samples/s, and the
     UNet's GFLOP/s. Compiled, the first call (compilation included) is recorded as ``first_call_s``."""
     import time
 
-    from unlearnbench.diffusion import forward_precision, guided_noise, sampling_network
+    from unlearnbench.diffusion import compiled_network, forward_precision, guided_noise
 
-    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "1" if compiled else "0")
     labels = _labels(testbed)
 
     def sample():
@@ -135,6 +134,7 @@ def test_sampler_against_its_unet_forwards(benchmark, testbed, guidance, precisi
             guidance_scale=guidance,
             eta=1.0 if guidance == 3.0 else 0.0,
             precision=precision,
+            compile=compiled,
         )
 
     t0 = time.perf_counter()
@@ -145,7 +145,7 @@ def test_sampler_against_its_unet_forwards(benchmark, testbed, guidance, precisi
     if not benchmark.stats:  # --benchmark-disable: behaviour only
         return
     x = torch.randn(N_SAMPLES, 1, 16, 16)
-    net = sampling_network(testbed.model, grad=False)
+    net = compiled_network(testbed.model) if compiled else testbed.model
     forwards = []
     for _ in range(3):
         t0 = time.perf_counter()

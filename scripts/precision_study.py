@@ -69,7 +69,7 @@ def compare(models: pd.DataFrame, a: str, b: str) -> list[str]:
     return lines
 
 
-def _sampling(stores: dict[str, Path], precision: str | None = None) -> list[str]:
+def _sampling(stores: dict[str, Path], precision: str | None = None, runs: set[str] | None = None) -> list[str]:
     lines = ["| s, η | variant | sampling s (sum over runs) | runs |", "|---|---|---|---|"]
     splits = []
     for variant, store in stores.items():
@@ -77,6 +77,8 @@ def _sampling(stores: dict[str, Path], precision: str | None = None) -> list[str
             m = json.loads(meta.read_text())
             sampler = m["spec"]["eval"]["sampler"]
             if precision is not None and sampler["precision"] != precision:
+                continue
+            if runs is not None and meta.stem not in runs:
                 continue
             name = variant or sampler["precision"]
             splits.append((sampler["guidance_scale"], sampler["eta"], name, m["time_split_s"]["sampling"]))
@@ -96,7 +98,10 @@ def compiled_table(eager: Path, compiled: Path, precision: str = "bfloat16") -> 
     """Eager against compiled forwards (``--compile``): the same runs (run ids) in two stores."""
     a, b = _models(eager), _models(compiled)
     a, b = a[a.precision == precision], b[b.precision == precision]
+    a, b = a[a.compiled.fillna(False) == False], b[b.compiled.fillna(False) == True]  # noqa: E712
     both = set(a.run_id) & set(b.run_id)
+    if not both:
+        raise SystemExit(f"precision_study: no run of {eager} (eager) is also in {compiled} (compiled)")
     models = pd.concat(
         [a[a.run_id.isin(both)].assign(variant="eager"), b[b.run_id.isin(both)].assign(variant="compiled")]
     )

@@ -45,15 +45,26 @@ def _fmt(value: float, lo: float, hi: float) -> str:
 
 
 def _prior_path(store: Path) -> Path:
-    from unlearnbench.testbeds import load_testbed
+    """The prior the study's runs read (default arguments, the testbed's guidance): shipped first, then the
+    store's cache, as the runner looks."""
+    from unlearnbench.methods.selective_amnesia import SAArgs
+    from unlearnbench.priors import TENSORS, prior_folder_name
+    from unlearnbench.testbeds import default_guidance, load_testbed
 
     tb = load_testbed("digits16")
-    candidates = sorted((store / "cache" / "priors").glob("selective_amnesia-*/tensors.safetensors"))
-    if tb.priors is not None:
-        candidates += [tb.priors.root / name / "tensors.safetensors" for name in tb.priors.available()]
-    if not candidates:
-        sys.exit(f"sa_study: no Selective Amnesia prior in {store}/cache/priors or shipped; run the sweep first")
-    return candidates[0]
+    a = SAArgs()
+    key = {
+        "n": a.samples_per_class,
+        "steps": a.replay_steps,
+        "eta": a.replay_eta,
+        "guidance": default_guidance("digits16", None),
+        "dropout": a.fisher_label_dropout,
+    }
+    name = prior_folder_name("selective_amnesia", tb.model_sha, key)
+    for folder in ([tb.priors.root / name] if tb.priors is not None else []) + [store / "cache" / "priors" / name]:
+        if (folder / TENSORS).is_file():
+            return folder / TENSORS
+    sys.exit(f"sa_study: no Selective Amnesia prior {name} shipped or in {store}/cache/priors; run the sweep first")
 
 
 def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: int = 128) -> str:
@@ -83,12 +94,13 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
     loss = forget_term + replay_term
     grads = torch.autograd.grad(loss, list(params.values()))
     g_norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+    loss, forget_term, replay_term = loss.detach(), forget_term.detach(), replay_term.detach()
     # Adam's first step: m/sqrt(v) = g/|g| (bias-corrected), so each weight moves by lr against its gradient's sign
     with torch.no_grad():
         for (_, p), g in zip(params.items(), grads, strict=True):
             p.sub_(lr * torch.sign(g))
     ewc = float(ewc_penalty(fisher, params, anchor).detach())
-    ewc_grad = torch.sqrt(sum((2 * fisher[n] * (params[n] - anchor[n])).pow(2).sum() for n in fisher))
+    ewc_grad = torch.sqrt(sum((2 * fisher[n] * (params[n] - anchor[n])).pow(2).sum() for n in fisher)).detach()
     with torch.no_grad():
         for n, p in params.items():
             p.copy_(anchor[n])
@@ -124,6 +136,7 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
 def lam_table(store: Path) -> str:
     df = load_results(store)
     df = df[(df.method == "selective_amnesia") & (df.attack == "none") & (df.forget_class == str(CLASS))]
+    df = df[(df.guidance == 1.0) & (df.eta == 0.0) & (df.precision == "bfloat16")]  # results/sa/lam.toml's sampler
     if df.empty:
         sys.exit(f"sa_study: no Selective Amnesia run on class {CLASS} in {store}")
     fin = final_rows(df)

@@ -28,15 +28,42 @@ def spy(monkeypatch):
     return calls
 
 
-def test_the_sampler_compiles_only_when_asked_and_never_a_differentiable_chain(tiny_unet, schedule, spy, monkeypatch):
-    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "0")  # restored (unset) after the test, whatever the CLI sets
+def test_the_sampler_compiles_only_when_asked_and_never_a_differentiable_chain(tiny_unet, schedule, spy):
     eager = _sample(tiny_unet, schedule)
     assert spy == []
-    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "1")
-    assert torch.equal(_sample(tiny_unet, schedule), eager)  # the spy returns the model: same numbers
+    assert torch.equal(_sample(tiny_unet, schedule, compile=True), eager)  # the spy returns the model itself
     assert spy == [{"dynamic": True}]
-    _sample(tiny_unet, schedule, grad=True)
+    _sample(tiny_unet, schedule, grad=True, compile=True)
     assert len(spy) == 1
+
+
+def test_only_the_evaluations_draws_compile(tiny_unet, schedule, spy, monkeypatch):
+    """Under --compile the evaluation's draws compile; sampling inside a method (Selective Amnesia's replay)
+    stays eager, so no compilation time is charged to its cost."""
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.evaluate import draw
+
+    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "1")
+    draw(tiny_unet, schedule, LABELS, SamplerSettings(steps=2), seed=0, stream=0)
+    assert spy == [{"dynamic": True}]
+    _sample(tiny_unet, schedule)  # a method's own ddim_sample call
+    assert len(spy) == 1
+    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "0")
+    draw(tiny_unet, schedule, LABELS, SamplerSettings(steps=2), seed=0, stream=0)
+    assert len(spy) == 1
+
+
+def test_workers_get_the_drivers_compile_setting(monkeypatch):
+    from unlearnbench.backends import LocalBackend, setup_worker
+
+    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "1")
+    assert LocalBackend(threads=1).compile is True
+    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "0")
+    assert LocalBackend(threads=1).compile is False
+    setup_worker(torch.get_num_threads(), (), compile=True)  # a worker whose own environment says nothing
+    import os
+
+    assert os.environ["UNLEARNBENCH_COMPILE"] == "1"
 
 
 def test_the_flag_reaches_the_environment_and_every_row(tmp_path, spy, monkeypatch):
@@ -69,10 +96,8 @@ def test_a_bad_compile_variable_is_one_line(monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_compiled_float32_sampling_matches_eager(tiny_unet, schedule, monkeypatch):
+def test_compiled_float32_sampling_matches_eager(tiny_unet, schedule):
     """The real torch.compile (a minute or two cold): float32 samples agree with eager ones to rounding."""
-    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "0")  # restored (unset) after the test, whatever the CLI sets
     eager = _sample(tiny_unet, schedule, guidance_scale=3.0)
-    monkeypatch.setenv("UNLEARNBENCH_COMPILE", "1")
-    compiled = _sample(tiny_unet, schedule, guidance_scale=3.0)
+    compiled = _sample(tiny_unet, schedule, guidance_scale=3.0, compile=True)
     assert torch.allclose(compiled, eager, atol=1e-4), (compiled - eager).abs().max()

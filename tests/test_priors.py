@@ -10,8 +10,8 @@ import torch
 
 from unlearnbench.cost import CostMeter
 from unlearnbench.errors import UserError
-from unlearnbench.priors import TENSORS, PriorCache, ShippedPriors, prior_folder_name
-from unlearnbench.testbeds.build import prior_cost, ship_priors
+from unlearnbench.priors import TENSORS, PriorCache, ShippedPriors, charged_cost, prior_folder_name
+from unlearnbench.testbeds.build import ship_priors
 
 KEY = {"n": 2, "guidance": 1.0}
 
@@ -39,6 +39,7 @@ def test_a_cached_prior_records_what_it_was_made_from(tmp_path):
         "model_sha": "model-a",
         "key": KEY,
         "threads": made_from["threads"],
+        "device": "cpu",
     }
     assert made_from["threads"] == torch.get_num_threads()
 
@@ -99,11 +100,54 @@ def test_shipping_refuses_priors_of_another_model_or_an_edited_cache(tmp_path, t
         ship_priors(tmp_path / "missing", root=tmp_path / "assets")
 
 
-def test_a_one_thread_prior_is_charged_its_cpu_seconds():
-    one = prior_cost({"wall_s": 900.0, "cpu_s": 500.0, "steps": 3}, threads=1)
+def test_a_one_thread_cpu_prior_is_charged_its_cpu_seconds():
+    cost = {"wall_s": 900.0, "cpu_s": 500.0, "steps": 3}
+    one = charged_cost(cost, {"threads": 1, "device": "cpu"})
     assert one["wall_s"] == 500.0 and one["measured_wall_s"] == 900.0 and "one thread" in one["wall_basis"]
-    two = prior_cost({"wall_s": 900.0, "cpu_s": 1700.0, "steps": 3}, threads=2)
-    assert two["wall_s"] == 900.0 and "2 threads" in two["wall_basis"]
+    two = charged_cost({**cost, "cpu_s": 1700.0}, {"threads": 2, "device": "cpu"})
+    assert two["wall_s"] == 900.0 and "2 cpu threads" in two["wall_basis"]
+    gpu = charged_cost(cost, {"threads": 1, "device": "cuda"})
+    assert gpu["wall_s"] == 900.0  # CPU seconds say nothing about GPU work
+
+
+def test_a_cached_and_a_shipped_prior_are_charged_alike(tmp_path, testbed):
+    _cache_one(tmp_path / "cache", testbed.model_sha)
+    (name,) = ship_priors(tmp_path / "cache", root=tmp_path / "assets")
+    from unlearnbench.models import sha256_file
+
+    files = {f"priors/{name}/{TENSORS}": sha256_file(tmp_path / "assets" / "priors" / name / TENSORS)}
+    charged = []
+    for cache in (
+        PriorCache(tmp_path / "cache", testbed.model_sha),
+        PriorCache(None, testbed.model_sha, ShippedPriors(tmp_path / "assets" / "priors", files)),
+    ):
+        meter = CostMeter()
+        cache.get("selective_amnesia", KEY, _compute, meter)
+        charged.append(meter.cost.wall_s)
+    assert charged[0] == pytest.approx(charged[1], abs=0.05)
+
+
+def test_one_prior_folder_ships_alone_and_a_refused_cache_ships_nothing(tmp_path, testbed):
+    _cache_one(tmp_path / "cache", testbed.model_sha)
+    cache = PriorCache(tmp_path / "cache", testbed.model_sha)
+    cache.get("selective_amnesia", {"n": 99}, _compute, CostMeter())
+    (one,) = [
+        p
+        for p in (tmp_path / "cache").iterdir()
+        if p.is_dir() and p.name == prior_folder_name("selective_amnesia", testbed.model_sha, KEY)
+    ]
+    assert ship_priors(one, root=tmp_path / "a") == [one.name]
+    other = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p != one)
+    other.rename(other.with_name("selective_amnesia-0000000000000000"))
+    with pytest.raises(UserError, match="does not match"):
+        ship_priors(tmp_path / "cache", root=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_listed_shipped_prior_whose_files_are_missing_is_one_line(tmp_path):
+    shipped = ShippedPriors(tmp_path, {f"priors/selective_amnesia-x/{TENSORS}": "0" * 64})
+    with pytest.raises(UserError, match="missing"):
+        shipped.load("selective_amnesia-x")
 
 
 def test_the_shipped_priors_load_and_match_their_sha256(testbed):

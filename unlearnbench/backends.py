@@ -45,26 +45,33 @@ class Finished:
 # ---------------------------------------------------------------------------------------------
 
 
-def setup_worker(threads: int, plugins: Sequence[str] = ()) -> None:
+def setup_worker(threads: int, plugins: Sequence[str] = (), compile: bool = False) -> None:
     """Threads (torch's and the BLAS pools', :func:`~unlearnbench.environment.set_threads`), no progress
-    bars, and the ``--plugin`` modules, in a worker process."""
+    bars, the ``--plugin`` modules and ``--compile`` (as the driver was asked), in a worker process, on
+    this machine or on a cluster node whose environment the driver does not set."""
     from unlearnbench import progress, registry
     from unlearnbench.environment import set_threads
 
     set_threads(threads)
+    os.environ["UNLEARNBENCH_COMPILE"] = "1" if compile else "0"
     progress.set_enabled(False)
     for module in plugins:
         registry.load_module_plugin(module)
 
 
 def execute_run(
-    store_root: str, device: str, spec: dict[str, Any], threads: int, plugins: Sequence[str] = ()
+    store_root: str,
+    device: str,
+    spec: dict[str, Any],
+    threads: int,
+    plugins: Sequence[str] = (),
+    compile: bool = False,
 ) -> tuple[str, str, str]:
     """Run one planned spec into the store. Returns ``(run_id, status, error)``."""
     from unlearnbench.results import Store
     from unlearnbench.runner import Runner
 
-    setup_worker(threads, plugins)
+    setup_worker(threads, plugins, compile)
     df = Runner(Store(store_root), device=device).run(RunSpec.from_dict(spec))
     error = df["error"].iloc[0]
     return str(df["run_id"].iloc[0]), str(df["status"].iloc[0]), error if isinstance(error, str) else ""
@@ -105,6 +112,9 @@ class Backend(ABC):
         self.device = device
         self.plugins = list(plugins)
         self.store_root = ""
+        from unlearnbench.environment import compile_enabled
+
+        self.compile = compile_enabled()  # the driver's --compile, handed to every worker
 
     def configure(self, *, threads: int, device: str, plugins: Sequence[str]) -> None:
         self.threads, self.device, self.plugins = threads, device, list(plugins)
@@ -183,9 +193,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _local_worker_init(threads: int, plugins: Sequence[str]) -> None:
+def _local_worker_init(threads: int, plugins: Sequence[str], compile: bool) -> None:
     _die_with_parent()
-    setup_worker(threads, plugins)
+    setup_worker(threads, plugins, compile)
 
 
 class LocalBackend(Backend):
@@ -208,13 +218,15 @@ class LocalBackend(Backend):
             max_workers=self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=_local_worker_init,
-            initargs=(self.threads, self.plugins),
+            initargs=(self.threads, self.plugins, self.compile),
         )
 
     def submit(self, spec: RunSpec) -> None:
         if self._pool is None:
             raise RuntimeError("LocalBackend.submit before start()")
-        fut = self._pool.submit(execute_run, self.store_root, self.device, spec.to_dict(), self.threads, self.plugins)
+        fut = self._pool.submit(
+            execute_run, self.store_root, self.device, spec.to_dict(), self.threads, self.plugins, self.compile
+        )
         self._futures[fut] = spec.run_id
 
     @property
@@ -363,7 +375,7 @@ class RayBackend(Backend):
         task = self._task.options(
             **self._options, name=f"unlearnbench {spec.method}/{spec.attack}/forget {spec.forget_label}"
         )
-        ref = task.remote(self.store_root, self.device, spec.to_dict(), self.threads, self.plugins)
+        ref = task.remote(self.store_root, self.device, spec.to_dict(), self.threads, self.plugins, self.compile)
         self._refs[ref] = spec.run_id
 
     @property

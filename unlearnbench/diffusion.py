@@ -148,22 +148,14 @@ def forward_precision(precision: str, device: torch.device) -> contextlib.Abstra
     raise ValueError(f"unknown sampler precision {precision!r} (known: {', '.join(PRECISIONS)})")
 
 
-def compile_enabled() -> bool:
-    """Whether the sampler compiles its model forwards (``--compile`` or ``UNLEARNBENCH_COMPILE=1``)."""
-    from unlearnbench.schema import read_environment
-
-    return read_environment().UNLEARNBENCH_COMPILE == "1"
-
-
-def sampling_network(model: nn.Module, grad: bool) -> nn.Module:
-    """The module the sampler calls: ``model`` itself, or with ``--compile`` ``torch.compile(model)`` with
-    dynamic shapes (one graph for every batch size; later models of the same architecture reuse it, so a
-    process pays the compilation once: 30 to 140 s cold on this 2-core machine, about 10 s from inductor's
-    disk cache). A machine setting like the thread count: float32 forwards agree with eager ones to about
-    1e-6, so it is recorded beside every number (``compiled``) but is not part of the run id. Never for a
-    differentiable chain (``grad=True``: attacks)."""
-    if grad or not compile_enabled():
-        return model
+def compiled_network(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` with dynamic shapes, what the evaluation's sampler calls under ``--compile``
+    (one graph for every batch size; later models of the same architecture reuse it, so a process pays the
+    compilation once: 30 to 140 s cold on this 2-core machine, about 10 s from inductor's disk cache). A
+    machine setting like the thread count: float32 forwards agree with eager ones to about 1e-6, so it is
+    recorded beside every number (``compiled``) but is not part of the run id. Only the evaluation's draws
+    compile (``evaluate.draw``): sampling inside a method's or an attack's measured cost (Selective Amnesia's
+    replay, an attack's candidate scoring) stays eager, so no compilation time is charged to them."""
     import warnings
 
     warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
@@ -205,6 +197,7 @@ def ddim_sample(
     progress: bool = False,
     desc: str = "sampling",
     check: Callable[[Tensor], None] | None = None,
+    compile: bool = False,
 ) -> Tensor:
     """Sample one image per entry of ``cond`` with DDIM and classifier-free guidance.
 
@@ -213,7 +206,8 @@ def ddim_sample(
     With ``grad=True`` the whole chain is differentiable (for attacks; keep ``steps`` small).
     ``precision="bfloat16"`` runs the model's forwards under bfloat16 autocast (:func:`forward_precision`);
     the DDIM update and the sample stay float32. ``check`` sees every (guided) noise prediction before the
-    update uses it (the evaluation's finiteness check). Returns images in ``[-1, 1]``.
+    update uses it (the evaluation's finiteness check); ``compile`` samples through :func:`compiled_network`
+    (not with ``grad``). Returns images in ``[-1, 1]``.
     """
     device = next(model.parameters()).device
     cfg = model.config
@@ -226,7 +220,7 @@ def ddim_sample(
     x = randn(shape, generator, like) if x_T is None else x_T.to(device)
     was_training = model.training
     model.eval()
-    net = sampling_network(model, grad)
+    net = compiled_network(model) if compile and not grad else model
     context = contextlib.nullcontext() if grad else torch.no_grad()
     try:
         with context:

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from unlearnbench import __version__
-from unlearnbench.diffusion import compile_enabled
 
 
 @lru_cache(maxsize=1)
@@ -24,6 +23,13 @@ def git_sha() -> str:
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def compile_enabled() -> bool:
+    """Whether the sampler compiles its model forwards (``--compile`` or ``UNLEARNBENCH_COMPILE=1``)."""
+    from unlearnbench.schema import read_environment
+
+    return read_environment().UNLEARNBENCH_COMPILE == "1"
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from torch import Tensor
 from unlearnbench.api import SamplerSettings
 from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Conditioning
 from unlearnbench.diffusion import ddim_sample
+from unlearnbench.environment import compile_enabled
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.models import Classifier
 from unlearnbench.timing import part
@@ -172,6 +173,7 @@ def draw(
             # The sampler clamps its result to [-1, 1], which would turn an infinite noise prediction into a
             # saturated image that scores as a (bad) model: check every prediction before that can happen.
             check=lambda eps: check_finite(eps, desc, "noise prediction"),
+            compile=compile_enabled(),
         )
     check_finite(images, desc, "sample")
     return images

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from unlearnbench.cost import Cost, CostMeter
+from unlearnbench.errors import UserError
 
 
 def _acquire(folder: Path | None) -> Any:
@@ -56,6 +57,23 @@ def prior_folder_name(name: str, model_sha: str, key: dict[str, Any]) -> str:
     return f"{name}-{hashlib.sha256(json.dumps([name, model_sha, key], sort_keys=True).encode()).hexdigest()[:16]}"
 
 
+def charged_cost(cost: dict[str, Any], made_from: dict[str, Any]) -> dict[str, Any]:
+    """The cost every run that reads a prior is charged, from its measured cost (``cost.json``) and what it was
+    made from (``key.json``). A prior computed on one CPU thread is charged its CPU seconds: compute-bound work
+    on one thread takes its CPU time on a free core, whatever else shared the machine while it ran (its own
+    wall time is kept as ``measured_wall_s``). Otherwise its own wall time."""
+    threads, device = int(made_from.get("threads", 0)), str(made_from.get("device", "cpu"))
+    own = {**cost, "measured_wall_s": cost["wall_s"]}
+    if device == "cpu" and threads == 1 and cost.get("cpu_s"):
+        basis = "its CPU seconds: computed on one thread, so its CPU time is its wall time on a free core"
+        return {**own, "wall_s": cost["cpu_s"], "wall_basis": basis}
+    return {**own, "wall_basis": f"its own wall time on {threads} {device} threads (load not controlled)"}
+
+
+def _cost(record: dict[str, Any]) -> Cost:
+    return Cost(**{k: v for k, v in record.items() if k in Cost.__dataclass_fields__})
+
+
 class ShippedPriors:
     """The priors a testbed ships for its own base model: ``root/<folder>/`` holds ``tensors.safetensors``
     (sha256 in the manifest's ``files`` as ``priors/<folder>/tensors.safetensors``) and ``prior.json`` (what
@@ -72,12 +90,13 @@ class ShippedPriors:
 
         folder = self.root / folder_name
         sha = self.files.get(f"priors/{folder_name}/{TENSORS}")
-        if sha is None or not (folder / "prior.json").is_file():
+        if sha is None:
             return None
+        if not (folder / TENSORS).is_file() or not (folder / "prior.json").is_file():
+            raise UserError(f"{folder}: the manifest lists this shipped prior but its files are missing; reinstall")
         verify_sha256(folder / TENSORS, sha)
         record = json.loads((folder / "prior.json").read_text())
-        cost = Cost(**{k: v for k, v in record["cost"].items() if k in Cost.__dataclass_fields__})
-        return load_file(str(folder / TENSORS)), cost
+        return load_file(str(folder / TENSORS)), _cost(record["cost"])
 
     def available(self) -> list[str]:
         return sorted(p.split("/")[1] for p in self.files if p.startswith("priors/") and p.endswith(TENSORS))
@@ -97,10 +116,11 @@ class PriorCache:
 
         folder_name = prior_folder_name(name, self.model_sha, key)
         if self.shipped is not None:
-            found = self.shipped.load(folder_name)
-            if found is not None:
-                with meter.prior():
+            with meter.prior():
+                found = self.shipped.load(folder_name)
+                if found is not None:
                     meter.charge_prior(found[1])
+            if found is not None:
                 return found[0]
         folder = self.root / folder_name if self.root else None
         with meter.excluded():  # waiting for another process is not this method's cost
@@ -108,7 +128,10 @@ class PriorCache:
         try:
             with meter.prior():
                 if folder is not None and (folder / "cost.json").is_file():
-                    meter.charge_prior(Cost(**json.loads((folder / "cost.json").read_text())))
+                    cost = json.loads((folder / "cost.json").read_text())
+                    if (folder / "key.json").is_file():  # charged as the shipped copy would be
+                        cost = charged_cost(cost, json.loads((folder / "key.json").read_text()))
+                    meter.charge_prior(_cost(cost))
                     return load_file(str(folder / TENSORS))
                 sub = CostMeter(meter.device)
                 with sub.measure():
@@ -118,7 +141,13 @@ class PriorCache:
                 meter.cost.peak_mem_mb = max(meter.cost.peak_mem_mb, sub.cost.peak_mem_mb)
                 if folder is not None:
                     threads = torch.get_num_threads()
-                    made_from = {"name": name, "model_sha": self.model_sha, "key": key, "threads": threads}
+                    made_from = {
+                        "name": name,
+                        "model_sha": self.model_sha,
+                        "key": key,
+                        "threads": threads,
+                        "device": meter.device.type,
+                    }
                     _save(folder, tensors, sub.cost, made_from)
             return tensors
         finally:

@@ -244,33 +244,29 @@ def build_reference(
 # ---------------------------------------------------------------------------------------------
 
 
-def prior_cost(cost: dict[str, float], threads: int) -> dict[str, Any]:
-    """The cost a shipped prior records, which every run that reads it is charged. A prior computed on one
-    thread is charged its CPU seconds: compute-bound work on one thread takes its CPU time on a free core,
-    whatever else shared the machine while it ran (its own wall time is recorded beside it)."""
-    own = {**cost, "measured_wall_s": cost["wall_s"]}
-    if threads == 1 and cost.get("cpu_s"):
-        basis = "its CPU seconds: computed on one thread, so its CPU time is its wall time on a free core"
-        return {**own, "wall_s": cost["cpu_s"], "wall_basis": basis}
-    return {**own, "wall_basis": f"its own wall time on {threads} threads (load not controlled)"}
-
-
 def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
-    """Ship every prior in ``cache`` (a store's ``cache/priors`` folder, as the runner writes it) that was made
-    from the shipped base model: its tensors, and ``prior.json`` with what it was made from and its cost."""
+    """Ship the priors in ``cache``, a store's ``cache/priors`` folder (every prior in it that was made from the
+    shipped base model) or one prior's folder in it: its tensors, and ``prior.json`` with what it was made from
+    and the cost runs are charged (:func:`unlearnbench.priors.charged_cost`). Everything is checked first, so a
+    refused cache ships nothing."""
     import shutil
 
-    from unlearnbench.priors import TENSORS, prior_folder_name
+    from unlearnbench.priors import TENSORS, charged_cost, prior_folder_name
     from unlearnbench.testbeds import load_testbed
 
     tb = load_testbed("digits16")
     if not cache.is_dir():
-        raise UserError(f"no priors cache at {cache} (a store's cache/priors folder)")
-    root = root or ASSETS / "digits16"
-    shipped = []
-    for folder in sorted(p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (folder / "key.json").is_file() or not (folder / "cost.json").is_file():
-            print(f"{folder.name}: skipped (no key.json: cached before priors recorded what they were made from)")
+        raise UserError(f"no priors cache at {cache} (a store's cache/priors folder, or one prior's folder in it)")
+    folders = (
+        [cache]
+        if (cache / TENSORS).is_file()
+        else sorted(p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
+    chosen = []
+    for folder in folders:
+        missing = [f for f in ("key.json", "cost.json", TENSORS) if not (folder / f).is_file()]
+        if missing:
+            print(f"{folder.name}: skipped (no {', '.join(missing)}: cached before priors recorded what made them)")
             continue
         made_from = json.loads((folder / "key.json").read_text())
         if made_from["model_sha"] != tb.model_sha:
@@ -278,12 +274,17 @@ def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
             continue
         if prior_folder_name(made_from["name"], made_from["model_sha"], made_from["key"]) != folder.name:
             raise UserError(f"{folder}: key.json does not match the folder's name; the cache was edited")
+        chosen.append((folder, made_from))
+    if not chosen:
+        raise UserError(f"no prior in {cache} was made from the shipped base model")
+    root = root or ASSETS / "digits16"
+    for folder, made_from in chosen:
         target = root / "priors" / folder.name
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / TENSORS, target / TENSORS)
         record = {
             **made_from,
-            "cost": prior_cost(json.loads((folder / "cost.json").read_text()), int(made_from.get("threads", 0))),
+            "cost": charged_cost(json.loads((folder / "cost.json").read_text()), made_from),
             "note": "cost.wall_s is what every run that reads this prior is charged (cost.wall_basis says why)",
             **_versions(),
         }
@@ -291,7 +292,4 @@ def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
         if root == ASSETS / "digits16":
             update_manifest("digits16", {"files": {f"priors/{folder.name}/{TENSORS}": sha256_file(target / TENSORS)}})
         print(f"{folder.name}: shipped ({record['cost']['wall_s']:.0f} s recorded)")
-        shipped.append(folder.name)
-    if not shipped:
-        raise UserError(f"no prior in {cache} was made from the shipped base model")
-    return shipped
+    return [folder.name for folder, _ in chosen]
