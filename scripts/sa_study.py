@@ -47,20 +47,12 @@ def _fmt(value: float, lo: float, hi: float) -> str:
 def _prior_path(store: Path) -> Path:
     """The prior the study's runs read (default arguments, the testbed's guidance): shipped first, then the
     store's cache, as the runner looks."""
-    from unlearnbench.methods.selective_amnesia import SAArgs
+    from unlearnbench.methods.selective_amnesia import SAArgs, prior_key
     from unlearnbench.priors import TENSORS, prior_folder_name
     from unlearnbench.testbeds import default_guidance, load_testbed
 
     tb = load_testbed("digits16")
-    a = SAArgs()
-    key = {
-        "n": a.samples_per_class,
-        "steps": a.replay_steps,
-        "eta": a.replay_eta,
-        "guidance": default_guidance("digits16", None),
-        "dropout": a.fisher_label_dropout,
-    }
-    name = prior_folder_name("selective_amnesia", tb.model_sha, key)
+    name = prior_folder_name("selective_amnesia", tb.model_sha, prior_key(SAArgs(), default_guidance("digits16", None)))
     for folder in ([tb.priors.root / name] if tb.priors is not None else []) + [store / "cache" / "priors" / name]:
         if (folder / TENSORS).is_file():
             return folder / TENSORS

@@ -24,6 +24,7 @@ uses them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import UNet2DModel
@@ -108,6 +109,17 @@ def fisher_diagonal(
     return {name: f / len(images) for name, f in fisher.items()}
 
 
+def prior_key(a: SAArgs, guidance: float | None) -> dict[str, Any]:
+    """What the replay samples and the Fisher depend on (the prior's cache and shipping key)."""
+    return {
+        "n": a.samples_per_class,
+        "steps": a.replay_steps,
+        "eta": a.replay_eta,
+        "guidance": guidance,
+        "dropout": a.fisher_label_dropout,
+    }
+
+
 def denoising_terms(
     model: UNet2DModel,
     task: Task,
@@ -156,13 +168,7 @@ class SelectiveAmnesia(UnlearningMethod):
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: SAArgs = self.args
-        prior_key = {
-            "n": a.samples_per_class,
-            "steps": a.replay_steps,
-            "eta": a.replay_eta,
-            "guidance": task.sampler.guidance_scale,
-            "dropout": a.fisher_label_dropout,
-        }
+        key = prior_key(a, task.sampler.guidance_scale)
         prior_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
 
         def compute(meter: CostMeter) -> dict[str, Tensor]:
@@ -171,7 +177,7 @@ class SelectiveAmnesia(UnlearningMethod):
             return {**{f"fisher.{k}": v for k, v in fisher.items()}, **{f"replay.{k}": v for k, v in samples.items()}}
 
         if task.priors is not None:
-            priors = task.priors.get("selective_amnesia", prior_key, compute, task.meter)
+            priors = task.priors.get("selective_amnesia", key, compute, task.meter)
         else:
             with task.meter.prior():
                 priors = compute(task.meter)
