@@ -207,7 +207,10 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     assert "0.7 h on 2 worker(s) for 18 runs (18 from runs with the same settings" in line
     # runs that share one unlearning count it once: 60 + 200 + median(190, 30) = 370 s, not 2 x 60 + ...
     assert "0.1 h on 1 worker(s) for 2 runs" in estimate([[spec, attacked]], [str(tmp_path)], 1)
-    assert estimate([[spec, attacked]] * 10, [str(tmp_path)], 1).startswith("estimate: 1.0 h")  # 3700 s
+    parts: dict[str, float] = {}
+    assert estimate([[spec, attacked]] * 10, [str(tmp_path)], 1, parts).startswith("estimate: 1.0 h")  # 3700 s
+    # where the time goes: the unlearning once per job, each run's evaluation under its method and attack
+    assert parts == {"safemax/unlearning": 600.0, "safemax/none": 2000.0, "safemax/relearn": 1100.0}
     # a job whose unlearned model the store already holds (a resumed sweep) is charged its evaluation only
     from unlearnbench.sweep import Job
 
@@ -221,5 +224,7 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     out = tmp_path / "fresh"
     code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",
                  str(tmp_path), "--plan"])  # fmt: skip
-    assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in err
+    assert "safemax/none" in err and "safemax/unlearning" in err  # and where the time goes
     assert not list(out.rglob("*.parquet"))

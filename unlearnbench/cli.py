@@ -128,6 +128,8 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
         "device": args.device,
         "plugins": args.plugin,
         "download": args.download,
+        "estimate_from": args.estimate_from,
+        "plan_only": args.plan,
     }
 
 
@@ -149,8 +151,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         **_sweep_options(args),
         backend=args.backend,
         address=args.address,
-        estimate_from=args.estimate_from,
-        plan_only=args.plan,
     )
     if args.plan:
         return 0
@@ -169,6 +169,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     one = "tune takes a config with one grid ('methods')"
     grids = _grids(args, one_grid=one, defaults={"forget_classes": list(tune.TUNING_CLASSES)})
     chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
+    if args.plan:
+        return 0
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:
@@ -304,6 +306,13 @@ def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser
         "--workers", type=int, default=1, help="parallel worker processes, threads split among them (default 1)"
     )
     sw.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    sw.add_argument(
+        "--estimate-from",
+        action="append",
+        default=[],
+        help="also estimate the time from the runs measured in this store (repeatable; default: --out's only)",
+    )
+    sw.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
     flags.eval_flags(sw)
     flags.testbed_flags(sw)
     return sw
@@ -410,13 +419,6 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")
     sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute (default local)")
     sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
-    sw.add_argument(
-        "--estimate-from",
-        action="append",
-        default=[],
-        help="also estimate the time from the runs measured in this store (repeatable; default: --out's only)",
-    )
-    sw.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
     sw.set_defaults(func=cmd_sweep)
     tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
     tu.add_argument(

@@ -274,11 +274,18 @@ def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     return _Measured(key, wall, None)
 
 
-def estimate(jobs: list[Job] | list[list[RunSpec]], stores: Iterable[str], workers: int) -> str:
+def estimate(
+    jobs: list[Job] | list[list[RunSpec]],
+    stores: Iterable[str],
+    workers: int,
+    breakdown: dict[str, float] | None = None,
+) -> str:
     """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
     once (the median unlearning time of measured runs with the same method and settings) plus each run's
     evaluation (the median of runs with the same method, attack, sampler and sample counts, else of the same
-    method and attack at any settings: a rough figure, else unknown). One line."""
+    method and attack at any settings: a rough figure, else unknown). One line. ``breakdown``, when given,
+    receives the estimated seconds of one worker per ``method/attack`` (a job's unlearning goes to its
+    method's ``method/unlearning``)."""
     import statistics
 
     seen: list[_Measured] = []
@@ -306,17 +313,23 @@ def estimate(jobs: list[Job] | list[list[RunSpec]], stores: Iterable[str], worke
     for job in jobs:
         first = _cost_key(job[0].to_dict())
         unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
+        parts = breakdown if breakdown is not None else {}
         if unlearning and not getattr(job, "cached", False):  # a model already in the cache costs nothing
-            total += statistics.median(unlearning)
+            seconds = statistics.median(unlearning)
+            total += seconds
+            parts[f"{first[0]}/unlearning"] = parts.get(f"{first[0]}/unlearning", 0.0) + seconds
         for spec in job:
             planned += 1
             key = _cost_key(spec.to_dict())
             if key in exact and unlearning:
-                total, measured = total + statistics.median(exact[key]), measured + 1
+                seconds, measured = statistics.median(exact[key]), measured + 1
             elif key[:2] in rough and unlearning:
-                total, guessed = total + statistics.median(rough[key[:2]]), guessed + 1
+                seconds, guessed = statistics.median(rough[key[:2]]), guessed + 1
             else:
                 unknown.add(f"{spec.method}/{spec.attack}")
+                continue
+            total += seconds
+            parts[f"{spec.method}/{spec.attack}"] = parts.get(f"{spec.method}/{spec.attack}", 0.0) + seconds
     if not measured + guessed:
         return f"estimate: none, no run like these was measured in {', '.join(stores)} (--estimate-from STORE)"
     line = (
@@ -402,7 +415,11 @@ def run_sweep(
             file=sys.stderr,
         )
         if jobs:
-            print(f"sweep: {estimate(jobs, [store_root, *estimate_from], workers)}", file=sys.stderr)
+            parts: dict[str, float] = {}
+            print(f"sweep: {estimate(jobs, [store_root, *estimate_from], workers, parts)}", file=sys.stderr)
+            if plan_only:  # where the time goes, largest first: what to cut when a plan is too long
+                for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
+                    print(f"sweep:   {name:<40} {seconds / max(1, workers) / 3600:6.2f} h", file=sys.stderr)
         if not jobs or plan_only:
             return report
         by_id = {s.run_id: s for job in jobs for s in job}

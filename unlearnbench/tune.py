@@ -110,6 +110,8 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
     grid = dataclasses.replace(grid, attacks=[("none", {})], methods=settings)
     specs = grid.specs()
     report = run_sweep(specs, out, **sweep_options)
+    if sweep_options.get("plan_only"):  # the plan and its estimate are printed; nothing ran, nothing to choose
+        return {}, report
     ids = {resolve(s).run_id for s in specs}
     df = Store(out).load()
     df = df[df.run_id.isin(ids)]
