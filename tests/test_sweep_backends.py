@@ -218,6 +218,20 @@ def test_a_job_runs_its_unlearning_first_and_its_attacks_after_it(tmp_path):
     assert sum(event == "submit" for event, *_ in backend.log) == RUNS
 
 
+def test_seeds_share_one_unlearning_only_for_a_method_that_ignores_the_run_seed(tmp_path):
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.sweep import plan
+
+    grid = [
+        RunSpec(method=m, forget_classes=(1,), seed=seed, method_args=args)
+        for m, args in (("retrain", {"steps": 2}), ("safemax", {}))
+        for seed in (0, 1)
+    ]
+    jobs, _ = plan(grid, str(tmp_path / "s"))
+    by_method = {m: [[s.seed for s in job] for job in jobs if job[0].method == m] for m in ("retrain", "safemax")}
+    assert by_method == {"retrain": [[0, 1]], "safemax": [[0], [1]]}  # retrain follows its recipe's seed
+
+
 def test_ray_store_that_a_worker_cannot_write_fails_at_plan_time(tmp_path):
     pytest.importorskip("ray")
     from unlearnbench.backends import RayBackend

@@ -155,6 +155,10 @@ class UnlearningMethod(_Registered):
     # does not gives the same model at every sampler setting, so runs at the testbed's and the papers'
     # settings share one unlearning (tests/test_contract.py checks the claim for every method making it).
     uses_sampler: ClassVar[bool] = True
+    # Whether ``unlearn`` draws from the run's ``generator``. A method that does not (retrain follows its
+    # recipe's own seed) gives the same model for every run seed, so a grid's seeds share one unlearning and
+    # differ in their sampling only (the same contract test checks this claim).
+    uses_seed: ClassVar[bool] = True
 
     def shipped(self, references: Any, forget_classes: tuple[int, ...]) -> bool:
         """Whether this setting's result ships with the testbed (``references``: ``task.references``), so that

@@ -64,7 +64,9 @@ class Resolved:
 
     def unlearn_key(self, model_sha: str) -> str:
         """The unlearned model's cache key (the sampler in it only for a method that samples while unlearning)."""
-        return self.spec.unlearn_key(model_sha, self.spec.method_args, uses_sampler=self.method.uses_sampler)
+        return self.spec.unlearn_key(
+            model_sha, self.spec.method_args, uses_sampler=self.method.uses_sampler, uses_seed=self.method.uses_seed
+        )
 
 
 def resolve(spec: RunSpec) -> Resolved:

@@ -79,18 +79,27 @@ class RunSpec:
         """Stable hash of everything that defines the run (not of when or where it ran)."""
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
 
-    def unlearn_key(self, model_sha: str, resolved_method_args: dict[str, Any], *, uses_sampler: bool = True) -> str:
+    def unlearn_key(
+        self,
+        model_sha: str,
+        resolved_method_args: dict[str, Any],
+        *,
+        uses_sampler: bool = True,
+        uses_seed: bool = True,
+    ) -> str:
         """What determines the unlearned model: runs that share it share one unlearning. The sampler setting is
-        part of it only for a method that samples while unlearning (``UnlearningMethod.uses_sampler``)."""
+        part of it only for a method that samples while unlearning (``UnlearningMethod.uses_sampler``), the
+        run's seed only for one that draws from the run's generator (``UnlearningMethod.uses_seed``)."""
         key = {
             "method": self.method,
             "args": resolved_method_args,
             "forget": list(self.forget_classes),
             "model_sha": model_sha,
             "dataset": self.dataset,
-            "seed": self.seed,
             "label_dropout": self.label_dropout,
         }
+        if uses_seed:
+            key["seed"] = self.seed
         if uses_sampler:
             key["guidance"] = self.eval.sampler.guidance_scale  # replay, saliency, ESD's x_t: guided
             key["sampler"] = "ddim, x0 not clipped"  # how replay samples are drawn (clipped before 2026-11-29)

@@ -14,6 +14,7 @@ class Noop(UnlearningMethod):
     """The original model, unchanged (reference row)."""
 
     uses_sampler = False
+    uses_seed = False
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         return model

@@ -34,6 +34,7 @@ class Retrain(UnlearningMethod):
 
     Args = RetrainArgs
     uses_sampler = False
+    uses_seed = False  # the base recipe's seed: every run seed gets the same retrained model
     paper = "exact unlearning baseline (retrain without D_f)"
     supports = ("label",)  # the recorded recipes train class-conditional models
     smoke_args = {"steps": 2}
