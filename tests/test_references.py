@@ -206,3 +206,25 @@ def test_a_sweep_plan_counts_no_unlearning_for_a_shipped_reference(tmp_path, tes
         str(tmp_path),
     )
     assert [job.cached for job in jobs] == [True, False]
+
+
+def test_two_builds_shipping_at_once_keep_both_manifest_entries(tmp_path, monkeypatch):
+    """Two retrain references built side by side ship within seconds of each other: each read-modify-write
+    of the manifest takes its turn, so no entry is lost."""
+    import threading
+
+    from unlearnbench.testbeds import build
+
+    path = tmp_path / "manifest.json"
+    monkeypatch.setattr(build, "manifest_path", lambda name: path)
+
+    def ship(worker: int) -> None:
+        for i in range(40):
+            build.update_manifest("digits16", {"files": {f"references/retrain-{worker}-{i}/w": "sha"}})
+
+    threads = [threading.Thread(target=ship, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(json.loads(path.read_text())["files"]) == 160

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +28,7 @@ from torch import Tensor
 
 from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.errors import UserError
-
-
-def _acquire(folder: Path | None) -> Any:
-    """One process computes a prior; others wanting the same one wait here, then read it."""
-    if folder is None:
-        return None
-    import fcntl
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(folder.parent / f".{folder.name}.lock", "w")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
-def _release(handle: Any) -> None:
-    if handle is not None:
-        import fcntl
-
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
+from unlearnbench.io import locked
 
 TENSORS = "tensors.safetensors"
 
@@ -123,9 +104,10 @@ class PriorCache:
             if found is not None:
                 return found[0]
         folder = self.root / folder_name if self.root else None
-        with meter.excluded():  # waiting for another process is not this method's cost
-            handle = _acquire(folder)
-        try:
+        with ExitStack() as turn:
+            if folder is not None:  # one process computes a prior; others wanting it wait here, then read it
+                with meter.excluded():  # waiting for another process is not this method's cost
+                    turn.enter_context(locked(folder.parent / f".{folder.name}.lock"))
             with meter.prior():
                 if folder is not None and (folder / "cost.json").is_file():
                     cost = json.loads((folder / "cost.json").read_text())
@@ -150,8 +132,6 @@ class PriorCache:
                     }
                     _save(folder, tensors, sub.cost, made_from)
             return tensors
-        finally:
-            _release(handle)
 
 
 def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost, made_from: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from unlearnbench.data import load_dataset
 from unlearnbench.errors import UserError
-from unlearnbench.io import atomic_write_text
+from unlearnbench.io import atomic_write_text, locked
 from unlearnbench.models import num_params, save_classifier, save_diffusion, sha256_file
 from unlearnbench.pretrain import (
     ATTACKER_RECIPE,
@@ -33,7 +33,14 @@ def _versions() -> dict[str, str]:
 
 
 def update_manifest(name: str, update: dict[str, Any]) -> None:
+    """Merge ``update`` into the testbed's manifest; two builds shipping at once (two retrain references)
+    take turns, so neither entry is lost."""
     path = manifest_path(name)
+    with locked(path.with_name(f".{path.name}.lock")):
+        _merge_manifest(path, name, update)
+
+
+def _merge_manifest(path: Path, name: str, update: dict[str, Any]) -> None:
     manifest = (
         json.loads(path.read_text())
         if path.is_file()
