@@ -68,6 +68,22 @@ def test_an_internal_error_is_exit_3_with_a_log_file(monkeypatch, tmp_path, caps
     assert log.is_file() and log.is_relative_to(tmp_path) and "Traceback" in log.read_text()
 
 
+def test_a_reader_that_went_away_is_exit_141_without_a_crash_log(monkeypatch, tmp_path):
+    import sys
+
+    from unlearnbench import cli
+
+    def printing(args):
+        raise BrokenPipeError(32, "Broken pipe")  # what print() raises once `| head` has read its lines
+
+    monkeypatch.setattr(cli, "cmd_list", printing)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main points both at devnull; restored after the test
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert main(["list", "methods"]) == 141
+    assert not list(tmp_path.rglob("crash-*.log"))
+
+
 def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(tmp_path, capsys):
     base = load_results(BASELINE)
     for field, value in (("evaluator_sha", "0" * 64), ("guidance", 3.0), ("n_forget_samples", 7)):

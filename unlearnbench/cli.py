@@ -472,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept, the run in flight wrote nothing", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`... --plan | head`): not a bug, and nobody is listening
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # kept open: Python flushes both at exit
+        return 141
     except Exception as e:  # a bug: not a verdict (1) and not the user's input (2)
         return _internal_error(e, argv)
 
