@@ -310,10 +310,10 @@ def estimate(
             unlearn_exact.setdefault((m.key[0], *m.key[2:]), []).append(m.unlearning_s)
             unlearn_rough.setdefault(m.key[0], []).append(m.unlearning_s)
     total, measured, guessed, unknown, planned = 0.0, 0, 0, set(), 0
+    parts = breakdown if breakdown is not None else {}
     for job in jobs:
         first = _cost_key(job[0].to_dict())
         unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
-        parts = breakdown if breakdown is not None else {}
         if unlearning and not getattr(job, "cached", False):  # a model already in the cache costs nothing
             seconds = statistics.median(unlearning)
             total += seconds

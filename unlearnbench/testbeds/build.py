@@ -37,21 +37,17 @@ def update_manifest(name: str, update: dict[str, Any]) -> None:
     take turns, so neither entry is lost."""
     path = manifest_path(name)
     with locked(path.with_name(f".{path.name}.lock")):
-        _merge_manifest(path, name, update)
-
-
-def _merge_manifest(path: Path, name: str, update: dict[str, Any]) -> None:
-    manifest = (
-        json.loads(path.read_text())
-        if path.is_file()
-        else {"dataset": name, "files": {}, "recipes": {}, "training": {}}
-    )
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
-            manifest[key].update(value)
-        else:
-            manifest[key] = value
-    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        manifest = (
+            json.loads(path.read_text())
+            if path.is_file()
+            else {"dataset": name, "files": {}, "recipes": {}, "training": {}}
+        )
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+                manifest[key].update(value)
+            else:
+                manifest[key] = value
+        atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def build(
