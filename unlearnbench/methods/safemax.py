@@ -48,9 +48,11 @@ class SAFEMax(UnlearningMethod):
     paper = "Spartalis et al., ICML 2025 MUGen workshop, arXiv:2508.20773"
     published_cost = (5.8, 9.50)  # SAFEMax poster: minutes without priors, GPU GB
     smoke_args = {"steps": 2, "batch_size": 8}
-    # The published loss at the published lr (1e-4): lambda and the step count, across the 29 -> 100 cliff (the
-    # step curve, scripts/safemax_curve.py, resolves it finer). The retain term is its own named variant.
-    search_space = {"lam": [0.1, 1.0, 10.0], "steps": [29, 60, 100, 300]}
+    # The published loss where the step curve (scripts/safemax_curve.py) puts its transition: at lr 1e-4 every
+    # lambda in {0.1, 1, 10} collapses between steps 5 and 15, at 3e-5 between 10 and 35, so the grid spans
+    # lambda up to the poster's ablation (100), both step sizes, and 10 steps beside the scaled default 29.
+    # The retain term is its own named variant.
+    search_space = {"lam": [1.0, 10.0, 100.0], "lr": [3e-5, 1e-4], "steps": [10, 29]}
     search_variants = {"retain term": {"retain_weight": [0.1, 1.0], "lam": [1.0, 10.0], "steps": [29, 100, 300]}}
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
