@@ -10,8 +10,9 @@ The method is the registered ``safemax`` itself, watched through ``unlearnbench.
 Each curve is written to ``OUT/<class>-<arm>.csv`` when it is complete; a rerun skips complete curves
 (resumable per curve). ``--figure`` draws every curve into ``OUT/curve.png``; ``--early-stop`` prints, per
 arm, the last step at which retained accuracy stays within 0.05 of the original model's and retained FID at
-most 2x the original's on every tuning class, with the UA11 reached there: the early-stopping setting
-(``steps = k``) that is then evaluated like every other setting on the evaluation classes.
+most 2x the original's on every tuning class, with the UA11 reached there, and then the arm whose step
+reaches the highest UA11 as a config row: the early-stopping setting (that arm's arguments, ``steps = k``),
+evaluated like every other setting on the evaluation classes (``results/core.toml``).
 
     python scripts/safemax_curve.py --out results/safemax/curve --precision bfloat16 --compile
     python scripts/safemax_curve.py --out results/safemax/curve --figure --early-stop
@@ -134,6 +135,7 @@ def figure(out: Path) -> None:
 
 def early_stop(out: Path) -> None:
     df = pd.concat([pd.read_csv(p) for p in sorted(out.glob("*-*.csv"))])
+    best: tuple[str, int, float] | None = None
     for arm, g in df.groupby("arm"):
         ok_steps = None
         for _, gc in g.groupby("forget_class"):
@@ -147,6 +149,14 @@ def early_stop(out: Path) -> None:
         at = g[g.step == ok_steps]
         ua = at["unlearning_accuracy_11way"].mean() if len(at) else math.nan
         print(f"{arm}: early-stopping step {int(ok_steps)} (UA11 there {ua:.3f}, mean over the tuning classes)")
+        if ok_steps > 0 and (best is None or ua > best[2]):
+            best = (arm, int(ok_steps), ua)
+    if best is None:
+        print("no arm keeps the retained classes past step 0: there is no early-stopping setting")
+        return
+    args = ", ".join(f"{k} = {v}" for k, v in {**ARMS[best[0]], "steps": best[1]}.items())
+    print(f"early-stopping setting (the highest UA11 among the arms): {best[0]} at step {best[1]}")
+    print(f'{{ name = "safemax", label = "early stop", args = {{ {args} }} }}')
 
 
 def main() -> None:
