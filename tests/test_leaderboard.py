@@ -510,3 +510,25 @@ def test_the_leaderboard_states_the_sampler_behind_its_numbers():
         [{**base, "run_id": "c", "guidance": 1.0, "eta": 0.0, "clip_sample": False, "precision": "bfloat16"}]
     )
     assert sampler_note(fast).endswith("x0 not clipped (upstream's), bfloat16: 1 rows.")
+
+
+def test_a_store_with_two_sampler_settings_keeps_them_apart(small_store):
+    """The core config runs its focus methods at the testbed's sampler and at the papers' under one label:
+    the tables give each setting its own rows (its own original model too), never one cell averaging both,
+    and mark the best cell of a column within each setting."""
+    df = load_results(small_store)
+    papers = df.assign(
+        run_id=df["run_id"] + "-s3", guidance=3.0, eta=1.0, value=df["value"].where(df["metric"] != "fid", 999.0)
+    )
+    t = tables.build_tables(pd.concat([df, papers], ignore_index=True))
+    q = t.quality.set_index(["label", "method"])
+    s1, s3 = "paper · s = 1, η = 0", "paper · s = 3, η = 1"
+    assert {(s1, "safemax"), (s3, "safemax"), ("reference · s = 1, η = 0", "original model")} <= set(q.index)
+    assert ("reference · s = 3, η = 1", "original model") in q.index and "paper" not in q.index.get_level_values(0)
+    fid = tables.column_format("fid", "retain").label
+    assert q.loc[(s3, "safemax"), fid].mean == 999.0 and q.loc[(s1, "safemax"), fid].mean < 999.0
+    assert q.loc[(s1, "safemax"), "runs"] == q.loc[(s3, "safemax"), "runs"] == 1  # one unlearning per setting
+    best = [c for c in t.quality[fid] if isinstance(c, tables.Stat) and c.mark == "best"]
+    assert len(best) == (2 if t.intervals else 0)  # one per setting
+    one = tables.build_tables(df).quality
+    assert set(one["label"]) == {"reference", "paper"}  # one setting: labels as they were

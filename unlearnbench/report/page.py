@@ -27,6 +27,7 @@ from unlearnbench.report.tables import (
     build_tables,
     column_format,
     evaluation_rows,
+    split_by_sampler,
     to_markdown,
 )
 from unlearnbench.results import Store, atomic_write_text, load_results
@@ -332,7 +333,7 @@ def write(
     is given. ``cost_reference`` is the method the cost ratios divide by. Returns the problems ``check`` found."""
     registry.get("method", cost_reference)  # an unknown name fails here, with did-you-mean
     path = Path(results)
-    df = evaluation_rows(load_results(path))  # never the tuning classes
+    df = split_by_sampler(evaluation_rows(load_results(path)))  # never the tuning classes; one sampler per label
     if df.empty:
         raise UserError(f"no runs in {results!r} outside the tuning classes; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None

@@ -149,7 +149,7 @@ def has_intervals(df: pd.DataFrame) -> bool:
     return "lo" in df.columns and bool(df["lo"].notna().any())
 
 
-def mark_ties(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+def mark_ties(t: pd.DataFrame, group: str | list[str] | None = None) -> pd.DataFrame:
     """Mark each column's best cell (by its mean and goal; reference rows aside; within ``group``) as
     ``best``, and every other cell whose interval overlaps the best's as ``tied``: on that column the data
     cannot tell them apart."""
@@ -233,6 +233,38 @@ def sampler_note(df: pd.DataFrame) -> str:
     return "Sampler: " + "; ".join(parts) + "."
 
 
+SETTING = "sampler_setting"  # the column split_by_sampler adds: "" when the store has one sampler setting
+
+
+def split_by_sampler(df: pd.DataFrame) -> pd.DataFrame:
+    """A store whose runs were sampled at more than one setting (guidance, eta, DDIM steps, clipping; the
+    core config runs its focus methods at the testbed's and at the papers'): every label gets its setting,
+    ``"paper · s = 3, η = 1"``, so no table or figure averages numbers from two samplers into one cell. The
+    setting is also in the ``sampler_setting`` column (empty, and the labels untouched, for one setting).
+    Precision is not part of it: bfloat16 and float32 forwards judge the same (``results/perf/precision.md``)."""
+    clip = df["clip_sample"] if "clip_sample" in df else pd.Series(pd.NA, index=df.index)
+    clip = clip.astype("boolean").fillna(True)
+    keys = pd.DataFrame({"s": df["guidance"], "eta": df["eta"], "steps": df["sample_steps"], "clip": clip})
+    distinct = keys.drop_duplicates()
+    if len(distinct) <= 1:
+        return df.assign(**{SETTING: ""})
+    varies = [c for c in keys.columns if distinct[c].nunique() > 1]
+    words = {"s": "s = {:g}", "eta": "η = {:g}", "steps": "{:g} steps", "clip": "{}"}
+
+    def name(row: pd.Series) -> str:
+        parts = [words["s"].format(row["s"]), words["eta"].format(row["eta"])]
+        parts += [
+            words[c].format("x0 clipped" if row[c] is True else "x0 not clipped" if c == "clip" else row[c])
+            for c in varies
+            if c not in ("s", "eta")
+        ]
+        return ", ".join(parts)
+
+    setting = keys.apply(name, axis=1)
+    label = df["label"].fillna("").astype(str)
+    return df.assign(**{SETTING: setting, "label": label.where(label == "", label + " · ") + setting})
+
+
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
     """One set of unlearned-phase rows per unlearning (runs with different attacks repeat them). The run
     without an attack is preferred: attack runs repeat its cost only while the unlearned-model cache lives,
@@ -287,9 +319,9 @@ def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
     if not df["metric"].isin(second).any():
         return pd.DataFrame()
     final = final_rows(df)
-    orig = final[final["phase"] == "original"].drop_duplicates(["forget_class", "seed", "metric", "split", "model_sha"])
+    orig = original_rows(final)
     unl = unlearned_rows(df)
-    groups = [("reference", "original model", orig)] if len(orig) else []
+    groups = [(reference_label(o), "original model", o) for _, o in orig.groupby(SETTING, sort=True)]
     order = method_order(list(unl.method.unique()))
     groups += [
         (label or "-", method, g)
@@ -329,15 +361,31 @@ def evaluation_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[~tuned_on]
 
 
+def original_rows(final: pd.DataFrame) -> pd.DataFrame:
+    """The original model's final rows, once per forget class, seed, model and sampler setting (every run
+    repeats them)."""
+    final = final if SETTING in final else final.assign(**{SETTING: ""})
+    keys = ["forget_class", "seed", "metric", "split", "model_sha", SETTING]
+    return final[final["phase"] == "original"].drop_duplicates(keys)
+
+
+def reference_label(orig: pd.DataFrame) -> str:
+    """The original model's row label: "reference", with the sampler setting when the store has several."""
+    setting = str(orig[SETTING].iloc[0]) if SETTING in orig and len(orig) else ""
+    return f"reference · {setting}" if setting else "reference"
+
+
 def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
+    df = df if SETTING in df else split_by_sampler(df)
     intervals = has_intervals(df)
     final = final_rows(df)
     unl = unlearned_rows(df)
-    orig = final[final["phase"] == "original"].drop_duplicates(["forget_class", "seed", "metric", "split", "model_sha"])
+    orig = original_rows(final)
     rows: list[dict[str, object]] = []
-    if len(orig):
-        rows.append({"label": "reference", "method": "original model", "runs": orig["forget_class"].nunique()})
-        rows[-1].update(_quality_cells(orig, intervals))
+    for _, o in orig.groupby(SETTING, sort=True):
+        rows.append({"label": reference_label(o), "method": "original model", "runs": o["forget_class"].nunique()})
+        rows[-1][SETTING] = o[SETTING].iloc[0]
+        rows[-1].update(_quality_cells(o, intervals))
     order = method_order(list(unl.method.unique()))
     for (label, method), g in sorted(
         unl.groupby(["label", "method"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))
@@ -345,6 +393,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
         rows.append(
             {"label": label or "-", "method": method, "runs": g["run_id"].nunique(), **_quality_cells(g, intervals)}
         )
+        rows[-1][SETTING] = g[SETTING].iloc[0]
     quality = pd.DataFrame(rows)
 
     attacked = with_attack_setting(df[df["attack"] != "none"])
@@ -356,6 +405,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
             "method": method,
             "attack": attack,
             "runs": g["run_id"].nunique(),
+            SETTING: g[SETTING].iloc[0],
         }
         for metric, split, phase in ROBUSTNESS_METRICS:
             part = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]
@@ -367,9 +417,11 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     robustness = pd.DataFrame(rrows)
     if len(robustness):
         robustness = _by_method_order(robustness, ["label", "attack", "method"])
-    if intervals:
-        quality = mark_ties(quality)
-        robustness = mark_ties(robustness, group="attack")
+    if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
+        quality = mark_ties(quality, group=[SETTING])
+        robustness = mark_ties(robustness, group=["attack", SETTING])
+    quality = quality.drop(columns=SETTING, errors="ignore")
+    robustness = robustness.drop(columns=SETTING, errors="ignore")
     settings = df[SETTINGS_COLUMNS].drop_duplicates().copy()
     settings["model_sha"] = settings["model_sha"].str[:12]
     settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
