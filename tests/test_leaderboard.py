@@ -532,3 +532,23 @@ def test_a_store_with_two_sampler_settings_keeps_them_apart(small_store):
     assert len(best) == (2 if t.intervals else 0)  # one per setting
     one = tables.build_tables(df).quality
     assert set(one["label"]) == {"reference", "paper"}  # one setting: labels as they were
+
+
+def test_the_cost_table_says_when_a_method_did_not_forget():
+    """A cost ratio of a method whose runs kept the class (ASR11 at the original's) is the cost of doing
+    nothing useful: the table counts the runs that forgot, by the recovery metric's rule (ASR11 below 0.8 of
+    the original model's), and says so when none did."""
+    asr = {"safemax": (0.0, 0.1), "selective_amnesia": (0.9, 0.85), "salun": (0.5, 0.95)}  # class 0, class 1
+    rows = []
+    for method, per_class in asr.items():
+        for c, pre in enumerate(per_class):
+            run = dict(run_id=f"{method}-{c}", method=method, forget_class=str(c))
+            costs = {"cost_wall_s": 10.0 if method == "safemax" else 100.0, "cost_cpu_s": 10.0}
+            costs |= {"cost_prior_wall_s": 0.0, "cost_peak_mem_mb": 300.0}
+            rows += [_row(**run, split="all", metric=m, value=v) for m, v in costs.items()]
+            rows += [_row(**run, metric="asr_11way", value=pre)]
+            rows += [_row(**run, metric="asr_11way", value=0.99, phase="original")]
+    t = tables.efficiency_table(to_frame(rows)).set_index("method")
+    assert t.loc["selective_amnesia", "forgot"] == "0/2 (did not forget)"  # 0.9 and 0.85 >= 0.8 * 0.99
+    assert t.loc["salun", "forgot"] == "1/2"
+    assert t.loc["selective_amnesia", "wall ×, no priors"].mean == 10.0

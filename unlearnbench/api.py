@@ -218,13 +218,18 @@ class Attack(_Registered):
         (called before any work); the default checks nothing."""
 
 
+# A run *forgot* when its forget-class rate is below this share of the original model's; relearning has
+# *recovered* it once the rate is back at or above it (``metrics.recovery``; relearn's default fraction).
+FORGOT_FRACTION = 0.8
+
+
 @dataclass(frozen=True)
 class RecoverySettings:
     """How an attack's recovery curve is read: its last step, and the share of the original model's
     forget-class rate that counts as "recovered"."""
 
     final_step: int
-    fraction: float = 0.8
+    fraction: float = FORGOT_FRACTION
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
+from unlearnbench.api import FORGOT_FRACTION, Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.conditioning import Conditioning
 from unlearnbench.diffusion import denoising_loss
@@ -31,7 +31,7 @@ class RelearnArgs:
     batch_size: int = positive(16, "images per step, drawn with replacement from the k")
     eval_every: int = arg(25, "record UA/ASR every this many steps (0 = only at the end)", low=0)
     recover_fraction: float = arg(
-        0.8,
+        FORGOT_FRACTION,
         "'recovered' once the curve's ASR reaches this fraction of the original model's",
         low=0,
         low_open=True,

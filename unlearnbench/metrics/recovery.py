@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 
-from unlearnbench.api import Metric, RecoveryCurve, Row, Score, Tolerance
+from unlearnbench.api import FORGOT_FRACTION, Metric, RecoveryCurve, Row, Score, Tolerance
 from unlearnbench.registry import register
+
+
+def forgot(pre_asr: float, original_asr: float, fraction: float = FORGOT_FRACTION) -> bool:
+    """Whether a run forgot: its forget-class rate (ASR) below ``fraction`` of the original model's."""
+    return pre_asr < fraction * original_asr
 
 
 def steps_to_recover(curve: list[tuple[int, float]], original_asr: float, fraction: float) -> list[Score]:
@@ -20,9 +25,9 @@ def steps_to_recover(curve: list[tuple[int, float]], original_asr: float, fracti
     if not points:
         return []
     (_, pre), last = points[0], points[-1][0]
-    forgot = pre < threshold
-    rows = [Score("recover_threshold", "forget", threshold), Score("forgot", "forget", float(forgot))]
-    if not forgot:
+    did = forgot(pre, original_asr, fraction)
+    rows = [Score("recover_threshold", "forget", threshold), Score("forgot", "forget", float(did))]
+    if not did:
         return rows
     step = next((s for s, asr in points[1:] if asr >= threshold), None)
     return rows + [

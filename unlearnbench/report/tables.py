@@ -18,6 +18,7 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.errors import UserError
+from unlearnbench.metrics.recovery import forgot
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
 from unlearnbench.results import atomic_write_text, final_rows, load_results
 from unlearnbench.stats import Interval, bootstrap, combine_runs, overlap
@@ -463,14 +464,29 @@ def asr_by_attack(t: Tables, *, default_budgets_only: bool = True) -> pd.DataFra
     return _by_method_order(pd.DataFrame(rows), ["label", "method"]).reset_index(drop=True)
 
 
+def forgot_by_run(df: pd.DataFrame, unlearned: pd.DataFrame) -> pd.DataFrame:
+    """Per unlearning (label, method, forget class, run): whether it forgot, by the recovery metric's rule
+    (:func:`unlearnbench.metrics.recovery.forgot`: its 11-way forget-class rate below 0.8 of the original
+    model's in the same run)."""
+    final = final_rows(df)
+    asr = (final.metric == PRIMARY_ASR) & (final.split == "forget")
+    original = final[asr & (final.phase == "original")].drop_duplicates("run_id").set_index("run_id")["value"]
+    pre = unlearned[(unlearned.metric == PRIMARY_ASR) & (unlearned.split == "forget")]
+    pre = pre.assign(original=pre["run_id"].map(original)).dropna(subset=["original"])
+    did = [forgot(float(p), float(o)) for p, o in zip(pre["value"], pre["original"], strict=True)]
+    return pre[["label", "method", "forget_class", "run_id"]].assign(forgot=did)
+
+
 def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFrame:
     """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
     settings), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
-    interval over those classes); beside the ratios of the methods' published
+    interval over those classes), with how many of the method's runs there forgot (a ratio for a method that
+    did not forget is the cost of doing nothing useful, and says so); beside the ratios of the methods' published
     costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
     time minus prior wall time; CPU time includes the priors."""
     intervals = has_intervals(df)
     u = unlearned_rows(df)
+    did_forget = forgot_by_run(df, u)
     cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
     wide = cost.pivot_table(index=["label", "method", "forget_class"], columns="metric", values="value")
     if wide.empty or reference not in wide.index.get_level_values("method"):
@@ -506,11 +522,15 @@ def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFra
                 return replace(cell, lo=ci.lo, hi=ci.hi)
 
             pub = registry.get("method", method).published_cost if published_ref else None
+            runs = did_forget[
+                (did_forget.label == label) & (did_forget.method == method) & did_forget.forget_class.isin(shared)
+            ]["forgot"]
             rows.append(
                 {
                     "label": label or "-",
                     "method": method,
                     "classes": len(shared),
+                    "forgot": f"{int(runs.sum())}/{len(runs)}" + (" (did not forget)" if not runs.any() else ""),
                     "wall ×, no priors": measured("no_prior", 1),
                     "wall ×, with priors": measured("cost_wall_s", 1),
                     "CPU ×, with priors": measured("cost_cpu_s", 1),
