@@ -532,6 +532,8 @@ def test_a_store_with_two_sampler_settings_keeps_them_apart(small_store):
     assert len(best) == (2 if t.intervals else 0)  # one per setting
     one = tables.build_tables(df).quality
     assert set(one["label"]) == {"reference", "paper"}  # one setting: labels as they were
+    per_setting = tables.settings_table(tables.split_by_sampler(pd.concat([df, papers], ignore_index=True)))
+    assert sorted(per_setting[per_setting.method == "safemax"]["label"]) == [s1, s3]  # `unlearnbench table`
 
 
 def test_the_cost_table_says_when_a_method_did_not_forget():

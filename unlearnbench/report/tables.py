@@ -583,7 +583,7 @@ def write_settings_table(results: str, out: str, *, methods: list[str] | None = 
     """``unlearnbench table``: ``OUT.md`` and ``OUT.csv`` (numbers) and ``OUT.png`` (UA vs. retain accuracy)."""
     from unlearnbench.report.figures import save_settings_scatter  # figures import this module
 
-    df = load_results(results)
+    df = split_by_sampler(load_results(results))  # one sampler setting per row
     if df.empty:
         raise UserError(f"no runs in {results!r}")
     if methods:
