@@ -219,8 +219,7 @@ def sampler_note(df: pd.DataFrame) -> str:
     final = final_rows(df)
     if final.empty:
         return ""
-    clip = final["clip_sample"] if "clip_sample" in final else pd.Series(pd.NA, index=final.index)
-    clip = clip.astype("boolean").fillna(True)
+    clip = _clipped(final)
     precision = final["precision"] if "precision" in final else pd.Series(pd.NA, index=final.index)
     precision = precision.astype(object).where(precision.notna(), "float32")  # float32 before it was recorded
     parts = []
@@ -243,27 +242,26 @@ def split_by_sampler(df: pd.DataFrame) -> pd.DataFrame:
     ``"paper · s = 3, η = 1"``, so no table or figure averages numbers from two samplers into one cell. The
     setting is also in the ``sampler_setting`` column (empty, and the labels untouched, for one setting).
     Precision is not part of it: bfloat16 and float32 forwards judge the same (``results/perf/precision.md``)."""
-    clip = df["clip_sample"] if "clip_sample" in df else pd.Series(pd.NA, index=df.index)
-    clip = clip.astype("boolean").fillna(True)
-    keys = pd.DataFrame({"s": df["guidance"], "eta": df["eta"], "steps": df["sample_steps"], "clip": clip})
+    keys = pd.DataFrame({"s": df["guidance"], "eta": df["eta"], "steps": df["sample_steps"], "clip": _clipped(df)})
     distinct = keys.drop_duplicates()
     if len(distinct) <= 1:
         return df.assign(**{SETTING: ""})
-    varies = [c for c in keys.columns if distinct[c].nunique() > 1]
-    words = {"s": "s = {:g}", "eta": "η = {:g}", "steps": "{:g} steps", "clip": "{}"}
+    steps, clip = distinct["steps"].nunique() > 1, distinct["clip"].nunique() > 1
 
-    def name(row: pd.Series) -> str:
-        parts = [words["s"].format(row["s"]), words["eta"].format(row["eta"])]
-        parts += [
-            words[c].format("x0 clipped" if row[c] is True else "x0 not clipped" if c == "clip" else row[c])
-            for c in varies
-            if c not in ("s", "eta")
-        ]
-        return ", ".join(parts)
+    def name(s: float, eta: float, n: float, clipped: bool) -> str:
+        words = [f"s = {s:g}", f"η = {eta:g}"] + ([f"{n:g} steps"] if steps else [])
+        return ", ".join(words + (["x0 clipped" if clipped else "x0 not clipped"] if clip else []))
 
-    setting = keys.apply(name, axis=1)
+    names = {tuple(k): name(*k) for k in distinct.itertuples(index=False)}  # named once per setting
+    setting = pd.Series([names[tuple(k)] for k in keys.itertuples(index=False)], index=df.index)
     label = df["label"].fillna("").astype(str)
     return df.assign(**{SETTING: setting, "label": label.where(label == "", label + " · ") + setting})
+
+
+def _clipped(df: pd.DataFrame) -> pd.Series:
+    """Whether each row's sampler clipped x0 per step (rows written before that was recorded did)."""
+    clip = df["clip_sample"] if "clip_sample" in df else pd.Series(pd.NA, index=df.index)
+    return clip.astype("boolean").fillna(True)
 
 
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
