@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench import registry
+from unlearnbench import registry, schema
 from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
 from unlearnbench.errors import UserError
@@ -554,3 +554,45 @@ def test_the_cost_table_says_when_a_method_did_not_forget():
     assert t.loc["selective_amnesia", "forgot"] == "0/2 (did not forget)"  # 0.9 and 0.85 >= 0.8 * 0.99
     assert t.loc["salun", "forgot"] == "1/2"
     assert t.loc["selective_amnesia", "wall ×, no priors"].mean == 10.0
+
+
+def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_path):
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(
+        json.dumps(
+            {
+                "salun": {
+                    "args": {"alpha": 0.01, "lr": 1e-3, "steps": 100, "batch_size": 128},
+                    "run_ids": ["a", "b"],
+                    "rule": "highest UA (11-way) ...",
+                    "passed": True,
+                    "trials": 12,
+                    "grid": {"alpha": [0.01, 0.1], "lr": [1e-4, 1e-3]},
+                    "cpu_s": 1834.4,
+                    "forget_classes": [[5], [9]],
+                    "scores": {
+                        "ua_11way": 1.0,
+                        "retain_accuracy_10way": 0.978,
+                        "retain_fid": 6.1,
+                        "original_retain_accuracy_10way": 0.997,
+                        "original_retain_fid": 3.25,
+                    },
+                },
+                "safemax:retain term": {"args": {"lam": 1.0}, "run_id": "old"},  # a file from before scores
+            }
+        )
+    )
+    t = tables.tuning_table(schema.load_tuned(tuned)).set_index("method")
+    row = t.loc["salun"]
+    assert row["trials"] == 12 and row["CPU s"] == "1834" and row["tuning classes"] == "5, 9"
+    assert row["grid"] == "alpha ∈ {0.01, 0.1}; lr ∈ {0.0001, 0.001}"
+    assert row["chosen"] == "alpha 0.01, lr 0.001"  # SalUn's default alpha is 0.001: not marked (default)
+    assert row["retain acc (original)"] == "0.978 (0.997)" and row["passed the rule"] == "yes"
+    assert t.loc["safemax, retain term", "UA11"] == "–"  # what an old file lacks is shown as missing
+    out = tmp_path / "lb"
+    assert page.write(str(small_store), str(out), tuned=str(tuned)) == []
+    md = (out / "leaderboard.md").read_text()
+    assert "## How the tuned rows were chosen" in md and "| salun | 12 |" in md and f"--tuned {tuned}" in md
+    assert 'id="tuning_table"' in (out / "leaderboard.html").read_text()
+    assert page.write(str(small_store), str(out), tuned=str(tuned), check=True) == []
+    assert page.write(str(small_store), str(out), check=True)  # without it, the committed page is stale

@@ -37,57 +37,75 @@ def _trial_rows(
     original_retain: float,
     ua10: dict[str, float] | None = None,
     original_fid: float = 8.0,
+    classes: tuple[int, ...] = (5,),
 ) -> pd.DataFrame:
-    """Trial rows: (UA 11-way, retain accuracy, retain FID) per run; the 10-way UA is ``ua10``'s or the same."""
+    """Trial rows: (UA 11-way, retain accuracy, retain FID) per setting ``r<steps>``, one run per class in
+    ``classes`` (run id ``r<steps>-<class>``); the 10-way UA is ``ua10``'s or the same. A key ``r<steps>-<class>``
+    sets one class's run of a setting alone."""
     rows = []
-    for run_id, (ua, ra, fid) in trials.items():
-        args = json.dumps({"steps": int(run_id[1:])})
-        for phase, metric, split, value in (
-            ("original", "retain_accuracy_10way", "retain", original_retain),
-            ("original", "fid", "retain", original_fid),
-            ("unlearned", "unlearning_accuracy_11way", "forget", ua),
-            ("unlearned", "unlearning_accuracy_10way", "forget", (ua10 or {}).get(run_id, ua)),
-            ("unlearned", "retain_accuracy_10way", "retain", ra),
-            ("unlearned", "fid", "retain", fid),
-        ):
-            rows.append(
-                {"run_id": run_id, "status": "ok", "phase": phase, "metric": metric, "split": split,
-                 "value": value, "class_id": pd.NA, "attack_step": pd.NA, "method_args": args}
-            )  # fmt: skip
+    for key, (ua, ra, fid) in trials.items():
+        setting, _, only = key.partition("-")
+        for c in [int(only)] if only else classes:
+            args = json.dumps({"steps": int(setting[1:])})
+            for phase, metric, split, value in (
+                ("original", "retain_accuracy_10way", "retain", original_retain),
+                ("original", "fid", "retain", original_fid),
+                ("unlearned", "unlearning_accuracy_11way", "forget", ua),
+                ("unlearned", "unlearning_accuracy_10way", "forget", (ua10 or {}).get(key, ua)),
+                ("unlearned", "retain_accuracy_10way", "retain", ra),
+                ("unlearned", "fid", "retain", fid),
+            ):
+                rows.append(
+                    {"run_id": f"{setting}-{c}", "status": "ok", "phase": phase, "metric": metric, "split": split,
+                     "value": value, "class_id": pd.NA, "attack_step": pd.NA, "method_args": args}
+                )  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_selection_takes_the_highest_ua_that_keeps_the_retained_classes():
     # original retain 0.95: r100 and r300 stay within 0.05; r200 forgets best but breaks the model
     df = _trial_rows({"r100": (0.80, 0.93, 9.0), "r200": (1.00, 0.40, 90.0), "r300": (0.95, 0.91, 12.0)}, 0.95)
-    run_id, args, reason = tune.select(df)
-    assert (run_id, args) == ("r300", {"steps": 300}) and "highest UA" in reason
+    choice = tune.select(df)
+    assert (choice.run_ids, choice.args) == (["r300-5"], {"steps": 300}) and "highest UA" in choice.reason
+    assert (choice.ua, choice.retain, choice.fid, choice.passed) == (0.95, 0.91, 12.0, True)
     # ties on UA go to the higher retain accuracy
     df = _trial_rows({"r100": (0.95, 0.92, 9.0), "r300": (0.95, 0.94, 12.0)}, 0.95)
-    assert tune.select(df)[0] == "r300"
+    assert tune.select(df).args == {"steps": 300}
+
+
+def test_a_setting_is_scored_by_its_mean_over_the_tuning_classes_not_its_best_class():
+    # r200 forgets fully and keeps accuracy on class 5 but breaks class 9 (mean retain 0.67): r100, which keeps
+    # both classes, is chosen; scored per run, r200's class-5 run would have won.
+    df = _trial_rows(
+        {"r100": (0.70, 0.94, 9.0), "r200-5": (1.00, 0.95, 9.0), "r200-9": (1.00, 0.40, 9.0)}, 0.95, classes=(5, 9)
+    )
+    choice = tune.select(df)
+    assert choice.args == {"steps": 100} and choice.run_ids == ["r100-5", "r100-9"]
+    assert choice.ua == pytest.approx(0.70) and choice.original_retain == pytest.approx(0.95)
 
 
 def test_selection_refuses_a_trial_whose_retained_fid_is_above_twice_the_originals():
     # r200 forgets best and keeps accuracy, but its retained FID is 2.5x the original's 8.0
     df = _trial_rows({"r100": (0.80, 0.94, 15.0), "r200": (1.00, 0.94, 20.0)}, 0.95, original_fid=8.0)
-    run_id, _, reason = tune.select(df)
-    assert run_id == "r100" and "FID <= 2" in reason
+    choice = tune.select(df)
+    assert choice.args == {"steps": 100} and "FID <= 2" in choice.reason
     df = _trial_rows({"r200": (1.00, 0.94, 20.0)}, 0.95, original_fid=8.0)
-    assert "no trial passed" in tune.select(df)[2]
+    choice = tune.select(df)
+    assert "no trial passed" in choice.reason and not choice.passed
 
 
 def test_selection_reads_the_noise_aware_ua_not_the_10way_one():
     # r100's forget samples are noise that the 10-way head calls the forget digit (UA10 0.04, UA11 0.96);
     # r200 draws other digits. The 11-way judge sees that r100 forgot better.
     df = _trial_rows({"r100": (0.96, 0.94, 9.0), "r200": (0.50, 0.94, 9.0)}, 0.95, ua10={"r100": 0.04, "r200": 0.50})
-    run_id, _, reason = tune.select(df)
-    assert run_id == "r100" and "11-way" in reason
+    choice = tune.select(df)
+    assert choice.args == {"steps": 100} and "11-way" in choice.reason
 
 
 def test_selection_falls_back_to_the_best_trade_off():
     df = _trial_rows({"r100": (0.30, 0.80, 9.0), "r200": (1.00, 0.60, 90.0), "r300": (0.99, 0.20, 12.0)}, 0.95)
-    run_id, _, reason = tune.select(df)
-    assert run_id == "r200" and "best UA + retain" in reason  # 1.60 > 1.19 > 1.10
+    choice = tune.select(df)
+    assert choice.args == {"steps": 200} and "best UA + retain" in choice.reason  # 1.60 > 1.19 > 1.10
 
 
 def test_selection_refuses_when_every_trial_failed():
@@ -107,7 +125,9 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys):
     chosen = json.loads(chosen_file.read_text())
     trials = load_results(tmp_path / "t")
     assert set(trials.label) == {"tune"} and trials.run_id.nunique() == 2
-    assert chosen["finetune"]["run_id"] in set(trials.run_id) and chosen["finetune"]["trials"] == 2
+    assert set(chosen["finetune"]["run_ids"]) <= set(trials.run_id) and chosen["finetune"]["trials"] == 2
+    assert chosen["finetune"]["grid"] == registry.get("method", "finetune").search_space
+    assert chosen["finetune"]["cpu_s"] > 0 and 0 <= chosen["finetune"]["scores"]["ua_11way"] <= 1
     code = main(
         ["sweep", "--methods", "finetune", "--forget-classes", "0", "--tuned", str(chosen_file),
          "--out", str(tmp_path / "s"), *smoke]

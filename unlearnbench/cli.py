@@ -183,7 +183,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench.report import page as leaderboard
 
     problems = leaderboard.write(
-        args.results, args.out, check=args.check, readme=args.readme, cost_reference=args.cost_reference
+        args.results,
+        args.out,
+        check=args.check,
+        readme=args.readme,
+        cost_reference=args.cost_reference,
+        tuned=args.tuned,
     )
     if args.check:
         for p in problems:
@@ -398,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README (default: not)")
     lb.add_argument("--cost-reference", default="safemax", help="method the cost ratios divide by (default safemax)")
+    lb.add_argument("--tuned", help="a tune --write file: add how the tuned rows were chosen (default: not)")
     lb.set_defaults(func=cmd_leaderboard)
 
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")

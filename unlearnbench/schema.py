@@ -419,7 +419,7 @@ def parse_sweep_config(raw: Any, where: str = "config", *, train_steps: int = TR
 
 
 # ---------------------------------------------------------------------------------------------
-# --tuned files (results/tuned.json: method or method:variant -> {args, run_id, rule, trials, grid, ...})
+# --tuned files (results/tuned.json: method or method:variant -> {args, run_ids, rule, trials, grid, ...})
 # ---------------------------------------------------------------------------------------------
 
 
@@ -429,8 +429,11 @@ class TunedEntry(BaseModel):
     model_config = STRICT
 
     args: dict[str, Any]
-    run_id: str | None = None
+    run_id: str | None = None  # files written before a setting was scored over both tuning classes
+    run_ids: list[str] | None = None  # the chosen setting's runs (one per tuning class)
     rule: str | None = None
+    passed: bool | None = None  # whether any trial passed the rule
+    scores: dict[str, float] | None = None  # the chosen setting's means over its runs, and the original's
     trials: Annotated[int, Field(ge=1)] | None = None
     grid: dict[str, list[Any]] | None = None
     cpu_s: float | None = None  # unlearning CPU seconds over all trials

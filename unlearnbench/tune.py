@@ -9,9 +9,9 @@ row. Tuning runs on ``TUNING_CLASSES`` (5 and 9), which every evaluation table t
 Rule (:func:`select`): among the trials whose retained-class accuracy (10-way) stays within ``TOLERANCE``
 (0.05) of the original model's **and** whose retained FID is at most ``FID_FACTOR`` (2) times the original's,
 take the highest noise-aware unlearning accuracy (11-way, the primary criterion: the 10-way judge can read
-noise as the forget digit); ties go to the higher retained accuracy, then the lower retained FID. If no trial
-passes, the best trade-off ``UA_11way + retain_accuracy_10way`` is taken and the reason says that no trial
-passed.
+noise as the forget digit); ties go to the higher retained accuracy, then the lower retained FID. A setting
+is scored by its mean over its runs (both tuning classes), never by its best class. If no setting passes,
+the best trade-off ``UA_11way + retain_accuracy_10way`` is taken and the reason says that no trial passed.
 """
 
 from __future__ import annotations
@@ -72,31 +72,65 @@ def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
     return rows.groupby("run_id")["value"].mean()
 
 
-def select(
-    df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = FID_FACTOR
-) -> tuple[str, dict[str, Any], str]:
-    """Pick one run of a method's trials by the rule above. Returns (run_id, method_args, reason)."""
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The chosen setting of one method's trials, scored as the mean over its runs (the tuning classes)."""
+
+    args: dict[str, Any]
+    run_ids: list[str]
+    reason: str
+    ua: float  # UA (11-way) on the forget class
+    retain: float  # retained-class accuracy (10-way)
+    fid: float  # retained FID
+    original_retain: float
+    original_fid: float
+    passed: bool  # whether any setting passed the rule
+
+
+def select(df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = FID_FACTOR) -> Choice:
+    """Pick one setting of a method's trials by the rule above. A setting is scored by the mean of its runs
+    (every tuning class, every seed), against the original model's mean over the same runs, so a setting
+    that keeps the retained classes on one tuning class but not on the other is judged on both."""
     ok = df[df.status == "ok"]
-    ua = _final(ok, "unlearned", PRIMARY_UA, "forget")
-    ra = _final(ok, "unlearned", "retain_accuracy_10way", "retain")
-    fid = _final(ok, "unlearned", "fid", "retain")
-    original = float(_final(ok, "original", "retain_accuracy_10way", "retain").mean())
-    original_fid = float(_final(ok, "original", "fid", "retain").mean())
-    table = pd.DataFrame({"ua": ua, "ra": ra, "fid": fid}).dropna(subset=["ua", "ra"])
-    if table.empty:
+    per_run = pd.DataFrame(
+        {
+            "ua": _final(ok, "unlearned", PRIMARY_UA, "forget"),
+            "ra": _final(ok, "unlearned", "retain_accuracy_10way", "retain"),
+            "fid": _final(ok, "unlearned", "fid", "retain"),
+            "ra0": _final(ok, "original", "retain_accuracy_10way", "retain"),
+            "fid0": _final(ok, "original", "fid", "retain"),
+        }
+    ).dropna(subset=["ua", "ra"])
+    if per_run.empty:
         raise ValueError("no successful trial to select from")
-    keeps = table[(table.ra >= original - tolerance) & (table.fid <= fid_factor * original_fid)]
+    setting = ok.drop_duplicates("run_id").set_index("run_id")["method_args"]
+    per_run["setting"] = setting.reindex(per_run.index).map(lambda a: json.dumps(json.loads(a), sort_keys=True))
+    table = per_run.groupby("setting").agg(
+        ua=("ua", "mean"), ra=("ra", "mean"), fid=("fid", "mean"), ra0=("ra0", "mean"), fid0=("fid0", "mean")
+    )
+    original, original_fid = float(per_run.ra0.mean()), float(per_run.fid0.mean())
+    keeps = table[(table.ra >= table.ra0 - tolerance) & (table.fid <= fid_factor * table.fid0)]
     if len(keeps):
-        best = keeps.sort_values(["ua", "ra", "fid"], ascending=[False, False, True]).index[0]
+        best = str(keeps.sort_values(["ua", "ra", "fid"], ascending=[False, False, True]).index[0])
         reason = (
             f"highest UA (11-way) with retain accuracy >= {original:.3f} - {tolerance} "
-            f"and retain FID <= {fid_factor:g} x {original_fid:.2f}"
+            f"and retain FID <= {fid_factor:g} x {original_fid:.2f}, means over the tuning classes"
         )
     else:
-        best = (table.ua + table.ra).sort_values(ascending=False).index[0]
+        best = str((table.ua + table.ra).sort_values(ascending=False).index[0])
         reason = "no trial passed the rule (retain accuracy and FID): best UA + retain accuracy (UA 11-way)"
-    args = json.loads(ok[ok.run_id == best]["method_args"].iloc[0])
-    return str(best), args, reason
+    row = table.loc[best]
+    return Choice(
+        args=json.loads(best),
+        run_ids=sorted(per_run.index[per_run.setting == best]),
+        reason=reason,
+        ua=float(row.ua),
+        retain=float(row.ra),
+        fid=float(row.fid),
+        original_retain=original,
+        original_fid=original_fid,
+        passed=bool(len(keeps)),
+    )
 
 
 def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any) -> tuple[dict[str, Any], SweepReport]:
@@ -118,11 +152,19 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
     chosen: dict[str, Any] = {}
     for m, v in arms:
         trials = df[(df.method == m) & (df.label == tuned_key("tune", v))]
-        run_id, margs, reason = select(trials)
+        choice = select(trials)
         chosen[tuned_key(m, v)] = {
-            "args": margs,
-            "run_id": run_id,
-            "rule": reason,
+            "args": choice.args,
+            "run_ids": choice.run_ids,
+            "rule": choice.reason,
+            "passed": choice.passed,
+            "scores": {
+                "ua_11way": round(choice.ua, 4),
+                "retain_accuracy_10way": round(choice.retain, 4),
+                "retain_fid": round(choice.fid, 3),
+                "original_retain_accuracy_10way": round(choice.original_retain, 4),
+                "original_retain_fid": round(choice.original_fid, 3),
+            },
             "trials": int(trials.run_id.nunique()),
             "grid": registry.get("method", m).search_variants[v] if v else registry.get("method", m).search_space,
             "cpu_s": float(final_rows(trials).query("metric == 'cost_cpu_s'")["value"].sum()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +30,10 @@ from unlearnbench.report.tables import (
     evaluation_rows,
     split_by_sampler,
     to_markdown,
+    tuning_table,
 )
 from unlearnbench.results import Store, atomic_write_text, load_results
+from unlearnbench.schema import load_tuned
 
 COMMAND = "unlearnbench leaderboard --results {results} --out {out}"
 DEFAULT_COST_REFERENCE = "safemax"
@@ -92,12 +95,27 @@ def reference_name(method: str) -> str:
     return registry.get("method", method).__name__
 
 
-def command(results: str, out: str, cost_reference: str = DEFAULT_COST_REFERENCE) -> str:
+def command(results: str, out: str, cost_reference: str = DEFAULT_COST_REFERENCE, tuned: str | None = None) -> str:
     flag = f" --cost-reference {cost_reference}" if cost_reference != DEFAULT_COST_REFERENCE else ""
+    flag += f" --tuned {tuned}" if tuned else ""
     return COMMAND.format(results=results, out=out) + flag
 
 
-def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str]) -> str:
+def tuning_note(tuned: str) -> str:
+    """What the tuning table shows, and the rule, as ``unlearnbench.tune`` fixes it."""
+    from unlearnbench import tune
+
+    return (
+        f"How each `tuned` row's setting was chosen (`{tuned}`, written by `unlearnbench tune`): every method's "
+        f"paper default plus its grid ({tune.TRIALS} trials; {tune.EXPENSIVE_TRIALS} for a method whose trials "
+        f"are expensive), on the tuning classes {', '.join(map(str, tune.TUNING_CLASSES))}, which no other table "
+        f"reads. Rule: the highest UA (11-way) among settings whose retained accuracy stays within "
+        f"{tune.TOLERANCE} of the original model's and whose retained FID is at most {tune.FID_FACTOR:g}× the "
+        f"original's, each a mean over the tuning classes. CPU s: the unlearning CPU seconds of all its trials."
+    )
+
+
+def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str], tuning: str = "") -> str:
     ref = reference_name(t.cost_reference)
     md = [
         "# unlearnbench leaderboard",
@@ -125,6 +143,10 @@ def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str]) -
         "## Settings behind these numbers",
         "",
         to_markdown(t.settings),
+    ]
+    if len(t.tuning):
+        md += ["## How the tuned rows were chosen", "", tuning, "", to_markdown(t.tuning)]
+    md += [
         "## Figures",
         "",
         *[f"![{n}](figures/{n}.png)\n" for n in figure_names],
@@ -238,7 +260,7 @@ def heatmap(t: Tables) -> dict[str, object] | None:
     return {"columns": values, "rows": rows}
 
 
-def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> str:
+def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes], tuning: str = "") -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
@@ -249,25 +271,32 @@ def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> s
     )
     ref = reference_name(t.cost_reference)
     robustness = datatable(t.robustness, "robustness_table", group="attack")  # best within each attack
-    sections = [("quality", "Forgetting, retention, quality and cost", datatable(t.quality, "quality_table"))]
+    # (id, title, table, the paragraph above it)
+    sections = [("quality", "Forgetting, retention, quality and cost", datatable(t.quality, "quality_table"), "")]
     if len(t.agreement):
-        sections.append(("agreement", "Two judges", datatable(t.agreement, "agreement_table")))
+        sections.append(("agreement", "Two judges", datatable(t.agreement, "agreement_table"), AGREEMENT_NOTE))
     sections += [
-        ("efficiency", f"Cost relative to {ref}", datatable(t.efficiency, "efficiency_table")),
-        ("robustness", "Robustness (attack success judged by the evaluator)", robustness),
-        ("settings", "Settings behind these numbers", datatable(t.settings, "settings_table")),
+        (
+            "efficiency",
+            f"Cost relative to {ref}",
+            datatable(t.efficiency, "efficiency_table"),
+            COST_NOTE.format(ref=ref),
+        ),
+        ("robustness", "Robustness (attack success judged by the evaluator)", robustness, ""),
+        ("settings", "Settings behind these numbers", datatable(t.settings, "settings_table"), ""),
     ]
+    if len(t.tuning):
+        tuning_html = tuning.replace("`", "")  # the markdown's code spans, as plain text
+        sections.append(("tuning", "How the tuned rows were chosen", datatable(t.tuning, "tuning_table"), tuning_html))
     pngs = {n[: -len(".png")]: base64.b64encode(b).decode() for n, b in images.items() if n.endswith(".png")}
     return env.get_template("leaderboard.html.j2").render(
         command=cmd,
         n_runs=n_runs,
         sampler=t.sampler,
-        cost_note=COST_NOTE.format(ref=ref),
-        agreement_note=AGREEMENT_NOTE,
         intro=Markup(HTML_INTRO_INTERVALS if t.intervals else HTML_INTRO),
         extra_css=Markup(TIED_CSS if t.intervals else ""),
         heatmap=heatmap(t),
-        sections=[{"id": i, "title": title, "table": table} for i, title, table in sections],
+        sections=[{"id": i, "title": title, "table": table, "note": note} for i, title, table, note in sections],
         figures=pngs,
         itables=itables_bundle(),
     )
@@ -285,7 +314,7 @@ SPREAD = {
 }
 
 
-def readme_summary(t: Tables, n_runs: int, cmd: str) -> str:
+def readme_summary(t: Tables, n_runs: int, cmd: str, tuning: str = "") -> str:
     """The README's copy of the leaderboard: the headline columns and ASR (11-way) by attack."""
     summary_columns = ["label", "method", "runs"] + [column_format(m, s).label for m, s in SUMMARY_METRICS]
     parts = [
@@ -303,6 +332,8 @@ def readme_summary(t: Tables, n_runs: int, cmd: str) -> str:
             "",
             to_markdown(grid),
         ]
+    if len(t.tuning):
+        parts += [tuning, "", to_markdown(t.tuning)]
     return "\n".join(parts)
 
 
@@ -328,9 +359,11 @@ def write(
     check: bool = False,
     readme: str | None = None,
     cost_reference: str = DEFAULT_COST_REFERENCE,
+    tuned: str | None = None,
 ) -> list[str]:
     """Write (or, with ``check``, compare) the leaderboard, and the README's copy of it when ``readme``
-    is given. ``cost_reference`` is the method the cost ratios divide by. Returns the problems ``check`` found."""
+    is given. ``cost_reference`` is the method the cost ratios divide by; ``tuned``, a ``tune --write`` file,
+    adds the table of how the tuned rows were chosen. Returns the problems ``check`` found."""
     registry.get("method", cost_reference)  # an unknown name fails here, with did-you-mean
     path = Path(results)
     df = split_by_sampler(evaluation_rows(load_results(path)))  # never the tuning classes; one sampler per label
@@ -338,12 +371,16 @@ def write(
         raise UserError(f"no runs in {results!r} outside the tuning classes; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None
     tables = build_tables(df, cost_reference)
+    note = ""
+    if tuned is not None:
+        tables = replace(tables, tuning=tuning_table(load_tuned(tuned)))
+        note = tuning_note(tuned)
     n_runs = df["run_id"].nunique()
-    cmd = command(results, out, cost_reference)
+    cmd = command(results, out, cost_reference, tuned)
     images = figs_.encode(figs_.figures(df, store))
     names = [n[: -len(".png")] for n in images if n.endswith(".png")]
-    markdown = render_markdown(tables, n_runs, cmd, names)
-    page = render_html(tables, n_runs, cmd, images)
+    markdown = render_markdown(tables, n_runs, cmd, names, note)
+    page = render_html(tables, n_runs, cmd, images, note)
     target = Path(out)
     readme_text = readme_fresh = None
     readme_cmd = f"{cmd} --readme {readme}"
@@ -351,7 +388,7 @@ def write(
         if not Path(readme).is_file():
             raise UserError(f"no README at {readme!r}")
         readme_text = Path(readme).read_text()
-        readme_fresh = splice_readme(readme_text, readme_summary(tables, n_runs, readme_cmd))
+        readme_fresh = splice_readme(readme_text, readme_summary(tables, n_runs, readme_cmd, note))
     if check:
         problems = []
         if readme_text is not None and readme_text != readme_fresh:

@@ -21,6 +21,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.metrics.recovery import forgot
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
 from unlearnbench.results import atomic_write_text, final_rows, load_results
+from unlearnbench.schema import TunedEntry
 from unlearnbench.stats import Interval, bootstrap, combine_runs, overlap
 
 Goal = Literal["max", "min"] | None
@@ -211,6 +212,7 @@ class Tables:
     intervals: bool = False  # the cells carry bootstrap intervals (a store written before them does not)
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # the two-judge table; empty without judge 2
     sampler: str = ""  # the sampler settings behind the numbers, in words (sampler_note)
+    tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # how the tuned rows were chosen (tuning_table)
 
 
 def sampler_note(df: pd.DataFrame) -> str:
@@ -606,3 +608,51 @@ def write_settings_table(results: str, out: str, *, methods: list[str] | None = 
     wide.columns = [f"{m}:{s}" for m, s in wide.columns]
     wide.reset_index().to_csv(target.with_suffix(".csv"), index=False)
     save_settings_scatter(wide, target.with_suffix(".png"))
+
+
+# ---------------------------------------------------------------------------------------------
+# How the tuned rows were chosen: ``unlearnbench leaderboard --tuned results/tuned.json``
+# ---------------------------------------------------------------------------------------------
+
+
+def _value(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def tuning_table(tuned: dict[str, TunedEntry]) -> pd.DataFrame:
+    """One row per tuned method (and variant) of a ``tune --write`` file: trials, grid, unlearning CPU
+    seconds, the chosen values of the grid's knobs, the chosen setting's scores (means over the tuning
+    classes) beside the original model's, and whether it passed the rule. Entries written before grids and
+    scores were recorded show what they hold."""
+    rows = []
+    for key, e in tuned.items():
+        method, _, variant = key.partition(":")
+        defaults = registry.get("method", method).Args()
+        grid = e.grid or {}
+        chosen = ", ".join(
+            f"{k} {_value(e.args[k])}" + (" (default)" if getattr(defaults, k, None) == e.args[k] else "")
+            for k in sorted(grid)
+            if k in e.args
+        )
+        s = e.scores or {}
+        rows.append(
+            {
+                "method": f"{method}, {variant}" if variant else method,
+                "trials": e.trials if e.trials is not None else "–",
+                "grid": "; ".join(f"{k} ∈ {{{', '.join(map(_value, v))}}}" for k, v in sorted(grid.items())) or "–",
+                "CPU s": f"{e.cpu_s:.0f}" if e.cpu_s is not None else "–",
+                "chosen": chosen or "–",
+                "UA11": f"{s['ua_11way']:.3f}" if "ua_11way" in s else "–",
+                "retain acc (original)": (
+                    f"{s['retain_accuracy_10way']:.3f} ({s['original_retain_accuracy_10way']:.3f})"
+                    if "retain_accuracy_10way" in s
+                    else "–"
+                ),
+                "retain FID (original)": (
+                    f"{s['retain_fid']:.2f} ({s['original_retain_fid']:.2f})" if "retain_fid" in s else "–"
+                ),
+                "passed the rule": "–" if e.passed is None else ("yes" if e.passed else "no: best UA + retain acc"),
+                "tuning classes": ", ".join(str(c) for fc in e.forget_classes or [] for c in fc) or "–",
+            }
+        )
+    return pd.DataFrame(rows)
