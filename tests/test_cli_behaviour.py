@@ -244,3 +244,35 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in err
     assert "safemax/none" in err and "safemax/unlearning" in err  # and where the time goes
     assert not list(out.rglob("*.parquet"))
+
+
+def test_a_run_measured_beside_other_jobs_is_estimated_at_its_own_cpu_seconds(tmp_path):
+    import pandas as pd
+
+    from unlearnbench.runner import resolve
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.sweep import estimate
+
+    spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
+    (tmp_path / "runs").mkdir()
+
+    def measured(name: str, threads: int, cpu: float | None) -> None:
+        # 3600 s of wall time: 1200 s unlearning, 2400 s evaluating
+        split = {"unlearning": 1200.0, "sampling": 2400.0}
+        meta = {"spec": spec.to_dict(), "wall_s": 3600.0, "status": "ok", "threads": threads, "time_split_s": split}
+        if cpu is not None:
+            meta["cpu_s"] = cpu
+        (tmp_path / "runs" / f"{name}.json").write_text(json.dumps(meta))
+        pd.DataFrame({"phase": ["unlearned"], "metric": ["cost_wall_s"], "value": [1200.0]}).to_parquet(
+            tmp_path / "runs" / f"{name}.parquet"
+        )
+
+    # one thread, waiting for a core half the time: 1800 CPU s in 3600 s of wall time -> counted as 1800 s
+    measured("contended", 1, 1800.0)
+    parts: dict[str, float] = {}
+    assert estimate([[spec]] * 4, [str(tmp_path)], 1, parts).startswith("estimate: 2.0 h")  # 4 x 1800 s
+    assert parts == {"safemax/unlearning": 2400.0, "safemax/none": 4800.0}  # the split scaled alike
+    # several threads (their overlap unknown), or no CPU seconds recorded: the wall time as measured
+    for threads, cpu in ((2, 1800.0), (1, None)):
+        measured("contended", threads, cpu)
+        assert estimate([[spec]] * 4, [str(tmp_path)], 1).startswith("estimate: 4.0 h")

@@ -242,7 +242,7 @@ class Runner:
         spec = resolved.spec
         self._metrics = [registry.get("metric", name)() for name in spec.metrics or registry.names("metric")]
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         generator = torch.Generator().manual_seed(spec.seed)
         task = build_task(spec, tb, self.device)
         task.priors = PriorCache(self.store.cache / "priors", tb.model_sha, tb.priors)
@@ -267,9 +267,10 @@ class Runner:
         except Diverged as e:
             status, error, grids = "failed", str(e), {}
             records = [{"phase": "unlearned", "metric": "failed", "split": "all", "value": math.nan, "goal": "min"}]
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         df = self._frame(records, resolved, tb, status, error, wall, started)
         meta = {"spec": spec.to_dict(), "run_id": spec.run_id, "status": status, "error": error, "wall_s": wall}
+        meta["cpu_s"] = cpu  # the process's CPU seconds (all threads): the plan's estimate reads it
         meta.update(environment(self.device))
         return df, meta, {f"{phase}.{k}": v for phase, g in grids.items() for k, v in g.items()}
 

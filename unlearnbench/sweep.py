@@ -254,24 +254,32 @@ class _Measured(NamedTuple):
 def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     """Split a run's wall time. Runs that recorded ``time_split_s`` say it; older ones are split with their
     cost rows (the unlearning's recorded wall seconds, less a prior's read from the cache): a run whose wall
-    time exceeds them computed the unlearning, one below them read it from the cache."""
+    time exceeds them computed the unlearning, one below them read it from the cache.
+
+    A one-thread run that also recorded its CPU seconds (``cpu_s``) is counted at those, when they are fewer
+    than its wall seconds: a run measured beside other jobs waited for a core, and a sweep's workers each
+    have one (a run measured with several threads is counted at its wall time: their overlap is unknown)."""
     import pandas as pd
 
     key, wall = _cost_key(meta["spec"]), float(meta["wall_s"])
+    scale = 1.0
+    cpu = meta.get("cpu_s")
+    if isinstance(cpu, int | float) and meta.get("threads") == 1 and 0 < cpu < wall:
+        scale = cpu / wall
     split = meta.get("time_split_s")
     if isinstance(split, dict):  # a run that read its unlearned model from the cache has no "unlearning" part
         unlearning = split.get("unlearning")
         if unlearning is None:
-            return _Measured(key, wall, None)
-        return _Measured(key, max(0.0, wall - float(unlearning)), float(unlearning))
+            return _Measured(key, wall * scale, None)
+        return _Measured(key, max(0.0, wall - float(unlearning)) * scale, float(unlearning) * scale)
     df = pd.read_parquet(rows, columns=["phase", "metric", "value"])
     cost = df[df["phase"] == "unlearned"].drop_duplicates("metric").set_index("metric")["value"]
     # the recorded unlearning time includes its priors'; a prior read from the cache was not spent in this run
     cached_prior = float(cost.get("cost_prior_wall_s", 0.0)) if cost.get("cost_prior_cached", 0.0) else 0.0
     unlearning = float(cost.get("cost_wall_s", 0.0)) - cached_prior
     if wall > unlearning:
-        return _Measured(key, wall - unlearning, unlearning)
-    return _Measured(key, wall, None)
+        return _Measured(key, (wall - unlearning) * scale, unlearning * scale)
+    return _Measured(key, wall * scale, None)
 
 
 def estimate(
