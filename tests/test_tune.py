@@ -114,7 +114,9 @@ def test_selection_refuses_when_every_trial_failed():
         tune.select(df)
 
 
-def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys):
+def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkeypatch):
+    # a grid of short trials: the default (29 steps) and 2 steps (the real grid's first trial trains 300 steps)
+    monkeypatch.setattr(registry.get("method", "finetune"), "search_space", {"steps": [2, 3]})
     smoke = ["--forget-samples", "4", "--retain-samples", "1", "--sample-steps", "3", "--quiet"]
     chosen_file = tmp_path / "tuned.json"
     code = main(
