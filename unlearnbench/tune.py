@@ -103,8 +103,8 @@ def select(df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = F
     ).dropna(subset=["ua", "ra"])
     if per_run.empty:
         raise ValueError("no successful trial to select from")
-    setting = ok.drop_duplicates("run_id").set_index("run_id")["method_args"]
-    per_run["setting"] = setting.reindex(per_run.index).map(lambda a: json.dumps(json.loads(a), sort_keys=True))
+    # method_args is canonical JSON (sorted keys), so equal settings are equal strings
+    per_run["setting"] = ok.drop_duplicates("run_id").set_index("run_id")["method_args"].reindex(per_run.index)
     table = per_run.groupby("setting").agg(
         ua=("ua", "mean"), ra=("ra", "mean"), fid=("fid", "mean"), ra0=("ra0", "mean"), fid0=("fid0", "mean")
     )

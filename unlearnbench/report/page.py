@@ -115,7 +115,7 @@ def tuning_note(tuned: str) -> str:
     )
 
 
-def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str], tuning: str = "") -> str:
+def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str]) -> str:
     ref = reference_name(t.cost_reference)
     md = [
         "# unlearnbench leaderboard",
@@ -145,7 +145,7 @@ def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str], t
         to_markdown(t.settings),
     ]
     if len(t.tuning):
-        md += ["## How the tuned rows were chosen", "", tuning, "", to_markdown(t.tuning)]
+        md += ["## How the tuned rows were chosen", "", t.tuning_note, "", to_markdown(t.tuning)]
     md += [
         "## Figures",
         "",
@@ -260,7 +260,7 @@ def heatmap(t: Tables) -> dict[str, object] | None:
     return {"columns": values, "rows": rows}
 
 
-def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes], tuning: str = "") -> str:
+def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
@@ -286,7 +286,7 @@ def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes], tuni
         ("settings", "Settings behind these numbers", datatable(t.settings, "settings_table"), ""),
     ]
     if len(t.tuning):
-        tuning_html = tuning.replace("`", "")  # the markdown's code spans, as plain text
+        tuning_html = t.tuning_note.replace("`", "")  # the markdown's code spans, as plain text
         sections.append(("tuning", "How the tuned rows were chosen", datatable(t.tuning, "tuning_table"), tuning_html))
     pngs = {n[: -len(".png")]: base64.b64encode(b).decode() for n, b in images.items() if n.endswith(".png")}
     return env.get_template("leaderboard.html.j2").render(
@@ -314,7 +314,7 @@ SPREAD = {
 }
 
 
-def readme_summary(t: Tables, n_runs: int, cmd: str, tuning: str = "") -> str:
+def readme_summary(t: Tables, n_runs: int, cmd: str) -> str:
     """The README's copy of the leaderboard: the headline columns and ASR (11-way) by attack."""
     summary_columns = ["label", "method", "runs"] + [column_format(m, s).label for m, s in SUMMARY_METRICS]
     parts = [
@@ -333,7 +333,7 @@ def readme_summary(t: Tables, n_runs: int, cmd: str, tuning: str = "") -> str:
             to_markdown(grid),
         ]
     if len(t.tuning):
-        parts += [tuning, "", to_markdown(t.tuning)]
+        parts += [t.tuning_note, "", to_markdown(t.tuning)]
     return "\n".join(parts)
 
 
@@ -371,16 +371,14 @@ def write(
         raise UserError(f"no runs in {results!r} outside the tuning classes; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None
     tables = build_tables(df, cost_reference)
-    note = ""
     if tuned is not None:
-        tables = replace(tables, tuning=tuning_table(load_tuned(tuned)))
-        note = tuning_note(tuned)
+        tables = replace(tables, tuning=tuning_table(load_tuned(tuned)), tuning_note=tuning_note(tuned))
     n_runs = df["run_id"].nunique()
     cmd = command(results, out, cost_reference, tuned)
     images = figs_.encode(figs_.figures(df, store))
     names = [n[: -len(".png")] for n in images if n.endswith(".png")]
-    markdown = render_markdown(tables, n_runs, cmd, names, note)
-    page = render_html(tables, n_runs, cmd, images, note)
+    markdown = render_markdown(tables, n_runs, cmd, names)
+    page = render_html(tables, n_runs, cmd, images)
     target = Path(out)
     readme_text = readme_fresh = None
     readme_cmd = f"{cmd} --readme {readme}"
@@ -388,7 +386,7 @@ def write(
         if not Path(readme).is_file():
             raise UserError(f"no README at {readme!r}")
         readme_text = Path(readme).read_text()
-        readme_fresh = splice_readme(readme_text, readme_summary(tables, n_runs, readme_cmd, note))
+        readme_fresh = splice_readme(readme_text, readme_summary(tables, n_runs, readme_cmd))
     if check:
         problems = []
         if readme_text is not None and readme_text != readme_fresh:

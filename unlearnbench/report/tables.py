@@ -213,6 +213,7 @@ class Tables:
     agreement: pd.DataFrame = field(default_factory=pd.DataFrame)  # the two-judge table; empty without judge 2
     sampler: str = ""  # the sampler settings behind the numbers, in words (sampler_note)
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # how the tuned rows were chosen (tuning_table)
+    tuning_note: str = ""  # the paragraph above it: the file and the rule
 
 
 def sampler_note(df: pd.DataFrame) -> str:
