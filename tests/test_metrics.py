@@ -202,3 +202,16 @@ def test_the_kid_interval_is_centred_on_the_reported_kid():
     a, b = intervals(gen, real, labels, kid=1.0)["kid"][0], intervals(gen, real, labels, kid=2.0)["kid"][0]
     assert b.lo - a.lo == pytest.approx(1.0) and b.hi - a.hi == pytest.approx(1.0)
     assert a.lo <= 1.0 <= a.hi
+
+
+@pytest.mark.parametrize("n_gen", [180, 12])  # 12 < 16 features: a singular generated covariance
+def test_the_replicates_fid_equals_torch_fidelitys(n_gen):
+    """The interval's FID (real statistics once, a symmetric eigenproblem) is torch-fidelity's FID."""
+    from unlearnbench.metrics.fid import FrechetToReal, fid_of
+
+    real = torch.randn(400, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1.5 + 0.3
+    to_real = FrechetToReal(real)
+    for seed, scale in ((0, 1.0), (2, 0.2), (3, 4.0)):
+        gen = torch.randn(n_gen, 16, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+        assert to_real(gen) == pytest.approx(fid_of(gen, real), rel=1e-7, abs=1e-7)
+    assert to_real(real) == pytest.approx(0.0, abs=1e-7)

@@ -109,6 +109,32 @@ def fid_of(f_gen: Tensor, f_real: Tensor) -> float:
     return float(fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"])
 
 
+class FrechetToReal:
+    """FID of many generated sets against one real set (the interval's replicates). The real statistics and
+    the square root of their covariance are computed once, and ``Tr((S_g S_r)^(1/2))`` is read from the
+    symmetric ``S_r^(1/2) S_g S_r^(1/2)`` (same eigenvalues): one ``eigvalsh`` per replicate instead of
+    recomputing the real covariance and a general ``eigvals`` (:func:`fid_of`, torch-fidelity's formula).
+    The same value to rounding (tests/test_metrics.py), about 12x faster per replicate at 128 features.
+    """
+
+    def __init__(self, f_real: Tensor) -> None:
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+
+        real = fid_features_to_statistics(f_real)
+        self.mu, self.trace = real["mu"], float(np.trace(real["sigma"]))
+        w, v = np.linalg.eigh(real["sigma"])
+        self.root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    def __call__(self, f_gen: Tensor) -> float:
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+
+        gen = fid_features_to_statistics(f_gen)
+        diff = gen["mu"] - self.mu
+        # torch-fidelity keeps the real part of complex roots: a (rounding-)negative eigenvalue adds 0
+        roots = np.sqrt(np.clip(np.linalg.eigvalsh(self.root @ gen["sigma"] @ self.root), 0, None))
+        return float(diff @ diff + np.trace(gen["sigma"]) + self.trace - 2 * roots.sum())
+
+
 def kid_of(f_gen: Tensor, f_real: Tensor, subsets: int = 100) -> tuple[float, float]:
     """torch-fidelity's KID (mean and std over ``subsets`` subsets of :func:`kid_subset_size`)."""
     from torch_fidelity.metric_kid import kid_features_to_metric
@@ -163,9 +189,10 @@ def intervals(
     2026-11-29 it was centred on a 5-subset KID of the whole set, which could leave the reported value
     outside its own interval)."""
     strata = [None if labels is None else labels.cpu().numpy()]
+    to_real = FrechetToReal(f_real)
 
     def fid(i: np.ndarray) -> float:
-        return _or_nan(lambda: fid_of(f_gen[torch.from_numpy(i)], f_real))
+        return _or_nan(lambda: to_real(f_gen[torch.from_numpy(i)]))
 
     def kid_rep(i: np.ndarray) -> float:
         return _or_nan(lambda: kid_of(f_gen[torch.from_numpy(i)], f_real, subsets=5)[0])
