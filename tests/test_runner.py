@@ -149,6 +149,7 @@ def test_no_partial_rows_when_writing_fails(tmp_path, monkeypatch):
     assert not list(store.runs.glob("*.parquet")) and not list(store.runs.glob("*.tmp"))
 
 
+@pytest.mark.slow  # two Fisher priors over 1,000 timesteps (~150 s); tests/test_priors.py holds the fast unit test
 def test_cached_priors_are_charged_at_their_recorded_cost(tmp_path):
     store = Store(tmp_path)
     sa = {"steps": 2, "batch_size": 4, "samples_per_class": 1, "replay_steps": 3}
