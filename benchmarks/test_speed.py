@@ -175,7 +175,7 @@ def test_machine_matmul_rate(benchmark, dtype):
         benchmark.extra_info["gflop_per_s"] = 2 * 2048**3 / benchmark.stats["min"] / 1e9
 
 
-@pytest.mark.parametrize("n", [50, 100, 200, 400])
+@pytest.mark.parametrize("n", [50, 100, 200, 400, 1000, 2000])
 def test_sampling_cost_and_memory_against_sample_count(benchmark, testbed, n):
     """Time should grow linearly with the sample count (per-sample time flat) and peak memory stay flat
     beyond one batch (the sampler batches at 512)."""
