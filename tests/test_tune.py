@@ -130,6 +130,8 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkey
     assert set(chosen["finetune"]["run_ids"]) <= set(trials.run_id) and chosen["finetune"]["trials"] == 2
     assert chosen["finetune"]["grid"] == registry.get("method", "finetune").search_space
     assert chosen["finetune"]["cpu_s"] > 0 and 0 <= chosen["finetune"]["scores"]["ua_11way"] <= 1
+    page = (tmp_path / "tuned.md").read_text()  # the tuning table, generated beside the file
+    assert "| finetune | 2 | steps ∈ {2, 3} |" in page and "retained FID is at most 2×" in page
     code = main(
         ["sweep", "--methods", "finetune", "--forget-classes", "0", "--tuned", str(chosen_file),
          "--out", str(tmp_path / "s"), *smoke]

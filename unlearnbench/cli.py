@@ -174,8 +174,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:
+        from unlearnbench.report.page import write_tuning_page
+
         tune.write_tuned(Path(args.write), chosen)
-        print(f"wrote {args.write}")
+        config = f" --config {args.config}" if args.config else ""
+        page = write_tuning_page(args.write, f"unlearnbench tune{config} --out {args.out} --write {args.write}")
+        print(f"wrote {args.write} and {page}")
     return 1 if report.errors else 0
 
 
