@@ -10,11 +10,15 @@ width of one run's 95% interval (``fid`` metric's, ``metrics.fid.intervals``).
 
     nice -n 10 python scripts/fid_resolution.py --draws 8 --sizes 20,100 --threads 1 --out fid-resolution.json \\
         --cache .fid-resolution-cache
+
+``--protocol`` and ``--precision`` set the sampler as a sweep's ``[eval]`` does (the leaderboard's configs:
+``--precision bfloat16`` at ``testbed`` and ``papers``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import time
@@ -23,8 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearnbench.api import SamplerSettings
-from unlearnbench.evaluate import RETAIN_STREAM, draw
+from unlearnbench.evaluate import RETAIN_STREAM, draw, eval_settings
 from unlearnbench.metrics.fid import features, fid_of, intervals
 from unlearnbench.runner import real_images
 from unlearnbench.testbeds import default_guidance, load_testbed
@@ -36,6 +39,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="20,100", help="samples per retained class, comma-separated")
     parser.add_argument("--forget-class", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--protocol", choices=["testbed", "papers"], default="testbed", help="the sampler setting")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument("--cache", default=None, help="keep each draw's features here; a rerun reuses them")
     args = parser.parse_args()
@@ -43,7 +48,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     tb = load_testbed("digits16")
     retain = tuple(c for c in range(tb.num_classes) if c != args.forget_class)
-    sampler = SamplerSettings(guidance_scale=default_guidance())
+    sampler = eval_settings({"protocol": args.protocol, "precision": args.precision}).sampler
+    if sampler.guidance_scale is None:
+        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance())
     f_real = features(real_images(tb, retain), tb.evaluator_path)
     biggest = max(sizes)
     cond = tb.conditioner.encode(retain).repeat_interleave(biggest)
@@ -51,7 +58,11 @@ def main() -> None:
     t0 = time.perf_counter()
     cache = Path(args.cache) if args.cache else None
     for seed in range(args.draws):  # one draw of the largest size per seed; smaller sizes take its first images
-        kept = None if cache is None else cache / f"draw-{seed}-{biggest}-per-class.pt"
+        name = f"draw-{seed}-{biggest}-per-class"
+        name += ("" if args.protocol == "testbed" else f"-{args.protocol}") + (
+            "" if args.precision == "float32" else f"-{args.precision}"
+        )
+        kept = None if cache is None else cache / f"{name}.pt"
         if kept is not None and kept.is_file():
             per_draw_features.append(torch.load(kept, weights_only=True))
             continue
@@ -61,7 +72,13 @@ def main() -> None:
             kept.parent.mkdir(parents=True, exist_ok=True)
             torch.save(per_draw_features[-1], kept)
         print(f"draw {seed + 1}/{args.draws}: {time.perf_counter() - t0:.0f} s", flush=True)
-    report = {"forget_class": args.forget_class, "draws": args.draws, "real_images": len(f_real), "sizes": {}}
+    report = {
+        "forget_class": args.forget_class,
+        "draws": args.draws,
+        "real_images": len(f_real),
+        "sampler": dataclasses.asdict(sampler),
+        "sizes": {},
+    }
     for size in sizes:
         fids, widths = [], []
         for f in per_draw_features:
