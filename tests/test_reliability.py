@@ -133,6 +133,52 @@ def test_two_sweeps_on_one_store_at_once(tmp_path):
     assert per_run.min() > 0
 
 
+def _marked(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark`` (a sweep and its workers inherit it)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                status = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if status != "Z":  # a zombie is gone, only not yet reaped
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_workers_of_a_sweep_killed_while_they_start_do_not_outlive_it(tmp_path):
+    """SIGKILL the sweep while its workers are still importing (before they can ask to die with it):
+    they must not live on as orphans."""
+    config = tmp_path / "grid.toml"
+    config.write_text(SMALL_GRID)
+    mark = f"UNLEARNBENCH_TEST_MARK={os.getpid()}-{time.time_ns()}"
+    name, value = mark.split("=")
+    proc = subprocess.Popen(
+        sweep_cmd(config, tmp_path / "store"), env={**env(), name: value}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def workers() -> list[int]:  # not the sweep, nor multiprocessing's resource tracker
+        return [p for p in _marked(mark) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(workers()) < 2:
+        time.sleep(0.05)  # until both workers exist
+    started = workers()
+    proc.kill()
+    proc.wait()
+    assert len(started) == 2, "the sweep never started its workers"
+    deadline = time.time() + 300  # a bound for a loaded machine; passes as soon as they are gone
+    while time.time() < deadline and _marked(mark):
+        time.sleep(0.5)
+    left = _marked(mark)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # leave no orphan behind, whatever the outcome
+    assert not left, f"{len(left)} worker(s) outlived the killed sweep"
+
+
 def test_ctrl_c_stops_a_run_cleanly_and_writes_nothing(tmp_path):
     store = tmp_path / "store"
     proc = subprocess.Popen(

@@ -182,8 +182,11 @@ def make_backend(
 # ---------------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the sweep process dies, even by SIGKILL (no orphans burning CPU)."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: a worker gets SIGKILL when the sweep process dies, even by SIGKILL (no orphans burning CPU).
+    The request only covers a parent alive when it is made: a sweep killed while its workers were still
+    importing torch (seconds) had already handed them to init, and they lived on, a GiB each, until the
+    machine restarted. So a worker whose parent is no longer ``parent`` exits at once."""
     try:
         import ctypes
         import signal
@@ -191,10 +194,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
-def _local_worker_init(threads: int, plugins: Sequence[str], compile: bool) -> None:
-    _die_with_parent()
+def _local_worker_init(parent: int, threads: int, plugins: Sequence[str], compile: bool) -> None:
+    _die_with_parent(parent)
     setup_worker(threads, plugins, compile)
 
 
@@ -218,7 +223,7 @@ class LocalBackend(Backend):
             max_workers=self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=_local_worker_init,
-            initargs=(self.threads, self.plugins, self.compile),
+            initargs=(os.getpid(), self.threads, self.plugins, self.compile),
         )
 
     def submit(self, spec: RunSpec) -> None:
