@@ -128,7 +128,7 @@ def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
     assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").iterdir())
 
 
-@pytest.mark.parametrize(("name", "runs"), [("core.toml", 328), ("full.toml", 1312)])
+@pytest.mark.parametrize(("name", "runs"), [("core.toml", 376), ("full.toml", 1552)])
 def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkeypatch):
     """Their 'tuned' file is found beside them (not from the working directory), and every run resolves and
     validates as a sweep's plan does; core's runs are all in full."""
