@@ -233,6 +233,14 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     held = Job([spec])
     held.cached = True
     assert estimate([held] * 18, [str(tmp_path)], 2).startswith("estimate: 0.5 h")  # 18 x 200 s / 2
+    # so is one whose method never measured an unlearning (retrain's runs all load the shipped reference)
+    retrain = resolve(RunSpec(method="retrain", forget_classes=(1,))).spec
+    measured("ref", retrain, 40.0, {"sampling": 40.0}, 0.0)
+    shipped = Job([retrain])
+    shipped.cached = True
+    assert "for 18 runs (18 from runs with the same settings" in estimate([shipped] * 18, [str(tmp_path)], 2)
+    # (a retrain that must train from scratch stays unknown: no retrain unlearning was ever measured)
+    assert estimate([[retrain]], [str(tmp_path)], 1).startswith("estimate: none")
     other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
     assert "no measurement for 1 runs (salun/none)" in estimate([[other], [spec]], [str(tmp_path)], 1)
     assert estimate([[other]], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")

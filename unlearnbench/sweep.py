@@ -322,16 +322,17 @@ def estimate(
     for job in jobs:
         first = _cost_key(job[0].to_dict())
         unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
-        if unlearning and not getattr(job, "cached", False):  # a model already in the cache costs nothing
+        cached = getattr(job, "cached", False)  # a model in the cache (or a shipped reference) costs nothing
+        if unlearning and not cached:
             seconds = statistics.median(unlearning)
             total += seconds
             parts[f"{first[0]}/unlearning"] = parts.get(f"{first[0]}/unlearning", 0.0) + seconds
         for spec in job:
             planned += 1
             key = _cost_key(spec.to_dict())
-            if key in exact and unlearning:
+            if key in exact and (unlearning or cached):
                 seconds, measured = statistics.median(exact[key]), measured + 1
-            elif key[:2] in rough and unlearning:
+            elif key[:2] in rough and (unlearning or cached):
                 seconds, guessed = statistics.median(rough[key[:2]]), guessed + 1
             else:
                 unknown.add(f"{spec.method}/{spec.attack}")
