@@ -115,7 +115,7 @@ def main() -> None:
         help="run DDPM_MODELS at the papers' setting with 50 and with 1000 sampler steps into STORE (resumable)",
     )
     p.add_argument(
-        "--ddpm-table", metavar="STORE", help="the DDPM-1000 agreement table from a store of results/protocol-ddpm.toml"
+        "--ddpm-table", metavar="STORE", help="the DDPM-1000 agreement table from the store --ddpm-run wrote"
     )
     a = p.parse_args()
     torch.set_num_threads(a.threads)

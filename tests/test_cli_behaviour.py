@@ -84,6 +84,17 @@ def test_a_reader_that_went_away_is_exit_141_without_a_crash_log(monkeypatch, tm
     assert not list(tmp_path.rglob("crash-*.log"))
 
 
+def test_list_verbose_shows_each_methods_tuning_grid_and_why_a_budget_is_smaller(capsys):
+    from unlearnbench.methods.selective_amnesia import SelectiveAmnesia
+
+    assert main(["list", "methods", "-v"]) == 0
+    out = capsys.readouterr().out
+    sa = out[out.index("\nselective_amnesia ") :]  # its block: the last method, alphabetically
+    assert "tuning grid: lam in [1e-05, 0.001, 0.01, 0.1, 1.0]" in sa
+    assert f"tuning budget: {SelectiveAmnesia.search_note}" in sa
+    assert "tuning grid (retain term): " in out  # SAFEMax's variant, tuned as its own row
+
+
 def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(tmp_path, capsys):
     base = load_results(BASELINE)
     for field, value in (("evaluator_sha", "0" * 64), ("guidance", 3.0), ("n_forget_samples", 7)):

@@ -253,6 +253,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             if kind == "method":
                 source = cls.label_dropout_source or "upstream trains without it, or has no public code"
                 print(f"{'':<{width}}    label dropout while unlearning: {cls.upstream_label_dropout:g} ({source})")
+                for label, grid in [("", cls.search_space), *cls.search_variants.items()]:
+                    knobs = "; ".join(f"{k} in {v}" for k, v in grid.items()) or "none"
+                    print(f"{'':<{width}}    tuning grid{f' ({label})' if label else ''}: {knobs}")
+                if cls.search_note:
+                    print(f"{'':<{width}}    tuning budget: {cls.search_note}")
     return 0
 
 

@@ -241,7 +241,7 @@ class Runner:
     def _execute(self, resolved: Resolved, tb: Testbed) -> tuple[pd.DataFrame, dict[str, Any], dict[str, np.ndarray]]:
         spec = resolved.spec
         self._metrics = [registry.get("metric", name)() for name in spec.metrics or registry.names("metric")]
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         t0, cpu0 = time.perf_counter(), time.process_time()
         generator = torch.Generator().manual_seed(spec.seed)
         task = build_task(spec, tb, self.device)
