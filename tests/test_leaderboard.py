@@ -90,12 +90,41 @@ def test_readme_block_is_rewritten_and_checked(small_store, tmp_path):
     text = readme.read_text()
     block = text.split(page.README_BEGIN)[1].split(page.README_END)[0]
     assert "old" not in block and "| paper | safemax |" in block
+    assert f"runs in `{small_store}`" in block  # the store it was generated from, not a fixed name
     assert "relearn (" not in block  # attacks at non-default budgets stay in the full leaderboard only
     assert text.startswith("# title\n\nbefore\n") and text.endswith("\n\nafter\n")
     assert page.write(str(small_store), out, check=True, readme=str(readme)) == []
     readme.write_text("# no markers\n")
     with pytest.raises(UserError, match="no leaderboard block"):
         page.write(str(small_store), out, readme=str(readme))
+
+
+def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_store, tmp_path):
+    import shutil
+
+    from unlearnbench.results import Store, sweep_wall_s
+
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    log = Store(store)
+    # two sessions of one config (the first interrupted), and a second sweep that overlapped the first
+    for started, wall, status in ((1000.0, 3600.0, "interrupted"), (9000.0, 1800.0, "finished"),
+                                  (2000.0, 600.0, "finished")):  # fmt: skip
+        log.log_sweep({"started_unix": started, "wall_s": wall, "status": status, "workers": 2,
+                       "threads_per_run": 1, "processor": "Some CPU"})  # fmt: skip
+    with open(log.sweep_log, "a") as f:
+        f.write('{"started_unix": 5000, "wall_')  # a line cut short by a crash
+    assert sweep_wall_s(log.sweeps()) == 5400.0  # 3600 + 1800: the overlapping 600 s count once
+    out = tmp_path / "lb"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{page.README_BEGIN}\n{page.README_END}\n")
+    assert page.write(str(store), str(out), readme=str(readme)) == []
+    line = "ran for **1.50 h** of wall time in all (3 sweep(s), 1 of them stopped before the end"
+    assert line in (out / "leaderboard.md").read_text() and line in readme.read_text()
+    assert "2 worker(s) x 1 thread(s); Some CPU;" in readme.read_text()
+    assert "ran for 1.50 h of wall time" in (out / "leaderboard.html").read_text()
+    assert page.write(str(small_store), str(tmp_path / "plain")) == []  # a store no logged sweep wrote
+    assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 
 
 def test_committed_leaderboard_is_up_to_date(monkeypatch):
@@ -402,7 +431,7 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     fid = t.quality["Fréchet ↓"].iloc[0]
     assert str(fid) == f"{fid.mean:.1f} [{fid.lo:.1f}, {fid.hi:.1f}]"  # one run: its own interval, 1 digit
     assert {"pre-success ↓", "success ↓"} <= set(t.robustness.columns)
-    assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd")
+    assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd", "some/store")
     assert page.heatmap(t)["columns"][0] == "pre-success ↓"
     assert tables.column_format("not_a_metric", "all") == ("not_a_metric", 3, None)
 

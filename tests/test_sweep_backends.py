@@ -218,6 +218,30 @@ def test_a_job_runs_its_unlearning_first_and_its_attacks_after_it(tmp_path):
     assert sum(event == "submit" for event, *_ in backend.log) == RUNS
 
 
+def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(tmp_path):
+    from unlearnbench.results import Store
+    from unlearnbench.sweep import run_sweep
+
+    class Interrupted(RecordingBackend):
+        def _wait(self, timeout: float) -> list[Finished]:
+            if sum(event == "finish" for event, *_ in self.log) == 3:
+                raise KeyboardInterrupt  # Ctrl-C after three runs
+            return super()._wait(timeout)
+
+    root = str(tmp_path / "s")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(specs(), root, workers=2, threads=2, backend=Interrupted())
+    run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend())
+    first, second = Store(root).sweeps()
+    assert (first["status"], first["done"], first["planned"]) == ("interrupted", 3, RUNS)
+    assert (second["status"], second["done"], second["planned"]) == ("finished", RUNS, RUNS)
+    assert first["workers"] == 2 and first["threads_per_run"] == 1 and first["backend"] == "recording"
+    assert 0 <= first["wall_s"] < 60 and second["started_unix"] >= first["started_unix"] + first["wall_s"]
+    assert first["processor"] and first["started"].endswith("+00:00")
+    run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend(), plan_only=True)
+    assert len(Store(root).sweeps()) == 2  # a plan runs nothing and logs nothing
+
+
 def test_seeds_share_one_unlearning_only_for_a_method_that_ignores_the_run_seed(tmp_path):
     from unlearnbench.spec import RunSpec
     from unlearnbench.sweep import plan

@@ -25,6 +25,20 @@ def git_sha() -> str:
         return ""
 
 
+@lru_cache(maxsize=1)
+def processor() -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what ``platform`` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def compile_enabled() -> bool:
     """Whether the sampler compiles its model forwards (``--compile`` or ``UNLEARNBENCH_COMPILE=1``)."""
     from unlearnbench.schema import read_environment

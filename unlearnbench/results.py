@@ -4,6 +4,7 @@ Layout of a store folder::
 
     runs/<run_id>.parquet      the run's rows (its presence means the run is complete)
     runs/<run_id>.json         its resolved spec, status and environment
+    sweeps.jsonl               one line per sweep that ran here: when, how long, on what, how it ended
     cache/                     reusable work (original-model scores, unlearned models); safe to delete
 
 Every file is written to a temporary name in the same folder and renamed into place, so a crash or a
@@ -146,6 +147,50 @@ class Store:
 
     def meta(self, run_id: str) -> dict[str, Any]:
         return json.loads((self.runs / f"{run_id}.json").read_text())
+
+    @property
+    def sweep_log(self) -> Path:
+        return self.root / SWEEP_LOG
+
+    def log_sweep(self, record: dict[str, Any]) -> None:
+        """Append one sweep's record as one line (one ``write`` in append mode: two sweeps logging at once
+        do not interleave their lines)."""
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        fd = os.open(self.sweep_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """The sweeps that ran here, oldest first; a damaged line (a crash mid-write) is skipped."""
+        if not self.sweep_log.is_file():
+            return []
+        records = []
+        for line in self.sweep_log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("started_unix"), int | float):
+                records.append(record)
+        return sorted(records, key=lambda r: r["started_unix"])
+
+
+SWEEP_LOG = "sweeps.jsonl"
+
+
+def sweep_wall_s(records: Iterable[dict[str, Any]]) -> float:
+    """The wall time the sweeps covered: the union of their ``[started, started + wall]`` spans, so two sweeps
+    that ran at once (on one store) count once."""
+    spans = sorted((r["started_unix"], r["started_unix"] + r.get("wall_s", 0.0)) for r in records)
+    total, end = 0.0, -float("inf")
+    for a, b in spans:
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,8 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -431,23 +432,64 @@ def run_sweep(
                     print(f"sweep:   {name:<40} {seconds / max(1, workers) / 3600:6.2f} h", file=sys.stderr)
         if not jobs or plan_only:
             return report
-        by_id = {s.run_id: s for job in jobs for s in job}
-        followers: dict[str, list[RunSpec]] = {}
-        for job in jobs:
-            runner.submit(job[0])
-            followers[job[0].run_id] = job[1:]
-        ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
-        for finished in runner.finished():
-            for spec in followers.pop(finished.run_id, []):
-                runner.submit(spec)
-            if finished.status == "error":  # the task died: nothing was written, a resumed sweep reruns it
-                spec = by_id[finished.run_id]
-                report.errors.append(f"{spec.method}/{spec.attack}/{spec.forget_label}: {finished.error}")
-                report.failed += 1
-            else:
-                report.done += 1
-                report.failed += finished.status != "ok"
-            next(ticker, None)
-        for _ in ticker:
-            pass
+        with logged(store_root, runner, workers, total, report):
+            by_id = {s.run_id: s for job in jobs for s in job}
+            followers: dict[str, list[RunSpec]] = {}
+            for job in jobs:
+                runner.submit(job[0])
+                followers[job[0].run_id] = job[1:]
+            ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
+            for finished in runner.finished():
+                for spec in followers.pop(finished.run_id, []):
+                    runner.submit(spec)
+                if finished.status == "error":  # the task died: nothing was written, a resumed sweep reruns it
+                    spec = by_id[finished.run_id]
+                    report.errors.append(f"{spec.method}/{spec.attack}/{spec.forget_label}: {finished.error}")
+                    report.failed += 1
+                else:
+                    report.done += 1
+                    report.failed += finished.status != "ok"
+                next(ticker, None)
+            for _ in ticker:
+                pass
     return report
+
+
+@contextmanager
+def logged(store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport) -> Iterator[None]:
+    """Append the sweep's record to the store's ``sweeps.jsonl`` when it ends, however it ends (finished,
+    interrupted, or an error; a SIGKILL leaves no line): its start, wall time, workers and threads, the
+    processor, and the runs it planned, finished and lost. A config's measured wall time over several
+    sessions is the sum of these (``results.sweep_wall_s``; the leaderboard prints it)."""
+    import datetime as dt
+    import time
+
+    from unlearnbench.environment import git_sha, processor
+    from unlearnbench.results import Store
+
+    started, t0 = time.time(), time.perf_counter()
+    status = "error"
+    try:
+        yield
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        Store(store_root).log_sweep(
+            {
+                "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+                "started_unix": round(started, 3),
+                "wall_s": round(time.perf_counter() - t0, 3),
+                "status": status,
+                "backend": runner.name,
+                "workers": workers,
+                "threads_per_run": runner.threads,
+                "processor": processor(),
+                "cpus": os.cpu_count(),
+                "planned": planned,
+                "done": report.done,
+                "failed": report.failed,
+                "git_commit": git_sha(),
+            }
+        )

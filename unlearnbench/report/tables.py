@@ -214,6 +214,7 @@ class Tables:
     sampler: str = ""  # the sampler settings behind the numbers, in words (sampler_note)
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # how the tuned rows were chosen (tuning_table)
     tuning_note: str = ""  # the paragraph above it: the file and the rule
+    sweep_note: str = ""  # how long the sweeps that wrote the store ran (sweep_note in report/page.py)
 
 
 def sampler_note(df: pd.DataFrame) -> str:
