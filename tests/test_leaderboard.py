@@ -521,6 +521,11 @@ def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_s
     t = tables.build_tables(df)
     assert str(t.quality.set_index("method").loc["safemax", "retain acc ↑"]).endswith("†")
     assert set(t.agreement["retain acc: agree"]) == {"no †"}
+    # a second seed: the original model is evaluated once per forget class and seed, in both tables alike
+    seeded = pd.concat([df, df.assign(run_id=df["run_id"] + "-seed1", seed=1)], ignore_index=True)
+    t2 = tables.build_tables(seeded)
+    for table in (t2.quality, t2.agreement):
+        assert table.set_index("method").loc["original model", "runs"] == 2
 
 
 def test_the_leaderboard_states_the_sampler_behind_its_numbers():

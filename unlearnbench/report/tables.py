@@ -334,7 +334,8 @@ def agreement_table(df: pd.DataFrame) -> pd.DataFrame:
     ]
     rows = []
     for label, method, g in groups:
-        rec: dict[str, object] = {"label": label, "method": method, "runs": g["run_id"].nunique()}
+        runs = original_runs(g) if method == "original model" else g["run_id"].nunique()
+        rec: dict[str, object] = {"label": label, "method": method, "runs": runs}
         for metric, split in AGREEMENT_METRICS:
             name = column_format(metric, split).label.rstrip(" ↑↓")
             first = Stat.of_rows(
@@ -372,6 +373,12 @@ def original_rows(final: pd.DataFrame) -> pd.DataFrame:
     return final[final["phase"] == "original"].drop_duplicates(keys)
 
 
+def original_runs(orig: pd.DataFrame) -> int:
+    """How many evaluations of the original model a reference row averages: one per forget class and seed
+    (the retained classes and the sampler's noise differ between them)."""
+    return len(orig[["forget_class", "seed"]].drop_duplicates())
+
+
 def reference_label(orig: pd.DataFrame) -> str:
     """The original model's row label: "reference", with the sampler setting when the store has several."""
     setting = str(orig[SETTING].iloc[0]) if SETTING in orig and len(orig) else ""
@@ -386,7 +393,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
     orig = original_rows(final)
     rows: list[dict[str, object]] = []
     for _, o in orig.groupby(SETTING, sort=True):
-        rows.append({"label": reference_label(o), "method": "original model", "runs": o["forget_class"].nunique()})
+        rows.append({"label": reference_label(o), "method": "original model", "runs": original_runs(o)})
         rows[-1][SETTING] = o[SETTING].iloc[0]
         rows[-1].update(_quality_cells(o, intervals))
     order = method_order(list(unl.method.unique()))
