@@ -128,7 +128,7 @@ def sweep_note(records: list[dict], results: str) -> str:
     lost = sum(r.get("status") != "finished" for r in records)
     return (
         f"The sweeps that wrote these runs ran for **{hours:.2f} h** of wall time in all ({len(records)} sweep(s), "
-        f"{lost} of them stopped before the end and resumed by the next; {', '.join(shapes)}; {'; '.join(cpus)}; "
+        f"{lost} of them stopped before the end; {', '.join(shapes)}; {'; '.join(cpus)}; "
         f"`{Path(results) / SWEEP_LOG}`)."
     )
 
