@@ -179,6 +179,49 @@ def test_workers_of_a_sweep_killed_while_they_start_do_not_outlive_it(tmp_path):
     assert not left, f"{len(left)} worker(s) outlived the killed sweep"
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_sigint_to_the_sweep_alone_stops_its_running_runs_before_they_write(tmp_path):
+    """``kill -INT <sweep pid>`` (not a terminal's Ctrl-C, which signals the whole process group) on a sweep
+    started in the background, SIGINT ignored as ``nohup ... &`` leaves it: the runs in flight (each hours
+    long here) stop at their next step, nothing is written, and no worker outlives the sweep."""
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'methods = [{ name = "safemax", args = { steps = 1000000, batch_size = 8 } }]\n'
+        'attacks = [{ name = "none" }]\nforget_classes = [1, 7]\n'
+    )
+    mark = f"UNLEARNBENCH_TEST_MARK={os.getpid()}-{time.time_ns()}"
+    name, value = mark.split("=")
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        sweep_cmd(config, store), env={**env(), name: value}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+
+    def workers() -> list[int]:
+        return [p for p in _marked(mark) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (store / "cache" / "original").is_dir():
+            time.sleep(0.2)  # until the runs are inside their work
+        assert len(workers()) == 2, "the sweep never started its workers"
+        time.sleep(5)  # both into the unlearning loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)  # a bound for a loaded machine; without the fix: hours
+        deadline = time.time() + 60
+        while time.time() < deadline and _marked(mark):
+            time.sleep(0.2)
+        left = _marked(mark)
+    finally:
+        for pid in _marked(mark):  # leave no orphan behind, whatever the outcome
+            os.kill(pid, signal.SIGKILL)
+    text = err.decode()
+    assert proc.returncode == 130, text[-2000:]
+    assert "interrupted" in text and "Traceback" not in text
+    assert not list((store / "runs").glob("*.parquet"))
+    assert not left, f"{len(left)} worker(s) outlived the interrupted sweep"
+
+
 def test_ctrl_c_stops_a_run_cleanly_and_writes_nothing(tmp_path):
     store = tmp_path / "store"
     proc = subprocess.Popen(

@@ -9,8 +9,10 @@ files atomically (:meth:`unlearnbench.results.Store.write_run`), so a run is eit
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -189,7 +191,6 @@ def _die_with_parent(parent: int) -> None:
     machine restarted. So a worker whose parent is no longer ``parent`` exits at once."""
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -199,7 +200,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _local_worker_init(parent: int, threads: int, plugins: Sequence[str], compile: bool) -> None:
+    from unlearnbench.progress import install_interrupt_handler
+
     _die_with_parent(parent)
+    # SIGINT stops the run in flight before it writes, and every later run at its first step. Installed
+    # explicitly: a sweep started in the background (``nohup ... &``) hands its workers SIGINT ignored.
+    install_interrupt_handler()
     setup_worker(threads, plugins, compile)
 
 
@@ -250,9 +256,17 @@ class LocalBackend(Backend):
         return out
 
     def cancel(self) -> None:
+        """Drop the queued runs and interrupt the running ones: a Ctrl-C at a terminal reaches the workers
+        too (one process group), but a SIGINT sent to the sweep's pid alone would otherwise leave
+        :meth:`close` waiting for every run in flight to finish."""
         for fut in self._futures:
             fut.cancel()
         self._futures.clear()
+        processes = getattr(self._pool, "_processes", None) or {}  # CPython's pool keeps them by pid
+        for process in list(processes.values()):
+            if process.is_alive():
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGINT)
 
     def close(self) -> None:
         if self._pool is not None:
