@@ -235,6 +235,7 @@ def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(
     first, second = Store(root).sweeps()
     assert (first["status"], first["done"], first["planned"]) == ("interrupted", 3, RUNS)
     assert (second["status"], second["done"], second["planned"]) == ("finished", RUNS, RUNS)
+    assert first["already_complete"] == second["already_complete"] == 0  # this backend writes no run
     assert first["workers"] == 2 and first["threads_per_run"] == 1 and first["backend"] == "recording"
     assert 0 <= first["wall_s"] < 60 and second["started_unix"] >= first["started_unix"] + first["wall_s"]
     assert first["processor"] and first["started"].endswith("+00:00")

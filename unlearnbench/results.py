@@ -154,10 +154,13 @@ class Store:
 
     def log_sweep(self, record: dict[str, Any]) -> None:
         """Append one sweep's record as one line (one ``write`` in append mode: two sweeps logging at once
-        do not interleave their lines)."""
+        do not interleave their lines). A line a crash cut short is ended first, so it spoils only itself."""
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        fd = os.open(self.sweep_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.sweep_log, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
             os.write(fd, line)
             os.fsync(fd)
         finally:

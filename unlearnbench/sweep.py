@@ -459,8 +459,9 @@ def run_sweep(
 def logged(store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport) -> Iterator[None]:
     """Append the sweep's record to the store's ``sweeps.jsonl`` when it ends, however it ends (finished,
     interrupted, or an error; a SIGKILL leaves no line): its start, wall time, workers and threads, the
-    processor, and the runs it planned, finished and lost. A config's measured wall time over several
-    sessions is the sum of these (``results.sweep_wall_s``; the leaderboard prints it)."""
+    processor, the runs already complete before it, and the runs it planned, finished and lost. A config's
+    measured wall time over several sessions is the union of these spans (``results.sweep_wall_s``; the
+    leaderboard prints it, and says when the last sweep stopped short)."""
     import datetime as dt
     import time
 
@@ -487,6 +488,7 @@ def logged(store_root: str, runner: Backend, workers: int, planned: int, report:
                 "threads_per_run": runner.threads,
                 "processor": processor(),
                 "cpus": os.cpu_count(),
+                "already_complete": report.skipped,
                 "planned": planned,
                 "done": report.done,
                 "failed": report.failed,

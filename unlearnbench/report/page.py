@@ -126,10 +126,19 @@ def sweep_note(records: list[dict], results: str) -> str:
     shapes = sorted({f"{r.get('workers', '?')} worker(s) x {r.get('threads_per_run', '?')} thread(s)" for r in records})
     cpus = sorted({str(r.get("processor", "unknown processor")) for r in records})
     lost = sum(r.get("status") != "finished" for r in records)
-    return (
+    note = (
         f"The sweeps that wrote these runs ran for **{hours:.2f} h** of wall time in all ({len(records)} sweep(s), "
         f"{lost} of them stopped before the end; {', '.join(shapes)}; {'; '.join(cpus)}; "
         f"`{Path(results) / SWEEP_LOG}`)."
+    )
+    last = max(records, key=lambda r: r.get("started_unix", 0.0))
+    if last.get("status") == "finished" and last.get("failed", 0) == 0:
+        return note
+    before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
+    return note + (
+        f" **Incomplete:** the last sweep ended ({last.get('status', '?')}) with {before + last.get('done', 0)} "
+        f"of the {before + last.get('planned', 0)} runs it planned complete; every table holds only complete "
+        f"runs, and running the same sweep again resumes it."
     )
 
 
