@@ -129,9 +129,10 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     log.log_sweep({"started_unix": 20000.0, "wall_s": 60.0, "status": "interrupted", "already_complete": 3,
                    "planned": 5, "done": 3, "failed": 0})  # fmt: skip
     assert page.write(str(store), str(out)) == []
-    assert "**Incomplete:** the last sweep ended (interrupted) with 6 of the 8 runs it planned complete" in (
-        out / "leaderboard.md"
-    ).read_text()
+    assert (
+        "**Incomplete:** the last sweep ended (interrupted) with 6 of the 8 runs it planned complete"
+        in (out / "leaderboard.md").read_text()
+    )
     assert page.write(str(small_store), str(tmp_path / "plain")) == []  # a store no logged sweep wrote
     assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 
