@@ -115,9 +115,10 @@ def tuning_note(tuned: str) -> str:
     )
 
 
-def sweep_note(records: list[dict], results: str) -> str:
+def sweep_note(records: list[dict], results: str, complete: int | None = None) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
-    their spans, how many, on what; empty for a store no logged sweep wrote."""
+    their spans, how many, on what; and, when the last one stopped short, how many of its planned runs the
+    store holds (``complete``, else what the record counted). Empty for a store no logged sweep wrote."""
     from unlearnbench.results import SWEEP_LOG, sweep_wall_s
 
     if not records:
@@ -135,10 +136,11 @@ def sweep_note(records: list[dict], results: str) -> str:
     if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
     before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
+    held = before + last.get("done", 0) if complete is None else complete
     return note + (
-        f" **Incomplete:** the last sweep ended ({last.get('status', '?')}) with {before + last.get('done', 0)} "
-        f"of the {before + last.get('planned', 0)} runs it planned complete; every table holds only complete "
-        f"runs, and running the same sweep again resumes it."
+        f" **Incomplete:** the last sweep stopped before the end ({last.get('status', '?')}); the store holds "
+        f"{held} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
+        f"running the same sweep again resumes it."
     )
 
 
@@ -423,7 +425,7 @@ def write(
     if tuned is not None:
         tables = replace(tables, tuning=tuning_table(load_tuned(tuned)), tuning_note=tuning_note(tuned))
     if store is not None:
-        tables = replace(tables, sweep_note=sweep_note(store.sweeps(), results))
+        tables = replace(tables, sweep_note=sweep_note(store.sweeps(), results, len(store.run_ids())))
     n_runs = df["run_id"].nunique()
     cmd = command(results, out, cost_reference, tuned)
     images = figs_.encode(figs_.figures(df, store))
