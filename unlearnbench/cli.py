@@ -407,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_testbed)
 
     lb = sub.add_parser("leaderboard", help="regenerate leaderboard.md/.html and figures from a results store")
-    lb.add_argument("--results", default="results/store", help="results folder (default results/store)")
-    lb.add_argument("--out", default="results", help="where to write (default results)")
+    lb.add_argument("--results", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    lb.add_argument("--out", default=DEFAULT_OUT, help=f"where to write (default ./{DEFAULT_OUT}, beside the runs)")
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README (default: not)")
     lb.add_argument("--cost-reference", default="safemax", help="method the cost ratios divide by (default safemax)")
