@@ -138,6 +138,20 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 
 
+def test_a_figure_the_runs_no_longer_support_is_removed_not_left_stale(small_store, tmp_path):
+    out = tmp_path / "lb"
+    assert page.write(str(small_store), str(out)) == []
+    assert (out / "figures" / "recovery.png").is_file()
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    for meta in (store / "runs").glob("*.json"):
+        if json.loads(meta.read_text())["spec"]["attack"] != "none":
+            meta.with_suffix(".parquet").unlink()  # the attack runs, as in a store whose attacks have not run
+    assert page.write(str(store), str(out)) == []
+    assert not list((out / "figures").glob("recovery.*"))  # no attack runs: no curves, and none left behind
+    assert (out / "figures" / "tradeoff.png").is_file() and "Robustness" in (out / "leaderboard.md").read_text()
+
+
 def test_committed_leaderboard_is_up_to_date(monkeypatch):
     monkeypatch.chdir(ROOT)
     problems = (
@@ -599,6 +613,13 @@ def test_the_cost_table_says_when_a_method_did_not_forget():
     assert t.loc["selective_amnesia", "forgot"] == "0/2 (did not forget)"  # 0.9 and 0.85 >= 0.8 * 0.99
     assert t.loc["salun", "forgot"] == "1/2"
     assert t.loc["selective_amnesia", "wall ×, no priors"].mean == 10.0
+    assert set(t["reference forgot"]) == {"2/2"}  # SAFEMax forgot on both classes
+    kept = to_frame(rows).assign(label="tuned")
+    kept["run_id"] = "tuned-" + kept["run_id"]
+    kept.loc[(kept.method == "safemax") & (kept.phase == "unlearned") & (kept.metric == "asr_11way"), "value"] = 0.99
+    both = tables.efficiency_table(pd.concat([to_frame(rows), kept], ignore_index=True)).set_index(["label", "method"])
+    assert both.loc[("tuned", "salun"), "reference forgot"] == "0/2 (did not forget)"
+    assert both.loc[("paper", "salun"), "reference forgot"] == "2/2"
 
 
 def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_path):

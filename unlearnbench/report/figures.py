@@ -17,6 +17,8 @@ from unlearnbench.results import Store
 
 # Reproducible files: no software version or creation date inside them.
 _METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+NAMES = ("tradeoff", "cost", "recovery", "samples")  # every figure :func:`figures` can draw
+FILES = tuple(f"{name}.{ext}" for name in NAMES for ext in _METADATA)
 
 
 def _pyplot(*, leaderboard_style: bool = True) -> Any:

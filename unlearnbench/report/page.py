@@ -457,6 +457,8 @@ def write(
     atomic_write_text(target / "leaderboard.html", page)
     for name, data in images.items():
         (target / "figures" / name).write_bytes(data)
+    for name in set(figs_.FILES) - set(images):  # a figure these runs cannot draw (no attack runs: no curves)
+        (target / "figures" / name).unlink(missing_ok=True)
     if readme is not None and readme_fresh is not None and readme_fresh != readme_text:
         atomic_write_text(Path(readme), readme_fresh)
     return []

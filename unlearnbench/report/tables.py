@@ -490,7 +490,9 @@ def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFra
     """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
     settings), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
     interval over those classes), with how many of the method's runs there forgot (a ratio for a method that
-    did not forget is the cost of doing nothing useful, and says so); beside the ratios of the methods' published
+    did not forget is the cost of doing nothing useful, and says so), and as many of the reference's (a ratio
+    to a reference that did not forget, such as a tuned setting that kept the class, compares a cost with the
+    cost of doing nothing); beside the ratios of the methods' published
     costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
     time minus prior wall time; CPU time includes the priors."""
     intervals = has_intervals(df)
@@ -531,15 +533,20 @@ def efficiency_table(df: pd.DataFrame, reference: str = "safemax") -> pd.DataFra
                 return replace(cell, lo=ci.lo, hi=ci.hi)
 
             pub = registry.get("method", method).published_cost if published_ref else None
-            runs = did_forget[
-                (did_forget.label == label) & (did_forget.method == method) & did_forget.forget_class.isin(shared)
-            ]["forgot"]
+
+            def forgot(who: str, shared: pd.Index = shared, label: str = label) -> str:
+                did = did_forget[
+                    (did_forget.label == label) & (did_forget.method == who) & did_forget.forget_class.isin(shared)
+                ]["forgot"]
+                return f"{int(did.sum())}/{len(did)}" + (" (did not forget)" if not did.any() else "")
+
             rows.append(
                 {
                     "label": label or "-",
                     "method": method,
                     "classes": len(shared),
-                    "forgot": f"{int(runs.sum())}/{len(runs)}" + (" (did not forget)" if not runs.any() else ""),
+                    "forgot": forgot(method),
+                    "reference forgot": forgot(reference),
                     "wall ×, no priors": measured("no_prior", 1),
                     "wall ×, with priors": measured("cost_wall_s", 1),
                     "CPU ×, with priors": measured("cost_cpu_s", 1),
