@@ -218,6 +218,29 @@ def test_a_job_runs_its_unlearning_first_and_its_attacks_after_it(tmp_path):
     assert sum(event == "submit" for event, *_ in backend.log) == RUNS
 
 
+def test_a_job_whose_unlearned_model_is_ready_goes_out_whole_in_config_order(tmp_path):
+    """retrain's model is shipped for classes 1 and 7: its attack runs need not wait behind anything, so
+    they go out at once, in the config's order, before the other jobs' followers."""
+    import tomllib
+
+    from unlearnbench.sweep import grid_from_config, run_sweep
+
+    grid = tomllib.loads(GRID.replace('{ name = "noop" }', '{ name = "retrain" }'))
+    backend = RecordingBackend()
+    report = run_sweep(grid_from_config(grid).specs(), str(tmp_path / "s"), workers=2, threads=2, backend=backend)
+    assert (report.done, report.failed) == (RUNS, 0)
+    submitted = [entry for entry in backend.log if entry[0] == "submit"]
+    assert submitted[:6] == [
+        ("submit", "retrain", "none", 1), ("submit", "retrain", "relearn", 1),
+        ("submit", "retrain", "none", 7), ("submit", "retrain", "relearn", 7),
+        ("submit", "safemax", "none", 1), ("submit", "safemax", "none", 7),
+    ]  # fmt: skip
+    for fc in (1, 7):  # safemax's model is not ready: its relearning still waits for its unlearning
+        assert backend.log.index(("submit", "safemax", "relearn", fc)) > backend.log.index(
+            ("finish", "safemax", "none", fc)
+        )
+
+
 def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(tmp_path):
     from unlearnbench.results import Store
     from unlearnbench.sweep import run_sweep

@@ -404,7 +404,8 @@ def run_sweep(
 
     Each run gets ``threads // workers`` torch threads on every backend. Runs that share an unlearning
     form a job: its first run goes first, and the others follow once it has finished, so the unlearned
-    model is computed once and read from the store's cache (in parallel, where the backend has room).
+    model is computed once and read from the store's cache (in parallel, where the backend has room). A job
+    whose model is already cached or shipped goes out whole, in config order.
     """
     from unlearnbench.progress import bar
 
@@ -435,9 +436,10 @@ def run_sweep(
         with logged(store_root, runner, workers, total, report):
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
-            for job in jobs:
-                runner.submit(job[0])
-                followers[job[0].run_id] = job[1:]
+            for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
+                for spec in job if job.cached else job[:1]:  # a model in the cache or shipped: no need to wait
+                    runner.submit(spec)
+                followers[job[0].run_id] = [] if job.cached else job[1:]
             ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
             for finished in runner.finished():
                 for spec in followers.pop(finished.run_id, []):
