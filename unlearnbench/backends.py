@@ -203,8 +203,8 @@ def _local_worker_init(parent: int, threads: int, plugins: Sequence[str], compil
     from unlearnbench.progress import install_interrupt_handler
 
     _die_with_parent(parent)
-    # SIGINT stops the run in flight before it writes, and every later run at its first step. Installed
-    # explicitly: a sweep started in the background (``nohup ... &``) hands its workers SIGINT ignored.
+    # SIGINT (from :meth:`LocalBackend.cancel` or a terminal) stops the run in flight before it writes, even
+    # where a library swallows the KeyboardInterrupt, and a run already queued to this worker at its first step.
     install_interrupt_handler()
     setup_worker(threads, plugins, compile)
 

@@ -115,10 +115,10 @@ def tuning_note(tuned: str) -> str:
     )
 
 
-def sweep_note(records: list[dict], results: str, complete: int | None = None) -> str:
+def sweep_note(records: list[dict], results: str, complete: int) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
     their spans, how many, on what; and, when the last one stopped short, how many of its planned runs the
-    store holds (``complete``, else what the record counted). Empty for a store no logged sweep wrote."""
+    store holds (``complete``). Empty for a store no logged sweep wrote."""
     from unlearnbench.results import SWEEP_LOG, sweep_wall_s
 
     if not records:
@@ -136,10 +136,9 @@ def sweep_note(records: list[dict], results: str, complete: int | None = None) -
     if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
     before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
-    held = before + last.get("done", 0) if complete is None else complete
     return note + (
         f" **Incomplete:** the last sweep stopped before the end ({last.get('status', '?')}); the store holds "
-        f"{held} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
+        f"{complete} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
         f"running the same sweep again resumes it."
     )
 
