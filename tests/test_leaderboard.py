@@ -99,6 +99,29 @@ def test_readme_block_is_rewritten_and_checked(small_store, tmp_path):
         page.write(str(small_store), out, readme=str(readme))
 
 
+def test_the_work_note_counts_each_unlearned_model_once_and_the_slowest_computation_of_it():
+    from unlearnbench.spec import EvalSettings, RunSpec, SamplerSettings
+
+    def meta(method, guidance, wall, unlearning=None, seed=0):
+        spec = RunSpec(method=method, seed=seed, eval=EvalSettings(sampler=SamplerSettings(guidance_scale=guidance)))
+        split = {"sampling": wall} if unlearning is None else {"unlearning": unlearning, "sampling": wall - unlearning}
+        return {"spec": spec.to_dict(), "wall_s": wall, "time_split_s": split}
+
+    metas = [
+        meta("safemax", 1.0, 300.0, 100.0),  # SAFEMax never samples while unlearning: one model at both settings
+        meta("safemax", 3.0, 330.0, 120.0),
+        meta("safemax", 3.0, 200.0),  # read it from the cache
+        meta("safemax", 1.0, 310.0, 90.0, seed=1),  # another seed, another model
+        meta("salun", 1.0, 400.0, 150.0),  # SalUn's saliency is guided: one model per setting
+        meta("salun", 3.0, 420.0, 170.0),
+        meta("gone_method", 1.0, 50.0, 10.0),  # no longer installed: keyed on everything, never matched wrongly
+        meta("gone_method", 3.0, 50.0, 10.0),
+    ]
+    total, repeated = page.repeated_work(metas)
+    assert total == 2060.0
+    assert repeated == 100.0  # SAFEMax's two computations of one model: the slower (120 s) counts as its one
+
+
 def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_store, tmp_path):
     import shutil
 
@@ -124,6 +147,12 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     assert "2 worker(s) x 1 thread(s); Some CPU;" in readme.read_text()
     assert "ran for 1.50 h of wall time" in (out / "leaderboard.html").read_text()
     assert "Incomplete" not in readme.read_text()  # the last sweep finished
+    total, repeated = page.repeated_work([log.meta(r) for r in log.run_ids()])
+    assert (
+        f"own wall times sum to {total / 3600:.2f} worker-hours, {total / 7200:.2f} h on 2 workers"
+        in readme.read_text()
+    )
+    assert f"their work is **{(total - repeated) / 7200:.2f} h** on 2 workers" in readme.read_text()
     # a later session's sweep of the same config, stopped with 2 of the runs it planned still to run; its
     # line, appended after the one a crash cut short, is still read
     held = len(log.run_ids())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,10 +116,38 @@ def tuning_note(tuned: str) -> str:
     )
 
 
-def sweep_note(records: list[dict], results: str, complete: int) -> str:
+def repeated_work(metas: list[dict]) -> tuple[float, float]:
+    """The complete runs' own wall seconds, summed, and the part of it spent computing an unlearned model that
+    another of these runs computed too: a cache left on another machine, or a run that lost the race to it.
+    Runs are matched by the unlearned model's key (``RunSpec.unlearn_key``; the base model's hash is left out:
+    one store, one testbed). Of the runs that computed one model, the slowest counts as its one computation
+    (so the work left over errs high)."""
+    from unlearnbench.spec import RunSpec
+
+    total, computed = 0.0, defaultdict(list)
+    for meta in metas:
+        total += float(meta.get("wall_s", 0.0))
+        unlearning = (meta.get("time_split_s") or {}).get("unlearning")
+        if unlearning is None:  # it read its unlearned model from the cache
+            continue
+        spec = RunSpec.from_dict(meta["spec"])
+        method = registry.get("method", spec.method) if spec.method in registry.names("method") else None
+        key = spec.unlearn_key(
+            "",
+            spec.method_args,
+            uses_sampler=getattr(method, "uses_sampler", True),  # a method no longer installed: keyed
+            uses_seed=getattr(method, "uses_seed", True),  # on everything, so no two of its runs match wrongly
+        )
+        computed[key].append(float(unlearning))
+    return total, sum(sum(times) - max(times) for times in computed.values())
+
+
+def sweep_note(records: list[dict], results: str, complete: int, metas: list[dict] | None = None) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
-    their spans, how many, on what; and, when the last one stopped short, how many of its planned runs the
-    store holds (``complete``). Empty for a store no logged sweep wrote."""
+    their spans, how many, on what; one on the work of its complete runs (``metas``, their ``runs/*.json``):
+    their own wall times summed, and what is left with each unlearned model counted once; and, when the last
+    sweep stopped short, how many of its planned runs the store holds (``complete``). Empty for a store no
+    logged sweep wrote."""
     from unlearnbench.results import SWEEP_LOG, sweep_wall_s
 
     if not records:
@@ -132,6 +161,15 @@ def sweep_note(records: list[dict], results: str, complete: int) -> str:
         f"{lost} of them stopped before the end; {', '.join(shapes)}; {'; '.join(cpus)}; "
         f"`{Path(results) / SWEEP_LOG}`)."
     )
+    workers = {r.get("workers") for r in records}
+    if metas and len(workers) == 1 and isinstance(w := next(iter(workers)), int) and w > 0:
+        total, repeated = repeated_work(metas)
+        note += (
+            f" The {len(metas)} complete runs' own wall times sum to {total / 3600:.2f} worker-hours, "
+            f"{total / 3600 / w:.2f} h on {w} workers, {repeated / 3600:.2f} worker-hours of it computing again an "
+            f"unlearned model another run here had computed (a cache stays on the machine that wrote it): with each "
+            f"unlearned model computed once, their work is **{(total - repeated) / 3600 / w:.2f} h** on {w} workers."
+        )
     last = max(records, key=lambda r: r.get("started_unix", 0.0))
     if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
@@ -424,7 +462,12 @@ def write(
     if tuned is not None:
         tables = replace(tables, tuning=tuning_table(load_tuned(tuned)), tuning_note=tuning_note(tuned))
     if store is not None:
-        tables = replace(tables, sweep_note=sweep_note(store.sweeps(), results, len(store.run_ids())))
+        tables = replace(
+            tables,
+            sweep_note=sweep_note(
+                store.sweeps(), results, len(store.run_ids()), [store.meta(r) for r in store.run_ids()]
+            ),
+        )
     n_runs = df["run_id"].nunique()
     cmd = command(results, out, cost_reference, tuned)
     images = figs_.encode(figs_.figures(df, store))
