@@ -462,12 +462,8 @@ def write(
     if tuned is not None:
         tables = replace(tables, tuning=tuning_table(load_tuned(tuned)), tuning_note=tuning_note(tuned))
     if store is not None:
-        tables = replace(
-            tables,
-            sweep_note=sweep_note(
-                store.sweeps(), results, len(store.run_ids()), [store.meta(r) for r in store.run_ids()]
-            ),
-        )
+        ids = store.run_ids()
+        tables = replace(tables, sweep_note=sweep_note(store.sweeps(), results, len(ids), [store.meta(r) for r in ids]))
     n_runs = df["run_id"].nunique()
     cmd = command(results, out, cost_reference, tuned)
     images = figs_.encode(figs_.figures(df, store))
