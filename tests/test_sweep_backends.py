@@ -262,8 +262,11 @@ def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(
     assert first["workers"] == 2 and first["threads_per_run"] == 1 and first["backend"] == "recording"
     assert 0 <= first["wall_s"] < 60 and second["started_unix"] >= first["started_unix"] + first["wall_s"]
     assert first["processor"] and first["started"].endswith("+00:00")
+    planner = RecordingBackend()
+    run_sweep(specs(), str(tmp_path / "plan"), workers=2, threads=2, backend=planner, plan_only=True)
     run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend(), plan_only=True)
-    assert len(Store(root).sweeps()) == 2  # a plan runs nothing and logs nothing
+    assert len(Store(root).sweeps()) == 2  # a plan runs nothing and logs nothing,
+    assert not hasattr(planner, "log") and not (tmp_path / "plan").exists()  # starts no worker, writes nothing
 
 
 def test_seeds_share_one_unlearning_only_for_a_method_that_ignores_the_run_seed(tmp_path):

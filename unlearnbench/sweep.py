@@ -357,8 +357,9 @@ def plan(
 ) -> tuple[list[Job], int]:
     """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning.
 
-    With a backend and work to do, its workers are started and each must be able to write the store
-    (else :class:`UserError`), so a store that a worker cannot reach fails here too.
+    With a backend (a sweep that will run), the store must be writable and, with work to do, the backend's
+    workers are started and each must be able to write the store (else :class:`UserError`), so a store that
+    a worker cannot reach fails here too. Without one (``--plan``) nothing is started or written.
     """
     from unlearnbench.results import Store
     from unlearnbench.runner import check_budgets, resolve, testbed_for, validate
@@ -380,8 +381,10 @@ def plan(
             in_store = (store.cache / "unlearned" / key / "cost.json").is_file()
             groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget_classes)
         groups[key].append(resolved.spec)
+    if backend is None:
+        return list(groups.values()), skipped
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
-    if backend is not None and groups:
+    if groups:
         backend.start(str(store_root))
     return list(groups.values()), skipped
 
@@ -417,7 +420,7 @@ def run_sweep(
     options = {"address": address, "num_cpus": threads} if backend == "ray" else {}
     runner = make_backend(backend, threads=per_run, device=device, plugins=plugins or [], workers=workers, **options)
     with runner:
-        jobs, skipped = plan(specs, store_root, runner, download=download)
+        jobs, skipped = plan(specs, store_root, None if plan_only else runner, download=download)
         report = SweepReport(skipped=skipped)
         total = sum(len(j) for j in jobs)
         print(
