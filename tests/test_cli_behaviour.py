@@ -250,6 +250,14 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     shipped = Job([retrain])
     shipped.cached = True
     assert "for 18 runs (18 from runs with the same settings" in estimate([shipped] * 18, [str(tmp_path)], 2)
+    # an attack never measured with this method borrows its evaluation from the same attack and settings with
+    # another method (SAFEMax's relearn runs: median(190, 30) = 110 s), and says so
+    relearned = Job([resolve(RunSpec(method="retrain", attack="relearn", forget_classes=(1,))).spec])
+    relearned.cached = True
+    borrowed = {}
+    line = estimate([relearned], [str(tmp_path)], 1, borrowed)
+    assert "for 1 runs (0 from runs with the same settings, 0 from the same method and attack at other" in line
+    assert "1 from the same attack and settings with other methods" in line and borrowed == {"retrain/relearn": 110.0}
     # (a retrain that must train from scratch stays unknown: no retrain unlearning was ever measured)
     assert estimate([[retrain]], [str(tmp_path)], 1).startswith("estimate: none")
     other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec

@@ -292,7 +292,9 @@ def estimate(
     """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
     once (the median unlearning time of measured runs with the same method and settings) plus each run's
     evaluation (the median of runs with the same method, attack, sampler and sample counts, else of the same
-    method and attack at any settings: a rough figure, else unknown). One line. ``breakdown``, when given,
+    method and attack at any settings, else of the same attack, sampler and sample counts with other methods:
+    rough figures, the last because an attack's and the evaluation's cost barely depend on which method made
+    the weights; else unknown). One line. ``breakdown``, when given,
     receives the estimated seconds of one worker per ``method/attack`` (a job's unlearning goes to its
     method's ``method/unlearning``)."""
     import statistics
@@ -310,15 +312,17 @@ def estimate(
                 continue
     exact: dict[tuple[Any, ...], list[float]] = {}
     rough: dict[tuple[Any, ...], list[float]] = {}
+    other_method: dict[tuple[Any, ...], list[float]] = {}
     unlearn_exact: dict[tuple[Any, ...], list[float]] = {}
     unlearn_rough: dict[str, list[float]] = {}
     for m in seen:
         exact.setdefault(m.key, []).append(m.evaluation_s)
         rough.setdefault(m.key[:2], []).append(m.evaluation_s)
+        other_method.setdefault(m.key[1:], []).append(m.evaluation_s)
         if m.unlearning_s is not None:
             unlearn_exact.setdefault((m.key[0], *m.key[2:]), []).append(m.unlearning_s)
             unlearn_rough.setdefault(m.key[0], []).append(m.unlearning_s)
-    total, measured, guessed, unknown, planned = 0.0, 0, 0, set(), 0
+    total, measured, guessed, borrowed, unknown, planned = 0.0, 0, 0, 0, set(), 0
     parts = breakdown if breakdown is not None else {}
     for job in jobs:
         first = _cost_key(job[0].to_dict())
@@ -335,20 +339,23 @@ def estimate(
                 seconds, measured = statistics.median(exact[key]), measured + 1
             elif key[:2] in rough and (unlearning or cached):
                 seconds, guessed = statistics.median(rough[key[:2]]), guessed + 1
+            elif key[1:] in other_method and (unlearning or cached):
+                seconds, borrowed = statistics.median(other_method[key[1:]]), borrowed + 1
             else:
                 unknown.add(f"{spec.method}/{spec.attack}")
                 continue
             total += seconds
             parts[f"{spec.method}/{spec.attack}"] = parts.get(f"{spec.method}/{spec.attack}", 0.0) + seconds
-    if not measured + guessed:
+    if not measured + guessed + borrowed:
         return f"estimate: none, no run like these was measured in {', '.join(stores)} (--estimate-from STORE)"
     line = (
-        f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed} runs "
-        f"({measured} from runs with the same settings, {guessed} from the same method and attack at other "
-        f"settings; each shared unlearning counted once)"
+        f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed + borrowed} "
+        f"runs ({measured} from runs with the same settings, {guessed} from the same method and attack at other "
+        f"settings, {borrowed} from the same attack and settings with other methods; each shared unlearning "
+        f"counted once)"
     )
     if unknown:
-        line += f"; no measurement for {planned - measured - guessed} runs ({', '.join(sorted(unknown))})"
+        line += f"; no measurement for {planned - measured - guessed - borrowed} runs ({', '.join(sorted(unknown))})"
     return line
 
 
