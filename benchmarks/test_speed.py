@@ -212,30 +212,33 @@ def test_unlearning_cost_against_steps(benchmark, testbed, steps):
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_a_training_step_in_float32_and_under_bfloat16_autocast(benchmark, testbed, precision):
-    """One Selective-Amnesia-sized training step (batch 256: forward, backward, AdamW) on the shipped UNet, in
-    float32 and with the forward under bfloat16 autocast: what bfloat16 training would save, since unlearning
-    is most of a sweep's time. Training does not use autocast (yet); this measures the option."""
-    import contextlib
+    """One Selective-Amnesia-sized training step (batch 256: forward, backward, Adam) of the project's one
+    training loop on the shipped UNet, in float32 and with the forward under bfloat16 autocast: what bfloat16
+    training would save, since unlearning is most of a sweep's time. Training does not use autocast (yet);
+    this measures the option."""
     import copy
 
+    from unlearnbench.diffusion import forward_precision, per_sample_mse, predict_noise
+    from unlearnbench.training import optimize
+
     model = copy.deepcopy(testbed.model).train().requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     x, eps = torch.randn(256, 1, 16, 16, generator=g), torch.randn(256, 1, 16, 16, generator=g)
-    t, y = torch.randint(0, 1000, (256,), generator=g), torch.randint(0, 10, (256,), generator=g)
+    t = torch.randint(0, 1000, (256,), generator=g)
+    cond = testbed.conditioner.encode(testbed.conditioner.concepts)[torch.randint(0, 10, (256,), generator=g)]
 
-    def step() -> float:
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bfloat16" else contextlib.nullcontext()
-        with ctx:
-            out = model(x, t, class_labels=y).sample
-        loss = (out.float() - eps).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def loss_fn(_step: int) -> torch.Tensor:
+        with forward_precision(precision, torch.device("cpu")):
+            out = predict_noise(model, x, t, cond)
+        return per_sample_mse(out.float(), eps).mean()
 
-    loss = benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
-    assert torch.isfinite(torch.tensor(loss))
+    losses = benchmark.pedantic(
+        lambda: optimize(model.parameters(), loss_fn, steps=1, lr=1e-4, desc="bench"),
+        rounds=5,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert len(losses) == 1 and torch.isfinite(torch.tensor(losses[0]))
     # the weights stay float32 and every one of them got a float32 gradient
     assert all(
         p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters()

@@ -322,7 +322,8 @@ def estimate(
         if m.unlearning_s is not None:
             unlearn_exact.setdefault((m.key[0], *m.key[2:]), []).append(m.unlearning_s)
             unlearn_rough.setdefault(m.key[0], []).append(m.unlearning_s)
-    total, measured, guessed, borrowed, unknown, planned = 0.0, 0, 0, 0, set(), 0
+    total, unknown, planned = 0.0, set(), 0
+    counts = [0, 0, 0]  # runs estimated from each tier: same settings, same method and attack, other methods
     parts = breakdown if breakdown is not None else {}
     for job in jobs:
         first = _cost_key(job[0].to_dict())
@@ -335,27 +336,27 @@ def estimate(
         for spec in job:
             planned += 1
             key = _cost_key(spec.to_dict())
-            if key in exact and (unlearning or cached):
-                seconds, measured = statistics.median(exact[key]), measured + 1
-            elif key[:2] in rough and (unlearning or cached):
-                seconds, guessed = statistics.median(rough[key[:2]]), guessed + 1
-            elif key[1:] in other_method and (unlearning or cached):
-                seconds, borrowed = statistics.median(other_method[key[1:]]), borrowed + 1
-            else:
+            tiers = ((exact, key), (rough, key[:2]), (other_method, key[1:])) if unlearning or cached else ()
+            tier = next((i for i, (seen_s, k) in enumerate(tiers) if k in seen_s), None)
+            if tier is None:
                 unknown.add(f"{spec.method}/{spec.attack}")
                 continue
+            seen_s, k = tiers[tier]
+            seconds = statistics.median(seen_s[k])
+            counts[tier] += 1
             total += seconds
             parts[f"{spec.method}/{spec.attack}"] = parts.get(f"{spec.method}/{spec.attack}", 0.0) + seconds
-    if not measured + guessed + borrowed:
+    measured, guessed, borrowed = counts
+    if not sum(counts):
         return f"estimate: none, no run like these was measured in {', '.join(stores)} (--estimate-from STORE)"
     line = (
-        f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {measured + guessed + borrowed} "
-        f"runs ({measured} from runs with the same settings, {guessed} from the same method and attack at other "
+        f"estimate: {total / max(1, workers) / 3600:.1f} h on {workers} worker(s) for {sum(counts)} runs "
+        f"({measured} from runs with the same settings, {guessed} from the same method and attack at other "
         f"settings, {borrowed} from the same attack and settings with other methods; each shared unlearning "
         f"counted once)"
     )
     if unknown:
-        line += f"; no measurement for {planned - measured - guessed - borrowed} runs ({', '.join(sorted(unknown))})"
+        line += f"; no measurement for {planned - sum(counts)} runs ({', '.join(sorted(unknown))})"
     return line
 
 
