@@ -19,6 +19,7 @@ from unlearnbench.data import ImageData
 from unlearnbench.errors import UserError
 from unlearnbench.models import Classifier
 from unlearnbench.timing import part
+from unlearnbench.training import training_precision
 
 # The label-dropout stream's seed is the run generator's plus this offset.
 DROPOUT_SEED_OFFSET = 7919
@@ -81,6 +82,9 @@ class Task:
     # Share of training forwards whose conditioning is replaced by the null one while the method unlearns
     # (applied by :func:`run_unlearning` to forwards in training mode; see ``conditioning.training_label_dropout``).
     label_dropout: float = 0.0
+    # The arithmetic of the method's gradient steps (applied by :func:`run_unlearning` to every ``optimize``
+    # inside it): "float32", or "bfloat16" autocast (a run's ``unlearn_precision``).
+    unlearn_precision: str = "float32"
     # Called by attacks every few steps with (step, model, cond) to record a recovery curve.
     checkpoint: Callable[[int, UNet2DModel, Conditioning | None], None] | None = None
 
@@ -189,7 +193,12 @@ def run_unlearning(
     task.meter = CostMeter(task.device)
     # Its own stream, so switching dropout on or off leaves the method's random draws as they were.
     dropout_generator = torch.Generator().manual_seed(generator.initial_seed() + DROPOUT_SEED_OFFSET)
-    with part("unlearning"), task.meter.measure(), training_label_dropout(task.label_dropout, dropout_generator):
+    with (
+        part("unlearning"),
+        task.meter.measure(),
+        training_label_dropout(task.label_dropout, dropout_generator),
+        training_precision(task.unlearn_precision),
+    ):
         out = method.unlearn(private, task, generator=generator)
     return Unlearned(out.eval().requires_grad_(False), task.meter.cost)
 

@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         **flags.testbed_fields(args),
         seed=args.seed,
         label_dropout=args.label_dropout,
+        unlearn_precision=args.unlearn_precision or "float32",
         eval=eval_settings(flags.eval_overrides(args), seed=args.seed),
         label=args.label,
         metrics=tuple(flags.csv(args.metrics)),
@@ -118,7 +119,12 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
     if "methods" not in cfg and "parts" not in cfg:
         raise UserError("no methods: pass --methods a,b or --config FILE")
     # ... and win over every part's; a part's 'tuned' file is found beside the config
-    return grids_from_config(cfg, overrides, base=Path(args.config).parent if args.config else None)
+    return grids_from_config(
+        cfg,
+        overrides,
+        base=Path(args.config).parent if args.config else None,
+        unlearn_precision=args.unlearn_precision,
+    )
 
 
 def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,6 +333,7 @@ def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser
         help="also estimate the time from the runs measured in this store (repeatable; default: --out's only)",
     )
     sw.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
+    flags.unlearn_flags(sw)
     flags.eval_flags(sw)
     flags.testbed_flags(sw)
     return sw
@@ -355,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
     r.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
     r.add_argument("--save-model", default=None, help="write the unlearned and attacked models here (default: not)")
+    flags.unlearn_flags(r)
     flags.eval_flags(r)
     flags.testbed_flags(r)
     r.set_defaults(func=cmd_run)

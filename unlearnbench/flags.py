@@ -93,6 +93,17 @@ def sampler_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def unlearn_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("unlearning (recorded in every row)")
+    g.add_argument(
+        "--unlearn-precision",
+        choices=["float32", "bfloat16"],
+        default=None,
+        help="the unlearning method's gradient steps: float32, or bfloat16 autocast, weights and optimizer state "
+        "kept in float32 (attacks train in float32) (default: the config's, or float32)",
+    )
+
+
 def eval_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation (recorded in every row)")
     g.add_argument("--forget-samples", type=int, default=None, help="samples per forget class (default 100)")

@@ -41,12 +41,13 @@ LIKE = [
     "eta",
     "clip_sample",
     "precision",
+    "unlearn_precision",
     "label_dropout",
 ]
 
 
 # Settings recorded only from some date on, and the value every number before then was measured with.
-BEFORE_RECORDED = {"precision": "float32"}
+BEFORE_RECORDED = {"precision": "float32", "unlearn_precision": "float32"}
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -58,6 +58,10 @@ SCHEMA: dict[str, tuple[str, str]] = {
         "float64",
         "share of the method's training forwards given the null label (upstream's cond_drop_prob)",
     ),
+    "unlearn_precision": (
+        "string",
+        "the unlearning method's gradient steps: float32, or bfloat16 autocast (a loaded reference keeps its own)",
+    ),
     "guidance": ("float64", "classifier-free guidance scale used for sampling"),
     "sample_steps": ("Int64", "DDIM steps"),
     "eta": ("float64", "DDIM eta"),

@@ -37,6 +37,7 @@ from unlearnbench.api import (
 )
 from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
+from unlearnbench.diffusion import PRECISIONS
 from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, sample_and_judge
@@ -120,6 +121,8 @@ def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) ->
 
     if spec.label_dropout is not None and not 0 <= spec.label_dropout < 1:
         raise UserError(f"--label-dropout must be in [0, 1), got {spec.label_dropout}")
+    if spec.unlearn_precision not in PRECISIONS:
+        raise UserError(f"--unlearn-precision must be one of {', '.join(PRECISIONS)}, got {spec.unlearn_precision!r}")
     fc = spec.forget_classes
     if not fc:
         raise UserError("no forget class given; pass --forget-class N")
@@ -180,6 +183,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         references=tb.references,
         eval_forget_samples=spec.eval.forget_samples,
         label_dropout=spec.label_dropout or 0.0,
+        unlearn_precision=spec.unlearn_precision,
     )
 
 
@@ -468,6 +472,7 @@ class Runner:
             "method_args": canonical_json(spec.method_args),
             "attack_args": canonical_json(spec.attack_args),
             "label_dropout": spec.label_dropout,
+            "unlearn_precision": spec.unlearn_precision,
             "guidance": spec.eval.sampler.guidance_scale,
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,

@@ -255,6 +255,7 @@ Guidance = Annotated[float, Field(ge=0, le=MAX_GUIDANCE)]
 Eta = Annotated[float, Field(ge=0, le=1)]
 LabelDropout = Annotated[float, Field(ge=0, lt=1)]
 Protocol = Literal["testbed", "papers"]  # the named sampler settings (unlearnbench.evaluate.PROTOCOLS)
+Precision = Literal["float32", "bfloat16"]  # a model's forwards: float32, or bfloat16 autocast
 
 
 class EvalConfig(BaseModel):
@@ -269,7 +270,7 @@ class EvalConfig(BaseModel):
     guidance: Guidance | None = None  # None: the testbed's measured default
     eta: Eta = 0.0
     clip_sample: bool = False  # per-step x0 clipping (diffusers' clip_sample); upstream's sampler does not clip
-    precision: Literal["float32", "bfloat16"] = "float32"  # the sampler's model forwards (bfloat16: autocast)
+    precision: Precision = "float32"  # the sampler's model forwards (bfloat16: autocast)
     protocol: Protocol = "testbed"  # a named sampler setting (unlearnbench.evaluate.PROTOCOLS)
 
     @field_validator("sample_steps")
@@ -394,6 +395,7 @@ class PartConfig(BaseModel):
     forget_classes: ForgetClasses | None = None
     seeds: Seeds | None = None
     protocols: Annotated[list[Protocol], Field(min_length=1)] | None = None
+    unlearn_precision: Precision | None = None
     eval: EvalConfig = EvalConfig()
 
 
@@ -408,6 +410,8 @@ class SweepConfig(BaseModel):
     attacks: Attacks = [AttackEntry(name="none")]
     forget_classes: ForgetClasses = [0]
     seeds: Seeds = [0]
+    # The unlearning methods' gradient steps (bfloat16: autocast); attacks train in float32.
+    unlearn_precision: Precision = "float32"
     eval: EvalConfig = EvalConfig()
     testbed: TestbedConfig = TestbedConfig()
     parts: Annotated[list[PartConfig], Field(min_length=1)] | None = None

@@ -16,7 +16,10 @@ SPEC_VERSION = 1
 # Settings added after runs were first stored, with the value every earlier run used. A spec at that value
 # hashes as if the field did not exist, so adding a setting does not orphan the stores that predate it
 # (a sweep over them resumes instead of rerunning everything); any other value is part of the hash.
-ADDED_LATER: dict[tuple[str, ...], Any] = {("eval", "sampler", "precision"): "float32"}
+ADDED_LATER: dict[tuple[str, ...], Any] = {
+    ("eval", "sampler", "precision"): "float32",
+    ("unlearn_precision",): "float32",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class RunSpec:
     seed: int = 0
     # Share of the method's training forwards with the null label; None: the method's upstream value.
     label_dropout: float | None = None
+    # The arithmetic of the method's gradient steps: "float32", or "bfloat16" autocast (the sampler's is
+    # ``eval.sampler.precision``; attacks always train in float32).
+    unlearn_precision: str = "float32"
     eval: EvalSettings = field(default_factory=EvalSettings)
     label: str = ""
     metrics: tuple[str, ...] = ()  # empty: every registered metric
@@ -98,6 +104,8 @@ class RunSpec:
             "dataset": self.dataset,
             "label_dropout": self.label_dropout,
         }
+        if self.unlearn_precision != "float32":  # absent at float32: keys from before the setting stay valid
+            key["precision"] = self.unlearn_precision
         if uses_seed:
             key["seed"] = self.seed
         if uses_sampler:

@@ -47,6 +47,7 @@ class Grid:
     seeds: list[int]
     eval: EvalSettings = field(default_factory=EvalSettings)
     testbed: dict[str, Any] = field(default_factory=dict)
+    unlearn_precision: str = "float32"
 
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
         """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned`` (and each of its
@@ -79,6 +80,7 @@ class Grid:
                                 attack_args=aargs,
                                 seed=seed,
                                 label_dropout=label_dropout,
+                                unlearn_precision=self.unlearn_precision,
                                 eval=dataclasses.replace(self.eval, seed=seed),
                                 label=label,
                                 **self.testbed,
@@ -87,24 +89,31 @@ class Grid:
         return out
 
 
-def grid_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = None) -> Grid:
+def grid_from_config(
+    cfg: dict[str, Any], overrides: dict[str, Any] | None = None, *, unlearn_precision: str | None = None
+) -> Grid:
     """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``) without ``[[parts]]``.
 
     The document is validated by :class:`unlearnbench.schema.SweepConfig` first: an unknown key, a wrong
     type, a non-finite number or an out-of-range value is one :class:`UserError` line. ``overrides``
-    (``[eval]`` keys, from command-line flags) win over the config's.
+    (``[eval]`` keys, from command-line flags) and ``unlearn_precision`` win over the config's.
     """
-    grids = grids_from_config(cfg, overrides)
+    grids = grids_from_config(cfg, overrides, unlearn_precision=unlearn_precision)
     if "parts" in cfg:
         raise UserError("this command takes a config with one grid ('methods'), not '[[parts]]'")
     return grids[0]
 
 
 def grids_from_config(
-    cfg: dict[str, Any], overrides: dict[str, Any] | None = None, *, base: Path | None = None
+    cfg: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    *,
+    base: Path | None = None,
+    unlearn_precision: str | None = None,
 ) -> list[Grid]:
     """Every grid of a config: its top level, or each of its ``[[parts]]`` (once per protocol it names),
-    each part taking what it leaves out from the top level. ``overrides`` (``[eval]`` keys) win over both.
+    each part taking what it leaves out from the top level. ``overrides`` (``[eval]`` keys) and
+    ``unlearn_precision`` (the command line's) win over both.
     A part's relative ``tuned`` path is read from ``base`` (the config file's folder) when given."""
     from unlearnbench.schema import MethodEntry, parse_sweep_config
 
@@ -118,7 +127,13 @@ def grids_from_config(
     last = dict(overrides or {})
 
     def grid(
-        entries: list[MethodEntry], label: str, ev: dict[str, Any], attacks: Any, classes: Any, seeds: Any
+        entries: list[MethodEntry],
+        label: str,
+        ev: dict[str, Any],
+        attacks: Any,
+        classes: Any,
+        seeds: Any,
+        precision: str | None = None,
     ) -> Grid:
         methods = []
         for m in entries:
@@ -133,6 +148,7 @@ def grids_from_config(
             list(seeds),
             eval_settings({k: v for k, v in {**ev, **last}.items() if v is not None}),
             testbed,
+            unlearn_precision or precision or config.unlearn_precision,
         )
 
     if config.methods is not None:
@@ -158,6 +174,7 @@ def grids_from_config(
                 part.attacks or config.attacks,
                 part.forget_classes or config.forget_classes,
                 part.seeds or config.seeds,
+                part.unlearn_precision,
             )
             if part.tuned is not None:
                 g, skipped = g.with_tuned(read_tuned(str(tuned), f"{where}: tuned"))
@@ -231,6 +248,7 @@ def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
         sampler.get("eta"),
         sampler.get("steps"),
         sampler.get("precision", "float32"),
+        spec.get("unlearn_precision", "float32"),
         ev.get("forget_samples"),
         ev.get("retain_samples"),
     )

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from unlearnbench.conditioning import Conditioning
 from unlearnbench.cost import CostMeter
-from unlearnbench.diffusion import EMA
+from unlearnbench.diffusion import EMA, forward_precision
 from unlearnbench.errors import Diverged
 from unlearnbench.progress import bar
 
@@ -25,6 +25,24 @@ Rows = TypeVar("Rows", Conditioning, Tensor)
 # Called after every step of every optimize() inside observing(): step curves (scripts/safemax_curve.py)
 # watch a method train without the method knowing.
 _observer: ContextVar[Callable[[int], None] | None] = ContextVar("unlearnbench_step_observer", default=None)
+
+
+# The arithmetic of every optimize() step's loss (forward, and so its backward) inside training_precision():
+# "float32", or "bfloat16" autocast. The runner sets it around the unlearning only (a run's
+# ``unlearn_precision``); attacks and the base model's recipes train in float32.
+_precision: ContextVar[str] = ContextVar("unlearnbench_training_precision", default="float32")
+
+
+@contextmanager
+def training_precision(precision: str) -> Iterator[None]:
+    """Within this block, ``optimize`` computes each loss under :func:`forward_precision` (weights, gradients and
+    optimizer state stay float32: autocast changes the arithmetic of the matrix products and convolutions only)."""
+    forward_precision(precision, torch.device("cpu"))  # an unknown name fails here, before any step
+    token = _precision.set(precision)
+    try:
+        yield
+    finally:
+        _precision.reset(token)
 
 
 @contextmanager
@@ -89,8 +107,11 @@ def optimize(
         else None
     )
     history: list[float] = []
+    device = params[0].device if params else torch.device("cpu")
+    precision = _precision.get()
     for step in bar(range(start, steps), desc=desc):
-        loss = loss_fn(step)
+        with forward_precision(precision, device):
+            loss = loss_fn(step)
         if not torch.isfinite(loss):
             raise Diverged(f"{desc}: loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)

@@ -76,8 +76,8 @@ IDENTITY = ["label", "method", "method_args", "forget_class", "seed"]
 REFERENCE_ROWS = ("original model", "noop")  # shown for comparison, never "best"
 SETTINGS_COLUMNS = [
     "testbed", "model_sha", "evaluator_sha", "n_forget_samples", "n_retain_samples", "sample_steps", "guidance",
-    "eta", "precision", "fid_features", "version", "torch_version", "diffusers_version", "fidelity_version", "device",
-    "threads", "compiled",
+    "eta", "precision", "unlearn_precision", "fid_features", "version", "torch_version", "diffusers_version",
+    "fidelity_version", "device", "threads", "compiled",
 ]  # fmt: skip
 
 
