@@ -7,6 +7,14 @@ forwards) and compares each score of the two precisions: "within" when each valu
 
     python scripts/precision_study.py results/perf/precision > results/perf/precision.md
 
+With ``--trained-against STORE`` it compares instead the unlearned models of the first store, whose methods
+trained under bfloat16 autocast (``unlearn_precision``), with the same runs trained in float32 in STORE (each
+run's counterpart is the run id of its spec at ``unlearn_precision = "float32"``), and their unlearning time:
+
+    unlearnbench sweep --config results/perf/unlearn-precision.toml --out results/perf/unlearn-precision --workers 2
+    python scripts/precision_study.py results/perf/unlearn-precision --trained-against results/core/store \
+        > results/perf/unlearn-precision.md
+
 With ``--compiled STORE`` it compares instead the bfloat16 runs of the first store with the same runs sampled
 with ``--compile`` (torch.compile) in STORE (``results/perf/compile.toml``: both stores from the same code):
 
@@ -24,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from unlearnbench.results import load_results
+from unlearnbench.spec import RunSpec
 
 SCORES = [
     ("unlearning_accuracy_11way", "forget", "UA11"),
@@ -111,12 +120,57 @@ def compiled_table(eager: Path, compiled: Path, precision: str = "bfloat16") -> 
     )
 
 
+def trained_table(trained: Path, against: Path) -> str:
+    """Unlearned models trained under bfloat16 autocast against the same runs trained in float32."""
+    pairs: dict[str, str] = {}
+    for meta in sorted((trained / "runs").glob("*.json")):
+        spec = RunSpec.from_dict(json.loads(meta.read_text())["spec"])
+        if spec.unlearn_precision != "float32":
+            pairs[meta.stem] = spec.with_(unlearn_precision="float32").run_id
+    missing = [b for b in pairs.values() if not (against / "runs" / f"{b}.json").is_file()]
+    if not pairs or missing:
+        raise SystemExit(f"precision_study: {against} lacks the float32 counterparts {missing or 'of any run'}")
+    a, b = _models(trained), _models(against)
+    a = a[(a.phase == "unlearned") & a.run_id.isin(set(pairs))]
+    b = b[(b.phase == "unlearned") & b.run_id.isin(set(pairs.values()))]
+    models = pd.concat([a.assign(variant="bfloat16"), b.assign(variant="float32")])
+    models["model"] = (
+        models.model + ", class " + models.forget_class.astype(str) + ", seed " + models.seed.astype(str)
+    )  # one trajectory per run: classes and seeds are compared pair by pair
+    lines = [
+        f"Unlearned models: the methods' gradient steps in float32 ({against}) and under bfloat16 autocast "
+        f"({trained}), the same {len(pairs)} runs otherwise (seed, data order, sampler). The original model "
+        "does not train, so it is not compared.\n"
+    ]
+    lines += compare(models, "float32", "bfloat16")
+    lines += [
+        f"Unlearning seconds of each run (float32: as {against} measured them, in its own sessions and machines).\n",
+        "| method (label) | float32 unlearning s | bfloat16 unlearning s | ratio | threads |",
+        "|---|---|---|---|---|",
+    ]
+    for fast, plain in pairs.items():
+        x = json.loads((against / "runs" / f"{plain}.json").read_text())
+        y = json.loads((trained / "runs" / f"{fast}.json").read_text())
+        tx, ty = x["time_split_s"]["unlearning"], y["time_split_s"]["unlearning"]
+        threads = sorted({str(m.get("threads", "?")) for m in (x, y)})
+        lines.append(
+            f"| {y['spec']['method']} ({y['spec']['label']}), class {','.join(map(str, y['spec']['forget_classes']))}, "
+            f"seed {y['spec']['seed']} | {tx:.1f} | {ty:.1f} | {tx / ty:.2f}x | "
+            f"{', '.join(threads)} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("store", type=Path)
     p.add_argument("--compiled", type=Path, default=None, help="a store of the same runs with --compile")
+    p.add_argument("--trained-against", type=Path, default=None, help="a store of the same runs trained in float32")
     a = p.parse_args()
-    print(table(a.store) if a.compiled is None else compiled_table(a.store, a.compiled))
+    if a.trained_against is not None:
+        print(trained_table(a.store, a.trained_against))
+    else:
+        print(table(a.store) if a.compiled is None else compiled_table(a.store, a.compiled))
 
 
 if __name__ == "__main__":
