@@ -20,6 +20,7 @@ from unlearnbench import registry
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.recovery import forgot
 from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
+from unlearnbench.regression import BEFORE_RECORDED
 from unlearnbench.results import atomic_write_text, final_rows, load_results
 from unlearnbench.schema import TunedEntry
 from unlearnbench.stats import Interval, bootstrap, combine_runs, overlap
@@ -432,7 +433,10 @@ def build_tables(df: pd.DataFrame, cost_reference: str = "safemax") -> Tables:
         robustness = mark_ties(robustness, group=["attack", SETTING])
     quality = quality.drop(columns=SETTING, errors="ignore")
     robustness = robustness.drop(columns=SETTING, errors="ignore")
-    settings = df[SETTINGS_COLUMNS].drop_duplicates().copy()
+    settings = df[SETTINGS_COLUMNS].copy()
+    for col, before in BEFORE_RECORDED.items():  # rows from before a setting was recorded: the value they used
+        settings[col] = settings[col].astype(object).where(settings[col].notna(), before)
+    settings = settings.drop_duplicates()
     settings["model_sha"] = settings["model_sha"].str[:12]
     settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
     settings = settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
