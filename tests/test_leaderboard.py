@@ -598,6 +598,16 @@ def test_the_leaderboard_states_the_sampler_behind_its_numbers():
         [{**base, "run_id": "c", "guidance": 1.0, "eta": 0.0, "clip_sample": False, "precision": "bfloat16"}]
     )
     assert sampler_note(fast).endswith("x0 not clipped (upstream's), bfloat16: 1 rows.")
+    # once a method trained under bfloat16 autocast, the note names which trained how
+    trained = to_frame(
+        [
+            {**base, "run_id": r, "method": m, "guidance": 1.0, "eta": 0.0, "unlearn_precision": p}
+            for r, m, p in [("d", "salun", "bfloat16"), ("e", "esd", "float32"), ("f", "safemax", "bfloat16")]
+        ]
+        + [{**base, "run_id": "g", "method": "noop", "guidance": 1.0, "eta": 0.0}]  # before it was recorded
+    )
+    assert sampler_note(trained).endswith(" Unlearning: bfloat16 (safemax, salun); float32 (esd, noop).")
+    assert "Unlearning" not in sampler_note(fast)
 
 
 def test_a_store_with_two_sampler_settings_keeps_them_apart(small_store):

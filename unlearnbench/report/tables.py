@@ -235,7 +235,17 @@ def sampler_note(df: pd.DataFrame) -> str:
         papers = " (the papers' setting)" if g == 3 and eta == 1 else ""
         x0 = "x0 clipped per step (the sampler before 2026-11-29)" if clipped else "x0 not clipped (upstream's)"
         parts.append(f"s = {g:g}, η = {eta:g}{papers}, DDIM {int(steps)} steps, {x0}, {prec}: {len(part)} rows")
-    return "Sampler: " + "; ".join(parts) + "."
+    return "Sampler: " + "; ".join(parts) + "." + _training_note(final)
+
+
+def _training_note(final: pd.DataFrame) -> str:
+    """Which methods trained under bfloat16 autocast (``unlearn_precision``), once any did; empty otherwise."""
+    trained = final["unlearn_precision"] if "unlearn_precision" in final else pd.Series(pd.NA, index=final.index)
+    trained = trained.astype(object).where(trained.notna(), "float32")
+    if set(trained) <= {"float32"}:
+        return ""
+    methods = final.assign(p=trained).groupby("p", sort=True)["method"].unique()
+    return " Unlearning: " + "; ".join(f"{p} ({', '.join(sorted(m))})" for p, m in methods.items()) + "."
 
 
 SETTING = "sampler_setting"  # the column split_by_sampler adds: "" when the store has one sampler setting
