@@ -76,7 +76,7 @@ def test_an_unknown_training_precision_fails_before_any_step(tiny_unet):
             called.append(True)
             return model
 
-    with pytest.raises(ValueError, match="unknown sampler precision 'float16'"):
+    with pytest.raises(ValueError, match="unknown precision 'float16' for model forwards"):
         run_unlearning(Probe(), tiny_unet, task, generator=torch.Generator())
     assert not called
     with pytest.raises(UserError, match="--unlearn-precision must be one of float32, bfloat16, got 'float16'"):

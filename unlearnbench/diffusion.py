@@ -140,12 +140,13 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def forward_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
-    """The context the sampler's model forwards run in: nothing for float32, bfloat16 autocast otherwise."""
+    """The context model forwards run in (the sampler's, and a method's training steps): nothing for float32,
+    bfloat16 autocast otherwise."""
     if precision == "float32":
         return contextlib.nullcontext()
     if precision == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"unknown sampler precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    raise ValueError(f"unknown precision {precision!r} for model forwards (known: {', '.join(PRECISIONS)})")
 
 
 def compiled_network(model: nn.Module) -> nn.Module:
