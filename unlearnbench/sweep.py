@@ -89,16 +89,14 @@ class Grid:
         return out
 
 
-def grid_from_config(
-    cfg: dict[str, Any], overrides: dict[str, Any] | None = None, *, unlearn_precision: str | None = None
-) -> Grid:
+def grid_from_config(cfg: dict[str, Any], overrides: dict[str, Any] | None = None) -> Grid:
     """Build a :class:`Grid` from a parsed TOML/JSON config (see ``results/*.toml``) without ``[[parts]]``.
 
     The document is validated by :class:`unlearnbench.schema.SweepConfig` first: an unknown key, a wrong
     type, a non-finite number or an out-of-range value is one :class:`UserError` line. ``overrides``
-    (``[eval]`` keys, from command-line flags) and ``unlearn_precision`` win over the config's.
+    (``[eval]`` keys, from command-line flags) win over the config's.
     """
-    grids = grids_from_config(cfg, overrides, unlearn_precision=unlearn_precision)
+    grids = grids_from_config(cfg, overrides)
     if "parts" in cfg:
         raise UserError("this command takes a config with one grid ('methods'), not '[[parts]]'")
     return grids[0]
