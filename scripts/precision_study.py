@@ -12,7 +12,7 @@ trained under bfloat16 autocast (``unlearn_precision``), with the same runs trai
 run's counterpart is the run id of its spec at ``unlearn_precision = "float32"``), and their unlearning time:
 
     unlearnbench sweep --config results/perf/unlearn-precision.toml --out results/perf/unlearn-precision --workers 2
-    python scripts/precision_study.py results/perf/unlearn-precision --trained-against results/core/store \
+    python scripts/precision_study.py results/perf/unlearn-precision --trained-against results/core/float32 \
         > results/perf/unlearn-precision.md
 
 With ``--compiled STORE`` it compares instead the bfloat16 runs of the first store with the same runs sampled
