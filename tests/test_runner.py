@@ -91,8 +91,8 @@ def test_a_setting_added_later_keeps_the_older_runs_ids():
     assert faster.run_id != now.run_id
 
 
-@pytest.mark.parametrize("store", ["results/baseline", "results/core/store", "results/core/float32", "results/protocol/unlearn",
-                                   "results/protocol/ddpm", "results/perf/precision",
+@pytest.mark.parametrize("store", ["results/baseline", "results/core/store", "results/protocol/unlearn",
+                                   "results/core/float32", "results/protocol/ddpm", "results/perf/precision",
                                    "results/perf/unlearn-precision"])  # fmt: skip
 def test_committed_stores_of_the_current_protocol_keep_the_ids_their_specs_hash_to(store):
     """A resumed sweep finds a stored run by the id of its spec: a change to hashing that orphans these
