@@ -241,8 +241,9 @@ def sampler_note(df: pd.DataFrame) -> str:
 def _training_note(final: pd.DataFrame) -> str:
     """Which methods trained under bfloat16 autocast (``unlearn_precision``), once any did; empty otherwise."""
     trained = final["unlearn_precision"] if "unlearn_precision" in final else pd.Series(pd.NA, index=final.index)
-    trained = trained.astype(object).where(trained.notna(), "float32")
-    if set(trained) <= {"float32"}:
+    before = BEFORE_RECORDED["unlearn_precision"]  # rows from before it was recorded trained in float32
+    trained = trained.astype(object).where(trained.notna(), before)
+    if set(trained) <= {before}:
         return ""
     methods = final.assign(p=trained).groupby("p", sort=True)["method"].unique()
     return " Unlearning: " + "; ".join(f"{p} ({', '.join(sorted(m))})" for p, m in methods.items()) + "."
