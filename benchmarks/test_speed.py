@@ -42,7 +42,7 @@ def test_one_unlearning_step(benchmark, testbed, name, tmp_path):
         "erasediff": {"rounds": 1, "outer_steps": 1, "inner_passes": 1},
         "esd": {"steps": 1},
     }.get(name, {"steps": 1})
-    spec = RunSpec(method=name, forget_classes=(0,))
+    spec = RunSpec(method=name, forget=(0,))
     task = build_task(spec, testbed, torch.device("cpu"))
     task.priors = PriorCache(tmp_path, testbed.model_sha)
     method = cls(one)
@@ -197,7 +197,7 @@ def test_sampling_cost_and_memory_against_sample_count(benchmark, testbed, n):
 @pytest.mark.parametrize("steps", [5, 10, 20, 40])
 def test_unlearning_cost_against_steps(benchmark, testbed, steps):
     """SAFEMax's time should grow linearly with its steps (time per step flat)."""
-    spec = RunSpec(method="safemax", forget_classes=(0,))
+    spec = RunSpec(method="safemax", forget=(0,))
     task = build_task(spec, testbed, torch.device("cpu"))
     method = registry.get("method", "safemax")({"steps": steps})
     out = benchmark.pedantic(

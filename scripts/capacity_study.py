@@ -106,7 +106,7 @@ def study(
 def table(out: Path) -> str:
     import pandas as pd
 
-    from unlearnbench.report.tables import to_markdown
+    from unlearnbench.report.cells import to_markdown
     from unlearnbench.results import load_results
 
     rows = []

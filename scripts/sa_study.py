@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from unlearnbench.report.tables import to_markdown
+from unlearnbench.report.cells import to_markdown
 from unlearnbench.results import final_rows, load_results
 from unlearnbench.tune import FID_FACTOR, TOLERANCE
 

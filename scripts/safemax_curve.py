@@ -169,11 +169,11 @@ def early_stop(out: Path) -> None:
 
 def main() -> None:
     from unlearnbench.environment import set_threads
-    from unlearnbench.tune import TUNING_CLASSES
+    from unlearnbench.testbeds.digits16 import Digits16
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/safemax/curve"))
-    p.add_argument("--classes", type=int, nargs="+", default=list(TUNING_CLASSES))
+    p.add_argument("--classes", type=int, nargs="+", default=[int(c) for c in Digits16.tuning_concepts])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--every", type=int, default=5)

@@ -26,9 +26,9 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_forget_class_accumulates_and_other_flags_refuse_repeats(capsys, tmp_path):
-    args = build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "--forget-class", "5"])
-    assert args.forget_class == [3, 5]
-    assert build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "5"]).forget_class == [3, 5]
+    args = build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "--forget", "5"])
+    assert args.forget == [3, "5"]  # both spellings fill one list: class number 3 is the concept "3"
+    assert build_parser().parse_args(["run", "--method", "safemax", "--forget-class", "3", "5"]).forget == [3, 5]
     assert main(["run", "--method", "safemax", "--seed", "1", "--seed", "2", "--out", str(tmp_path / "o")]) == 2
     assert "--seed given twice" in _one_error_line(capsys)
     assert not (tmp_path / "o").exists()
@@ -115,17 +115,17 @@ def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(t
     assert "fid" in out and "REGRESSION" in out and "±" in out
     assert main(["check", "--baseline", str(BASELINE), "--results", str(BASELINE)]) == 0
     # a baseline written before the sampler's precision was recorded was measured in float32
-    old, fresh = base.drop(columns="precision", errors="ignore"), base.assign(precision="float32")
+    old, fresh = base.assign(sampler_precision=None), base.assign(sampler_precision="float32")
     old.to_parquet(tmp_path / "old.parquet")
     fresh.to_parquet(tmp_path / "fresh.parquet")
     assert (
         main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "fresh.parquet")]) == 0
     )
-    fresh.assign(precision="bfloat16").to_parquet(tmp_path / "bf16.parquet")
+    fresh.assign(sampler_precision="bfloat16").to_parquet(tmp_path / "bf16.parquet")
     assert (
         main(["check", "--baseline", str(tmp_path / "old.parquet"), "--results", str(tmp_path / "bf16.parquet")]) == 2
     )
-    assert "precision" in _one_error_line(capsys)
+    assert "sampler_precision" in _one_error_line(capsys)
 
 
 def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
@@ -212,8 +212,8 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     from unlearnbench.spec import RunSpec
     from unlearnbench.sweep import estimate
 
-    spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
-    attacked = resolve(RunSpec(method="safemax", attack="relearn", forget_classes=(1,))).spec
+    spec = resolve(RunSpec(method="safemax", forget=(1,))).spec
+    attacked = resolve(RunSpec(method="safemax", attack="relearn", forget=(1,))).spec
     (tmp_path / "runs").mkdir()
 
     def measured(name: str, s: RunSpec, wall: float, split: dict | None, cost_s: float) -> None:
@@ -245,14 +245,14 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     held.cached = True
     assert estimate([held] * 18, [str(tmp_path)], 2).startswith("estimate: 0.5 h")  # 18 x 200 s / 2
     # so is one whose method never measured an unlearning (retrain's runs all load the shipped reference)
-    retrain = resolve(RunSpec(method="retrain", forget_classes=(1,))).spec
+    retrain = resolve(RunSpec(method="retrain", forget=(1,))).spec
     measured("ref", retrain, 40.0, {"sampling": 40.0}, 0.0)
     shipped = Job([retrain])
     shipped.cached = True
     assert "for 18 runs (18 from runs with the same settings" in estimate([shipped] * 18, [str(tmp_path)], 2)
     # an attack never measured with this method borrows its evaluation from the same attack and settings with
     # another method (SAFEMax's relearn runs: median(190, 30) = 110 s), and says so
-    relearned = Job([resolve(RunSpec(method="retrain", attack="relearn", forget_classes=(1,))).spec])
+    relearned = Job([resolve(RunSpec(method="retrain", attack="relearn", forget=(1,))).spec])
     relearned.cached = True
     borrowed = {}
     line = estimate([relearned], [str(tmp_path)], 1, borrowed)
@@ -260,12 +260,12 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     assert "1 from the same attack and settings with other methods" in line and borrowed == {"retrain/relearn": 110.0}
     # (a retrain that must train from scratch stays unknown: no retrain unlearning was ever measured)
     assert estimate([[retrain]], [str(tmp_path)], 1).startswith("estimate: none")
-    other = resolve(RunSpec(method="salun", forget_classes=(1,))).spec
+    other = resolve(RunSpec(method="salun", forget=(1,))).spec
     assert "no measurement for 1 runs (salun/none)" in estimate([[other], [spec]], [str(tmp_path)], 1)
     assert estimate([[other]], [str(tmp_path)], 1).startswith("estimate: none, no run like these was measured")
     # --plan prints the plan and the estimate and runs nothing
     out = tmp_path / "fresh"
-    code = main(["sweep", "--methods", "safemax", "--forget-classes", "1", "--out", str(out), "--estimate-from",
+    code = main(["sweep", "--methods", "safemax", "--forget", "1", "--out", str(out), "--estimate-from",
                  str(tmp_path), "--plan"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in err
@@ -280,7 +280,7 @@ def test_a_run_measured_beside_other_jobs_is_estimated_at_its_own_cpu_seconds(tm
     from unlearnbench.spec import RunSpec
     from unlearnbench.sweep import estimate
 
-    spec = resolve(RunSpec(method="safemax", forget_classes=(1,))).spec
+    spec = resolve(RunSpec(method="safemax", forget=(1,))).spec
     (tmp_path / "runs").mkdir()
 
     def measured(name: str, threads: int, cpu: float | None) -> None:

@@ -48,10 +48,10 @@ def with_defaults(base: list[str], extra: list[str]) -> list[str]:
     [
         (["--method", "safemx"], "unknown method 'safemx'; did you mean 'safemax'?"),
         (["--method", "safemax", "--attack", "relarn"], "did you mean 'relearn'?"),
-        (["--method", "safemax", "--forget-class", "10"], "forget class 10 is out of range"),
-        (["--method", "safemax", "--forget-class", "-1"], "forget class -1 is out of range"),
-        (["--method", "safemax", "--forget-class", *map(str, range(10))], "cannot forget every class"),
-        (["--method", "safemax", "--forget-class", "3", "3"], "forget classes repeat"),
+        (["--method", "safemax", "--forget-class", "10"], "unknown concept '10' on the digits16 testbed"),
+        (["--method", "safemax", "--forget-class", "-1"], "unknown concept '-1'"),
+        (["--method", "safemax", "--forget-class", *map(str, range(10))], "cannot forget every concept"),
+        (["--method", "safemax", "--forget-class", "3", "3"], "forget concepts repeat"),
         (["--method", "safemax", "--method-args", "{lr: 1}"], "not valid JSON"),
         (["--method", "safemax", "--method-args", "[1]"], "must be a JSON object"),
         (["--method", "safemax", "--method-args", '{"lamda": 2}'], "unknown argument 'lamda'; did you mean 'lam'?"),
@@ -66,7 +66,7 @@ def with_defaults(base: list[str], extra: list[str]) -> list[str]:
         (["--method", "safemax", "--sample-steps", "0"], "--sample-steps must be in [1, 1000]"),
         (["--method", "safemax", "--guidance", "-1"], "--guidance must be in [0, 50]"),
         (["--method", "safemax", "--eta", "2"], "--eta must be in [0, 1]"),
-        (["--method", "safemax", "--forget-class", "x"], "invalid int value"),
+        (["--method", "safemax", "--forget-class", "x"], "--forget-class: 'x' is not int"),
         (["--method", "safemax", "--model", "/nonexistent/model"], "no such directory"),
         (["--method", "safemax", "--dataset", "cifar100"], "unknown dataset 'cifar100'"),
         (["--method", "safemax", "--threads", "0"], "--threads must be >= 1"),
@@ -93,11 +93,11 @@ def test_unwritable_results_folder(capsys, tmp_path):
 
 
 def _model_copy(tmp_path):
-    from unlearnbench.testbeds import ASSETS
+    from unlearnbench.testbeds.digits16 import ROOT
 
     dst = tmp_path / "model"
-    shutil.copytree(ASSETS / "digits16" / "unet", dst / "unet")
-    shutil.copytree(ASSETS / "digits16" / "scheduler", dst / "scheduler")
+    shutil.copytree(ROOT / "unet", dst / "unet")
+    shutil.copytree(ROOT / "scheduler", dst / "scheduler")
     return dst
 
 
@@ -145,13 +145,14 @@ def test_model_that_does_not_fit_the_testbed(capsys, tmp_path):
 
 def test_shipped_file_hash_mismatch(capsys, tmp_path, monkeypatch):
     from unlearnbench import testbeds
+    from unlearnbench.testbeds import digits16
 
-    fake = tmp_path / "assets"
-    shutil.copytree(testbeds.ASSETS, fake)
-    manifest = json.loads((fake / "digits16" / "manifest.json").read_text())
+    fake = tmp_path / "digits16"
+    shutil.copytree(digits16.ROOT, fake)
+    manifest = json.loads((fake / "manifest.json").read_text())
     manifest["files"]["evaluator.safetensors"] = "0" * 64
-    (fake / "digits16" / "manifest.json").write_text(json.dumps(manifest))
-    monkeypatch.setattr(testbeds, "ASSETS", fake)
+    (fake / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(digits16, "ROOT", fake)
     testbeds.load_testbed.cache_clear()
     try:
         code, _, err = run_cli(capsys, *RUN, "--method", "noop", "--out", str(tmp_path / "s"))

@@ -77,7 +77,7 @@ def test_the_flag_reaches_the_environment_and_every_row(tmp_path, spy, monkeypat
     monkeypatch.setenv("UNLEARNBENCH_COMPILE", "0")  # restored (unset) after the test, whatever the CLI sets
     assert environment(torch.device("cpu"))["compiled"] is False
     small = {"forget_samples": 4, "retain_samples": 1, "sample_steps": 2}
-    eager_id = resolve(RunSpec(method="noop", forget_classes=(3,), eval=eval_settings(small))).run_id
+    eager_id = resolve(RunSpec(method="noop", forget=(3,), eval=eval_settings(small))).run_id
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in small.items()]
     args = ["run", "--method", "noop", "--attack", "none", "--forget-class", "3", *flags, "--quiet", "--compile"]
     assert main([*args, "--out", str(tmp_path)]) == 0

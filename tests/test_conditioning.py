@@ -117,7 +117,7 @@ def test_token_states_are_fed_through_cross_attention_with_their_null():
 
 def test_task_names_concepts_and_keeps_class_indices_for_the_judges():
     task = make_task(forget=(3, 5))
-    assert task.forget_concepts == (3, 5) and task.forget_classes == (3, 5)
+    assert task.forget_concepts == ("3", "5") and task.forget_classes == (3, 5)
     assert task.retain_classes == (0, 1, 2, 4, 6, 7, 8, 9)
     assert torch.equal(task.concept_cond().labels, torch.tensor([3, 5]))
     assert len(task.forget_cond) == len(task.forget_x)

@@ -47,6 +47,8 @@ def base():
 def test_method_contract(name, base):
     cls = registry.get("method", name)
     skip_unsupported(cls)
+    if name == "given":
+        pytest.skip("given loads a model unlearned elsewhere: tests/test_given.py")
     before = state(base)
     runs = []
     # the second run changes what the method says it does not read: the sampler setting, the run's seed
@@ -116,7 +118,7 @@ def test_prompt_attacks_never_end_below_the_model_as_it_is(name, testbed):
     attack's post-attack ASR by the attacker is at least the pre-attack one (the forget label's own
     embedding), for every forget class, and both are reported, overall and per class."""
     cls = registry.get("attack", name)
-    spec = resolve(RunSpec(method="noop", attack=name, forget_classes=(0, 3))).spec
+    spec = resolve(RunSpec(method="noop", attack=name, forget=(0, 3))).spec
     task = build_task(spec, testbed, torch.device("cpu"))
     out, _ = run_attack(cls(cls.smoke_args), testbed.model, task, generator=torch.Generator().manual_seed(0))
     got = {(s.metric, s.class_id): s.value for s in out.extra}

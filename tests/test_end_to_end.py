@@ -36,8 +36,6 @@ def test_main_command(tmp_path, capsys):
 def test_prompt_attacks_find_the_class_in_the_original_model(tmp_path, attack, start):
     """Against ``noop`` the class is there: with its own label withheld, the attack at its default budget
     must reach ASR >= 0.9 (judged by the evaluator on fresh samples)."""
-    df = Runner(Store(tmp_path)).run(
-        RunSpec(method="noop", attack=attack, forget_classes=(0,), attack_args={"start": start})
-    )
+    df = Runner(Store(tmp_path)).run(RunSpec(method="noop", attack=attack, forget=(0,), attack_args={"start": start}))
     asr = df[(df.phase == "attacked") & (df.metric == "asr_10way") & df.class_id.isna() & df.attack_step.isna()]
     assert len(asr) == 1 and asr["value"].iloc[0] >= 0.9, asr["value"].tolist()

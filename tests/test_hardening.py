@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 import torch
@@ -29,6 +29,7 @@ from unlearnbench.args import parse
 from unlearnbench.cli import main
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.schema import SEED_LIMIT, TRAIN_STEPS, read_environment
+from unlearnbench.testbeds import load_testbed
 
 RUN = ["run", "--quiet", "--method", "noop", "--forget-samples", "2", "--retain-samples", "1", "--sample-steps", "2"]
 
@@ -159,7 +160,7 @@ def test_the_largest_seed_is_accepted(tmp_path, testbed):
     from unlearnbench.runner import validate
     from unlearnbench.spec import RunSpec
 
-    validate(RunSpec(method="noop", forget_classes=(3,), seed=SEED_LIMIT - 1), 10)
+    validate(RunSpec(method="noop", forget=(3,), seed=SEED_LIMIT - 1), testbed)
     images = draw(
         TINY.build(),
         testbed.schedule,
@@ -308,7 +309,7 @@ def test_a_method_that_returns_nan_weights_gives_a_failed_run(tmp_path, monkeypa
     NanWeights.name = "nan_weights"
     monkeypatch.setitem(registry._REGISTRY["method"], "nan_weights", NanWeights)
     tiny_eval = EvalSettings(forget_samples=4, retain_samples=1, curve_samples=2, sampler=SamplerSettings(steps=2))
-    spec = RunSpec(method="nan_weights", forget_classes=(3,), eval=tiny_eval)
+    spec = RunSpec(method="nan_weights", forget=(3,), eval=tiny_eval)
     df = Runner(Store(tmp_path)).run(spec)
     assert (df.status == "failed").all() and df.value.isna().all()
     assert "hold NaN or infinity" in df.error.iloc[0]
@@ -366,6 +367,9 @@ def _expected_ok(cls: type, raw: dict[str, Any]) -> bool:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif typ is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+        elif get_origin(typ) is tuple:  # a list (or tuple) of the item type
+            item = get_args(typ)[0]
+            ok = isinstance(value, list | tuple) and all(isinstance(v, item) and not isinstance(v, bool) for v in value)
         else:
             ok = isinstance(value, typ)
         if not ok:
@@ -413,7 +417,8 @@ def test_generated_method_and_attack_arguments(case, as_json):
         return
     event("accepted")
     assert _expected_ok(cls.Args, raw), (raw, parsed)
-    assert all(getattr(parsed, key) == value for key, value in raw.items())
+    # a list argument is kept as a tuple (frozen, hashable): equal item by item
+    assert all(getattr(parsed, key) == (tuple(v) if isinstance(v, list) else v) for key, v in raw.items())
 
 
 def mostly(good: st.SearchStrategy, bad: st.SearchStrategy) -> st.SearchStrategy:
@@ -461,11 +466,9 @@ def test_generated_run_settings(values_, forget_classes, method):
         seed=values_["seed"],
     )
     method, attack = (method, "none") if method != "relearn" else ("safemax", "relearn")
-    spec = RunSpec(
-        method=method, attack=attack, forget_classes=tuple(forget_classes), seed=values_["seed"], eval=settings_
-    )
+    spec = RunSpec(method=method, attack=attack, forget=tuple(forget_classes), seed=values_["seed"], eval=settings_)
     try:
-        validate(resolve(spec).spec, 10)
+        validate(resolve(spec).spec, load_testbed())
     except UserError as e:
         event("rejected")
         assert "\n" not in str(e)
@@ -600,7 +603,7 @@ def test_generated_config_files(document, fmt):
         try:
             grid = grid_from_config(load_config(path))
             for spec in grid.specs()[:20]:
-                validate(resolve(spec).spec, 10)
+                validate(resolve(spec).spec, load_testbed())
         except UserError as e:
             event("rejected")
             assert "\n" not in str(e), str(e)

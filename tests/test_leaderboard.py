@@ -22,7 +22,15 @@ from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
 from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings
-from unlearnbench.report import page, tables
+from unlearnbench.report import html_page, page, tables
+from unlearnbench.report.cells import ColumnFormat, Stat, column_format, has_intervals, mark_ties, phase_label
+from unlearnbench.report.cost import efficiency_table
+from unlearnbench.report.frames import split_by_sampler, unlearned_rows
+from unlearnbench.report.judges import judges_disagree
+from unlearnbench.report.provenance import repeated_work
+from unlearnbench.report.quality import quality_metrics
+from unlearnbench.report.settings import settings_table
+from unlearnbench.report.tuning import tuning_table
 from unlearnbench.results import Store, final_rows, load_results, to_frame
 from unlearnbench.runner import Runner
 from unlearnbench.spec import RunSpec
@@ -41,7 +49,7 @@ def small_store(tmp_path_factory) -> Path:
                 RunSpec(
                     method=method,
                     attack=attack,
-                    forget_classes=(2,),
+                    forget=(2,),
                     method_args=margs,
                     attack_args=aargs,
                     eval=SMOKE,
@@ -117,7 +125,7 @@ def test_the_work_note_counts_each_unlearned_model_once_and_the_slowest_computat
         meta("gone_method", 1.0, 50.0, 10.0),  # no longer installed: keyed on everything, never matched wrongly
         meta("gone_method", 3.0, 50.0, 10.0),
     ]
-    total, repeated = page.repeated_work(metas)
+    total, repeated = repeated_work(metas)
     assert total == 2060.0
     assert repeated == 100.0  # SAFEMax's two computations of one model: the slower (120 s) counts as its one
 
@@ -147,7 +155,7 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     assert "2 worker(s) x 1 thread(s); Some CPU;" in readme.read_text()
     assert "ran for 1.50 h of wall time" in (out / "leaderboard.html").read_text()
     assert "Incomplete" not in readme.read_text()  # the last sweep finished
-    total, repeated = page.repeated_work([log.meta(r) for r in log.run_ids()])
+    total, repeated = repeated_work([log.meta(r) for r in log.run_ids()])
     assert (
         f"own wall times sum to {total / 3600:.2f} worker-hours, {total / 7200:.2f} h on 2 workers"
         in readme.read_text()
@@ -320,7 +328,7 @@ def test_page_sorts_and_filters_offline_in_chromium(browser_binaries, small_stor
         keyed = quality.assign(key=means(column))
         return list(keyed.sort_values("key", ascending=not descending, kind="stable")["method"])
 
-    metrics = [tables.column_format(m, s).label for m, s in tables.quality_metrics()]
+    metrics = [column_format(m, s).label for m, s in quality_metrics()]
     generated = list(quality["method"])
     untied = [c for c in metrics if means(c).nunique() == len(quality)]
     column, clicks = next((c, n) for n in (1, 2) for c in untied if ordered(c, descending=n == 2) != generated)
@@ -371,12 +379,12 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     }
     metrics = ("cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb")
     rows = [
-        {"run_id": f"{m}{c}", "label": "paper", "method": m, "method_args": "{}", "forget_class": c, "seed": 0,
+        {"run_id": f"{m}{c}", "label": "paper", "method": m, "method_args": "{}", "forget_concept": str(c), "seed": 0,
          "attack": "none", "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA, "status": "ok",
          "split": "all", "metric": name, "value": v}
         for m, per in costs.items() for c, vals in per.items() for name, v in zip(metrics, vals, strict=True)
     ]  # fmt: skip
-    t = tables.efficiency_table(pd.DataFrame(rows)).set_index("method")
+    t = efficiency_table(pd.DataFrame(rows)).set_index("method")
     sa, salun = t.loc["selective_amnesia"], t.loc["salun"]
     assert sa["classes"] == 2 and salun["classes"] == 1
     sa, salun = sa.map(str), salun.map(str)
@@ -387,18 +395,18 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     assert salun["wall ×, with priors"] == "4.0" and salun["wall ×, no priors"] == "3.8"
     assert salun["peak memory ×"] == "1.50" and salun["published memory ×"] == "2.45"
     # another reference: SalUn's classes only (class 0), its own published cost as the denominator
-    t = tables.efficiency_table(pd.DataFrame(rows), reference="salun").set_index("method").map(str)
+    t = efficiency_table(pd.DataFrame(rows), reference="salun").set_index("method").map(str)
     assert list(t.index) == ["safemax", "selective_amnesia"]
     assert t.loc["selective_amnesia", "wall ×, with priors"] == "7.5"  # 300 / 40
     assert t.loc["selective_amnesia", "published time ×"] == "14.8"  # 174.4 / 11.8
     assert t.loc["safemax", "published memory ×"] == "0.41"  # 9.50 / 23.23
     # a reference without a published cost leaves the published columns empty
-    esd = [dict(r, method="esd", run_id=f"esd{r['forget_class']}") for r in rows if r["method"] == "safemax"]
-    t = tables.efficiency_table(pd.DataFrame(rows + esd), reference="esd").set_index("method").map(str)
+    esd = [dict(r, method="esd", run_id=f"esd{r['forget_concept']}") for r in rows if r["method"] == "safemax"]
+    t = efficiency_table(pd.DataFrame(rows + esd), reference="esd").set_index("method").map(str)
     assert set(t["published time ×"]) == {"–"} and t.loc["safemax", "wall ×, with priors"] == "1.0"
     # a store with intervals: each measured ratio gets its bootstrap interval over the shared classes
     with_intervals = pd.DataFrame(rows).assign(lo=0.0, hi=0.0)
-    sa = tables.efficiency_table(with_intervals).set_index("method").loc["selective_amnesia", "wall ×, with priors"]
+    sa = efficiency_table(with_intervals).set_index("method").loc["selective_amnesia", "wall ×, with priors"]
     assert sa.mean == 20.0 and sa.lo == pytest.approx(50 / 3) and sa.hi == pytest.approx(30.0)  # 500/30 .. 300/10
 
 
@@ -407,17 +415,17 @@ def test_unlearning_cost_comes_from_the_run_without_an_attack():
     unlearning's own run, even when its run_id sorts first."""
 
     def row(run_id: str, attack: str, method: str, wall: float) -> dict:
-        return {"run_id": run_id, "label": "tuned", "method": method, "method_args": "{}", "forget_class": 0,
+        return {"run_id": run_id, "label": "tuned", "method": method, "method_args": "{}", "forget_concept": "0",
                 "seed": 0, "attack": attack, "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA,
                 "status": "ok", "split": "all", "metric": "cost_wall_s", "value": wall}  # fmt: skip
 
     df = pd.DataFrame(
         [row("s0", "none", "safemax", 10.0), row("a0", "relearn", "salun", 90.0), row("b0", "none", "salun", 30.0)]
     )
-    kept = tables.unlearned_rows(df)
+    kept = unlearned_rows(df)
     assert set(kept["run_id"]) == {"s0", "b0"}
     # with no attack-free run, an attack run is used rather than nothing
-    only_attacked = tables.unlearned_rows(df[df["run_id"] != "b0"])
+    only_attacked = unlearned_rows(df[df["run_id"] != "b0"])
     assert set(only_attacked["run_id"]) == {"s0", "a0"}
 
 
@@ -435,7 +443,7 @@ def test_table_command_filters_methods_and_splits_by_class(small_store, tmp_path
 
 
 def _row(**over: object) -> dict:
-    base = {"run_id": "r", "label": "paper", "method": "safemax", "method_args": "{}", "forget_class": "0",
+    base = {"run_id": "r", "label": "paper", "method": "safemax", "method_args": "{}", "forget_concept": "0",
             "seed": 0, "attack": "none", "phase": "unlearned", "attack_step": pd.NA, "class_id": pd.NA,
             "status": "ok", "split": "forget", "metric": "unlearning_accuracy_10way", "value": 0.5}  # fmt: skip
     return {**base, **over}
@@ -452,12 +460,12 @@ def test_recovered_counts_only_the_runs_that_forgot():
     }
     attacked = {"attack": "relearn", "attack_args": "{}", "phase": "attacked"}
     rows = [
-        _row(run_id=run_id, forget_class=str(i), metric=m, value=x, **attacked)
+        _row(run_id=run_id, forget_concept=str(i), metric=m, value=x, **attacked)
         for i, (run_id, metrics) in enumerate(per_run.items())
         for m, x in metrics.items()
     ]
     t = tables.build_tables(to_frame(rows))
-    cell = t.robustness.iloc[0][tables.phase_label("steps_to_recover", "forget", "attacked")]
+    cell = t.robustness.iloc[0][phase_label("steps_to_recover", "forget", "attacked")]
     assert cell.mean == 25.0 and cell.note == " (recovered 1/2)"
     assert str(cell) == "25 (recovered 1/2)"
 
@@ -486,20 +494,20 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     assert str(fid) == f"{fid.mean:.1f} [{fid.lo:.1f}, {fid.hi:.1f}]"  # one run: its own interval, 1 digit
     assert {"pre-success ↓", "success ↓"} <= set(t.robustness.columns)
     assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd", "some/store")
-    assert page.heatmap(t)["columns"][0] == "pre-success ↓"
-    assert tables.column_format("not_a_metric", "all") == ("not_a_metric", 3, None)
+    assert html_page.heatmap(t)["columns"][0] == "pre-success ↓"
+    assert column_format("not_a_metric", "all") == ("not_a_metric", 3, None)
 
 
 def test_best_value_of_each_column_is_highlighted_reference_rows_aside():
-    fmt_max, fmt_min = tables.ColumnFormat("UA ↑", 2, "max"), tables.ColumnFormat("FID ↓", 1, "min")
+    fmt_max, fmt_min = ColumnFormat("UA ↑", 2, "max"), ColumnFormat("FID ↓", 1, "min")
     t = pd.DataFrame(
         {
             "method": ["noop", "a", "b", "c"],
-            "UA ↑": [tables.Stat.of(pd.Series(v), fmt_max) for v in ([1.0], [0.5, 0.6], [0.6], [0.601])],
-            "FID ↓": [tables.Stat.of(pd.Series(v, dtype=float), fmt_min) for v in ([1.0], [9.0], [3.0], [])],
+            "UA ↑": [Stat.of(pd.Series(v), fmt_max) for v in ([1.0], [0.5, 0.6], [0.6], [0.601])],
+            "FID ↓": [Stat.of(pd.Series(v, dtype=float), fmt_min) for v in ([1.0], [9.0], [3.0], [])],
         }
     )
-    cells = page._cells_html(t)
+    cells = html_page._cells_html(t)
     # noop's 1.0 is not a candidate; b and c tie at 0.60 as printed; an empty cell is never best
     assert ["best" in c for c in cells["UA ↑"]] == [False, False, True, True]
     assert ["best" in c for c in cells["FID ↓"]] == [False, False, True, False]
@@ -520,7 +528,7 @@ def test_cost_reference_is_a_setting(small_store, tmp_path, capsys):
 
 def test_every_cell_carries_its_bootstrap_interval_and_the_two_judge_table_is_written(small_store, tmp_path):
     df = load_results(small_store)
-    assert tables.has_intervals(df)
+    assert has_intervals(df)
     t = tables.build_tables(df)
     assert t.intervals and len(t.agreement)
     ua = t.quality.set_index("method").loc["safemax", "UA11 ↑"]
@@ -540,18 +548,18 @@ def test_a_store_without_interval_columns_is_shown_as_before():
 
     # rows written before the interval columns existed: read back, they hold the columns, empty
     df = conform(load_results(ROOT / "results" / "baseline").drop(columns=["lo", "hi"]))
-    assert df["lo"].isna().all() and not tables.has_intervals(df)
+    assert df["lo"].isna().all() and not has_intervals(df)
     t = tables.build_tables(df)
     assert not t.intervals and t.agreement.empty
-    cells = [c for c in t.quality.iloc[:, 3:].to_numpy().ravel() if isinstance(c, tables.Stat)]
+    cells = [c for c in t.quality.iloc[:, 3:].to_numpy().ravel() if isinstance(c, Stat)]
     assert all(c.mark == "" and not c.interval.known and "[" not in str(c) for c in cells)
 
 
 def test_overlapping_intervals_are_tied_with_the_best_and_a_judge_disagreement_is_flagged():
-    fmt = tables.ColumnFormat("UA ↑", 2, "max")
+    fmt = ColumnFormat("UA ↑", 2, "max")
 
     def cell(mean, lo, hi):
-        return tables.Stat(mean, math.nan, fmt.digits, fmt.goal, lo=lo, hi=hi)
+        return Stat(mean, math.nan, fmt.digits, fmt.goal, lo=lo, hi=hi)
 
     t = pd.DataFrame(
         {
@@ -559,12 +567,12 @@ def test_overlapping_intervals_are_tied_with_the_best_and_a_judge_disagreement_i
             "UA ↑": [cell(1.0, 0.9, 1.0), cell(0.8, 0.7, 0.9), cell(0.75, 0.62, 0.86), cell(0.4, 0.3, 0.5)],
         }
     )
-    marked = tables.mark_ties(t)["UA ↑"].tolist()
+    marked = mark_ties(t)["UA ↑"].tolist()
     assert [c.mark for c in marked] == ["", "best", "tied", ""]  # noop is a reference row, never best
     assert str(marked[1]) == "**0.80** [0.70, 0.90]" and str(marked[2]).endswith(" =")
-    assert 'class="v tied"' in page._cells_html(tables.mark_ties(t))["UA ↑"][2]
-    assert tables.judges_disagree(cell(0.97, 0.95, 0.99), cell(0.90, 0.86, 0.94))
-    assert not tables.judges_disagree(cell(0.97, 0.95, 0.99), cell(0.96, 0.93, 0.99))
+    assert 'class="v tied"' in html_page._cells_html(mark_ties(t))["UA ↑"][2]
+    assert judges_disagree(cell(0.97, 0.95, 0.99), cell(0.90, 0.86, 0.94))
+    assert not judges_disagree(cell(0.97, 0.95, 0.99), cell(0.96, 0.93, 0.99))
 
 
 def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_store):
@@ -583,7 +591,7 @@ def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_s
 
 
 def test_the_leaderboard_states_the_sampler_behind_its_numbers():
-    from unlearnbench.report.tables import sampler_note
+    from unlearnbench.report.provenance import sampler_note
     from unlearnbench.results import to_frame
 
     base = {"phase": "unlearned", "metric": "fid", "split": "retain", "value": 1.0, "status": "ok", "sample_steps": 50}
@@ -595,7 +603,7 @@ def test_the_leaderboard_states_the_sampler_behind_its_numbers():
     both = sampler_note(pd.concat([old, papers]))
     assert "s = 3, η = 1 (the papers' setting), DDIM 50 steps, x0 not clipped (upstream's), float32: 2 rows" in both
     fast = to_frame(
-        [{**base, "run_id": "c", "guidance": 1.0, "eta": 0.0, "clip_sample": False, "precision": "bfloat16"}]
+        [{**base, "run_id": "c", "guidance": 1.0, "eta": 0.0, "clip_sample": False, "sampler_precision": "bfloat16"}]
     )
     assert sampler_note(fast).endswith("x0 not clipped (upstream's), bfloat16: 1 rows.")
     # once a method trained under bfloat16 autocast, the note names which trained how
@@ -623,14 +631,14 @@ def test_a_store_with_two_sampler_settings_keeps_them_apart(small_store):
     s1, s3 = "paper · s = 1, η = 0", "paper · s = 3, η = 1"
     assert {(s1, "safemax"), (s3, "safemax"), ("reference · s = 1, η = 0", "original model")} <= set(q.index)
     assert ("reference · s = 3, η = 1", "original model") in q.index and "paper" not in q.index.get_level_values(0)
-    fid = tables.column_format("fid", "retain").label
+    fid = column_format("fid", "retain").label
     assert q.loc[(s3, "safemax"), fid].mean == 999.0 and q.loc[(s1, "safemax"), fid].mean < 999.0
     assert q.loc[(s1, "safemax"), "runs"] == q.loc[(s3, "safemax"), "runs"] == 1  # one unlearning per setting
-    best = [c for c in t.quality[fid] if isinstance(c, tables.Stat) and c.mark == "best"]
+    best = [c for c in t.quality[fid] if isinstance(c, Stat) and c.mark == "best"]
     assert len(best) == (2 if t.intervals else 0)  # one per setting
     one = tables.build_tables(df).quality
     assert set(one["label"]) == {"reference", "paper"}  # one setting: labels as they were
-    per_setting = tables.settings_table(tables.split_by_sampler(pd.concat([df, papers], ignore_index=True)))
+    per_setting = settings_table(split_by_sampler(pd.concat([df, papers], ignore_index=True)))
     assert sorted(per_setting[per_setting.method == "safemax"]["label"]) == [s1, s3]  # `unlearnbench table`
 
 
@@ -642,13 +650,13 @@ def test_the_cost_table_says_when_a_method_did_not_forget():
     rows = []
     for method, per_class in asr.items():
         for c, pre in enumerate(per_class):
-            run = dict(run_id=f"{method}-{c}", method=method, forget_class=str(c))
+            run = dict(run_id=f"{method}-{c}", method=method, forget_concept=str(c))
             costs = {"cost_wall_s": 10.0 if method == "safemax" else 100.0, "cost_cpu_s": 10.0}
             costs |= {"cost_prior_wall_s": 0.0, "cost_peak_mem_mb": 300.0}
             rows += [_row(**run, split="all", metric=m, value=v) for m, v in costs.items()]
             rows += [_row(**run, metric="asr_11way", value=pre)]
             rows += [_row(**run, metric="asr_11way", value=0.99, phase="original")]
-    t = tables.efficiency_table(to_frame(rows)).set_index("method")
+    t = efficiency_table(to_frame(rows)).set_index("method")
     assert t.loc["selective_amnesia", "forgot"] == "0/2 (did not forget)"  # 0.9 and 0.85 >= 0.8 * 0.99
     assert t.loc["salun", "forgot"] == "1/2"
     assert t.loc["selective_amnesia", "wall ×, no priors"].mean == 10.0
@@ -656,7 +664,7 @@ def test_the_cost_table_says_when_a_method_did_not_forget():
     kept = to_frame(rows).assign(label="tuned")
     kept["run_id"] = "tuned-" + kept["run_id"]
     kept.loc[(kept.method == "safemax") & (kept.phase == "unlearned") & (kept.metric == "asr_11way"), "value"] = 0.99
-    both = tables.efficiency_table(pd.concat([to_frame(rows), kept], ignore_index=True)).set_index(["label", "method"])
+    both = efficiency_table(pd.concat([to_frame(rows), kept], ignore_index=True)).set_index(["label", "method"])
     assert both.loc[("tuned", "salun"), "reference forgot"] == "0/2 (did not forget)"
     assert both.loc[("paper", "salun"), "reference forgot"] == "2/2"
 
@@ -687,7 +695,7 @@ def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_p
             }
         )
     )
-    t = tables.tuning_table(schema.load_tuned(tuned)).set_index("method")
+    t = tuning_table(schema.load_tuned(tuned)).set_index("method")
     row = t.loc["salun"]
     assert row["trials"] == 12 and row["CPU s"] == "1834" and row["tuning classes"] == "5, 9"
     assert row["grid"] == "alpha ∈ {0.01, 0.1}; lr ∈ {0.0001, 0.001}"

@@ -107,7 +107,9 @@ def test_a_zero_predicting_model_scores_as_noise_and_digits_do_not(testbed, eta)
     sampler = SamplerSettings(steps=20, guidance_scale=1.0, eta=eta)
     settings = EvalSettings(forget_samples=100, retain_samples=0, sampler=sampler, seed=5)
     zero = ZeroNoise(testbed.model)
-    samples = sample_and_judge(zero, testbed.schedule, testbed.evaluator, settings, (0,), ())
+    samples = sample_and_judge(
+        zero, testbed.schedule, testbed.evaluator, settings, ("0",), (), conditioner=testbed.conditioner
+    )
     noise = noise_reference(testbed.model, testbed.schedule, sampler, seed=0)  # other seed, other draws
     reference = Reference(testbed.data.test_x, testbed.data.test_x, testbed.evaluator, testbed.evaluator_path, noise)
     w1, autocorr = _noise_scores(samples.forget.images, reference)

@@ -29,7 +29,7 @@ CONFIG = {
 
 def _settings(spec) -> tuple:
     s = spec.eval.sampler
-    return (spec.method, spec.attack, spec.forget_classes, spec.seed, s.guidance_scale, s.eta, spec.eval.forget_samples)
+    return (spec.method, spec.attack, spec.forget, spec.seed, s.guidance_scale, s.eta, spec.eval.forget_samples)
 
 
 def test_parts_take_what_they_leave_out_from_the_top_level_and_run_each_protocol():
@@ -38,13 +38,13 @@ def test_parts_take_what_they_leave_out_from_the_top_level_and_run_each_protocol
     # focus: 2 classes x 2 seeds x 2 protocols; the papers' protocol is s = 3, eta = 1
     focus = {
         ("safemax", "none", (c,), seed, g, eta, 40)
-        for c in (1, 2)
+        for c in ("1", "2")
         for seed in (0, 1)
         for g, eta in ((None, 0.0), (3.0, 1.0))
     }
     # rest: its own forget_samples, the top level's classes and seed
-    rest = {(m, "none", (c,), 0, None, 0.0, 30) for m in ("noop", "safemax") for c in (1, 2)}
-    attacks = {("noop", a, (3,), 0, None, 0.0, 40) for a in ("none", "relearn")}
+    rest = {(m, "none", (c,), 0, None, 0.0, 30) for m in ("noop", "safemax") for c in ("1", "2")}
+    attacks = {("noop", a, ("3",), 0, None, 0.0, 40) for a in ("none", "relearn")}
     assert got == focus | rest | attacks
     assert len(specs) == len(got) == 8 + 4 + 2
     assert all(s.label == "paper" and s.eval.retain_samples == 4 for s in specs)
@@ -107,12 +107,12 @@ def test_commands_that_take_one_grid_refuse_parts(tmp_path, capsys):
     path.write_text(json.dumps(CONFIG))
     out = str(tmp_path / "out")
     assert main(["tune", "--config", str(path), "--out", out]) == 2
-    assert main(["sweep", "--config", str(path), "--out", out, "--forget-classes", "4", "--plan"]) == 2
+    assert main(["sweep", "--config", str(path), "--out", out, "--forget", "4", "--plan"]) == 2
     assert main(["sweep", "--config", str(path), "--out", out, "--tuned", str(path), "--plan"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 3
-    assert "tune takes a config with one grid" in errors[0] and "--forget-classes" not in errors[0]
-    assert "--forget-classes cannot narrow" in errors[1] and "--tuned takes a config with one grid" in errors[2]
+    assert "tune takes a config with one grid" in errors[0] and "--forget" not in errors[0]
+    assert "--forget cannot narrow" in errors[1] and "--tuned takes a config with one grid" in errors[2]
     # a config of one part is a config of parts all the same
     one = tmp_path / "one.json"
     one.write_text(json.dumps({"parts": [{"methods": ["safemax"]}]}))
@@ -128,7 +128,7 @@ def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
     assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").iterdir())
 
 
-@pytest.mark.parametrize(("name", "runs"), [("core.toml", 376), ("full.toml", 1552)])
+@pytest.mark.parametrize(("name", "runs"), [("core.toml", 690), ("full.toml", 1884)])
 def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkeypatch):
     """Their 'tuned' file is found beside them (not from the working directory), and every run resolves and
     validates as a sweep's plan does; core's runs are all in full."""

@@ -11,7 +11,7 @@ import torch
 from unlearnbench.cost import CostMeter
 from unlearnbench.errors import UserError
 from unlearnbench.priors import TENSORS, PriorCache, ShippedPriors, charged_cost, prior_folder_name
-from unlearnbench.testbeds.build import ship_priors
+from unlearnbench.testbeds.digits16.build import ship_priors
 
 KEY = {"n": 2, "guidance": 1.0}
 

@@ -84,9 +84,9 @@ def test_stability_test_reports_every_setting_and_its_verdict(testbed):
     from unlearnbench.stability import StabilitySettings, stability_test
 
     samplers = (SamplerSettings(steps=3), SamplerSettings(steps=3, guidance_scale=3.0, eta=1.0))
-    settings = StabilitySettings(forget_classes=(3,), finetune_steps=1, per_class=2, null_samples=12, samplers=samplers)
+    settings = StabilitySettings(forget=("3",), finetune_steps=1, per_class=2, null_samples=12, samplers=samplers)
     result = stability_test(testbed, settings)
-    assert [(r["forget_class"], r["guidance"]) for r in result["rows"]] == [(3, 1.0), (3, 3.0)]
+    assert [(r["forget"], r["guidance"]) for r in result["rows"]] == [("3", 1.0), ("3", 3.0)]
     for row in result["rows"]:
         assert row["ok"] == (abs(row["retain_accuracy_change"]) <= 0.03 and abs(row["fid_ratio_change"]) <= 0.25)
     assert [sum(r["counts"]) for r in result["null"]] == [12, 12]

@@ -80,10 +80,10 @@ def test_the_reference_builder_trains_on_the_runs_retain_set(testbed):
     """``build_reference`` and the ``retrain`` method must see the same images and labels in the same order."""
     from unlearnbench.runner import build_task
     from unlearnbench.spec import RunSpec
-    from unlearnbench.testbeds.build import retain_training_data
+    from unlearnbench.testbeds.digits16.build import retain_training_data
 
-    task = build_task(RunSpec(method="retrain", forget_classes=(4,)), testbed, torch.device("cpu"))
-    x, y = retain_training_data(testbed.data, 4)
+    task = build_task(RunSpec(method="retrain", forget=(4,)), testbed, torch.device("cpu"))
+    x, y = retain_training_data(testbed, "4")
     assert torch.equal(x, task.retain_x) and torch.equal(y, task.retain_cond.labels)
 
 
@@ -92,9 +92,9 @@ def test_the_shipped_references_load_and_match_their_sha256(testbed):
     refs = testbed.references
     assert refs is not None
     if not refs.available():
-        pytest.skip("no reference shipped yet (unlearnbench pretrain --what retrain --forget-classes ... --ship)")
+        pytest.skip("no reference shipped yet (unlearnbench pretrain --what retrain --forget ... --ship)")
     for name in refs.available():
-        forget = tuple(int(c) for c in name.split("-")[1:])
+        forget = tuple(name.split("-")[1:])
         loaded = refs.retrain(forget)
         assert loaded is not None, f"{name} does not match the shipped base model or recipe"
         assert loaded[1].wall_s > 0 and loaded[1].steps == testbed.recipe.steps
@@ -136,7 +136,7 @@ def test_parts_outside_a_recording_cost_nothing_and_record_nothing():
 
 
 def test_a_reference_is_charged_the_base_recipes_measured_time_not_its_loaded_segments():
-    from unlearnbench.testbeds.build import reference_cost
+    from unlearnbench.testbeds.digits16.build import reference_cost
 
     progress = {"seconds": 9000.0, "cpu_seconds": 4100.0}  # resumed beside other jobs: the wall time is inflated
     cost = reference_cost(progress, {"seconds": 2036.9, "steps": 8000, "threads": 2}, 8000)
@@ -158,8 +158,8 @@ def test_a_shipped_reference_scores_within_the_interval_of_a_fresh_retrain(tmp_p
 
     assert testbed.references is not None and "retrain-4" in testbed.references.available()
     store = Store(tmp_path)
-    shipped = Runner(store).run(RunSpec(method="retrain", forget_classes=(4,)))
-    fresh = Runner(store).run(RunSpec(method="retrain", forget_classes=(4,), method_args={"from_scratch": True}))
+    shipped = Runner(store).run(RunSpec(method="retrain", forget=(4,)))
+    fresh = Runner(store).run(RunSpec(method="retrain", forget=(4,), method_args={"from_scratch": True}))
 
     def score(df, metric, split):
         rows = final_rows(df)
@@ -200,8 +200,8 @@ def test_a_sweep_plan_counts_no_unlearning_for_a_shipped_reference(tmp_path, tes
     shipped = int(testbed.references.available()[0].split("-")[1])
     jobs, _ = plan(
         [
-            RunSpec(method="retrain", forget_classes=(shipped,)),
-            RunSpec(method="retrain", forget_classes=(shipped,), method_args={"from_scratch": True}),
+            RunSpec(method="retrain", forget=(shipped,)),
+            RunSpec(method="retrain", forget=(shipped,), method_args={"from_scratch": True}),
         ],
         str(tmp_path),
     )
@@ -213,14 +213,14 @@ def test_two_builds_shipping_at_once_keep_both_manifest_entries(tmp_path, monkey
     of the manifest takes its turn, so no entry is lost."""
     import threading
 
-    from unlearnbench.testbeds import build
+    from unlearnbench.testbeds.digits16 import build
 
     path = tmp_path / "manifest.json"
-    monkeypatch.setattr(build, "manifest_path", lambda name: path)
+    monkeypatch.setattr(build, "manifest_path", lambda: path)
 
     def ship(worker: int) -> None:
         for i in range(40):
-            build.update_manifest("digits16", {"files": {f"references/retrain-{worker}-{i}/w": "sha"}})
+            build.update_manifest({"files": {f"references/retrain-{worker}-{i}/w": "sha"}})
 
     threads = [threading.Thread(target=ship, args=(w,)) for w in range(4)]
     for t in threads:

@@ -20,7 +20,7 @@ def spec(**kw):
     base = dict(
         method="safemax",
         attack="relearn",
-        forget_classes=(3,),
+        forget=(3,),
         method_args={"steps": 2},
         attack_args={"steps": 4, "eval_every": 2, "k": 3, "batch_size": 4},
         eval=TINY_EVAL,
@@ -79,7 +79,9 @@ def test_a_setting_added_later_keeps_the_older_runs_ids():
 
     from unlearnbench.spec import RunSpec
 
-    now = resolve(spec()).spec
+    default = resolve(spec()).spec
+    assert default.eval.sampler.precision == "bfloat16"  # today's default: a spec that leaves it out samples so
+    now = replace(default, eval=replace(default.eval, sampler=replace(default.eval.sampler, precision="float32")))
     stored = now.to_dict()
     del stored["eval"]["sampler"]["precision"]
     kept = json.loads(json.dumps(stored))
@@ -155,8 +157,8 @@ def test_no_partial_rows_when_writing_fails(tmp_path, monkeypatch):
 def test_cached_priors_are_charged_at_their_recorded_cost(tmp_path):
     store = Store(tmp_path)
     sa = {"steps": 2, "batch_size": 4, "samples_per_class": 1, "replay_steps": 3}
-    first = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget_classes=(1,)))
-    second = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget_classes=(2,)))
+    first = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget=(1,)))
+    second = Runner(store).run(spec(method="selective_amnesia", method_args=sa, attack="none", forget=(2,)))
 
     def cost(df, metric):
         return float(df[(df.phase == "unlearned") & (df.metric == metric)].value.iloc[0])
@@ -193,7 +195,7 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
         method="noop",
         method_args={},
         attack="classifier_guided",
-        forget_classes=(3,),
+        forget=(3,),
         # the label withheld: from the null embedding, only the fooled classifier could pick the vector
         attack_args={"steps": 2, "batch_size": 2, "sample_steps": 2, "start": "null", "select_samples": 2},
     )
@@ -221,7 +223,7 @@ def test_a_prompt_attack_reports_every_forget_class(tmp_path):
     """embedding_mix on two forget classes: the attacker's pre- and post-attack ASR for each class and overall,
     beside the evaluator's pre-attack (unlearned phase) and post-attack ASR."""
     df = Runner(Store(tmp_path)).run(
-        spec(method="noop", method_args={}, attack="embedding_mix", forget_classes=(0, 3), attack_args=SMOKE_MIX)
+        spec(method="noop", method_args={}, attack="embedding_mix", forget=(0, 3), attack_args=SMOKE_MIX)
     )
     attacked = df[(df.phase == "attacked") & df.attack_step.isna()]
     for metric in ("attack_attacker_asr_pre", "attack_attacker_asr", "attack_attacker_p"):

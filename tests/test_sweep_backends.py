@@ -183,7 +183,7 @@ class RecordingBackend(Backend):
         self.closed = False
 
     def submit(self, spec: Any) -> None:
-        self.log.append(("submit", spec.method, spec.attack, spec.forget_classes[0]))
+        self.log.append(("submit", spec.method, spec.attack, int(spec.forget[0])))
         self.queue.append(spec)
 
     @property
@@ -192,7 +192,7 @@ class RecordingBackend(Backend):
 
     def _wait(self, timeout: float) -> list[Finished]:
         spec = self.queue.pop(0)
-        self.log.append(("finish", spec.method, spec.attack, spec.forget_classes[0]))
+        self.log.append(("finish", spec.method, spec.attack, int(spec.forget[0])))
         return [Finished(spec.run_id, "ok")]
 
     def cancel(self) -> None:
@@ -274,7 +274,7 @@ def test_seeds_share_one_unlearning_only_for_a_method_that_ignores_the_run_seed(
     from unlearnbench.sweep import plan
 
     grid = [
-        RunSpec(method=m, forget_classes=(1,), seed=seed, method_args=args)
+        RunSpec(method=m, forget=(1,), seed=seed, method_args=args)
         for m, args in (("retrain", {"steps": 2}), ("safemax", {}))
         for seed in (0, 1)
     ]

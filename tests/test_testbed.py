@@ -26,15 +26,16 @@ from unlearnbench.models import (
 from unlearnbench.results import Store
 from unlearnbench.runner import Runner
 from unlearnbench.spec import RunSpec
-from unlearnbench.testbed_check import BARS, classifier_figures
-from unlearnbench.testbeds import ASSETS, load_testbed, read_manifest
+from unlearnbench.testbed_check import bars, classifier_figures
+from unlearnbench.testbeds import load_testbed
+from unlearnbench.testbeds.digits16 import ROOT, read_manifest
 
 
 def test_evaluator_meets_its_bars(testbed):
-    figures = classifier_figures(testbed.evaluator, testbed)
-    assert figures["accuracy"] >= BARS["evaluator_accuracy"][1]
-    assert figures["gaussian_none"] >= BARS["evaluator_gaussian_none"][1]
-    assert figures["uniform_none"] >= BARS["evaluator_uniform_none"][1]
+    figures, limits = classifier_figures(testbed.evaluator, testbed), bars(testbed)
+    assert figures["accuracy"] >= limits["evaluator_accuracy"][1]
+    assert figures["gaussian_none"] >= limits["evaluator_gaussian_none"][1]
+    assert figures["uniform_none"] >= limits["evaluator_uniform_none"][1]
 
 
 def test_attacker_is_a_different_network_and_a_decent_classifier(testbed):
@@ -59,7 +60,7 @@ def test_second_judge_is_trained_independently_and_meets_the_evaluators_bars(tes
 def test_shipped_files_match_the_manifest_and_recipes_are_recorded():
     manifest = read_manifest()
     for rel, digest in manifest["files"].items():
-        assert sha256_file(ASSETS / "digits16" / rel) == digest, rel
+        assert sha256_file(ROOT / rel) == digest, rel
     for part in ("unet", "evaluator", "attacker", "judge2"):
         assert len(manifest["recipes"][part]["sha256"]) == 64
     assert manifest["sampler"]["guidance_scale"] == 1.0
@@ -100,6 +101,7 @@ def cifar_like(n_train: int = 60, n_test: int = 20):
 def test_generic_loader_runs_a_synthetic_cifar_shaped_stand_in(tmp_path, monkeypatch):
     """Any class-conditional UNet2DModel directory, CIFAR-shaped data and custom judges, end to end."""
     import unlearnbench.testbeds as testbeds
+    from unlearnbench.testbeds import digits16
 
     torch.manual_seed(0)
     arch = UNetArch(sample_size=32, channels=3, block_out_channels=(8, 16), attention=False, norm_num_groups=4)
@@ -110,12 +112,12 @@ def test_generic_loader_runs_a_synthetic_cifar_shaped_stand_in(tmp_path, monkeyp
         ClassifierArch(channels=3, image_size=32, widths=(4,), feature_dim=8).build().eval(),
         tmp_path / "attacker.safetensors",
     )
-    monkeypatch.setattr(testbeds, "load_dataset", lambda name, download=False: cifar_like())
+    monkeypatch.setattr(digits16, "load_dataset", lambda name, download=False: cifar_like())
     testbeds.load_testbed.cache_clear()
     spec = RunSpec(
         method="safemax",
         attack="relearn",
-        forget_classes=(4,),
+        forget=(4,),
         method_args={"steps": 2, "batch_size": 4},
         attack_args={"steps": 2, "k": 2, "batch_size": 2, "eval_every": 1},
         model=str(tmp_path / "tiny"),
@@ -136,8 +138,9 @@ def test_generic_loader_runs_a_synthetic_cifar_shaped_stand_in(tmp_path, monkeyp
 
 def test_shipped_judges_refuse_another_dataset(monkeypatch):
     import unlearnbench.testbeds as testbeds
+    from unlearnbench.testbeds import digits16
 
-    monkeypatch.setattr(testbeds, "load_dataset", lambda name, download=False: cifar_like())
+    monkeypatch.setattr(digits16, "load_dataset", lambda name, download=False: cifar_like())
     testbeds.load_testbed.cache_clear()
     try:
         with pytest.raises(UserError, match="model \\(shipped\\): takes 1x16x16 images"):
@@ -147,5 +150,5 @@ def test_shipped_judges_refuse_another_dataset(monkeypatch):
 
 
 def test_manifest_is_valid_json_with_training_times():
-    manifest = json.loads((ASSETS / "digits16" / "manifest.json").read_text())
+    manifest = json.loads((ROOT / "manifest.json").read_text())
     assert manifest["training"]["unet"]["seconds"] > 60 and manifest["training"]["unet"]["params"] == 1_114_209

@@ -15,7 +15,7 @@ from unlearnbench.results import load_results
 def test_every_method_gets_the_same_grid_budget_the_default_first():
     for name in registry.names("method"):
         cls = registry.get("method", name)
-        if name in ("noop", "retrain"):
+        if name in ("noop", "retrain", "given"):
             assert not cls.search_space
             continue
         trials = tune.trials_for(name)
@@ -120,7 +120,7 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkey
     smoke = ["--forget-samples", "4", "--retain-samples", "1", "--sample-steps", "3", "--quiet"]
     chosen_file = tmp_path / "tuned.json"
     code = main(
-        ["tune", "--methods", "finetune", "--forget-classes", "5", "--trials", "2", "--out", str(tmp_path / "t"),
+        ["tune", "--methods", "finetune", "--forget", "5", "--trials", "2", "--out", str(tmp_path / "t"),
          "--write", str(chosen_file), *smoke]
     )  # fmt: skip
     assert code == 0
@@ -133,7 +133,7 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkey
     page = (tmp_path / "tuned.md").read_text()  # the tuning table, generated beside the file
     assert "| finetune | 2 | steps ∈ {2, 3} |" in page and "retained FID is at most 2×" in page
     code = main(
-        ["sweep", "--methods", "finetune", "--forget-classes", "0", "--tuned", str(chosen_file),
+        ["sweep", "--methods", "finetune", "--forget", "0", "--tuned", str(chosen_file),
          "--out", str(tmp_path / "s"), *smoke]
     )  # fmt: skip
     assert code == 0

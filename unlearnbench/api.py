@@ -6,14 +6,14 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
 from unlearnbench import args as argparse_
-from unlearnbench.conditioning import CURRENT_KINDS, Concept, Conditioner, Conditioning, training_label_dropout
+from unlearnbench.conditioning import TESTBED_KINDS, Concept, Conditioner, Conditioning, training_label_dropout
 from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.data import ImageData
 from unlearnbench.errors import UserError
@@ -44,9 +44,10 @@ class SamplerSettings:
     # Clip the predicted x0 to [-1, 1] at every step (diffusers' ``clip_sample``). Upstream's sampler
     # (``generalized_steps`` in the SA/SalUn DDPM code) does not; only the final image is clamped.
     clip_sample: bool = False
-    # The model forwards' arithmetic: "float32", or "bfloat16" autocast (faster where the processor has it;
-    # its effect on the judged scores is measured in the README's Performance section).
-    precision: str = "float32"
+    # The model forwards' arithmetic: "bfloat16" autocast (the default since it moved no judged score outside its
+    # interval: results/perf/precision.md; 1.8x faster on processors with AVX-512 BF16 or AMX) or "float32".
+    # Runs stored before the default changed say which they used (a spec without it used float32).
+    precision: str = "bfloat16"
 
 
 @dataclass
@@ -94,11 +95,13 @@ class Task:
 
     @property
     def forget_classes(self) -> tuple[int, ...]:
-        """The forget concepts' indices: the judges' (and the attacker classifier's) class indices."""
+        """The forget concepts' positions in the concept list: the judges' (and the attacker classifier's)
+        class indices, and the rows of the conditioner's embedding table."""
         return tuple(self.conditioner.index(c) for c in self.forget_concepts)
 
     @property
     def retain_classes(self) -> tuple[int, ...]:
+        """The retained concepts' positions (see :attr:`forget_classes`)."""
         return tuple(self.conditioner.index(c) for c in self.retain_concepts)
 
 
@@ -136,8 +139,9 @@ class UnlearningMethod(_Registered):
     ``unlearnbench/methods/``."""
 
     paper: ClassVar[str] = ""
-    # The conditioning kinds (of the testbed's concepts) this method works with.
-    supports: ClassVar[tuple[str, ...]] = CURRENT_KINDS
+    # The conditioning kinds (of the testbed's concepts) this method works with: every kind, since a method
+    # trains through ``predict_noise`` and the conditioner; one that needs labels or a class recipe says so.
+    supports: ClassVar[tuple[str, ...]] = TESTBED_KINDS
     # Published unlearning cost, (minutes without priors, GPU memory in GB), as the SAFEMax poster reports it
     # (CIFAR-10, mean over forget classes); the leaderboard sets it beside the measured cost ratios.
     published_cost: ClassVar[tuple[float, float] | None] = None
@@ -163,8 +167,17 @@ class UnlearningMethod(_Registered):
     # recipe's own seed) gives the same model for every run seed, so a grid's seeds share one unlearning and
     # differ in their sampling only (the same contract test checks this claim).
     uses_seed: ClassVar[bool] = True
+    # A reference row rather than an unlearning method to rank: every table and figure lists the references
+    # first. "comparison" (noop: it changes nothing) is shown for comparison only, never a column's best and
+    # given no cost ratio; "gold standard" (retrain: exact unlearning) competes like any method.
+    reference: ClassVar[Literal["", "comparison", "gold standard"]] = ""
 
-    def shipped(self, references: Any, forget_classes: tuple[int, ...]) -> bool:
+    def resolved(self) -> Any:
+        """The arguments with whatever the method derives from them before the run is hashed (``given``: its
+        folder's sha256); the default returns them unchanged."""
+        return self.args
+
+    def shipped(self, references: Any, forget: tuple[Concept, ...]) -> bool:
         """Whether this setting's result ships with the testbed (``references``: ``task.references``), so that
         ``unlearn`` loads it rather than computing it (a sweep's plan then counts no unlearning time)."""
         return False
@@ -214,8 +227,9 @@ class Attack(_Registered):
     """
 
     changes_weights: ClassVar[bool] = False
-    # The conditioning kinds (of the testbed's concepts) this attack works with.
-    supports: ClassVar[tuple[str, ...]] = CURRENT_KINDS
+    # The conditioning kinds (of the testbed's concepts) this attack works with (the searches of the class
+    # embedding space say "label").
+    supports: ClassVar[tuple[str, ...]] = TESTBED_KINDS
     smoke_args: ClassVar[dict[str, Any]] = {}
     extra_rows: ClassVar[tuple[Row, ...]] = ()
 
@@ -296,7 +310,11 @@ class Row:
     The run summary, the leaderboard's columns and the regression gate read these declarations; nothing
     else keeps its own copy. ``goal``: which direction is better on this split. ``summary``: position in
     the run summary (0: not shown). ``machine_dependent``: compared by ``check`` only with
-    ``--include-cost``.
+    ``--include-cost``. ``headline``: a quality-table column that the README's copy of the leaderboard keeps.
+    ``robustness``: position in the leaderboard's robustness table (0: not a column), read after the attack;
+    ``before_attack``: there also before it, in the column before (the pre-attack ASR). ``second_judge_of``:
+    the metric (on the same split) that this row reads again with the testbed's second judge, which the
+    leaderboard sets beside it.
     """
 
     metric: str
@@ -308,6 +326,10 @@ class Row:
     summary: int = 0
     machine_dependent: bool = False
     leaderboard: int = 0  # position in the leaderboard's quality table (0: not a column)
+    headline: bool = False
+    robustness: int = 0
+    before_attack: bool = False
+    second_judge_of: str = ""
 
     def __post_init__(self) -> None:
         if self.goal not in ("min", "max"):

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Annotated, Any, Literal, TypeVar, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
 from unlearnbench.errors import UserError
 from unlearnbench.schema import STRICT, loads_json, validated
@@ -62,6 +62,9 @@ def schema_of(cls: type) -> type[BaseModel]:
             bounds["le"] = meta["high"]
         if meta.get("choices") is not None:
             typ = Literal[tuple(meta["choices"])]
+        if get_origin(typ) is tuple:  # a JSON list (or the tuple default), kept as a tuple: frozen and hashable
+            item = get_args(typ)[0]
+            typ = Annotated[list[item] | tuple[item, ...], AfterValidator(tuple)]
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
         fields[f.name] = (Annotated[typ, Field(**bounds)], default)
     return create_model(f"{cls.__name__}Schema", __config__=STRICT, **fields)

@@ -19,7 +19,7 @@ from unlearnbench import __version__, flags
 from unlearnbench.errors import UserError
 
 DEFAULT_OUT = "unlearnbench-results"
-CACHE_DEFAULT = ".reference-cache"
+CACHE_DEFAULT = ".reference-cache"  # the digits16 pretrain's (unlearnbench.testbeds.digits16.build)
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -56,11 +56,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.timing import describe
 
     _setup(args)
+    method_args = flags.json_arg(args.method_args, "--method-args")
+    if args.model_path is not None:
+        if args.method != "given":
+            raise UserError("--model-path goes with --method given (it names a model unlearned elsewhere)")
+        method_args["path"] = args.model_path
     spec = RunSpec(
         method=args.method,
         attack=args.attack,
-        forget_classes=tuple(args.forget_class or [0]),
-        method_args=flags.json_arg(args.method_args, "--method-args"),
+        forget=tuple(args.forget or ["0"]),
+        method_args=method_args,
         attack_args=flags.json_arg(args.attack_args, "--attack-args"),
         **flags.testbed_fields(args),
         seed=args.seed,
@@ -68,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         unlearn_precision=args.unlearn_precision or "float32",
         eval=eval_settings(flags.eval_overrides(args), seed=args.seed),
         label=args.label,
-        metrics=tuple(flags.csv(args.metrics)),
+        metrics=tuple(args.metrics or ()),
     )
     store = Store(args.out)
     runner = Runner(store, device=args.device, save_model=args.save_model, download=args.download)
@@ -97,9 +102,9 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
         if getattr(args, key) is None:
             setattr(args, key, value)
     narrowing = {
-        "methods": flags.csv(args.methods),
-        "attacks": flags.csv(args.attacks),
-        "forget_classes": args.forget_classes,
+        "methods": args.methods,
+        "attacks": args.attacks,
+        "forget": args.forget,
         "seeds": args.seeds,
     }
     if "parts" in cfg:
@@ -108,11 +113,15 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
             raise UserError(f"{given[0]} cannot narrow a config with [[parts]] ({args.config}); edit its parts")
     for key, value in narrowing.items():
         if value:
-            cfg[key] = value
+            cfg[key] = [str(v) for v in value] if key == "forget" else value
+            if key == "forget":
+                cfg.pop("forget_classes", None)
     if args.label is not None:
         cfg["label"] = args.label
     if args.model is not None:
         cfg.setdefault("testbed", {})["model"] = args.model
+    if args.testbed is not None:
+        cfg.setdefault("testbed", {})["testbed"] = args.testbed
     overrides = flags.eval_overrides(args)
     if overrides:  # checked with the config's [eval] (a malformed one is left for the schema to name) ...
         cfg["eval"] = {**cfg["eval"], **overrides} if isinstance(cfg.get("eval"), dict) else overrides
@@ -173,14 +182,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
     one = "tune takes a config with one grid ('methods')"
-    grids = _grids(args, one_grid=one, defaults={"forget_classes": list(tune.TUNING_CLASSES)})
+    from unlearnbench.testbeds import DEFAULT, plugin
+
+    tuning = list(plugin(args.testbed or DEFAULT).tuning_concepts)
+    if not tuning and not args.forget:
+        raise UserError(f"the {args.testbed} testbed declares no tuning concepts; pass --forget CONCEPT ...")
+    grids = _grids(args, one_grid=one, defaults={"forget": tuning})
     chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
     if args.plan:
         return 0
     for method, choice in chosen.items():
         print(f"{method}: {json.dumps(choice['args'], sort_keys=True)}  ({choice['rule']})")
     if args.write:
-        from unlearnbench.report.page import write_tuning_page
+        from unlearnbench.report.tuning import write_tuning_page
 
         tune.write_tuned(Path(args.write), chosen)
         config = f" --config {args.config}" if args.config else ""
@@ -212,9 +226,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from unlearnbench.report.tables import write_settings_table
+    from unlearnbench.report.settings import write_settings_table
 
-    write_settings_table(args.results, args.out, methods=flags.csv(args.methods) or None, by_class=args.by_class)
+    write_settings_table(args.results, args.out, methods=args.methods or None, by_class=args.by_class)
     print(f"wrote {args.out}.md, {args.out}.csv and {args.out}.png")
     return 0
 
@@ -249,6 +263,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         registry.load_module_plugin(module)
     kind = args.kind.rstrip("s")
     rows = registry.describe(kind)
+    if not rows:
+        print(f"no {args.kind} registered")
+        return 0
     width = max(len(n) for n, _ in rows)
     for name, summary in rows:
         print(f"{name:<{width}}  {summary}")
@@ -264,42 +281,30 @@ def cmd_list(args: argparse.Namespace) -> int:
                     print(f"{'':<{width}}    tuning grid{f' ({label})' if label else ''}: {knobs}")
                 if cls.search_note:
                     print(f"{'':<{width}}    tuning budget: {cls.search_note}")
+            if kind == "testbed":
+                _describe_testbed(name, width)
     return 0
+
+
+def _describe_testbed(name: str, width: int) -> None:
+    """``list testbeds -v``: the concepts and default sampler setting (the testbed is loaded)."""
+    from unlearnbench.testbeds import default_guidance, load_testbed
+
+    tb = load_testbed(name)
+    print(f"{'':<{width}}    concepts: {', '.join(tb.concepts)}")
+    print(f"{'':<{width}}    conditioning: {tb.conditioner.kind}; default guidance {default_guidance(name):g}")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from unlearnbench.testbeds.build import build, build_reference, ship_priors
+    from unlearnbench.testbeds import plugin
 
     _setup(args)
-    if args.what == "prior":
-        if not args.ship or args.cache == CACHE_DEFAULT:
-            raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
-        ship_priors(Path(args.cache))
-        return 0
-    if args.what == "retrain":
-        if not args.ship or not args.forget_classes:
-            raise UserError("--what retrain builds shipped references: give --ship and --forget-classes")
-        deadline = flags.deadline(args.deadline)
-        done = [
-            build_reference(c, cache=Path(args.cache), deadline=deadline, dtype=args.dtype, device=args.device)
-            for c in args.forget_classes
-        ]
-        return 0 if all(done) else 75  # 75 (EX_TEMPFAIL): paused at the deadline; rerun to continue
-    if args.forget_classes or args.deadline:
-        raise UserError("--forget-classes and --deadline go with --what retrain")
-    build(
-        args.what,
-        out=Path(args.out) if args.out else None,
-        ship=args.ship,
-        steps=args.steps,
-        dataset=args.dataset or "digits16",
-        channels=tuple(int(c) for c in flags.csv(args.channels)) or None,
-        layers_per_block=args.layers_per_block,
-        classes=tuple(args.classes) if args.classes else None,
-        lr=args.lr,
-        device=args.device,
-    )
-    return 0
+    args.deadline = flags.deadline(args.deadline)
+    chosen = plugin(args.testbed)
+    if args.what not in chosen.pretrain_targets:
+        known = ", ".join(chosen.pretrain_targets) or "none"
+        raise UserError(f"--what {args.what}: the {args.testbed} testbed builds {known}")
+    return chosen.pretrain(args)
 
 
 def cmd_testbed(args: argparse.Namespace) -> int:
@@ -317,10 +322,10 @@ def cmd_testbed(args: argparse.Namespace) -> int:
 def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser:
     sw = sub.add_parser(name, help=helptext)
     sw.add_argument("--config", default=None, help="TOML or JSON grid (see results/*.toml)")
-    sw.add_argument("--methods", default=None, help="comma-separated methods (overrides the config)")
-    sw.add_argument("--attacks", default=None, help="comma-separated attacks (default: the config's, or none)")
-    sw.add_argument("--forget-classes", type=int, nargs="+", default=None, help="forget classes (default 0)")
-    sw.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0)")
+    sw.add_argument("--methods", action=flags.ListOf, default=None, help="methods (overrides the config)")
+    sw.add_argument("--attacks", action=flags.ListOf, default=None, help="attacks (default: the config's, or none)")
+    flags.forget_flags(sw, each=True)
+    sw.add_argument("--seeds", action=flags.ListOf, type=int, default=None, help="seeds (default 0)")
     sw.add_argument("--label", default=None, help="label stored in every row (default: the config's, or none)")
     sw.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes, threads split among them (default 1)"
@@ -347,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="unlearn one class with one method, attack it, score every phase")
     r.add_argument("--method", required=True, help="unlearning method ('unlearnbench list methods')")
     r.add_argument("--attack", default="none", help="attack ('unlearnbench list attacks'; default none)")
-    r.add_argument("--forget-class", type=int, nargs="+", action="extend", help="class(es) to forget (default 0)")
+    flags.forget_flags(r, each=False)
+    r.add_argument(
+        "--model-path",
+        default=None,
+        help="with --method given: the folder of a model unlearned elsewhere (default none)",
+    )
     r.add_argument("--method-args", default="{}", help="JSON object, e.g. '{\"lr\": 1e-4}' (default: the defaults)")
     r.add_argument("--attack-args", default="{}", help="JSON object (default: the attack's defaults)")
     r.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
@@ -359,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "upstream code; 'unlearnbench list methods' shows it)",
     )
     r.add_argument("--label", default="", help="free label stored in every row, e.g. 'paper' (default none)")
-    r.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
+    r.add_argument("--metrics", action=flags.ListOf, default=None, help="metrics (default: every registered one)")
     r.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
     r.add_argument("--save-model", default=None, help="write the unlearned and attacked models here (default: not)")
     flags.unlearn_flags(r)
@@ -367,16 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
     flags.testbed_flags(r)
     r.set_defaults(func=cmd_run)
 
-    ls = sub.add_parser("list", help="list registered methods, attacks or metrics")
-    ls.add_argument("kind", choices=["methods", "attacks", "metrics"], help="what to list")
+    ls = sub.add_parser("list", help="list registered methods, attacks, metrics or testbeds")
+    ls.add_argument("kind", choices=["methods", "attacks", "metrics", "testbeds"], help="what to list")
     ls.add_argument("-v", "--verbose", action="store_true", help="also list each entry's arguments and defaults")
     ls.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
     ls.set_defaults(func=cmd_list)
 
     pt = sub.add_parser("pretrain", help="train the testbed's base model, evaluator or attacker with its recipe")
+    pt.add_argument("--testbed", default="digits16", help="testbed ('unlearnbench list testbeds'; default digits16)")
     pt.add_argument(
         "--what",
-        choices=["unet", "evaluator", "attacker", "judge2", "all", "retrain", "prior"],
         default="unet",
         help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes; "
         "'prior': ship the method priors (Selective Amnesia's Fisher) cached in --cache",
@@ -384,11 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
     pt.add_argument("--steps", type=int, default=None, help="override the recipe's steps (not with --ship)")
-    pt.add_argument("--channels", default=None, help="UNet block_out_channels, e.g. 128,256,256 (default: recipe)")
+    pt.add_argument(
+        "--channels", action=flags.ListOf, type=int, default=None, help="UNet block_out_channels (default: recipe)"
+    )
     pt.add_argument("--layers-per-block", type=int, default=None, help="(default: the recipe's)")
     pt.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
-    pt.add_argument("--classes", type=int, nargs="+", default=None, help="train on these classes only (default all)")
-    pt.add_argument("--forget-classes", type=int, nargs="+", default=None, help="--what retrain: one reference each")
+    pt.add_argument(
+        "--classes", action=flags.ListOf, type=int, default=None, help="train on these classes only (default all)"
+    )
+    pt.add_argument(
+        "--forget", action=flags.ListOf, default=None, metavar="CONCEPT", help="--what retrain: one reference each"
+    )
     pt.add_argument("--deadline", default=None, help="--what retrain: HH:MM UTC, pause there (rerun resumes)")
     pt.add_argument(
         "--dtype",
@@ -426,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")
     tb2.add_argument("--results", required=True, help="results folder")
     tb2.add_argument("--out", required=True, help="output path without suffix, e.g. results/safemax/tradeoff")
-    tb2.add_argument("--methods", help="comma-separated methods to keep (default: all)")
+    tb2.add_argument("--methods", action=flags.ListOf, default=None, help="methods to keep (default: all)")
     tb2.add_argument("--by-class", action="store_true", help="one row per forget class instead of the mean")
     tb2.set_defaults(func=cmd_table)
 

@@ -13,8 +13,10 @@ Kinds:
   ``class_embedding`` layer (a forward hook), so attacks can search beyond the trained labels.
 - ``"tokens"``: token states ``[B, L, D]`` fed as ``encoder_hidden_states`` (cross-attention; text testbeds).
 
-On the class-conditional testbed (:class:`ClassConditioner`) a concept is a label and its index in the
-concept list is both the label and the judges' class index.
+A concept is a name the testbed defines (a string: ``"3"`` on digits16, ``"circle"`` or ``"seven"`` elsewhere);
+an int is read as its decimal name. Its position in the conditioner's concept list is the judges' class
+index. On the class-conditional testbed (:class:`ClassConditioner`) the names are ``"0"`` … ``"9"`` and the
+position is also the model's label.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +32,17 @@ import torch
 from torch import Tensor, nn
 
 KINDS = ("label", "vector", "tokens")
-# The kinds the shipped testbeds produce: what a method or attack supports unless it says otherwise.
-CURRENT_KINDS = ("label", "vector")
-Concept = Hashable
+# The kinds a testbed's conditioner produces ("vector" is what the prompt attacks search on a "label" testbed).
+TESTBED_KINDS = ("label", "tokens")
+# A concept name; ``concept_name`` turns an int (a class number) into its name.
+Concept = str
+
+
+def concept_name(concept: object) -> str:
+    """The name of a concept given as a name or as a class number (``3`` -> ``"3"``)."""
+    if isinstance(concept, bool) or not isinstance(concept, str | int):
+        raise ValueError(f"a concept is a name (or a class number), got {concept!r}")
+    return str(concept)
 
 
 # Label dropout while a method trains (upstream's ``mode='train'`` forwards): (probability, generator).
@@ -231,7 +241,9 @@ class Conditioner:
     kind: str = ""
 
     def __init__(self, concepts: Sequence[Concept]) -> None:
-        self.concepts = tuple(concepts)
+        self.concepts = tuple(concept_name(c) for c in concepts)
+        if len(set(self.concepts)) != len(self.concepts):
+            raise ValueError(f"concept names repeat: {list(self.concepts)}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.concepts)} concepts, kind={self.kind!r})"
@@ -239,7 +251,7 @@ class Conditioner:
     def index(self, concept: Concept) -> int:
         """A concept's position in the concept list (the judges' class index)."""
         try:
-            return self.concepts.index(concept)
+            return self.concepts.index(concept_name(concept))
         except ValueError:
             raise ValueError(f"unknown concept {concept!r}") from None
 
@@ -292,12 +304,15 @@ class Conditioner:
 
 
 class ClassConditioner(Conditioner):
-    """A class-conditional ``UNet2DModel``: concept ``i`` is label ``i``; the null label comes last."""
+    """A class-conditional ``UNet2DModel``: the ``i``-th concept (named ``"i"`` unless ``names`` says otherwise)
+    is label ``i``; the null label comes last."""
 
     kind = "label"
 
-    def __init__(self, num_classes: int) -> None:
-        super().__init__(range(num_classes))
+    def __init__(self, num_classes: int, names: Sequence[str] | None = None) -> None:
+        if names is not None and len(names) != num_classes:
+            raise ValueError(f"{num_classes} classes but {len(names)} names")
+        super().__init__(range(num_classes) if names is None else names)
         self.null_label = num_classes
 
     @classmethod

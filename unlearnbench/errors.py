@@ -15,6 +15,11 @@ class Diverged(RuntimeError):
 
 
 def suggest(name: str, known: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``known``, or ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """``"; did you mean 'x'?"`` for the closest of ``known``, or ``""``. Case is ignored when matching
+    (``SAFEMax`` suggests ``safemax``); the suggestion is spelled as it is known."""
+    spelled = {k.lower(): k for k in known}
+    exact = spelled.get(name.lower())
+    if exact is not None:
+        return f"; did you mean {exact!r}?"
+    close = difflib.get_close_matches(name.lower(), list(spelled), n=1, cutoff=0.5)
+    return f"; did you mean {spelled[close[0]]!r}?" if close else ""

@@ -17,7 +17,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from torch import Tensor
 
 from unlearnbench.api import SamplerSettings
-from unlearnbench.conditioning import ClassConditioner, Concept, Conditioner, Conditioning
+from unlearnbench.conditioning import Concept, Conditioner, Conditioning
 from unlearnbench.diffusion import ddim_sample
 from unlearnbench.environment import compile_enabled
 from unlearnbench.errors import Diverged, UserError
@@ -56,6 +56,15 @@ PROTOCOLS: dict[str, dict[str, float | None]] = {
     "testbed": {"guidance": None, "eta": 0.0},
     "papers": {"guidance": 3.0, "eta": 1.0},
 }
+
+
+def protocol_of(sampler: SamplerSettings, testbed_guidance: float) -> str:
+    """The named protocol a sampler setting is (its guidance and eta; the ``protocol`` column), or "custom"."""
+    for name, values in PROTOCOLS.items():
+        guidance = testbed_guidance if values["guidance"] is None else values["guidance"]
+        if sampler.guidance_scale == guidance and sampler.eta == values["eta"]:
+            return name
+    return "custom"
 
 
 def eval_settings(values: dict[str, Any], seed: int = 0) -> EvalSettings:
@@ -220,7 +229,8 @@ def noise_reference(
     """``n`` samples of :class:`ZeroNoise` (shaped like ``model``) under ``sampler``, from their own noise
     stream: the pixels that ``noise_likeness`` compares forget samples with."""
     zero = ZeroNoise(model)
-    cond = ClassConditioner.for_model(model).encode_ids(torch.zeros(n, dtype=torch.long))
+    # Any conditioning does: the zero model reads none of it (and guidance of zeros is zero).
+    cond = Conditioning.from_labels(torch.zeros(n, dtype=torch.long), null=0)
     return draw(zero, schedule, cond, sampler, seed, NOISE_STREAM, desc="noise reference")  # type: ignore[arg-type]
 
 
@@ -232,16 +242,15 @@ def sample_and_judge(
     forget: Sequence[Concept],
     retain: Sequence[Concept],
     *,
-    conditioner: Conditioner | None = None,
+    conditioner: Conditioner,
     forget_cond: Conditioning | None = None,
     forget_x_T: Tensor | None = None,
     include_retain: bool = True,
     desc: str = "",
 ) -> Samples:
     """Sample the ``forget`` concepts (or ``forget_cond``, an attack's prompt, from ``forget_x_T``, an
-    attack's seeds) and the ``retain`` concepts. ``conditioner`` defaults to the class-conditional one of
-    ``model`` (concept = label)."""
-    conditioner = conditioner or ClassConditioner.for_model(model)
+    attack's seeds) and the ``retain`` concepts, conditioned by the testbed's ``conditioner``; the judges read
+    each concept as its position in the conditioner's concept list."""
     forget_classes = tuple(conditioner.index(c) for c in forget)
     target = eval_labels(forget_classes, settings.forget_samples)
     if forget_cond is None:

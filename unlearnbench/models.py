@@ -162,10 +162,12 @@ UNET_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 def save_diffusion(model: UNet2DModel, schedule: DDPMScheduler, directory: str | os.PathLike[str]) -> None:
-    """diffusers layout: ``DIR/unet`` (config + safetensors) and ``DIR/scheduler``."""
+    """diffusers layout: ``DIR/unet`` (config + safetensors) and ``DIR/scheduler``. The scheduler is saved with
+    ``clip_sample`` off, as every number here is sampled (diffusers' DDIM loaded from it then samples as the
+    runner does; per-step clipping at s = 3 turns digits into other digits)."""
     directory = Path(directory)
     model.save_pretrained(directory / "unet", safe_serialization=True)
-    schedule.save_pretrained(directory / "scheduler")
+    type(schedule).from_config(schedule.config, clip_sample=False).save_pretrained(directory / "scheduler")
 
 
 def _local_layout(directory: Path) -> tuple[Path, Path]:
@@ -180,7 +182,8 @@ def _local_layout(directory: Path) -> tuple[Path, Path]:
 
 
 def unet_class(unet_dir: Path) -> type[UNet2DModel]:
-    """The model class a saved config names (``_class_name``): ``UNet2DModel`` or the project's ``ClassMLPUNet``."""
+    """The model class a saved config names (``_class_name``): diffusers' ``UNet2DModel`` (class-conditional),
+    ``UNet2DConditionModel`` (cross-attention: text testbeds) or the project's ``ClassMLPUNet``."""
     try:
         name = json.loads((unet_dir / "config.json").read_text()).get("_class_name", "UNet2DModel")
     except (OSError, json.JSONDecodeError):
@@ -189,6 +192,10 @@ def unet_class(unet_dir: Path) -> type[UNet2DModel]:
         from unlearnbench.unets import ClassMLPUNet
 
         return ClassMLPUNet  # type: ignore[return-value]
+    if name == "UNet2DConditionModel":
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel  # type: ignore[return-value]
     return UNet2DModel
 
 

@@ -32,9 +32,9 @@ from unlearnbench.models import unet_class, verify_sha256
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
-def reference_name(forget_classes: tuple[int, ...]) -> str:
-    """Folder name of the reference that forgets ``forget_classes`` (one class per shipped reference)."""
-    return "retrain-" + "-".join(str(c) for c in sorted(forget_classes))
+def reference_name(forget: tuple[str, ...]) -> str:
+    """Folder name of the reference that forgets the concepts ``forget`` (one concept per shipped reference)."""
+    return "retrain-" + "-".join(sorted(str(c) for c in forget))
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class ShippedReference:
     """One shipped retrained model: where it is, what it was made from and what making it cost."""
 
     folder: Path
-    forget_classes: tuple[int, ...]
+    forget: tuple[str, ...]
     base_model_sha: str
     recipe_sha256: str
     cost: Cost
@@ -59,7 +59,7 @@ def read_reference(folder: Path) -> ShippedReference:
     record = json.loads((folder / "reference.json").read_text())
     return ShippedReference(
         folder=folder,
-        forget_classes=tuple(record["forget_classes"]),
+        forget=tuple(str(c) for c in record["forget_classes"]),
         base_model_sha=record["base_model_sha"],
         recipe_sha256=record["recipe_sha256"],
         cost=Cost(**{k: v for k, v in record["cost"].items() if k in Cost.__dataclass_fields__}),
@@ -76,8 +76,8 @@ class References:
         self.model_sha = model_sha
         self.recipe_sha256 = recipe_sha256
 
-    def _matching(self, forget_classes: tuple[int, ...]) -> tuple[ShippedReference, str] | None:
-        name = reference_name(forget_classes)
+    def _matching(self, forget: tuple[str, ...]) -> tuple[ShippedReference, str] | None:
+        name = reference_name(forget)
         folder = self.root / name
         sha = self.files.get(f"references/{name}/{WEIGHTS}")
         if sha is None or self.recipe_sha256 is None or not (folder / "reference.json").is_file():
@@ -87,16 +87,14 @@ class References:
             return None
         return ref, sha
 
-    def has(self, forget_classes: tuple[int, ...]) -> bool:
-        """Whether a reference for ``forget_classes`` ships for this base model and recipe (weights not read)."""
-        return self._matching(forget_classes) is not None
+    def has(self, forget: tuple[str, ...]) -> bool:
+        """Whether a reference for ``forget`` ships for this base model and recipe (weights not read)."""
+        return self._matching(forget) is not None
 
-    def retrain(
-        self, forget_classes: tuple[int, ...], device: torch.device | str = "cpu"
-    ) -> tuple[UNet2DModel, Cost] | None:
-        """The shipped retrained model for ``forget_classes`` and its recorded cost, or None when there is
+    def retrain(self, forget: tuple[str, ...], device: torch.device | str = "cpu") -> tuple[UNet2DModel, Cost] | None:
+        """The shipped retrained model for ``forget`` and its recorded cost, or None when there is
         none for this base model and recipe (then ``retrain`` trains)."""
-        found = self._matching(forget_classes)
+        found = self._matching(forget)
         if found is None:
             return None
         ref, sha = found

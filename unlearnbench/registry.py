@@ -1,9 +1,10 @@
-"""One generic registry for methods, attacks and metrics.
+"""One generic registry for methods, attacks, metrics and testbeds.
 
 Built-ins register themselves with ``@register("name")`` when their package is imported.
 Third-party plugins arrive through the entry-point groups ``unlearnbench.methods``,
-``unlearnbench.attacks`` and ``unlearnbench.metrics`` (the entry point names a class decorated with
-``@register``), or through an explicit ``--plugin module`` on the command line. Nothing else is imported.
+``unlearnbench.attacks``, ``unlearnbench.metrics`` and ``unlearnbench.testbeds`` (the entry point names a
+class decorated with ``@register``), or through an explicit ``--plugin module`` on the command line. Nothing
+else is imported.
 """
 
 from __future__ import annotations
@@ -19,18 +20,29 @@ from unlearnbench.errors import UserError, suggest
 
 T = TypeVar("T")
 
-KINDS = {"method": "unlearnbench.methods", "attack": "unlearnbench.attacks", "metric": "unlearnbench.metrics"}
+KINDS = {
+    "method": "unlearnbench.methods",
+    "attack": "unlearnbench.attacks",
+    "metric": "unlearnbench.metrics",
+    "testbed": "unlearnbench.testbeds",
+}
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _loaded: set[str] = set()
 
 
 def _kind_of(cls: type) -> str:
     from unlearnbench.api import Attack, Metric, UnlearningMethod
+    from unlearnbench.testbed import TestbedPlugin
 
-    for kind, base in (("method", UnlearningMethod), ("attack", Attack), ("metric", Metric)):
+    for kind, base in (
+        ("method", UnlearningMethod),
+        ("attack", Attack),
+        ("metric", Metric),
+        ("testbed", TestbedPlugin),
+    ):
         if issubclass(cls, base):
             return kind
-    raise TypeError(f"{cls.__name__} is not an UnlearningMethod, Attack or Metric")
+    raise TypeError(f"{cls.__name__} is not an UnlearningMethod, Attack, Metric or TestbedPlugin")
 
 
 def _declared(cls: type, kind: str) -> tuple[Row, ...]:

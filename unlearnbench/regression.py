@@ -17,7 +17,19 @@ from unlearnbench import registry
 from unlearnbench.errors import UserError
 from unlearnbench.results import final_rows
 
-KEY = ["label", "method", "method_args", "attack", "attack_args", "forget_class", "seed", "phase", "split", "metric"]
+KEY = [
+    "label",
+    "method",
+    "method_args",
+    "attack",
+    "attack_args",
+    "testbed",
+    "forget_concept",
+    "seed",
+    "phase",
+    "split",
+    "metric",
+]
 COLUMNS = [*KEY, "baseline", "fresh", "tolerance", "verdict"]
 
 
@@ -40,14 +52,14 @@ LIKE = [
     "guidance",
     "eta",
     "clip_sample",
-    "precision",
+    "sampler_precision",
     "unlearn_precision",
     "label_dropout",
 ]
 
 
 # Settings recorded only from some date on, and the value every number before then was measured with.
-BEFORE_RECORDED = {"precision": "float32", "unlearn_precision": "float32"}
+BEFORE_RECORDED = {"sampler_precision": "float32", "unlearn_precision": "float32"}
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -57,7 +69,7 @@ def _text(values: pd.Series) -> pd.Series:
 
 def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
     """Refuse (one line, naming the field) when a run present in both was measured under other settings."""
-    ids = ["method", "method_args", "attack", "attack_args", "forget_class", "seed"]
+    ids = ["testbed", "method", "method_args", "attack", "attack_args", "forget_concept", "seed"]
 
     def settings(df: pd.DataFrame) -> pd.DataFrame:
         rows = final_rows(df).copy()
@@ -73,7 +85,7 @@ def check_like_with_like(baseline: pd.DataFrame, fresh: pd.DataFrame) -> None:
             r = differ.iloc[0]
             raise UserError(
                 f"check: baseline and results differ in {field} ({r[f'{field}_baseline']} vs {r[f'{field}_results']}, "
-                f"{r['method']} / {r['attack']}, forget {r['forget_class']}): they measure different things; "
+                f"{r['method']} / {r['attack']}, forget {r['forget_concept']}): they measure different things; "
                 "regenerate the baseline with the same settings"
             )
 
@@ -118,5 +130,5 @@ def format_table(c: Comparison, show_all: bool = False) -> str:
     if t.empty:
         return f"{len(c.table)} numbers compared, all within tolerance"
     t = t.assign(interval=[f"{b:.4g} ± {tol:.3g}" for b, tol in zip(t.baseline, t.tolerance, strict=True)])
-    cols = ["method", "attack", "forget_class", "seed", "phase", "split", "metric", "fresh", "interval", "verdict"]
+    cols = ["method", "attack", "forget_concept", "seed", "phase", "split", "metric", "fresh", "interval", "verdict"]
     return t[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -15,6 +15,7 @@ run write identical content; the last rename wins.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,7 +34,9 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "label": ("string", "free label of the spec, e.g. 'paper' or 'tuned'"),
     "phase": ("string", "original | unlearned | attacked"),
     "attack_step": ("Int64", "attack step of a recovery-curve point; empty for final rows"),
-    "forget_class": ("string", "forgotten class(es), comma-separated"),
+    "forget_concept": ("string", "the forgotten concept(s), comma-joined, as the testbed names them"),
+    "n_forget": ("Int64", "how many concepts the run forgets"),
+    "forget_class": ("Int64", "the forgotten class number when one class-numbered concept is forgotten; else empty"),
     "split": ("string", "forget | retain | all"),
     "class_id": ("Int64", "class of a per-class row; empty for aggregates"),
     "metric": ("string", "metric name"),
@@ -66,7 +69,11 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "sample_steps": ("Int64", "DDIM steps"),
     "eta": ("float64", "DDIM eta"),
     "clip_sample": ("boolean", "predicted x0 clipped to [-1, 1] at every sampler step (upstream: no)"),
-    "precision": ("string", "the sampler's model forwards: float32, or bfloat16 autocast"),
+    "sampler_precision": ("string", "the sampler's model forwards: float32, or bfloat16 autocast"),
+    "protocol": (
+        "string",
+        "the named sampler setting: testbed (its default guidance, eta 0), papers (s 3, eta 1), custom",
+    ),
     "n_forget_samples": ("Int64", "samples per forget class"),
     "n_retain_samples": ("Int64", "samples per retained class"),
     "fid_features": ("string", "feature space of FID/KID"),
@@ -200,8 +207,45 @@ def sweep_wall_s(records: Iterable[dict[str, Any]]) -> float:
     return total
 
 
+def _before_concepts(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before concepts had names (and before the settings' columns were renamed) in today's
+    columns: ``forget_class`` held the comma-joined classes as a string, the sampler's precision was
+    ``precision``, and the protocol was not recorded."""
+    if "precision" in df.columns and "sampler_precision" not in df.columns:
+        df = df.rename(columns={"precision": "sampler_precision"})
+    if "forget_concept" not in df.columns and "forget_class" in df.columns:
+        concepts = df["forget_class"].astype("string")
+        n = concepts.str.count(",") + 1
+        single = pd.to_numeric(concepts.where(n == 1), errors="coerce").astype("Int64")
+        df = df.assign(forget_concept=concepts, n_forget=n.astype("Int64"), forget_class=single)
+    if "protocol" not in df.columns and {"guidance", "eta", "testbed"} <= set(df.columns):
+        df = df.assign(protocol=_protocols(df))
+    return df
+
+
+def _protocols(df: pd.DataFrame) -> pd.Series:
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.evaluate import protocol_of
+    from unlearnbench.testbeds import default_guidance
+
+    settings = df[["testbed", "guidance", "eta"]].drop_duplicates()
+
+    def default(testbed: str) -> float:
+        try:
+            return default_guidance(testbed)
+        except UserError:  # a testbed whose plugin is not loaded: only the papers' fixed setting can be named
+            return math.nan
+
+    named = {
+        (t, g, e): protocol_of(SamplerSettings(guidance_scale=g, eta=e), default(t))
+        for t, g, e in settings.itertuples(index=False)
+    }
+    return pd.Series([named[k] for k in zip(df["testbed"], df["guidance"], df["eta"], strict=True)], index=df.index)
+
+
 def conform(df: pd.DataFrame) -> pd.DataFrame:
     """Rows written before a column existed get it, empty, with its type (so old and new stores compare)."""
+    df = _before_concepts(df)
     missing = [c for c in SCHEMA if c not in df.columns]
     if not missing:
         return df

@@ -37,16 +37,16 @@ from unlearnbench.api import (
 )
 from unlearnbench.args import canonical_json, to_dict
 from unlearnbench.cost import Cost
+from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.diffusion import PRECISIONS
 from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
-from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, sample_and_judge
+from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, protocol_of, sample_and_judge
 from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
-from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR
 from unlearnbench.models import unet_class
 from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
-from unlearnbench.spec import RunSpec
+from unlearnbench.spec import RunSpec, class_numbers
 from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
 from unlearnbench.timing import part, recording
 
@@ -76,7 +76,8 @@ def resolve(spec: RunSpec) -> Resolved:
     The run is hashed after this."""
     for metric in spec.metrics:
         registry.get("metric", metric)
-    method = registry.get("method", spec.method)(spec.method_args)
+    method_cls = registry.get("method", spec.method)
+    method = method_cls(method_cls(spec.method_args).resolved())
     attack = registry.get("attack", spec.attack)(spec.attack_args)
     sampler = spec.eval.sampler
     if sampler.guidance_scale is None:
@@ -110,8 +111,10 @@ def testbed_for(spec: RunSpec, *, device: torch.device | str = "cpu", download: 
     )
 
 
-def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) -> None:
+def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> None:
     """Every check that can fail before any work is done: one line each.
+
+    The forget concepts must be the testbed's (a did-you-mean otherwise), distinct, and leave one retained.
 
     Sample counts, sampler steps (1 to the schedule's ``train_steps``, 1000 unless given), guidance
     (finite, 0 to 50), eta and the seed (0 <= seed < 2**63) are range-checked by
@@ -123,16 +126,7 @@ def validate(spec: RunSpec, num_classes: int, train_steps: int | None = None) ->
         raise UserError(f"--label-dropout must be in [0, 1), got {spec.label_dropout}")
     if spec.unlearn_precision not in PRECISIONS:
         raise UserError(f"--unlearn-precision must be one of {', '.join(PRECISIONS)}, got {spec.unlearn_precision!r}")
-    fc = spec.forget_classes
-    if not fc:
-        raise UserError("no forget class given; pass --forget-class N")
-    bad = [c for c in fc if not 0 <= c < num_classes]
-    if bad:
-        raise UserError(f"forget class {bad[0]} is out of range: the testbed has classes 0..{num_classes - 1}")
-    if len(set(fc)) != len(fc):
-        raise UserError(f"forget classes repeat: {list(fc)}")
-    if len(set(fc)) >= num_classes:
-        raise UserError("cannot forget every class: at least one class must be retained")
+    tb.check_forget(spec.forget)
     ev = spec.eval
     check_run_settings(
         forget_samples=ev.forget_samples,
@@ -160,21 +154,20 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
     from unlearnbench.api import SamplerSettings
     from unlearnbench.cost import CostMeter
 
-    conditioner = tb.conditioner
-    forget = tuple(spec.forget_classes)  # on a class-conditional testbed a concept is a label
-    retain = tuple(c for c in conditioner.concepts if c not in forget)
-    fx, fy = tb.data.subset("train", forget)
-    rx, ry = tb.data.subset("train", retain)
+    forget = tb.check_forget(spec.forget)
+    retain = tb.retained(forget)
+    fx, fc = tb.images("train", forget)
+    rx, rc = tb.images("train", retain)
     return Task(
         data=tb.data,
         schedule=tb.schedule,
-        conditioner=conditioner,
+        conditioner=tb.conditioner,
         forget_concepts=forget,
         retain_concepts=retain,
         forget_x=fx.to(device),
-        forget_cond=conditioner.encode_ids(fy.to(device)),
+        forget_cond=fc.to(device),
         retain_x=rx.to(device),
-        retain_cond=conditioner.encode_ids(ry.to(device)),
+        retain_cond=rc.to(device),
         sampler=SamplerSettings(**dataclasses.asdict(spec.eval.sampler)),
         attacker=tb.attacker,
         meter=CostMeter(device),
@@ -185,12 +178,6 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         label_dropout=spec.label_dropout or 0.0,
         unlearn_precision=spec.unlearn_precision,
     )
-
-
-def real_images(tb: Testbed, classes: tuple[int, ...]) -> torch.Tensor:
-    """Every real image of ``classes``, train and test: FID's and KID's real side. FID's error shrinks with
-    both sets' size, and the held-out images alone (about 36 per class on digits16) are too few."""
-    return torch.cat([tb.data.subset("train", classes)[0], tb.data.subset("test", classes)[0]])
 
 
 # Bumped when the scores computed from the same samples change (new rows, intervals, references), so that a
@@ -221,7 +208,7 @@ class Runner:
         """Resolve and validate everything; raises :class:`UserError` before any row can be written."""
         resolved = resolve(spec)
         tb = testbed_for(spec, device=self.device, download=self.download)
-        validate(resolved.spec, tb.num_classes)
+        validate(resolved.spec, tb)
         check_budgets(resolved, tb)
         self.store.check_writable()
         if self.save_model is not None:
@@ -251,8 +238,8 @@ class Runner:
         task = build_task(spec, tb, self.device)
         task.priors = PriorCache(self.store.cache / "priors", tb.model_sha, tb.priors)
         reference = Reference(
-            retain_real=real_images(tb, task.retain_classes),
-            forget_real=real_images(tb, task.forget_classes),
+            retain_real=tb.real_images(task.retain_concepts),
+            forget_real=tb.real_images(task.forget_concepts),
             evaluator=tb.evaluator,
             evaluator_path=tb.evaluator_path,
             noise=noise_reference(tb.model, tb.schedule, spec.eval.sampler, spec.seed),
@@ -299,8 +286,9 @@ class Runner:
             tb.schedule,
             tb.evaluator,
             settings,
-            task.forget_classes,
-            task.retain_classes,
+            task.forget_concepts,
+            task.retain_concepts,
+            conditioner=task.conditioner,
             forget_cond=cond,
             forget_x_T=x_T,
             include_retain=include_retain,
@@ -331,7 +319,7 @@ class Runner:
             tb.model_sha,
             tb.evaluator_sha,
             tb.data.name,
-            list(spec.forget_classes),
+            list(class_numbers(spec.forget) or spec.forget),  # class numbers, as before concepts had names
             dataclasses.asdict(spec.eval),
         )
 
@@ -459,7 +447,10 @@ class Runner:
             "method": spec.method,
             "attack": spec.attack,
             "label": spec.label,
-            "forget_class": spec.forget_label,
+            "forget_concept": spec.forget_label,
+            "n_forget": len(spec.forget),
+            "forget_class": spec.forget_class,
+            "protocol": protocol_of(spec.eval.sampler, default_guidance(spec.testbed, spec.model)),
             "status": status,
             "error": error,
             "testbed": tb.name,
@@ -477,7 +468,7 @@ class Runner:
             "sample_steps": spec.eval.sampler.steps,
             "eta": spec.eval.sampler.eta,
             "clip_sample": spec.eval.sampler.clip_sample,
-            "precision": spec.eval.sampler.precision,
+            "sampler_precision": spec.eval.sampler.precision,
             "n_forget_samples": spec.eval.forget_samples,
             "n_retain_samples": spec.eval.retain_samples,
             "fid_features": "evaluator-penultimate",
@@ -511,9 +502,10 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _save_model(directory: Path, model: UNet2DModel, tb: Testbed) -> None:
+    from unlearnbench.models import save_diffusion
+
     try:
-        model.save_pretrained(str(directory / "unet"), safe_serialization=True)
-        tb.schedule.save_pretrained(str(directory / "scheduler"))
+        save_diffusion(model, tb.schedule, directory)
     except OSError as e:
         raise UserError(f"--save-model: cannot write {directory} ({e.strerror or e})") from None
 

@@ -344,6 +344,15 @@ def _forget_class(item: Any) -> Any:
     raise PydanticCustomError("forget_class", "must be an int or a non-empty list of ints")
 
 
+def _forget(item: Any) -> Any:
+    def is_name(x: Any) -> bool:
+        return isinstance(x, str) and bool(x.strip())
+
+    if is_name(item) or (isinstance(item, list) and item and all(is_name(c) for c in item)):
+        return item
+    raise PydanticCustomError("forget", "must be a concept name or a non-empty list of names")
+
+
 class MethodEntry(BaseModel):
     """One method of a sweep: fixed ``args``, and a ``grid`` of values whose product is swept."""
 
@@ -376,6 +385,7 @@ class TestbedConfig(BaseModel):
 Methods = Annotated[list[Annotated[MethodEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)]
 Attacks = Annotated[list[Annotated[AttackEntry, BeforeValidator(_name_to_table)]], Field(min_length=1)]
 ForgetClasses = Annotated[list[Annotated[Any, BeforeValidator(_forget_class)]], Field(min_length=1)]
+Forget = Annotated[list[Annotated[Any, BeforeValidator(_forget)]], Field(min_length=1)]
 Seeds = Annotated[list[Seed], Field(min_length=1)]
 
 
@@ -391,8 +401,12 @@ class PartConfig(BaseModel):
     label: str | None = None
     methods: Methods
     tuned: str | None = None
+    # Which tuned settings of each method the part runs ("" is the plain tuned one, "retain term" a variant's);
+    # absent: all of them.
+    tuned_variants: Annotated[list[str], Field(min_length=1)] | None = None
     attacks: Attacks | None = None
-    forget_classes: ForgetClasses | None = None
+    forget: Forget | None = None
+    forget_classes: ForgetClasses | None = None  # class numbers: the same as 'forget' with their names
     seeds: Seeds | None = None
     protocols: Annotated[list[Protocol], Field(min_length=1)] | None = None
     unlearn_precision: Precision | None = None
@@ -408,7 +422,10 @@ class SweepConfig(BaseModel):
     label: str = ""
     methods: Methods | None = None
     attacks: Attacks = [AttackEntry(name="none")]
-    forget_classes: ForgetClasses = [0]
+    # What each run forgets: concept names (an entry may list several); 'forget_classes' is the same with
+    # class numbers (class-conditional testbeds). Give one of them (default: the concept "0").
+    forget: Forget | None = None
+    forget_classes: ForgetClasses | None = None
     seeds: Seeds = [0]
     # The unlearning methods' gradient steps (bfloat16: autocast); attacks train in float32.
     unlearn_precision: Precision = "float32"
@@ -441,7 +458,7 @@ class TunedEntry(BaseModel):
     trials: Annotated[int, Field(ge=1)] | None = None
     grid: dict[str, list[Any]] | None = None
     cpu_s: float | None = None  # unlearning CPU seconds over all trials
-    forget_classes: list[list[int]] | None = None
+    forget_classes: list[list[int | str]] | None = None
 
 
 class TunedFile(RootModel[dict[str, TunedEntry]]):

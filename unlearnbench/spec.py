@@ -9,6 +9,7 @@ from typing import Any
 
 from unlearnbench.api import SamplerSettings
 from unlearnbench.args import canonical_json
+from unlearnbench.conditioning import concept_name
 from unlearnbench.evaluate import EvalSettings
 
 SPEC_VERSION = 1
@@ -19,6 +20,7 @@ SPEC_VERSION = 1
 ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("eval", "sampler", "precision"): "float32",
     ("unlearn_precision",): "float32",
+    ("attack_args", "curve_steps"): [],  # relearning's checkpoint list: empty is every eval_every, as before
 }
 
 
@@ -33,7 +35,8 @@ class RunSpec:
 
     method: str
     attack: str = "none"
-    forget_classes: tuple[int, ...] = (0,)
+    # The concepts to forget, as the testbed names them ("3" on digits16, "circle" elsewhere).
+    forget: tuple[str, ...] = ("0",)
     method_args: dict[str, Any] = field(default_factory=dict)
     attack_args: dict[str, Any] = field(default_factory=dict)
     testbed: str = "digits16"
@@ -51,32 +54,45 @@ class RunSpec:
     label: str = ""
     metrics: tuple[str, ...] = ()  # empty: every registered metric
 
+    def __post_init__(self) -> None:
+        # A class number is its concept's name: (3,) and ("3",) are one spec.
+        object.__setattr__(self, "forget", tuple(concept_name(c) for c in self.forget))
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["forget_classes"] = list(self.forget_classes)
-        d["metrics"] = list(self.metrics)
+        """Plain JSON values (tuples as lists), as the run's file stores it and reads it back."""
+        d = json.loads(json.dumps(asdict(self)))
         d["spec_version"] = SPEC_VERSION
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """From :meth:`to_dict`'s form, or a run file written before concepts (``forget_classes``: ints)."""
         d = dict(d)
         d.pop("spec_version", None)
+        if "forget_classes" in d:
+            d["forget"] = d.pop("forget_classes")
         ev = dict(d.pop("eval", {}) or {})  # copies: the caller's dict stays as it was
-        sampler = SamplerSettings(**ev.pop("sampler", {}))
+        # a run stored before the sampler's precision was a setting sampled in float32, whatever today's default
+        sampler = SamplerSettings(**{"precision": "float32", **ev.pop("sampler", {})})
         return cls(
-            **{**d, "forget_classes": tuple(d.get("forget_classes", (0,))), "metrics": tuple(d.get("metrics", ()))},
+            **{**d, "forget": tuple(d.get("forget", ("0",))), "metrics": tuple(d.get("metrics", ()))},
             eval=EvalSettings(**ev, sampler=sampler),
         )
 
     def canonical(self) -> str:
         d = self.to_dict()
+        # Runs were hashed with ``forget_classes`` (ints) before concepts had names; where every concept is a
+        # class number they still are, so the stores from before keep their run ids.
+        classes = class_numbers(self.forget)
+        if classes is not None:
+            d["forget_classes"] = list(classes)
+            del d["forget"]
         for path, before in ADDED_LATER.items():
             *parents, name = path
             node = d
             for key in parents:
                 node = node[key]
-            if node.get(name) == before:
+            if name in node and _plain(node[name]) == before:
                 del node[name]
         return canonical_json(d)
 
@@ -99,7 +115,7 @@ class RunSpec:
         key = {
             "method": self.method,
             "args": resolved_method_args,
-            "forget": list(self.forget_classes),
+            "forget": list(class_numbers(self.forget) or self.forget),  # class numbers as before concepts
             "model_sha": model_sha,
             "dataset": self.dataset,
             "label_dropout": self.label_dropout,
@@ -118,4 +134,24 @@ class RunSpec:
 
     @property
     def forget_label(self) -> str:
-        return ",".join(str(c) for c in self.forget_classes)
+        """The forgotten concepts, comma-joined (the ``forget_concept`` column)."""
+        return ",".join(self.forget)
+
+    @property
+    def forget_class(self) -> int | None:
+        """The forgotten class number when exactly one concept that is a class number is forgotten (the
+        ``forget_class`` column), else None."""
+        classes = class_numbers(self.forget)
+        return classes[0] if classes is not None and len(classes) == 1 else None
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON reads it back (tuples as lists), so a spec compares alike before and after a round trip."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def class_numbers(concepts: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The concepts as class numbers when every name is one (``"3"``, not ``"03"`` or ``"circle"``), else None."""
+    if concepts and all(c.isdigit() and c.isascii() and str(int(c)) == c for c in concepts):
+        return tuple(int(c) for c in concepts)
+    return None

@@ -9,7 +9,7 @@ testbed's ``s = 1``, and the papers' ``s = 3``, DDIM ``eta = 1``):
 * the retained FID ratio, ``FID(samples, real test) / FID(real train, real test)`` over the retained
   classes in the evaluator's features, moves by at most ``max_fid_ratio_change`` (relative);
 * ``null_samples`` samples with the null label, judged 11-way, still hold every digit at least
-  ``min_null_per_digit`` times (the unconditional branch that guidance relies on has not collapsed).
+  ``min_null_per_concept`` times (the unconditional branch that guidance relies on has not collapsed).
 
 The original and the fine-tuned models sample from the same initial noise (common random numbers).
 """
@@ -33,14 +33,14 @@ PAPERS_SAMPLER = SamplerSettings(guidance_scale=3.0, eta=1.0)
 class StabilitySettings:
     """What the stability test changes, how it measures, and its bars."""
 
-    forget_classes: tuple[int, ...] = (0, 3, 7)
+    forget: tuple[str, ...] = ()  # empty: the testbed's own (``Testbed.stability_forget``)
     finetune_steps: int = 29
     per_class: int = 30
     null_samples: int = 200
     samplers: tuple[SamplerSettings, ...] = field(default_factory=lambda: (SamplerSettings(), PAPERS_SAMPLER))
     max_accuracy_change: float = 0.03
     max_fid_ratio_change: float = 0.25
-    min_null_per_digit: int = 5
+    min_null_per_concept: int = 5
     seed: int = 0
 
 
@@ -65,12 +65,13 @@ def sample_figures(
     return Figures([float(hits[labels == c].float().mean()) for c in classes], images, labels)
 
 
-def retained_figures(fig: Figures, tb: Testbed, forget_class: int) -> dict[str, float]:
+def retained_figures(fig: Figures, tb: Testbed, forget: str) -> dict[str, float]:
     """Retained-class accuracy and FID ratio (vs. the held-out real images of the retained classes)."""
+    forget_class = tb.conditioner.index(forget)
     keep = fig.labels != forget_class
-    retain = tuple(c for c in range(tb.num_classes) if c != forget_class)
-    train_x, _ = tb.data.subset("train", retain)
-    test_x, _ = tb.data.subset("test", retain)
+    retain = tb.retained((forget,))
+    train_x, _ = tb.images("train", retain)
+    test_x, _ = tb.images("test", retain)
     fid_gen = fidelity(fig.images[keep], test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     fid_real = fidelity(train_x, test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     accuracy = sum(a for c, a in enumerate(fig.class_accuracy) if c != forget_class) / len(retain)
@@ -91,13 +92,13 @@ def null_counts(model: UNet2DModel, schedule: DDPMScheduler, tb: Testbed, n: int
     return torch.bincount(verdict, minlength=tb.num_classes + 1).tolist()
 
 
-def finetune(tb: Testbed, forget_class: int, steps: int, seed: int) -> UNet2DModel:
+def finetune(tb: Testbed, forget: str, steps: int, seed: int) -> UNet2DModel:
     """The neutral change: the registered ``finetune`` baseline (retained classes only) for ``steps`` steps."""
     from unlearnbench import registry
     from unlearnbench.runner import build_task
     from unlearnbench.spec import RunSpec
 
-    task = build_task(RunSpec(method="finetune", forget_classes=(forget_class,)), tb, torch.device("cpu"))
+    task = build_task(RunSpec(method="finetune", forget=(forget,), testbed=tb.name), tb, torch.device("cpu"))
     method = registry.get("method", "finetune")({"steps": steps})
     generator = torch.Generator().manual_seed(seed)
     return run_unlearning(method, tb.model, task, generator=generator).model
@@ -106,6 +107,7 @@ def finetune(tb: Testbed, forget_class: int, steps: int, seed: int) -> UNet2DMod
 def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> dict:
     """Run the test on ``tb.model``; return every figure, each check and ``passed``."""
     s = settings or StabilitySettings()
+    s = s if s.forget else replace(s, forget=tb.stability_forget)
     # a sampler that leaves guidance out uses the testbed's default, as a run does
     default = default_guidance(tb.name, tb.model_source)
     samplers = tuple(x if x.guidance_scale is not None else replace(x, guidance_scale=default) for x in s.samplers)
@@ -120,9 +122,9 @@ def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> di
     base_null = null_counts(tb.model, tb.schedule, tb, s.null_samples, s.seed)
     rows: list[dict] = []
     null_rows: list[dict] = [
-        {"forget_class": None, "counts": base_null, "ok": min(base_null[:10]) >= s.min_null_per_digit}
+        {"forget": None, "counts": base_null, "ok": min(base_null[: tb.num_classes]) >= s.min_null_per_concept}
     ]
-    for c in s.forget_classes:
+    for c in s.forget:
         tuned = finetune(tb, c, s.finetune_steps, s.seed)
         for i, sampler in enumerate(s.samplers):
             before = retained_figures(base[i], tb, c)
@@ -131,7 +133,7 @@ def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> di
             fid_change = after["fid_ratio"] / before["fid_ratio"] - 1
             rows.append(
                 {
-                    "forget_class": c,
+                    "forget": c,
                     "guidance": sampler.guidance_scale,
                     "eta": sampler.eta,
                     **{f"{k}_before": round(v, 4) for k, v in before.items()},
@@ -142,7 +144,7 @@ def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> di
                 }
             )
         counts = null_counts(tuned, tb.schedule, tb, s.null_samples, s.seed)
-        null_rows.append({"forget_class": c, "counts": counts, "ok": min(counts[:10]) >= s.min_null_per_digit})
+        null_rows.append({"forget": c, "counts": counts, "ok": min(counts[: tb.num_classes]) >= s.min_null_per_concept})
     settings_record = {**asdict(s), "samplers": [asdict(x) for x in s.samplers]}
     passed = all(r["ok"] for r in rows) and all(r["ok"] for r in null_rows)
     return {"settings": settings_record, "rows": rows, "null": null_rows, "passed": passed}

@@ -43,22 +43,23 @@ class Grid:
 
     methods: list[tuple[Any, ...]]
     attacks: list[tuple[str, dict[str, Any]]]
-    forget_classes: list[tuple[int, ...]]
+    forget: list[tuple[str, ...]]
     seeds: list[int]
     eval: EvalSettings = field(default_factory=EvalSettings)
     testbed: dict[str, Any] = field(default_factory=dict)
     unlearn_precision: str = "float32"
 
-    def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> tuple[Grid, list[str]]:
+    def with_tuned(self, tuned: dict[str, dict[str, Any]], variants: list[str] | None = None) -> tuple[Grid, list[str]]:
         """Each method at the setting ``unlearnbench tune`` chose for it, labelled ``tuned`` (and each of its
-        tuned variants, ``method:variant`` in the file, labelled ``tuned, variant``). A method with no tuned
-        setting is left out (and named in the second return value), never run at defaults as "tuned"."""
+        tuned variants, ``method:variant`` in the file, labelled ``tuned, variant``; ``variants`` keeps only
+        those, "" naming the plain tuned setting). A method with no tuned setting is left out (and named in the
+        second return value), never run at defaults as "tuned"."""
         names = list(dict.fromkeys(m[0] for m in self.methods))
         kept = []
         for m in names:
             for key, entry in tuned.items():
                 method, _, variant = key.partition(":")
-                if method == m:
+                if method == m and (variants is None or variant in variants):
                     kept.append((m, dict(entry["args"]), f"tuned, {variant}" if variant else "tuned"))
         skipped = [m for m in names if not any(k.partition(":")[0] == m for k in tuned)]
         if not kept:
@@ -68,14 +69,14 @@ class Grid:
     def specs(self) -> list[RunSpec]:
         out = []
         for method, margs, label, label_dropout in (MethodSetting(*m) for m in self.methods):
-            for fc in self.forget_classes:
+            for fc in self.forget:
                 for seed in self.seeds:
                     for attack, aargs in self.attacks:
                         out.append(
                             RunSpec(
                                 method=method,
                                 attack=attack,
-                                forget_classes=fc,
+                                forget=fc,
                                 method_args=margs,
                                 attack_args=aargs,
                                 seed=seed,
@@ -142,7 +143,7 @@ def grids_from_config(
         return Grid(
             methods,
             [(a.name, dict(a.args)) for a in attacks],
-            [tuple(fc) if isinstance(fc, list) else (fc,) for fc in classes],
+            [tuple(str(c) for c in fc) if isinstance(fc, list) else (str(fc),) for fc in classes],
             list(seeds),
             eval_settings({k: v for k, v in {**ev, **last}.items() if v is not None}),
             testbed,
@@ -150,7 +151,7 @@ def grids_from_config(
         )
 
     if config.methods is not None:
-        return [grid(config.methods, config.label, top, config.attacks, config.forget_classes, config.seeds)]
+        return [grid(config.methods, config.label, top, config.attacks, forget_of(config, "config"), config.seeds)]
     grids = []
     for i, part in enumerate(config.parts or []):
         where = f"parts[{i}]" + (f" ({part.name})" if part.name else "")
@@ -164,22 +165,34 @@ def grids_from_config(
                 what = f"{fixed[0]}'s args, grid, label or label_dropout" if fixed else "a label"
                 raise UserError(f"config {where}: a part with 'tuned' takes method names only, not {what}")
             tuned = Path(part.tuned) if base is None or Path(part.tuned).is_absolute() else base / part.tuned
+        elif part.tuned_variants is not None:
+            raise UserError(f"config {where}: 'tuned_variants' goes with 'tuned'")
         for protocol in part.protocols or [None]:
             g = grid(
                 part.methods,
                 label,
                 ev if protocol is None else {**ev, "protocol": protocol},
                 part.attacks or config.attacks,
-                part.forget_classes or config.forget_classes,
+                forget_of(part, f"config {where}") or forget_of(config, "config"),
                 part.seeds or config.seeds,
                 part.unlearn_precision,
             )
             if part.tuned is not None:
-                g, skipped = g.with_tuned(read_tuned(str(tuned), f"{where}: tuned"))
+                g, skipped = g.with_tuned(read_tuned(str(tuned), f"{where}: tuned"), part.tuned_variants)
                 if skipped:
                     raise UserError(f"config {where}: {', '.join(skipped)} has no tuned setting in {str(tuned)!r}")
             grids.append(g)
     return grids
+
+
+def forget_of(table: Any, where: str) -> list[Any] | None:
+    """A config table's ``forget`` (names) or ``forget_classes`` (class numbers: their names); one of them."""
+    if table.forget is not None and table.forget_classes is not None:
+        raise UserError(f"{where}: give 'forget' or 'forget_classes', not both")
+    chosen = table.forget if table.forget is not None else table.forget_classes
+    if chosen is None and not hasattr(table, "parts"):  # a part takes the top level's
+        return None
+    return chosen if chosen is not None else ["0"]
 
 
 def specs_of(grids: Iterable[Grid]) -> list[RunSpec]:
@@ -394,7 +407,7 @@ def plan(
     for spec in specs:
         resolved = resolve(spec)
         tb = testbed_for(spec, download=download)
-        validate(resolved.spec, tb.num_classes)
+        validate(resolved.spec, tb)
         check_budgets(resolved, tb)
         if store.is_complete(resolved.run_id):
             skipped += 1
@@ -403,7 +416,7 @@ def plan(
         if key not in groups:
             groups[key] = Job()
             in_store = (store.cache / "unlearned" / key / "cost.json").is_file()
-            groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget_classes)
+            groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget)
         groups[key].append(resolved.spec)
     if backend is None:
         return list(groups.values()), skipped

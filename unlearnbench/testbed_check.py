@@ -14,16 +14,20 @@ from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings, eval_settings, judge, sample_and_judge
 from unlearnbench.metrics.fid import fidelity
 from unlearnbench.pretrain import noise_images
-from unlearnbench.testbeds import Testbed, default_guidance, load_testbed
+from unlearnbench.testbeds import DEFAULT, Testbed, default_guidance, load_testbed
 
-BARS = {
-    "model_accuracy": (">=", 0.95),
-    "model_min_class_accuracy": (">=", 0.85),
-    "fid_ratio": ("<=", 3.0),
-    "evaluator_accuracy": (">=", 0.98),
-    "evaluator_gaussian_none": (">=", 0.99),
-    "evaluator_uniform_none": (">=", 0.99),
-}
+
+def bars(tb: Testbed) -> dict[str, tuple[str, float]]:
+    """The testbed's quality bars (:class:`~unlearnbench.testbed.QualityBars`) as (direction, limit) by check."""
+    b = tb.bars
+    return {
+        "model_accuracy": (">=", b.model_accuracy),
+        "model_min_class_accuracy": (">=", b.model_min_class_accuracy),
+        "fid_ratio": ("<=", b.fid_ratio),
+        "evaluator_accuracy": (">=", b.evaluator_accuracy),
+        "evaluator_gaussian_none": (">=", b.evaluator_gaussian_none),
+        "evaluator_uniform_none": (">=", b.evaluator_uniform_none),
+    }
 
 
 @dataclass
@@ -67,11 +71,14 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
     if sampler.guidance_scale is None:
         sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(tb.name, tb.model_source))
     checks: list[Check] = []
+    limits = bars(tb)
     ev = classifier_figures(tb.evaluator, tb)
     at = classifier_figures(tb.attacker, tb)
     classes = tuple(range(tb.num_classes))
     settings = EvalSettings(forget_samples=per_class, retain_samples=0, sampler=sampler, seed=seed)
-    samples = sample_and_judge(tb.model, tb.schedule, tb.evaluator, settings, classes, (), desc="testbed check")
+    samples = sample_and_judge(
+        tb.model, tb.schedule, tb.evaluator, settings, tb.concepts, (), conditioner=tb.conditioner, desc="testbed check"
+    )
     s = samples.forget
     assert s is not None
     hits = s.probs10.argmax(-1) == s.labels
@@ -81,19 +88,19 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
     fid_gen = generated["frechet_inception_distance"]
     fid_real = fidelity(tb.data.train_x, tb.data.test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     checks += [
-        Check("model_accuracy", float(hits.float().mean()), BARS["model_accuracy"]),
+        Check("model_accuracy", float(hits.float().mean()), limits["model_accuracy"]),
         Check("model_accuracy_11way", float(hits11.float().mean()), None),
-        Check("model_min_class_accuracy", min(per), BARS["model_min_class_accuracy"]),
-        *[Check(f"model_accuracy_class_{c}", a, None) for c, a in zip(classes, per, strict=False)],
+        Check("model_min_class_accuracy", min(per), limits["model_min_class_accuracy"]),
+        *[Check(f"model_accuracy_class_{c}", a, None) for c, a in zip(tb.concepts, per, strict=True)],
         Check("fid_generated_vs_test", fid_gen, None),
         Check("fid_train_vs_test", fid_real, None),
-        Check("fid_ratio", fid_gen / fid_real, BARS["fid_ratio"]),
+        Check("fid_ratio", fid_gen / fid_real, limits["fid_ratio"]),
         # fidelity and diversity apart (no bars): guidance trades recall for precision
         Check("precision_vs_test", generated.get("precision", float("nan")), None),
         Check("recall_vs_test", generated.get("recall", float("nan")), None),
-        Check("evaluator_accuracy", ev["accuracy"], BARS["evaluator_accuracy"]),
-        Check("evaluator_gaussian_none", ev["gaussian_none"], BARS["evaluator_gaussian_none"]),
-        Check("evaluator_uniform_none", ev["uniform_none"], BARS["evaluator_uniform_none"]),
+        Check("evaluator_accuracy", ev["accuracy"], limits["evaluator_accuracy"]),
+        Check("evaluator_gaussian_none", ev["gaussian_none"], limits["evaluator_gaussian_none"]),
+        Check("evaluator_uniform_none", ev["uniform_none"], limits["evaluator_uniform_none"]),
         Check("evaluator_mixed_noise_none", ev["mixed_noise_none"], None),
         Check("attacker_accuracy", at["accuracy"], None),
         Check("attacker_gaussian_none", at["gaussian_none"], None),
@@ -102,9 +109,9 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
         j2 = classifier_figures(tb.second_judge, tb)
         second = judge(tb.second_judge, s.images, s.labels)
         checks += [
-            Check("judge2_accuracy", j2["accuracy"], BARS["evaluator_accuracy"]),
-            Check("judge2_gaussian_none", j2["gaussian_none"], BARS["evaluator_gaussian_none"]),
-            Check("judge2_uniform_none", j2["uniform_none"], BARS["evaluator_uniform_none"]),
+            Check("judge2_accuracy", j2["accuracy"], limits["evaluator_accuracy"]),
+            Check("judge2_gaussian_none", j2["gaussian_none"], limits["evaluator_gaussian_none"]),
+            Check("judge2_uniform_none", j2["uniform_none"], limits["evaluator_uniform_none"]),
             Check("judge2_mixed_noise_none", j2["mixed_noise_none"], None),
             Check(
                 "judges_agree_on_samples", float((second.logits.argmax(-1) == s.logits.argmax(-1)).float().mean()), None
@@ -118,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
     if args.per_class < 1:
         raise UserError(f"--per-class must be >= 1, got {args.per_class}")
     parts = {k: getattr(args, k) for k in ("model", "dataset", "evaluator", "attacker")}
-    tb = load_testbed(args.testbed, **parts, device=args.device, download=args.download)
+    tb = load_testbed(args.testbed or DEFAULT, **parts, device=args.device, download=args.download)
     given = {
         k: getattr(args, k)
         for k in ("sample_steps", "guidance", "eta", "clip_sample", "precision", "protocol")
@@ -126,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     }
     sampler = eval_settings(given).sampler
     if sampler.guidance_scale is None:
-        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(args.testbed, args.model))
+        sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(tb.name, args.model))
     checks = run_checks(tb, per_class=args.per_class, sampler=sampler, seed=args.seed)
     print(
         f"testbed {tb.name}: model {tb.model_sha[:12]}, evaluator {tb.evaluator_sha[:12]}, "

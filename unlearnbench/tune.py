@@ -4,7 +4,8 @@ only, and one selection rule, fixed here, picks the setting.
 Trials (:func:`trials_for`): the paper default, then every combination of the method's ``search_space``
 (12; 6 for a method whose trials are expensive, with its ``search_note``), in a fixed order. A named
 variant (``search_variants``: SAFEMax with a retain term) is tuned over its own grid and chosen as its own
-row. Tuning runs on ``TUNING_CLASSES`` (5 and 9), which every evaluation table then leaves out.
+row. Tuning runs on the testbed's ``tuning_concepts`` (5 and 9 on digits16), which every evaluation table then
+leaves out.
 
 Rule (:func:`select`): among the trials whose retained-class accuracy (10-way) stays within ``TOLERANCE``
 (0.05) of the original model's **and** whose retained FID is at most ``FID_FACTOR`` (2) times the original's,
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from unlearnbench import registry
+from unlearnbench.defaults import PRIMARY_UA
 from unlearnbench.io import atomic_write_text
-from unlearnbench.metrics.unlearning_accuracy import PRIMARY_UA
 from unlearnbench.results import Store, final_rows
 from unlearnbench.sweep import read_tuned as read_tuned  # re-exported: it moved to sweep (configs read it too)
 
@@ -37,7 +38,6 @@ TOLERANCE = 0.05
 FID_FACTOR = 2.0
 TRIALS = 12  # grid combinations per method (and per variant)
 EXPENSIVE_TRIALS = 6  # for methods with a search_note saying why
-TUNING_CLASSES = (5, 9)
 
 
 def tuned_key(method: str, variant: str = "") -> str:
@@ -138,7 +138,9 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
     from unlearnbench.runner import resolve
     from unlearnbench.sweep import run_sweep
 
-    methods = list(dict.fromkeys(m[0] for m in grid.methods if m[0] not in ("noop", "retrain")))
+    # methods with nothing to tune (noop, retrain, given) have no trials beyond their one setting
+    tunable = [m[0] for m in grid.methods if registry.get("method", m[0]).search_space]
+    methods = list(dict.fromkeys(tunable))
     arms = [(m, v) for m in methods for v in ["", *registry.get("method", m).search_variants]]
     settings = [(m, t, tuned_key("tune", v)) for m, v in arms for t in trials_for(m, v, limit)]
     grid = dataclasses.replace(grid, attacks=[("none", {})], methods=settings)
@@ -168,7 +170,7 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
             "trials": int(trials.run_id.nunique()),
             "grid": registry.get("method", m).search_variants[v] if v else registry.get("method", m).search_space,
             "cpu_s": float(final_rows(trials).query("metric == 'cost_cpu_s'")["value"].sum()),
-            "forget_classes": [list(fc) for fc in grid.forget_classes],
+            "forget_classes": [[int(c) if c.isdigit() else c for c in fc] for fc in grid.forget],
         }
     return chosen, report
 

@@ -51,6 +51,8 @@ class ClassifierGuidedArgs(SelectionArgs):
 class ClassifierGuided(Attack):
     """Optimise the conditioning vector so a short differentiable sampler fools the attacker's classifier."""
 
+    supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
+
     Args = ClassifierGuidedArgs
     smoke_args = {"steps": 2, "batch_size": 2, "sample_steps": 2, "select_samples": 2, "select_steps": 2}
     extra_rows = SELECTION_ROWS

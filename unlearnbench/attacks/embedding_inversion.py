@@ -45,6 +45,8 @@ class EmbeddingInversionArgs(SelectionArgs):
 class EmbeddingInversion(Attack):
     """Optimise a free conditioning vector to lower the denoising loss on k forget images (Concept Inversion)."""
 
+    supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
+
     Args = EmbeddingInversionArgs
     smoke_args = {"k": 3, "steps": 3, "batch_size": 4, "select_samples": 2, "select_steps": 2, "select_every": 2}
     extra_rows = SELECTION_ROWS

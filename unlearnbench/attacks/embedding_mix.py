@@ -36,6 +36,8 @@ class EmbeddingMixArgs:
 class EmbeddingMix(Attack):
     """Black-box search over mixtures of class embeddings, scored by the attacker's classifier."""
 
+    supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
+
     Args = EmbeddingMixArgs
     smoke_args = {"candidates": 4, "samples": 2, "sample_steps": 2}
     extra_rows = SELECTION_ROWS

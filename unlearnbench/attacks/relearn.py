@@ -3,7 +3,8 @@
 ``relearn`` fine-tunes with ``L_DM`` on ``k`` images of the forget class (Meta-Unlearning uses 50 to
 100 steps). ``relearn_benign`` fine-tunes on ``k`` images of the *retained* classes only, to test whether
 the forgotten class resurges without ever being shown (concept resurgence; DiMRA). Both report the
-forget class's UA/ASR every ``eval_every`` steps: the recovery curve.
+forget class's UA/ASR every ``eval_every`` steps, or at the steps ``curve_steps`` lists (denser early, where
+fast recoveries are told apart): the recovery curve, which the survival statistics read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class RelearnArgs:
     lr: float = positive(1e-4, "Adam learning rate")
     batch_size: int = positive(16, "images per step, drawn with replacement from the k")
     eval_every: int = arg(25, "record UA/ASR every this many steps (0 = only at the end)", low=0)
+    curve_steps: tuple[int, ...] = arg(
+        (), "record UA/ASR at these steps instead (e.g. [5, 10, 25, 50, 100, 200]; empty: every eval_every)"
+    )
     recover_fraction: float = arg(
         FORGOT_FRACTION,
         "'recovered' once the curve's ASR reaches this fraction of the original model's",
@@ -58,8 +62,11 @@ def fine_tune(
         xb, cb = sample_batch(x, cond, a.batch_size, generator)
         return denoising_loss(model, task.schedule, xb, cb, generator=generator)
 
+    marks = set(a.curve_steps) if a.curve_steps else None
+
     def checkpoint(step: int) -> None:
-        if task.checkpoint is not None and a.eval_every and step % a.eval_every == 0 and step < a.steps:
+        due = step in marks if marks is not None else bool(a.eval_every) and step % a.eval_every == 0
+        if task.checkpoint is not None and due and step < a.steps:
             with task.meter.excluded():
                 task.checkpoint(step, model, None)
 
@@ -77,6 +84,9 @@ class Relearn(Attack):
     source = "forget"  # which training images the attacker holds
 
     def check(self, task: Task) -> None:
+        beyond = [s for s in self.args.curve_steps if not 0 < s < self.args.steps]
+        if beyond:
+            raise UserError(f"{self.name}: curve_steps {beyond} are not between 0 and steps = {self.args.steps}")
         available = len(task.forget_x if self.source == "forget" else task.retain_x)
         if self.args.k > available:
             raise UserError(f"{self.name}: k = {self.args.k} images, but the attacker holds only {available}")

@@ -15,6 +15,7 @@ class Noop(UnlearningMethod):
 
     uses_sampler = False
     uses_seed = False
+    reference = "comparison"  # listed first, never a column's best, no cost ratio
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         return model

@@ -221,7 +221,7 @@ class FID(Metric):
 
     _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
     rows = (
-        Row("fid", "retain", "min", "FID", _fid, digits=2, summary=6, leaderboard=5),
+        Row("fid", "retain", "min", "FID", _fid, digits=2, summary=6, leaderboard=5, headline=True),
         Row("kid", "retain", "min", "KID", _kid, digits=4, summary=7, leaderboard=6),
         Row("precision", "retain", "max", "precision", _pr),
         Row("recall", "retain", "max", "recall", _pr),

@@ -49,8 +49,9 @@ class Recovery(Metric):
     leaderboard shows ``recovered k/n`` over the runs that forgot. Resolution is the attack's ``eval_every``.
     """
 
+    _steps = Tolerance(floor=25.0, relative=0.5)
     rows = (
-        Row("steps_to_recover", "forget", "max", "steps to recover", Tolerance(floor=25.0, relative=0.5), 0, 10),
+        Row("steps_to_recover", "forget", "max", "steps to recover", _steps, 0, 10, robustness=5),
         Row("recovered", "forget", "min", "recovered", Tolerance(floor=0.5), digits=0),
         Row("forgot", "forget", "max", "forgot", Tolerance(floor=0.5), digits=0),
         Row("recover_threshold", "forget", "max", "recovery threshold", Tolerance(floor=0.1)),

@@ -7,12 +7,12 @@ from unlearnbench.evaluate import Reference, Samples, judge
 from unlearnbench.metrics import rate_score
 from unlearnbench.registry import register
 
-# (metric read by the evaluator, the same read by the second judge)
-PAIRS = (
-    ("unlearning_accuracy_10way", "unlearning_accuracy_10way_judge2"),
-    ("unlearning_accuracy_11way", "unlearning_accuracy_11way_judge2"),
-    ("retain_accuracy_10way", "retain_accuracy_10way_judge2"),
-    ("retain_accuracy_11way", "retain_accuracy_11way_judge2"),
+# The evaluator's rows that the second judge reads again, (metric, split, label): written as <metric>_judge2.
+_READ_AGAIN = (
+    ("unlearning_accuracy_10way", "forget", "UA10"),
+    ("unlearning_accuracy_11way", "forget", "UA11"),
+    ("retain_accuracy_10way", "retain", "retain acc"),
+    ("retain_accuracy_11way", "retain", "retain acc 11-way"),
 )
 
 
@@ -27,12 +27,9 @@ class SecondJudge(Metric):
     judges' intervals do not overlap, the leaderboard flags the number. No rows without a second judge.
     """
 
-    _rate = Tolerance(floor=0.03)
-    rows = (
-        Row("unlearning_accuracy_10way_judge2", "forget", "max", "UA10 (judge 2)", _rate),
-        Row("unlearning_accuracy_11way_judge2", "forget", "max", "UA11 (judge 2)", _rate),
-        Row("retain_accuracy_10way_judge2", "retain", "max", "retain acc (judge 2)", _rate),
-        Row("retain_accuracy_11way_judge2", "retain", "max", "retain acc 11-way (judge 2)", _rate),
+    rows = tuple(  # each names the evaluator's row it reads again: the leaderboard sets the two side by side
+        Row(f"{metric}_judge2", split, "max", f"{label} (judge 2)", Tolerance(floor=0.03), second_judge_of=metric)
+        for metric, split, label in _READ_AGAIN
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

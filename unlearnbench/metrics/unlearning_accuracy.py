@@ -7,12 +7,6 @@ from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import mean_score, rate_score
 from unlearnbench.registry import register
 
-# The primary forgetting criterion (tuning, recovery, the run summary, the leaderboard's ASR grid): the
-# noise-aware 11-way judge, for which a sample of noise is "none", not the forget digit by chance. The 10-way
-# rows stay beside it as the papers' columns.
-PRIMARY_UA = "unlearning_accuracy_11way"
-PRIMARY_ASR = "asr_11way"
-
 
 @register("unlearning_accuracy")
 class UnlearningAccuracy(Metric):
@@ -23,7 +17,8 @@ class UnlearningAccuracy(Metric):
     - ``UA_10way = 1/n sum_i 1[argmax_{k<10} z_k(x_i) != c_i]``: the papers' 10-way judge, which must
       call every image some digit, so pure noise lands on a digit by chance.
     - ``UA_11way = 1/n sum_i 1[argmax_{k<=10} z_k(x_i) != c_i]``: noise-aware; "none" counts as forgotten.
-      The primary criterion (``PRIMARY_UA``/``PRIMARY_ASR``): the 10-way head can read noise as the forget digit.
+      The primary criterion (``unlearnbench.defaults.PRIMARY_UA``/``PRIMARY_ASR``): the 10-way head can read
+      noise as the forget digit.
     - ``ASR = 1 - UA``: the forget-class share (attack success rate; before an attack, the pre-ASR).
     - ``forget_class_probability = 1/n sum_i softmax_10(z(x_i))_{c_i}``: the papers' mean P(c_f).
     - ``none_rate = 1/n sum_i 1[argmax_{k<=10} z_k(x_i) = none]``: how many samples the judge calls noise.
@@ -32,10 +27,10 @@ class UnlearningAccuracy(Metric):
     _rate = Tolerance(floor=0.03)
     curve_point = True  # the recovery curve is the forget-class rate at each step
     rows = (
-        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=1, leaderboard=1),
-        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=2, leaderboard=2),
-        Row("asr_10way", "forget", "min", "ASR10", _rate),
-        Row("asr_11way", "forget", "min", "ASR11", _rate),
+        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=1, leaderboard=1, headline=True),
+        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=2, leaderboard=2, headline=True),
+        Row("asr_10way", "forget", "min", "ASR10", _rate, robustness=2, before_attack=True),
+        Row("asr_11way", "forget", "min", "ASR11", _rate, robustness=1, before_attack=True),
         Row("forget_class_probability", "forget", "min", "P(forget class)", _rate),
         Row("none_rate", "forget", "max", "none rate", _rate),
     )

@@ -1,2 +1,5 @@
-"""The report layer: the leaderboard's tables (``tables``), figures (``figures``) and page and README
-block (``page``), all generated from the tidy results."""
+"""The report layer, all generated from the tidy results: the leaderboard's tables (assembled in ``tables``, one
+module per family: ``quality``, ``judges``, ``cost``, ``robustness``, ``provenance``, ``tuning``; each cell a
+``cells.Stat``), its figures (``figures``), the Markdown and README block (``page``) and the HTML page
+(``html_page``); ``unlearnbench table``'s per-setting table (``settings``). ``frames`` is the bottom: which rows
+each of them reads, in which order, under which labels."""

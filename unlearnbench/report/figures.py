@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unlearnbench.metrics.unlearning_accuracy import PRIMARY_ASR, PRIMARY_UA
-from unlearnbench.report.tables import method_order, unlearned_rows, with_attack_setting
+from unlearnbench.defaults import PRIMARY_ASR, PRIMARY_UA, RETAIN_ACCURACY
+from unlearnbench.report.frames import method_order, unlearned_rows, with_attack_setting
 from unlearnbench.results import Store
 
 # Reproducible files: no software version or creation date inside them.
@@ -44,7 +44,7 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, Any]:
     figs: dict[str, Any] = {}
     ua = _method_means(df, PRIMARY_UA, "forget")
     if len(ua):
-        ra = _method_means(df, "retain_accuracy_10way", "retain")
+        ra = _method_means(df, RETAIN_ACCURACY, "retain")
         fid = _method_means(df, "fid", "retain")
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
         for ax, other, name in ((axes[0], ra, "retain accuracy (10-way) ↑"), (axes[1], fid, "retain FID ↓")):
@@ -137,12 +137,12 @@ def sample_grids(df: pd.DataFrame, store: Store) -> Any:
     """A strip of stored samples per (label, method): forget-class samples | one per retained class."""
     plt = _pyplot()
     u = unlearned_rows(df)
-    firsts = u.sort_values(["forget_class", "seed"]).drop_duplicates(["label", "method"])
+    firsts = u.sort_values(["forget_concept", "seed"]).drop_duplicates(["label", "method"])
     entries = []
     for row in firsts.itertuples():
         s = store.samples(row.run_id)
         if "unlearned.forget" in s:
-            entries.append((f"{row.method} ({row.label or '-'}), forget {row.forget_class}", s))
+            entries.append((f"{row.method} ({row.label or '-'}), forget {row.forget_concept}", s))
     if not entries:
         return None
     first = entries[0][1]
@@ -179,7 +179,7 @@ def save_settings_scatter(wide: pd.DataFrame, path: Path) -> None:
     plt = _pyplot(leaderboard_style=False)  # the committed tables' PNGs were drawn at matplotlib's defaults
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ua = wide[f"{PRIMARY_UA}:forget"].groupby(level=["label", "method_args"]).mean()
-    ra = wide["retain_accuracy_10way:retain"].groupby(level=["label", "method_args"]).mean()
+    ra = wide[f"{RETAIN_ACCURACY}:retain"].groupby(level=["label", "method_args"]).mean()
     for label in ua.index.get_level_values(0).unique():
         ax.scatter(ua[label], ra[label], label=label or "-", s=18)
     ax.set_xlabel("unlearning accuracy (11-way) ↑")

@@ -23,7 +23,7 @@ from unlearnbench.pretrain import (
     train_classifier,
     train_diffusion,
 )
-from unlearnbench.testbeds import ASSETS, manifest_path
+from unlearnbench.testbeds.digits16 import NAME, ROOT, manifest_path
 
 
 def _versions() -> dict[str, str]:
@@ -32,15 +32,15 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "diffusers": diffusers.__version__}
 
 
-def update_manifest(name: str, update: dict[str, Any]) -> None:
+def update_manifest(update: dict[str, Any]) -> None:
     """Merge ``update`` into the testbed's manifest; two builds shipping at once (two retrain references)
     take turns, so neither entry is lost."""
-    path = manifest_path(name)
+    path = manifest_path()
     with locked(path.with_name(f".{path.name}.lock")):
         manifest = (
             json.loads(path.read_text())
             if path.is_file()
-            else {"dataset": name, "files": {}, "recipes": {}, "training": {}}
+            else {"dataset": NAME, "files": {}, "recipes": {}, "training": {}}
         )
         for key, value in update.items():
             if isinstance(value, dict) and isinstance(manifest.get(key), dict):
@@ -79,7 +79,7 @@ def build(
         if bad:
             raise UserError(f"--classes: {bad[0]} is out of range 0..{data.num_classes - 1}")
         train_x, train_y = data.subset("train", classes)
-    root = ASSETS / "digits16" if ship else out
+    root = ROOT if ship else out
     assert root is not None
     root.mkdir(parents=True, exist_ok=True)
     targets = ["unet", "evaluator", "attacker", "judge2"] if what == "all" else [what]
@@ -129,7 +129,6 @@ def build(
         print(f"{target}: {info['params']:,} parameters, {seconds:.0f} s, weights sha256 {digest[:12]}")
         if ship:
             update_manifest(
-                "digits16",
                 {
                     "dataset": "digits16",
                     "data_fingerprint": data.fingerprint(),
@@ -171,13 +170,14 @@ def reference_cost(progress: dict[str, Any], base_training: dict[str, Any] | Non
     return {**own, "wall_s": progress["seconds"], "wall_basis": "this reference's own segments (load not controlled)"}
 
 
-def retain_training_data(data: Any, forget_class: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """What ``retrain`` trains on when it forgets ``forget_class``: the runner's retain set (tests check they agree)."""
-    return data.subset("train", tuple(c for c in range(data.num_classes) if c != forget_class))
+def retain_training_data(tb: Any, forget: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``retrain`` trains on when it forgets ``forget``: the runner's retain set (tests check they agree)."""
+    x, cond = tb.images("train", tb.retained((forget,)))
+    return x, cond.labels
 
 
 def build_reference(
-    forget_class: int,
+    forget: str,
     *,
     cache: Path,
     deadline: float | None = None,
@@ -185,8 +185,8 @@ def build_reference(
     device: str = "cpu",
     root: Path | None = None,
 ) -> bool:
-    """Train (or resume) the shipped base model's recipe without ``forget_class`` and ship the result as
-    ``references/retrain-<class>`` with its recorded training cost. Resumable: the state is checkpointed
+    """Train (or resume) the shipped base model's recipe without the concept ``forget`` and ship the result as
+    ``references/retrain-<concept>`` with its recorded training cost. Resumable: the state is checkpointed
     under ``cache``; past ``deadline`` (a ``time.time()`` value) it pauses and returns False. True once shipped.
     """
     from unlearnbench.cost import CostMeter
@@ -194,17 +194,16 @@ def build_reference(
     from unlearnbench.references import WEIGHTS, reference_name
     from unlearnbench.testbeds import load_testbed
 
-    tb = load_testbed("digits16")
+    tb = load_testbed(NAME)
     if tb.recipe is None:
         raise UserError("the shipped testbed records no recipe for its base model")
-    if not 0 <= forget_class < tb.num_classes:
-        raise UserError(f"forget class {forget_class} is out of range 0..{tb.num_classes - 1}")
+    (forget,) = tb.check_forget((forget,))
     if dtype not in ("float16", "float32"):
         raise UserError(f"dtype must be float16 or float32, got {dtype!r}")
-    name = reference_name((forget_class,))
+    name = reference_name((forget,))
     sha = recipe_sha256(tb.recipe)
     state = Checkpointing(cache / f"{name}-{tb.model_sha[:12]}-{sha[:12]}", every=200, deadline=deadline)
-    x, y = retain_training_data(tb.data, forget_class)
+    x, y = retain_training_data(tb, forget)
     meter = CostMeter(device)
     try:
         with meter.measure():
@@ -213,18 +212,18 @@ def build_reference(
         print(f"{name}: {e}; rerun the same command to continue", flush=True)
         return False
     progress = json.loads((state.directory / "progress.json").read_text())
-    root = root or ASSETS / "digits16"
+    root = root or ROOT
     folder = root / "references" / name
     folder.mkdir(parents=True, exist_ok=True)
     model.to(getattr(torch, dtype)).save_pretrained(folder, safe_serialization=True)
-    training = json.loads(manifest_path("digits16").read_text()).get("training", {}).get("unet")
+    training = json.loads(manifest_path().read_text()).get("training", {}).get("unet")
     base = {**training, "steps": tb.recipe.steps} if isinstance(training, dict) else None  # the same recipe
     cost = {
         **reference_cost(progress, base, tb.recipe.steps),
         "peak_mem_mb": round(meter.cost.peak_mem_mb, 1),  # of the last (resumed) segment
     }
     record = {
-        "forget_classes": [forget_class],
+        "forget_classes": [int(forget)],  # the class number (the concept's name)
         "base_model_sha": tb.model_sha,
         "recipe_sha256": sha,
         "dtype": dtype,
@@ -236,8 +235,8 @@ def build_reference(
     }
     atomic_write_text(folder / "reference.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
     rel = f"references/{name}/{WEIGHTS}"
-    if root == ASSETS / "digits16":
-        update_manifest("digits16", {"files": {rel: sha256_file(folder / WEIGHTS)}})
+    if root == ROOT:
+        update_manifest({"files": {rel: sha256_file(folder / WEIGHTS)}})
     print(f"{name}: shipped ({cost['wall_s']:.0f} s recorded, {dtype}, sha256 {sha256_file(folder / WEIGHTS)[:12]})")
     return True
 
@@ -257,7 +256,7 @@ def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
     from unlearnbench.priors import TENSORS, charged_cost, prior_folder_name
     from unlearnbench.testbeds import load_testbed
 
-    tb = load_testbed("digits16")
+    tb = load_testbed(NAME)
     if not cache.is_dir():
         raise UserError(f"no priors cache at {cache} (a store's cache/priors folder, or one prior's folder in it)")
     folders = (
@@ -280,7 +279,7 @@ def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
         chosen.append((folder, made_from))
     if not chosen:
         raise UserError(f"no prior in {cache} was made from the shipped base model")
-    root = root or ASSETS / "digits16"
+    root = root or ROOT
     for folder, made_from in chosen:
         target = root / "priors" / folder.name
         target.mkdir(parents=True, exist_ok=True)
@@ -292,7 +291,48 @@ def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
             **_versions(),
         }
         atomic_write_text(target / "prior.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if root == ASSETS / "digits16":
-            update_manifest("digits16", {"files": {f"priors/{folder.name}/{TENSORS}": sha256_file(target / TENSORS)}})
+        if root == ROOT:
+            update_manifest({"files": {f"priors/{folder.name}/{TENSORS}": sha256_file(target / TENSORS)}})
         print(f"{folder.name}: shipped ({record['cost']['wall_s']:.0f} s recorded)")
     return [folder.name for folder, _ in chosen]
+
+
+# ---------------------------------------------------------------------------------------------
+# ``unlearnbench pretrain --testbed digits16``
+# ---------------------------------------------------------------------------------------------
+
+CACHE_DEFAULT = ".reference-cache"
+
+
+def pretrain(args: Any) -> int:
+    """The ``pretrain`` command on this testbed: its models (``--what unet|evaluator|attacker|judge2|all``), its
+    retrained references (``--what retrain --forget C ... --ship``) or its shipped priors (``--what prior``).
+    ``args.deadline`` is a ``time.time()`` value or None (the command line parses ``HH:MM``)."""
+    if args.what == "prior":
+        if not args.ship or args.cache == CACHE_DEFAULT:
+            raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
+        ship_priors(Path(args.cache))
+        return 0
+    if args.what == "retrain":
+        if not args.ship or not args.forget:
+            raise UserError("--what retrain builds shipped references: give --ship and --forget CONCEPT ...")
+        done = [
+            build_reference(c, cache=Path(args.cache), deadline=args.deadline, dtype=args.dtype, device=args.device)
+            for c in args.forget
+        ]
+        return 0 if all(done) else 75  # 75 (EX_TEMPFAIL): paused at the deadline; rerun to continue
+    if args.forget or args.deadline:
+        raise UserError("--forget and --deadline go with --what retrain")
+    build(
+        args.what,
+        out=Path(args.out) if args.out else None,
+        ship=args.ship,
+        steps=args.steps,
+        dataset=args.dataset or NAME,
+        channels=tuple(args.channels) if args.channels else None,
+        layers_per_block=args.layers_per_block,
+        classes=tuple(args.classes) if args.classes else None,
+        lr=args.lr,
+        device=args.device,
+    )
+    return 0

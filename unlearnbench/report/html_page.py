@@ -1,0 +1,187 @@
+"""The leaderboard's HTML page: a jinja2 template with itables' interactive tables (offline bundle) and the
+figures embedded, so that it opens from the file alone; every number as in the Markdown, each cell sortable by
+its mean, the best of each column highlighted."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+import pandas as pd
+from markupsafe import Markup
+
+from unlearnbench.report.cells import Stat
+from unlearnbench.report.cost import COST_NOTE, reference_name
+from unlearnbench.report.frames import competing
+from unlearnbench.report.judges import AGREEMENT_NOTE
+from unlearnbench.report.robustness import asr_by_attack
+from unlearnbench.report.tables import TITLES, Tables
+from unlearnbench.report.tuning import TUNING_TITLE
+
+HTML_INTRO = "\n".join(  # the page's paragraph for a store without intervals, as it was
+    [
+        "<p>Values are mean ± standard deviation over forget classes and seeds (<code>runs</code>). UA: unlearning",
+        "accuracy; H: entropy of the 10-way judge (nats, max ln 10 = 2.303); FID/KID in the evaluator's feature space",
+        "against held-out real images of the retained classes; time and memory of the unlearning (priors included,",
+        "their time also shown alone). Each column sorts by its mean (click its header); "
+        "the box above each table filters its rows.",
+        "The best value of each column (reference rows aside; in the robustness table, within each attack) is",
+        "highlighted.</p>",
+    ]
+)
+HTML_INTRO_INTERVALS = """<p>Values are means over forget classes and seeds (<code>runs</code>) with their 95% bootstrap
+interval in brackets (runs resampled, each run's value redrawn from its own interval over its
+samples). The best value of each column is highlighted and every value whose interval overlaps the
+best's is underlined: tied with it, the data cannot order them (reference rows aside; in the
+robustness table, within each attack). † marks a UA or retained accuracy that the second judge reads
+differently (the intervals do not overlap; see the two-judge table). UA: unlearning accuracy; H:
+entropy of the 10-way judge (nats, max ln 10 = 2.303); FID/KID in the evaluator's feature space
+against every real image of the retained classes; time and memory of the unlearning (priors
+included, their time also shown alone). Each column sorts by its mean (click its header); the box
+above each table filters its rows.</p>"""
+TIED_CSS = ".tied { text-decoration: underline dotted; text-underline-offset: 3px; }\n"
+
+
+def _best(cells: list[object], eligible: list[bool]) -> list[bool]:
+    """Which cells hold the best value of their column, as printed (ties all count), among eligible rows."""
+    stats = [c for c, ok in zip(cells, eligible, strict=True) if ok and isinstance(c, Stat) and not c.empty]
+    if not stats or stats[0].goal is None:
+        return [False] * len(cells)
+    shown = [round(s.mean, s.digits) for s in stats]
+    top = max(shown) if stats[0].goal == "max" else min(shown)
+    return [
+        ok and isinstance(c, Stat) and not c.empty and round(c.mean, c.digits) == top
+        for c, ok in zip(cells, eligible, strict=True)
+    ]
+
+
+def _stat_html(s: Stat, best: bool) -> str:
+    """A number DataTables sorts as a number: the mean is the cell's text; the spread and note are drawn
+    by CSS from ``data-after``, so neither sorting nor the filter sees them."""
+    if s.empty:
+        return f'<span class="na" data-after="{html.escape(s.note)}"></span>'
+    cls = "v best" if best else ("v tied" if s.mark == "tied" else "v")
+    return f'<span class="{cls}" data-after="{html.escape(s.spread())}">{s.mean:.{s.digits}f}</span>'
+
+
+def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+    """The table with every cell as HTML, the best of each column (within ``group``) highlighted."""
+    out = pd.DataFrame(index=t.index)
+    eligible = competing(t)
+    groups = [t.index] if group is None else [g.index for _, g in t.groupby(group, sort=False)]
+    for col in t.columns:
+        values = t[col].tolist()
+        if any(isinstance(v, Stat) for v in values):
+            best = pd.Series(False, index=t.index)
+            for idx in groups:
+                best[idx] = _best(t.loc[idx, col].tolist(), eligible[idx].tolist())
+            out[col] = [_stat_html(v, b) for v, b in zip(values, best, strict=True)]
+        elif t[col].dtype == object or str(t[col].dtype) == "string":
+            out[col] = [html.escape(str(v)) for v in values]
+        else:
+            out[col] = t[col]
+    return out.reset_index(drop=True)
+
+
+def datatable(t: pd.DataFrame, table_id: str, group: str | None = None) -> Markup:
+    """An interactive (sortable, filterable) table from itables, offline: it needs the bundle that
+    :func:`itables_bundle` puts once in the page."""
+    from itables import to_html_datatable
+
+    if t.empty:
+        return Markup("<p><em>no rows</em></p>")
+    layout = {"topStart": None, "topEnd": "search", "bottomStart": "info", "bottomEnd": None}
+    return Markup(
+        to_html_datatable(
+            _cells_html(t, group),
+            table_id=table_id,
+            connected=False,
+            allow_html=True,
+            paging=False,
+            showIndex=False,
+            layout=layout,
+            classes="display nowrap compact cell-border",
+            text_in_header_can_be_selected=False,  # a click on a header sorts by it
+        )
+    )
+
+
+def itables_bundle() -> Markup:
+    """DataTables' JavaScript and CSS, base64-embedded: itables' own offline mode, with no network access."""
+    from itables import options
+    from itables.javascript import generate_init_offline_itables_html
+
+    return Markup(generate_init_offline_itables_html(options.dt_bundle))
+
+
+def heatmap(t: Tables) -> dict[str, object] | None:
+    """Methods × attack settings, ASR (11-way): cells coloured from green (0, forgotten) to red (1, recovered), the
+    lowest of each column (comparison rows aside) in bold."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    grid = asr_by_attack(t.robustness, default_budgets_only=False)
+    if grid.empty:
+        return None
+    cmap = colormaps["RdYlGn_r"]
+    values = [c for c in grid.columns if c not in ("label", "method")]
+    eligible = competing(grid).tolist()
+    best = {c: _best(grid[c].tolist(), eligible) for c in values}
+    rows = []
+    for i, r in grid.iterrows():
+        cells = []
+        for c in values:
+            s: Stat = r[c]
+            if s.empty:
+                cells.append({"text": "–", "title": "no run", "color": "#ffffff", "best": False})
+                continue
+            rgb = cmap(min(max(s.mean, 0.0), 1.0))[:3]
+            light = to_hex(tuple(0.45 + 0.55 * ch for ch in rgb))  # pale enough to read black text on
+            title = f"{r['method']} ({r['label']}), {c}: {s}"
+            cells.append({"text": f"{s.mean:.{s.digits}f}", "title": title, "color": light, "best": best[c][i]})
+        rows.append({"label": r["label"], "method": r["method"], "cells": cells})
+    return {"columns": values, "rows": rows}
+
+
+def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> str:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("unlearnbench.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    ref = reference_name(t.cost_reference)
+    robustness = datatable(t.robustness, "robustness_table", group="attack")  # best within each attack
+    # (id, title, table, the paragraph above it)
+    sections = [("quality", TITLES["quality"], datatable(t.quality, "quality_table"), "")]
+    if len(t.agreement):
+        sections.append(("agreement", TITLES["agreement"], datatable(t.agreement, "agreement_table"), AGREEMENT_NOTE))
+    sections += [
+        (
+            "efficiency",
+            TITLES["efficiency"].format(ref=ref),
+            datatable(t.efficiency, "efficiency_table"),
+            COST_NOTE.format(ref=ref),
+        ),
+        ("robustness", TITLES["robustness"], robustness, ""),
+        ("settings", TITLES["settings"], datatable(t.settings, "settings_table"), ""),
+    ]
+    if len(t.tuning):
+        tuning_html = t.tuning_note.replace("`", "")  # the markdown's code spans, as plain text
+        sections.append(("tuning", TUNING_TITLE, datatable(t.tuning, "tuning_table"), tuning_html))
+    pngs = {n[: -len(".png")]: base64.b64encode(b).decode() for n, b in images.items() if n.endswith(".png")}
+    return env.get_template("leaderboard.html.j2").render(
+        command=cmd,
+        n_runs=n_runs,
+        sweep_note=re.sub(r"\*\*|`", "", t.sweep_note),
+        sampler=t.sampler,
+        intro=Markup(HTML_INTRO_INTERVALS if t.intervals else HTML_INTRO),
+        extra_css=Markup(TIED_CSS if t.intervals else ""),
+        heatmap=heatmap(t),
+        sections=[{"id": i, "title": title, "table": table, "note": note} for i, title, table, note in sections],
+        figures=pngs,
+        itables=itables_bundle(),
+    )

@@ -1,0 +1,130 @@
+"""What the numbers were measured under: the sampler note above the tables, the table of settings behind
+them, and how long the sweeps that wrote the store ran."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from unlearnbench import registry
+from unlearnbench.evaluate import PROTOCOLS
+from unlearnbench.regression import BEFORE_RECORDED
+from unlearnbench.report.frames import clips_x0
+from unlearnbench.results import final_rows
+
+SETTINGS_COLUMNS = [
+    "testbed", "model_sha", "evaluator_sha", "n_forget_samples", "n_retain_samples", "sample_steps", "guidance",
+    "eta", "sampler_precision", "unlearn_precision", "fid_features", "version", "torch_version", "diffusers_version",
+    "fidelity_version", "device", "threads", "compiled",
+]  # fmt: skip
+
+
+def settings_behind(df: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's table of the settings behind its numbers: each distinct combination once."""
+    settings = df[SETTINGS_COLUMNS].copy()
+    for col, before in BEFORE_RECORDED.items():  # rows from before a setting was recorded: the value they used
+        settings[col] = settings[col].astype(object).where(settings[col].notna(), before)
+    settings = settings.drop_duplicates()
+    settings["model_sha"] = settings["model_sha"].str[:12]
+    settings["evaluator_sha"] = settings["evaluator_sha"].str[:12]
+    return settings.sort_values(SETTINGS_COLUMNS).reset_index(drop=True)
+
+
+def sampler_note(df: pd.DataFrame) -> str:
+    """The sampler settings of the store's final rows, in words: which guidance, eta, steps, and whether the
+    predicted x0 was clipped per step (rows written before that was recorded used the clipping sampler)."""
+    final = final_rows(df)
+    if final.empty:
+        return ""
+    clip = clips_x0(final)
+    precision = final["sampler_precision"]
+    before = BEFORE_RECORDED["sampler_precision"]  # rows from before it was recorded sampled in float32
+    precision = precision.astype(object).where(precision.notna(), before)
+    papers = PROTOCOLS["papers"]
+    parts = []
+    keys = pd.DataFrame(
+        {"s": final["guidance"], "eta": final["eta"], "steps": final["sample_steps"], "clip": clip, "p": precision}
+    )
+    for (g, eta, steps, clipped, prec), part in keys.groupby(["s", "eta", "steps", "clip", "p"], sort=True):
+        setting = " (the papers' setting)" if g == papers["guidance"] and eta == papers["eta"] else ""
+        x0 = "x0 clipped per step (the sampler before 2026-11-29)" if clipped else "x0 not clipped (upstream's)"
+        parts.append(f"s = {g:g}, η = {eta:g}{setting}, DDIM {int(steps)} steps, {x0}, {prec}: {len(part)} rows")
+    return "Sampler: " + "; ".join(parts) + "." + _training_note(final)
+
+
+def _training_note(final: pd.DataFrame) -> str:
+    """Which methods trained under bfloat16 autocast (``unlearn_precision``), once any did; empty otherwise."""
+    trained = final["unlearn_precision"] if "unlearn_precision" in final else pd.Series(pd.NA, index=final.index)
+    before = BEFORE_RECORDED["unlearn_precision"]  # rows from before it was recorded trained in float32
+    trained = trained.astype(object).where(trained.notna(), before)
+    if set(trained) <= {before}:
+        return ""
+    methods = final.assign(p=trained).groupby("p", sort=True)["method"].unique()
+    return " Unlearning: " + "; ".join(f"{p} ({', '.join(sorted(m))})" for p, m in methods.items()) + "."
+
+
+def repeated_work(metas: list[dict]) -> tuple[float, float]:
+    """The complete runs' own wall seconds, summed, and the part of it spent computing an unlearned model that
+    another of these runs computed too: a cache left on another machine, or a run that lost the race to it.
+    Runs are matched by the unlearned model's key (``RunSpec.unlearn_key``; the base model's hash is left out:
+    one store, one testbed). Of the runs that computed one model, the slowest counts as its one computation
+    (so the work left over errs high)."""
+    from unlearnbench.spec import RunSpec
+
+    total, computed = 0.0, defaultdict(list)
+    for meta in metas:
+        total += float(meta.get("wall_s", 0.0))
+        unlearning = (meta.get("time_split_s") or {}).get("unlearning")
+        if unlearning is None:  # it read its unlearned model from the cache
+            continue
+        spec = RunSpec.from_dict(meta["spec"])
+        method = registry.get("method", spec.method) if spec.method in registry.names("method") else None
+        key = spec.unlearn_key(
+            "",
+            spec.method_args,
+            uses_sampler=getattr(method, "uses_sampler", True),  # a method no longer installed: keyed
+            uses_seed=getattr(method, "uses_seed", True),  # on everything, so no two of its runs match wrongly
+        )
+        computed[key].append(float(unlearning))
+    return total, sum(sum(times) - max(times) for times in computed.values())
+
+
+def sweep_note(records: list[dict], results: str, complete: int, metas: list[dict] | None = None) -> str:
+    """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
+    their spans, how many, on what; one on the work of its complete runs (``metas``, their ``runs/*.json``):
+    their own wall times summed, and what is left with each unlearned model counted once; and, when the last
+    sweep stopped short, how many of its planned runs the store holds (``complete``). Empty for a store no
+    logged sweep wrote."""
+    from unlearnbench.results import SWEEP_LOG, sweep_wall_s
+
+    if not records:
+        return ""
+    hours = sweep_wall_s(records) / 3600
+    shapes = sorted({f"{r.get('workers', '?')} worker(s) x {r.get('threads_per_run', '?')} thread(s)" for r in records})
+    cpus = sorted({str(r.get("processor", "unknown processor")) for r in records})
+    lost = sum(r.get("status") != "finished" for r in records)
+    note = (
+        f"The sweeps that wrote these runs ran for **{hours:.2f} h** of wall time in all ({len(records)} sweep(s), "
+        f"{lost} of them stopped before the end; {', '.join(shapes)}; {'; '.join(cpus)}; "
+        f"`{Path(results) / SWEEP_LOG}`)."
+    )
+    workers = {r.get("workers") for r in records}
+    if metas and len(workers) == 1 and isinstance(w := next(iter(workers)), int) and w > 0:
+        total, repeated = repeated_work(metas)
+        note += (
+            f" The {len(metas)} complete runs' own wall times sum to {total / 3600:.2f} worker-hours, "
+            f"{total / 3600 / w:.2f} h on {w} workers, {repeated / 3600:.2f} worker-hours of it computing again an "
+            f"unlearned model another run here had computed (a cache stays on the machine that wrote it): with each "
+            f"unlearned model computed once, their work is **{(total - repeated) / 3600 / w:.2f} h** on {w} workers."
+        )
+    last = max(records, key=lambda r: r.get("started_unix", 0.0))
+    if last.get("status") == "finished" and last.get("failed", 0) == 0:
+        return note
+    before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
+    return note + (
+        f" **Incomplete:** the last sweep stopped before the end ({last.get('status', '?')}); the store holds "
+        f"{complete} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
+        f"running the same sweep again resumes it."
+    )

@@ -1,0 +1,85 @@
+"""The robustness table (per method and attack setting) and its ASR grid (the README's and the page's heatmap).
+
+Its columns are the declared rows with a robustness position (``Row.robustness``), read after the attack,
+each one declared ``before_attack`` preceded by its value before it (the pre-attack ASR, "pre-" label).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from unlearnbench import registry
+from unlearnbench.defaults import PRIMARY_ASR
+from unlearnbench.report.cells import Stat, column_format, phase_label
+from unlearnbench.report.frames import SETTING, by_method_order, with_attack_setting
+from unlearnbench.results import final_rows
+
+
+def robustness_metrics() -> list[tuple[str, str, str]]:
+    """The robustness table's columns, (metric, split, phase), in their declared order."""
+    declared = sorted((r for r in registry.rows().values() if r.robustness), key=lambda r: r.robustness)
+    return [
+        (r.metric, r.split, phase)
+        for r in declared
+        for phase in (("unlearned", "attacked") if r.before_attack else ("attacked",))
+    ]
+
+
+def recovered_note(runs: pd.DataFrame) -> str:
+    """`` (recovered k/n)`` for the final rows of a group of attack runs: ``n`` counts the runs that forgot
+    (pre-attack ASR below the recovery threshold), ``k`` those of them that recovered; empty without a curve."""
+    forgot = runs[(runs.metric == "forgot") & (runs.phase == "attacked")]["value"]
+    if forgot.empty:
+        return ""
+    recovered = runs[(runs.metric == "recovered") & (runs.phase == "attacked")]["value"]
+    return f" (recovered {int(recovered.sum())}/{int(forgot.sum())})"
+
+
+def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+    """One row per (label, method, attack setting) of the attack runs, with the ``sampler_setting`` column
+    that ties are marked within."""
+    attacked = with_attack_setting(df[df["attack"] != "none"])
+    columns = robustness_metrics()
+    rows = []
+    for (label, method, attack), g in attacked.groupby(["label", "method", "attack_setting"]):
+        g = final_rows(g)
+        rec: dict[str, object] = {
+            "label": label or "-",
+            "method": method,
+            "attack": attack,
+            "runs": g["run_id"].nunique(),
+            SETTING: g[SETTING].iloc[0],
+        }
+        for metric, split, phase in columns:
+            part = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]
+            note = recovered_note(g) if metric == "steps_to_recover" else ""
+            rec[phase_label(metric, split, phase)] = Stat.of_rows(
+                part, column_format(metric, split), note, intervals=intervals
+            )
+        rows.append(rec)
+    robustness = pd.DataFrame(rows)
+    return by_method_order(robustness, ["label", "attack", "method"]) if len(robustness) else robustness
+
+
+def asr_by_attack(robustness: pd.DataFrame, *, default_budgets_only: bool = True) -> pd.DataFrame:
+    """Methods × attack settings: the pre-attack ASR (11-way, the primary one), then the ASR after each attack."""
+    r = robustness
+    if r.empty:
+        return pd.DataFrame()
+    if default_budgets_only:
+        r = r[~r["attack"].str.contains(" (", regex=False)]
+    if r.empty:
+        return pd.DataFrame()
+    pre = phase_label(PRIMARY_ASR, "forget", "unlearned")
+    after = phase_label(PRIMARY_ASR, "forget", "attacked")
+    attacks = sorted(r["attack"].unique())
+    rows = []
+    for (label, method), g in r.groupby(["label", "method"], sort=False):
+        cells = dict(zip(g["attack"], g[after], strict=True))
+        empty = Stat(math.nan, math.nan, 3)
+        rows.append(
+            {"label": label, "method": method, pre: g[pre].iloc[0], **{a: cells.get(a, empty) for a in attacks}}
+        )
+    return by_method_order(pd.DataFrame(rows), ["label", "method"]).reset_index(drop=True)

@@ -1,0 +1,170 @@
+"""The testbed interface: what a testbed plugin loads, and what the runner, the methods and the judges read.
+
+A testbed is a plugin (``unlearnbench list testbeds``): a :class:`TestbedPlugin` subclass registered with
+``@register("name")``, in one module or folder under ``unlearnbench/testbeds/`` or an outside package's
+``unlearnbench.testbeds`` entry point. It owns its data, its conditioner (concept names to conditionings), its
+judges (evaluator, attacker classifier, second judge), its fit checks, its quality bars and default sampler
+setting, its retrain references and its pretrain recipes. :meth:`TestbedPlugin.load` returns a
+:class:`Testbed`, the loaded, read-only bundle every run shares.
+
+Everything above this interface speaks of *concepts* (names, ``"3"`` or ``"circle"``): which images show a
+concept and how they are conditioned is the testbed's business (:meth:`Testbed.images`). The judges read a
+concept as its position in the conditioner's concept list (``Conditioner.index``), with one more output,
+"none", for noise-like samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from unlearnbench.api import _Registered
+from unlearnbench.conditioning import Conditioner, Conditioning, concept_name
+from unlearnbench.data import ImageData
+from unlearnbench.errors import UserError, suggest
+from unlearnbench.models import Classifier
+
+
+@dataclass(frozen=True)
+class QualityBars:
+    """The bars ``unlearnbench testbed check`` holds a testbed's shipped model and judges to, at its default
+    sampler setting: conditional accuracy (overall and its worst concept), the FID ratio (generated against
+    held-out real, over real train against held-out real), and the judges' held-out accuracy and "none" rate
+    on Gaussian and uniform noise."""
+
+    model_accuracy: float = 0.95
+    model_min_class_accuracy: float = 0.85
+    fid_ratio: float = 3.0
+    evaluator_accuracy: float = 0.98
+    evaluator_gaussian_none: float = 0.99
+    evaluator_uniform_none: float = 0.99
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """A loaded testbed. Cached and shared (one per device): never change it in place; methods and attacks get
+    private copies of the model (:func:`unlearnbench.api.run_unlearning`)."""
+
+    name: str
+    model_source: str | None  # the --model it was loaded from; None for the shipped model
+    data: ImageData
+    model: torch.nn.Module
+    schedule: Any  # a diffusers DDPMScheduler
+    model_sha: str
+    conditioner: Conditioner
+    evaluator: Classifier
+    evaluator_path: Path
+    evaluator_sha: str
+    attacker: Classifier
+    attacker_sha: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+    # The recipe that made the base model (what ``retrain`` reruns); None when it is unknown.
+    recipe: Any = None
+    # The second evaluator (independently trained: another architecture and seed), when the testbed ships one
+    # for its own dataset; its UA and retained accuracy are reported beside the evaluator's.
+    second_judge: Classifier | None = None
+    second_judge_sha: str = ""
+    # The gold-standard results it ships for its own base model (retrained models); None for a custom model.
+    references: Any = None
+    # The method priors it ships for its own base model (Selective Amnesia's Fisher and replay); None likewise.
+    priors: Any = None
+    bars: QualityBars = field(default_factory=QualityBars)
+    # The concepts the stability test forgets in turn (its neutral fine-tune keeps the others); () skips it.
+    stability_forget: tuple[str, ...] = ()
+
+    @property
+    def concepts(self) -> tuple[str, ...]:
+        return self.conditioner.concepts
+
+    @property
+    def num_classes(self) -> int:
+        """How many concepts the judges tell apart (their outputs, "none" aside)."""
+        return len(self.conditioner.concepts)
+
+    def concept(self, name: object) -> str:
+        """The concept a user named (a name, or a class number), or one line with the closest names."""
+        try:
+            text = concept_name(name)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if text in self.concepts:
+            return text
+        known = ", ".join(self.concepts)
+        raise UserError(
+            f"unknown concept {text!r} on the {self.name} testbed{suggest(text, self.concepts)} (known: {known})"
+        )
+
+    def retained(self, forget: Sequence[str]) -> tuple[str, ...]:
+        """The concepts a run keeps when it forgets ``forget``."""
+        return tuple(c for c in self.concepts if c not in set(forget))
+
+    def check_forget(self, forget: Sequence[str]) -> tuple[str, ...]:
+        """``forget`` as the testbed's concept names, or one line: none given, unknown, repeated, or all of them."""
+        if not forget:
+            raise UserError("nothing to forget; pass --forget CONCEPT")
+        names = tuple(self.concept(c) for c in forget)
+        if len(set(names)) != len(names):
+            raise UserError(f"forget concepts repeat: {list(names)}")
+        if not self.retained(names):
+            raise UserError("cannot forget every concept: at least one must be retained")
+        return names
+
+    def images(self, split: str, concepts: Sequence[str]) -> tuple[Tensor, Conditioning]:
+        """The ``split`` ('train' or 'test') images that show ``concepts``, each with its conditioning.
+
+        The default reads a labelled dataset whose label is the concept's index; a testbed whose images show
+        several concepts at once (a text testbed's captions) overrides this.
+        """
+        x, y = self.data.subset(split, [self.conditioner.index(c) for c in concepts])
+        return x, self.conditioner.encode_ids(y)
+
+    def real_images(self, concepts: Sequence[str]) -> Tensor:
+        """Every real image of ``concepts``, train and test: FID's and KID's real side. FID's error shrinks with
+        both sets' size, and the held-out images alone (about 36 per class on digits16) are too few."""
+        return torch.cat([self.images("train", concepts)[0], self.images("test", concepts)[0]])
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Parts of a testbed a user replaces (``--model``, ``--dataset``, ``--evaluator``, ``--attacker``); a testbed
+    that takes none refuses them in one line."""
+
+    model: str | None = None
+    dataset: str | None = None
+    evaluator: str | None = None
+    attacker: str | None = None
+
+    def refuse(self, testbed: str) -> None:
+        given = [f"--{k}" for k, v in asdict(self).items() if v is not None]
+        if given:
+            raise UserError(f"the {testbed} testbed takes no {', '.join(given)}")
+
+
+class TestbedPlugin(_Registered):
+    """Base class of a testbed plugin: ``@register("name") class MyTestbed(TestbedPlugin)``.
+
+    The first line of its docstring is its description in ``unlearnbench list testbeds``. It implements
+    :meth:`load`; the rest has defaults a testbed may override.
+    """
+
+    # Pretrain targets ``unlearnbench pretrain --testbed NAME --what ...`` accepts (empty: none).
+    pretrain_targets: ClassVar[tuple[str, ...]] = ()
+    # The concepts ``unlearnbench tune`` chooses settings on by default, which no evaluation table reads.
+    tuning_concepts: ClassVar[tuple[str, ...]] = ()
+
+    def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
+        """The testbed on ``device``, with ``parts`` replacing its shipped ones where it takes them."""
+        raise NotImplementedError
+
+    def default_guidance(self, model: str | None = None) -> float:
+        """The guidance scale a run uses when it does not say (1.0: plain conditional sampling)."""
+        return 1.0
+
+    def pretrain(self, args: Any) -> int:
+        """``unlearnbench pretrain --testbed NAME``: rebuild the testbed's models with their recipes."""
+        raise UserError(f"the {self.label()} testbed has no pretrain recipes")
