@@ -1,26 +1,28 @@
 """Does bfloat16 autocast change the judged scores? The table behind the README's *Performance* section.
 
-Reads a store of ``results/perf/precision.toml`` runs (the original model, from every run's original phase,
+Reads a store of ``configs/perf-precision.toml`` runs (the original model, from every run's original phase,
 and SAFEMax and tuned SalUn on forget class 0, at both sampler settings, with float32 and bfloat16
 forwards) and compares each score of the two precisions: "within" when each value lies inside the other's
 95% interval. Also reports the sampling part of each run's time split (``time_split_s``).
 
-    python scripts/precision_study.py results/perf/precision > results/perf/precision.md
+    python scripts/precision_study.py results/perf/precision/store > results/perf/precision.md
 
 With ``--trained-against STORE`` it compares instead the unlearned models of the first store, whose methods
 trained under bfloat16 autocast (``unlearn_precision``), with the same runs trained in float32 in STORE (each
 run's counterpart is the run id of its spec at ``unlearn_precision = "float32"``), and their unlearning time:
 
-    unlearnbench sweep --config results/perf/unlearn-precision.toml --out results/perf/unlearn-precision --workers 2
-    python scripts/precision_study.py results/perf/unlearn-precision --trained-against results/core/float32 \
+    unlearnbench sweep --config configs/perf-unlearn-precision.toml --out results/perf/unlearn-precision/store \
+        --workers 2
+    python scripts/precision_study.py results/perf/unlearn-precision/store --trained-against results/core/float32 \
         > results/perf/unlearn-precision.md
 
 With ``--compiled STORE`` it compares instead the bfloat16 runs of the first store with the same runs sampled
-with ``--compile`` (torch.compile) in STORE (``results/perf/compile.toml``: both stores from the same code):
+with ``--compile`` (torch.compile) in STORE (``configs/perf-compile.toml``: both stores from the same code):
 
-    unlearnbench sweep --config results/perf/compile.toml --protocol {testbed,papers} --precision bfloat16 \
-        --out results/perf/eager                       # and the same with --compile into results/perf/compile
-    python scripts/precision_study.py results/perf/eager --compiled results/perf/compile > results/perf/compile.md
+    unlearnbench sweep --config configs/perf-compile.toml --protocol {testbed,papers} --precision bfloat16 \
+        --out results/perf/eager/store          # and the same with --compile into results/perf/compile/store
+    python scripts/precision_study.py results/perf/eager/store --compiled results/perf/compile/store \
+        > results/perf/compile.md
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Each curve is written to ``OUT/<class>-<arm>.csv`` when it is complete; a rerun 
 arm, the last step at which retained accuracy stays within 0.05 of the original model's and retained FID at
 most 2x the original's on every tuning class, with the UA11 reached there, and then the arm whose step
 reaches the highest UA11 as a config row: the early-stopping setting (that arm's arguments, ``steps = k``),
-evaluated like every other setting on the evaluation classes (``results/core.toml``).
+evaluated like every other setting on the evaluation classes (``configs/core.toml``).
 
     python scripts/safemax_curve.py --out results/safemax/curve --precision bfloat16 --compile
     python scripts/safemax_curve.py --out results/safemax/curve --figure --early-stop

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from unlearnbench.cli import build_parser, main
+from unlearnbench.grid import grid_from_config
 from unlearnbench.results import load_results
-from unlearnbench.sweep import grid_from_config
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE = ROOT / "results" / "baseline"
+BASELINE = ROOT / "results" / "ci" / "store"
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -131,7 +131,7 @@ def test_check_refuses_unlike_settings_and_catches_a_20_percent_fid_regression(t
 def test_a_method_missing_from_tuned_is_skipped_never_labelled_tuned(tmp_path):
     tuned = tmp_path / "tuned.json"
     tuned.write_text(json.dumps({"salun": {"args": {"alpha": 0.01}}}))
-    from unlearnbench.sweep import read_tuned
+    from unlearnbench.grid import read_tuned
 
     grid, skipped = grid_from_config({"methods": ["salun", "safemax"]}).with_tuned(read_tuned(str(tuned)))
     assert skipped == ["safemax"] and grid.methods == [("salun", {"alpha": 0.01}, "tuned")]
@@ -208,9 +208,9 @@ def test_a_broken_plugin_is_one_line(tmp_path, monkeypatch, capsys, source, frag
 def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path, capsys):
     import pandas as pd
 
+    from unlearnbench.estimate import estimate
     from unlearnbench.runner import resolve
     from unlearnbench.spec import RunSpec
-    from unlearnbench.sweep import estimate
 
     spec = resolve(RunSpec(method="safemax", forget=(1,))).spec
     attacked = resolve(RunSpec(method="safemax", attack="relearn", forget=(1,))).spec
@@ -276,9 +276,9 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
 def test_a_run_measured_beside_other_jobs_is_estimated_at_its_own_cpu_seconds(tmp_path):
     import pandas as pd
 
+    from unlearnbench.estimate import estimate
     from unlearnbench.runner import resolve
     from unlearnbench.spec import RunSpec
-    from unlearnbench.sweep import estimate
 
     spec = resolve(RunSpec(method="safemax", forget=(1,))).spec
     (tmp_path / "runs").mkdir()

@@ -47,9 +47,9 @@ def committed_stores() -> list[Path]:
     return sorted(p.parent for p in ROOT.glob("results/**/runs") if any(p.glob("*.parquet")))
 
 
-# Stores kept as history, not resumed: round 1's trade-off study under the clipping sampler, and 24 early trials
-# in the tuning store that the grid tuning's specs never ask for (their ids predate later settings).
-HISTORY = {"results/safemax/store": None, "results/tune/store": 24}
+# 24 early trials in the tuning store that the grid tuning's specs never ask for (their ids predate later
+# settings); superseded stores are not under results/ (docs/architecture.md says where git keeps them).
+HISTORY = {"results/tune/store": 24}
 
 
 @pytest.mark.parametrize("store", committed_stores(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -58,16 +58,13 @@ def test_every_committed_store_keeps_its_run_ids(store):
     (so that every run would be redone) fails here. Every store under results/ is checked."""
     runs = sorted((store / "runs").glob("*.json"))
     orphans = [p.name for p in runs if RunSpec.from_dict(json.loads(p.read_text())["spec"]).run_id != p.stem]
-    allowed = HISTORY.get(str(store.relative_to(ROOT)), 0)
-    if allowed is None:
-        return  # kept as history
-    assert len(orphans) <= allowed, orphans[:5]
+    assert len(orphans) <= HISTORY.get(str(store.relative_to(ROOT)), 0), orphans[:5]
 
 
 def test_rows_from_before_concepts_read_as_today():
     """``forget_class`` was a comma-joined string: it is read into ``forget_concept`` and ``n_forget``, and is a
     nullable integer filled only for one class, so ``df.forget_class == 3`` selects what it says."""
-    df = load_results(ROOT / "results" / "baseline")
+    df = load_results(ROOT / "results" / "ci" / "store")
     assert str(df.forget_class.dtype) == "Int64" and str(df.n_forget.dtype) == "Int64"
     one = df[df.n_forget == 1]
     assert (one.forget_class.astype(str) == one.forget_concept).all()

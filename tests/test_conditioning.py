@@ -150,7 +150,7 @@ def test_unsupported_conditioning_is_named_and_refused(tiny_unet):
 
 def test_methods_and_attacks_do_no_label_arithmetic():
     """Labels, the null and the label count belong to the conditioner, never to a method or an attack."""
-    paths = [*(ROOT / "unlearnbench" / "methods").glob("*.py"), *(ROOT / "unlearnbench" / "attacks").glob("*.py")]
+    paths = [*(ROOT / "methods").glob("*.py"), *(ROOT / "attacks").glob("*.py")]
     assert {"safemax.py", "relearn.py"} <= {p.name for p in paths}
     for path in paths:
         text = path.read_text()
@@ -213,7 +213,7 @@ def test_label_dropout_defaults_to_the_methods_upstream_and_is_recorded():
 
 
 def test_sweep_entries_set_label_dropout_per_method_setting():
-    from unlearnbench.sweep import grid_from_config
+    from unlearnbench.grid import grid_from_config
 
     grid = grid_from_config(
         {"methods": [{"name": "salun", "label": "no-dropout", "label_dropout": 0.0}, "safemax"], "forget_classes": [3]}

@@ -235,9 +235,9 @@ def test_bad_tuned_file(capfd, tmp_path, text, fragment):
 
 
 def test_the_committed_tuned_file_validates():
-    from unlearnbench.schema import load_tuned
+    from unlearnbench.grid import load_tuned
 
-    tuned = load_tuned(Path(__file__).resolve().parent.parent / "results" / "tuned.json")
+    tuned = load_tuned(Path(__file__).resolve().parent.parent / "results" / "tune" / "tuned.json")
     assert "salun" in tuned and tuned["salun"].args["lr"] > 0
 
 
@@ -591,8 +591,8 @@ config_values = st.fixed_dictionaries(
 @given(config_values, st.sampled_from(["toml", "json"]))
 def test_generated_config_files(document, fmt):
     """Generated TOML/JSON files through load_config, grid_from_config, and resolve + validate of every run."""
+    from unlearnbench.grid import grid_from_config, load_config
     from unlearnbench.runner import resolve, validate
-    from unlearnbench.sweep import grid_from_config, load_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"grid.{fmt}"

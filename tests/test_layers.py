@@ -1,5 +1,6 @@
 """The import-linter layer contracts: they hold, they see the plugin folders, they can fail, and every
-module belongs to exactly one layer."""
+module belongs to exactly one layer. They are checked on a regular build (``pip install --target``): in the
+checkout, ``methods/`` and ``attacks/`` sit at the repository's root and only a build puts them in the package."""
 
 from __future__ import annotations
 
@@ -45,11 +46,11 @@ def _layers() -> list[list[str]]:
 
 
 def _package_modules() -> set[str]:
-    """Direct children of the package: unlearnbench/*.py and its subpackages."""
+    """Direct children of the package: unlearnbench/*.py, its subpackages, and the root's plugin folders."""
     pkg = ROOT / "unlearnbench"
     names = {p.stem for p in pkg.glob("*.py") if p.stem != "__init__"}
     names |= {p.name for p in pkg.iterdir() if (p / "__init__.py").is_file()}
-    return {f"unlearnbench.{n}" for n in names}
+    return {f"unlearnbench.{n}" for n in names} | {"unlearnbench.methods", "unlearnbench.attacks"}
 
 
 def test_every_module_belongs_to_exactly_one_layer():
@@ -63,17 +64,17 @@ def test_every_module_belongs_to_exactly_one_layer():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the package's source, for scratch edits."""
-    target = tmp_path_factory.mktemp("copy") / "site"
-    shutil.copytree(ROOT / "unlearnbench", target / "unlearnbench", ignore=shutil.ignore_patterns("__pycache__"))
+    """A regular build of the package (what ``.ci/run`` lints), for scratch edits."""
+    target = tmp_path_factory.mktemp("build") / "site"
+    build = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target)]
+    subprocess.run([*build, str(ROOT)], check=True, capture_output=True, cwd=target.parent)
     return target
 
 
 def test_contracts_hold_on_the_package_and_see_the_plugin_folders(site: Path):
-    for where in (site, ROOT):  # the copy, and the checkout itself (what 'lint-imports' in CI reads)
-        result = lint(where)
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "2 kept, 0 broken" in result.stdout
+    result = lint(site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
     # the contracts can never silently check nothing: the graph they read holds the plugin folders
     assert {"unlearnbench.methods.safemax", "unlearnbench.attacks.relearn"} <= graph_modules(site)
 
@@ -91,8 +92,23 @@ def test_a_forbidden_import_breaks_the_contracts(
 ):
     scratch = tmp_path / "site"
     shutil.copytree(site, scratch)
-    path = scratch / "unlearnbench" / module
+    path = scratch / "unlearnbench" / module  # in the build, methods/ and attacks/ sit inside the package
     path.write_text(path.read_text() + f"\nimport {forbidden}  # noqa\n")
     result = lint(scratch)
     assert result.returncode != 0
     assert f"{contract} BROKEN" in result.stdout
+
+
+def test_a_leftover_plugin_folder_in_the_package_is_one_line_naming_what_to_delete(tmp_path: Path):
+    """After the move to the root, git leaves ``unlearnbench/methods/__pycache__`` behind: an empty namespace
+    package that would register no methods. Importing the package refuses it."""
+    scratch = tmp_path / "unlearnbench"
+    shutil.copytree(ROOT / "unlearnbench", scratch, ignore=shutil.ignore_patterns("__pycache__"))
+    (scratch / "methods" / "__pycache__").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", "import unlearnbench"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: ") and f"delete it: rm -r {scratch / 'methods'}" in last

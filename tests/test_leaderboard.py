@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unlearnbench import registry, schema
+from unlearnbench import grid, registry
 from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
 from unlearnbench.errors import UserError
@@ -192,7 +192,7 @@ def test_a_figure_the_runs_no_longer_support_is_removed_not_left_stale(small_sto
 def test_committed_leaderboard_is_up_to_date(monkeypatch):
     monkeypatch.chdir(ROOT)
     problems = (
-        page.write("results/core/store", "results", check=True, readme="README.md", tuned="results/tuned.json")
+        page.write("results/core/store", "results", check=True, readme="README.md", tuned="results/tune/tuned.json")
         if (ROOT / "results/core/store").is_dir()
         else ["missing"]
     )
@@ -547,7 +547,7 @@ def test_a_store_without_interval_columns_is_shown_as_before():
     from unlearnbench.results import conform
 
     # rows written before the interval columns existed: read back, they hold the columns, empty
-    df = conform(load_results(ROOT / "results" / "baseline").drop(columns=["lo", "hi"]))
+    df = conform(load_results(ROOT / "results" / "ci" / "store").drop(columns=["lo", "hi"]))
     assert df["lo"].isna().all() and not has_intervals(df)
     t = tables.build_tables(df)
     assert not t.intervals and t.agreement.empty
@@ -695,7 +695,7 @@ def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_p
             }
         )
     )
-    t = tuning_table(schema.load_tuned(tuned)).set_index("method")
+    t = tuning_table(grid.load_tuned(tuned)).set_index("method")
     row = t.loc["salun"]
     assert row["trials"] == 12 and row["CPU s"] == "1834" and row["tuning classes"] == "5, 9"
     assert row["grid"] == "alpha ∈ {0.01, 0.1}; lr ∈ {0.0001, 0.001}"

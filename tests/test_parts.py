@@ -10,7 +10,7 @@ import pytest
 
 from unlearnbench.cli import main
 from unlearnbench.errors import UserError
-from unlearnbench.sweep import grid_from_config, grids_from_config, load_config, specs_of
+from unlearnbench.grid import grid_from_config, grids_from_config, load_config, specs_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,12 +135,12 @@ def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkey
     from unlearnbench.sweep import plan
 
     monkeypatch.chdir(tmp_path)
-    path = ROOT / "results" / name
+    path = ROOT / "configs" / name
     specs = specs_of(grids_from_config(load_config(path), base=path.parent))
     jobs, skipped = plan(specs, str(tmp_path / "store"))
     assert skipped == 0 and sum(len(j) for j in jobs) == len(specs) == runs
     if name == "full.toml":
-        core = ROOT / "results" / "core.toml"
+        core = ROOT / "configs" / "core.toml"
         assert {s.run_id for s in specs_of(grids_from_config(load_config(core), base=core.parent))} <= {
             s.run_id for s in specs
         }

@@ -52,7 +52,7 @@ KEY = ["run_id", "phase", "attack_step", "split", "class_id", "metric"]
 def specs() -> list[Any]:
     import tomllib
 
-    from unlearnbench.sweep import grid_from_config
+    from unlearnbench.grid import grid_from_config
 
     return grid_from_config(tomllib.loads(GRID)).specs()
 
@@ -223,7 +223,8 @@ def test_a_job_whose_unlearned_model_is_ready_goes_out_whole_in_config_order(tmp
     they go out at once, in the config's order, before the other jobs' followers."""
     import tomllib
 
-    from unlearnbench.sweep import grid_from_config, run_sweep
+    from unlearnbench.grid import grid_from_config
+    from unlearnbench.sweep import run_sweep
 
     grid = tomllib.loads(GRID.replace('{ name = "noop" }', '{ name = "retrain" }'))
     backend = RecordingBackend()

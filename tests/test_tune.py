@@ -144,7 +144,7 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkey
 
 
 def test_a_tuned_variant_becomes_its_own_row_beside_the_method():
-    from unlearnbench.sweep import grid_from_config
+    from unlearnbench.grid import grid_from_config
 
     tuned = {"safemax": {"args": {"lam": 0.1}}, "safemax:retain term": {"args": {"retain_weight": 1.0}}}
     grid, skipped = grid_from_config({"methods": ["safemax", "salun"]}).with_tuned(tuned)

@@ -14,10 +14,10 @@ from unlearnbench.api import UnlearningMethod, run_unlearning
 from unlearnbench.cli import main
 from unlearnbench.diffusion import add_noise, predict_noise
 from unlearnbench.errors import UserError
+from unlearnbench.grid import grids_from_config, specs_of
 from unlearnbench.results import Store
 from unlearnbench.runner import Runner, resolve, validate
 from unlearnbench.spec import RunSpec
-from unlearnbench.sweep import grids_from_config, specs_of
 from unlearnbench.training import optimize
 
 

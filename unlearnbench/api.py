@@ -136,7 +136,7 @@ def _require_support(plugin: UnlearningMethod | Attack, task: Task) -> None:
 
 class UnlearningMethod(_Registered):
     """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``safemax.py`` in
-    ``unlearnbench/methods/``."""
+    ``methods/``."""
 
     paper: ClassVar[str] = ""
     # The conditioning kinds (of the testbed's concepts) this method works with: every kind, since a method

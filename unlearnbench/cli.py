@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench import __version__, flags
+from unlearnbench.crash import internal_error
 from unlearnbench.errors import UserError
+from unlearnbench.listing import cmd_list
 
 DEFAULT_OUT = "unlearnbench-results"
 CACHE_DEFAULT = ".reference-cache"  # the digits16 pretrain's (unlearnbench.testbeds.digits16.build)
@@ -93,7 +95,7 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
     """The grids the command line names: a config (one grid, or its ``[[parts]]``) narrowed by the flags.
     ``one_grid``: why this command refuses ``[[parts]]`` (empty: it takes them). ``defaults``: values for flags
     left out (for commands that refuse parts)."""
-    from unlearnbench.sweep import grids_from_config, load_config
+    from unlearnbench.grid import grids_from_config, load_config
 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
     if "parts" in cfg and one_grid:
@@ -149,7 +151,8 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from unlearnbench.sweep import read_tuned, run_sweep, specs_of
+    from unlearnbench.grid import read_tuned, specs_of
+    from unlearnbench.sweep import run_sweep
 
     _setup(args)
     grids = _grids(
@@ -255,46 +258,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from unlearnbench import registry
-    from unlearnbench.args import describe
-
-    for module in args.plugin:
-        registry.load_module_plugin(module)
-    kind = args.kind.rstrip("s")
-    rows = registry.describe(kind)
-    if not rows:
-        print(f"no {args.kind} registered")
-        return 0
-    width = max(len(n) for n, _ in rows)
-    for name, summary in rows:
-        print(f"{name:<{width}}  {summary}")
-        if args.verbose:
-            cls = registry.get(kind, name)
-            for arg_name, default, help_text in describe(cls.Args):
-                print(f"{'':<{width}}    {arg_name}={default!r}: {help_text}")
-            if kind == "method":
-                source = cls.label_dropout_source or "upstream trains without it, or has no public code"
-                print(f"{'':<{width}}    label dropout while unlearning: {cls.upstream_label_dropout:g} ({source})")
-                for label, grid in [("", cls.search_space), *cls.search_variants.items()]:
-                    knobs = "; ".join(f"{k} in {v}" for k, v in grid.items()) or "none"
-                    print(f"{'':<{width}}    tuning grid{f' ({label})' if label else ''}: {knobs}")
-                if cls.search_note:
-                    print(f"{'':<{width}}    tuning budget: {cls.search_note}")
-            if kind == "testbed":
-                _describe_testbed(name, width)
-    return 0
-
-
-def _describe_testbed(name: str, width: int) -> None:
-    """``list testbeds -v``: the concepts and default sampler setting (the testbed is loaded)."""
-    from unlearnbench.testbeds import default_guidance, load_testbed
-
-    tb = load_testbed(name)
-    print(f"{'':<{width}}    concepts: {', '.join(tb.concepts)}")
-    print(f"{'':<{width}}    conditioning: {tb.conditioner.kind}; default guidance {default_guidance(name):g}")
-
-
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from unlearnbench.testbeds import plugin
 
@@ -321,7 +284,7 @@ def cmd_testbed(args: argparse.Namespace) -> int:
 
 def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser:
     sw = sub.add_parser(name, help=helptext)
-    sw.add_argument("--config", default=None, help="TOML or JSON grid (see results/*.toml)")
+    sw.add_argument("--config", default=None, help="TOML or JSON grid (see configs/*.toml)")
     sw.add_argument("--methods", action=flags.ListOf, default=None, help="methods (overrides the config)")
     sw.add_argument("--attacks", action=flags.ListOf, default=None, help="attacks (default: the config's, or none)")
     flags.forget_flags(sw, each=True)
@@ -468,32 +431,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _internal_error(error: BaseException, argv: Sequence[str] | None) -> int:
-    """Exit 3: one line, and the traceback in a log file (under --out when given, else the user cache)."""
-    import tempfile
-    import time
-    import traceback
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    out = args[args.index("--out") + 1] if "--out" in args[:-1] else None
-    folders = [Path(out) / "logs"] if out else []
-    folders += [Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "unlearnbench" / "logs"]
-    folders += [Path(tempfile.gettempdir()) / "unlearnbench-logs"]
-    text = f"unlearnbench {__version__}: {' '.join(args)}\n" + "".join(traceback.format_exception(error))
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            log = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            log.write_text(text)
-            break
-        except OSError:
-            continue
-    else:
-        log = Path("(no writable log folder)")
-    print(f"internal error: {type(error).__name__}: {error} (traceback in {log})", file=sys.stderr)
-    return 3
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from unlearnbench.progress import install_interrupt_handler
 
@@ -515,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = sys.stderr = open(os.devnull, "w")  # kept open: Python flushes both at exit
         return 141
     except Exception as e:  # a bug: not a verdict (1) and not the user's input (2)
-        return _internal_error(e, argv)
+        return internal_error(e, argv)
 
 
 if __name__ == "__main__":

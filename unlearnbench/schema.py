@@ -21,7 +21,6 @@ import os
 import types
 import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import annotated_types
@@ -327,7 +326,7 @@ def check_run_settings(
 
 
 # ---------------------------------------------------------------------------------------------
-# Sweep configs (TOML or JSON; see results/*.toml)
+# Sweep configs (TOML or JSON; see configs/*.toml)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -437,47 +436,6 @@ class SweepConfig(BaseModel):
 def parse_sweep_config(raw: Any, where: str = "config", *, train_steps: int = TRAIN_STEPS) -> SweepConfig:
     """A parsed TOML/JSON document as a :class:`SweepConfig`, or one :class:`UserError` line."""
     return validated(SweepConfig, raw, where, context={"train_steps": train_steps})
-
-
-# ---------------------------------------------------------------------------------------------
-# --tuned files (results/tuned.json: method or method:variant -> {args, run_ids, rule, trials, grid, ...})
-# ---------------------------------------------------------------------------------------------
-
-
-class TunedEntry(BaseModel):
-    """A method's chosen setting, as ``unlearnbench tune --write`` records it."""
-
-    model_config = STRICT
-
-    args: dict[str, Any]
-    run_id: str | None = None  # files written before a setting was scored over both tuning classes
-    run_ids: list[str] | None = None  # the chosen setting's runs (one per tuning class)
-    rule: str | None = None
-    passed: bool | None = None  # whether any trial passed the rule
-    scores: dict[str, float] | None = None  # the chosen setting's means over its runs, and the original's
-    trials: Annotated[int, Field(ge=1)] | None = None
-    grid: dict[str, list[Any]] | None = None
-    cpu_s: float | None = None  # unlearning CPU seconds over all trials
-    forget_classes: list[list[int | str]] | None = None
-
-
-class TunedFile(RootModel[dict[str, TunedEntry]]):
-    model_config = ConfigDict(strict=True, frozen=True)
-
-
-def load_tuned(path: str | os.PathLike[str], flag: str = "--tuned") -> dict[str, TunedEntry]:
-    """Read and validate a ``--tuned`` file."""
-    p = Path(path)
-    where = f"{flag} {str(p)!r}"
-    if not p.is_file():
-        raise UserError(f"{where}: no such file (write it with 'unlearnbench tune')")
-    try:
-        raw = loads_json(p.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{where}: not valid JSON ({e})") from None
-    return validated(TunedFile, raw, where, mapping_word="an object").root
 
 
 # ---------------------------------------------------------------------------------------------

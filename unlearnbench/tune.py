@@ -29,10 +29,10 @@ from unlearnbench import registry
 from unlearnbench.defaults import PRIMARY_UA
 from unlearnbench.io import atomic_write_text
 from unlearnbench.results import Store, final_rows
-from unlearnbench.sweep import read_tuned as read_tuned  # re-exported: it moved to sweep (configs read it too)
 
 if TYPE_CHECKING:
-    from unlearnbench.sweep import Grid, SweepReport
+    from unlearnbench.grid import Grid
+    from unlearnbench.sweep import SweepReport
 
 TOLERANCE = 0.05
 FID_FACTOR = 2.0

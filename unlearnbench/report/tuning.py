@@ -1,5 +1,5 @@
 """How the tuned rows were chosen: the table of a ``tune --write`` file, its rule in words, and ``tuned.md``
-(``unlearnbench leaderboard --tuned results/tuned.json``, ``unlearnbench tune --write``)."""
+(``unlearnbench leaderboard --tuned results/tune/tuned.json``, ``unlearnbench tune --write``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from unlearnbench import registry
+from unlearnbench.grid import TunedEntry, load_tuned
 from unlearnbench.report.cells import to_markdown
 from unlearnbench.results import atomic_write_text
-from unlearnbench.schema import TunedEntry, load_tuned
 from unlearnbench.testbeds import DEFAULT, plugin
 
 TUNING_TITLE = "How the tuned rows were chosen"  # the tuning table's heading, on every page that shows it

@@ -1,0 +1,75 @@
+"""Recovery as survival in the report: runs read from the tidy rows into times and censoring, the table, the
+paired comparison and the figures (issue 35), on a synthetic store whose recovery times are known."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unlearnbench.report.recovery import (
+    recovery_runs,
+    survival_figure,
+    survival_table,
+    uncertainty_against_recovery,
+    uncertainty_figure,
+)
+from unlearnbench.results import to_frame
+
+STEPS = (0, 5, 10, 25, 50, 100, 200, 300)
+ARGS = json.dumps({"k": 10, "steps": 300, "curve_steps": [5, 10, 25, 50, 100, 200], "recover_fraction": 0.8})
+
+
+def run_rows(run_id, label, method, concept, seed, recover_at, *, pre=0.0, entropy=1.0):
+    """The rows one relearning run writes: original ASR 1.0, a curve back at ``recover_at`` (None: never)."""
+    common = dict(run_id=run_id, label=label, method=method, attack="relearn", attack_args=ARGS, status="ok")
+    common.update(forget_concept=concept, seed=seed, guidance=1.0, eta=0.0, sample_steps=50, testbed="digits16")
+    rows = [dict(common, phase="original", split="forget", metric="asr_11way", value=1.0)]
+    rows.append(dict(common, phase="unlearned", split="forget", metric="entropy", value=entropy))
+    for step in STEPS:
+        back = recover_at is not None and step >= recover_at
+        value = pre if step == 0 else (0.9 if back else 0.1)
+        rows.append(dict(common, phase="attacked", split="forget", metric="asr_11way", value=value, attack_step=step))
+    return rows
+
+
+@pytest.fixture
+def frame():
+    rows = []
+    for concept in "0123":
+        for seed in (0, 1):
+            late = None if (concept, seed) == ("3", 1) else 200  # one SAFEMax run censored at 300
+            rows += run_rows(f"s{concept}{seed}", "tuned, retain term", "safemax", concept, seed, late, entropy=2.0)
+            pre = 0.95 if (concept, seed) == ("0", 0) else 0.0  # one SalUn run never forgot
+            rows += run_rows(f"r{concept}{seed}", "tuned", "salun", concept, seed, 50, pre=pre, entropy=0.1)
+    return to_frame(rows)
+
+
+def test_runs_become_times_with_censoring_and_never_forgot_runs_drop_out(frame):
+    runs = recovery_runs(frame).set_index("run_id")
+    assert "r00" not in runs.index and len(runs) == 15  # never forgot: neither an event nor at risk
+    assert runs.loc["s31", "time"] == 300 and not runs.loc["s31", "event"]  # censored at the budget
+    assert runs.loc["s00", "time"] == 200 and runs.loc["s00", "event"]
+    assert runs.loc["r10", "time"] == 50 and runs.loc["r10", "entropy"] == 0.1
+
+
+def test_the_table_gives_medians_and_the_paired_difference_against_safemax(frame):
+    table = survival_table(recovery_runs(frame), compare_to=("tuned, retain term", "safemax")).set_index("method")
+    assert table.loc["safemax", "forgot"] == 8 and table.loc["safemax", "recovered"] == 7
+    assert table.loc["safemax", "censored"] == 1 and table.loc["salun", "forgot"] == 7
+    assert table.loc["safemax", "median"].startswith("200") and table.loc["salun", "median"].startswith("50")
+    # SalUn recovers 150 steps sooner on every shared concept; the censored SAFEMax run adds to the gap
+    diff = table.loc["salun", "vs"]
+    assert diff.startswith("-1") and not diff.endswith("=")
+
+
+def test_uncertainty_against_recovery_and_the_figures(frame):
+    runs = recovery_runs(frame)
+    rho = uncertainty_against_recovery(runs).set_index("runs")
+    assert rho.loc["all methods", "rho"] > 0.8  # the higher-entropy method takes longer here, by construction
+    assert survival_figure(runs) is not None and uncertainty_figure(runs) is not None
+
+
+def test_a_store_without_curves_gives_no_runs():
+    empty = to_frame([dict(run_id="x", phase="original", split="forget", metric="asr_11way", value=1.0, status="ok")])
+    assert recovery_runs(empty).empty

@@ -1,0 +1,168 @@
+"""Recovery as a time-to-event: how many relearning steps bring a forgotten concept back, per method.
+
+A relearning run that recorded a curve gives one observation (:func:`unlearnbench.survival.recovery_time`): the
+first curve step whose ASR reaches the recovery threshold (an event), or the attack's budget (censored) when it
+never does; a run whose model never forgot is neither. Per method (and attack and sampler setting) the table
+shows the Kaplan–Meier median with its interval ("> 300" when more than half the runs are censored), the
+restricted mean time to the budget, and, against the comparison method (SAFEMax with its retain term when the
+store has it), the paired difference of restricted means with a bootstrap over forget concepts: runs share
+concepts and seeds, so they are compared as pairs and the concepts resampled (a cluster bootstrap). Eight
+clusters are few: the interval is optimistic, and a tie is a paired interval containing zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from unlearnbench import survival
+from unlearnbench.defaults import PRIMARY_ASR
+from unlearnbench.report.frames import SETTING, method_order, with_attack_setting
+
+GROUP = ["label", "method", "attack_setting", SETTING]
+UNCERTAINTY = ("entropy", "noise_autocorr")  # the unlearned model's forget-sample metrics set against recovery
+
+
+def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per relearning run with a curve: its group, concept, seed, ``time``, ``event``, ``budget`` and the
+    unlearned model's forget-class entropy (and noise-likeness); runs that never forgot are left out."""
+    if SETTING not in df:
+        df = df.assign(**{SETTING: ""})
+    ok = df[df["status"] == "ok"]
+    curve = ok[ok["attack_step"].notna() & (ok["metric"] == PRIMARY_ASR) & (ok["split"] == "forget")]
+    if curve.empty:
+        return pd.DataFrame(columns=[*GROUP, "run_id", "forget_concept", "seed", "time", "event", "budget"])
+    final = ok[ok["attack_step"].isna() & ok["class_id"].isna() & (ok["split"] == "forget")]
+    original = final[(final["phase"] == "original") & (final["metric"] == PRIMARY_ASR)].set_index("run_id")["value"]
+    unlearned = final[final["phase"] == "unlearned"].pivot_table(index="run_id", columns="metric", values="value")
+    runs = with_attack_setting(curve.drop_duplicates("run_id"))
+    records: list[dict[str, Any]] = []
+    for row in runs.itertuples(index=False):
+        points = curve[curve["run_id"] == row.run_id]
+        fraction = float(json.loads(row.attack_args).get("recover_fraction", survival.FORGOT_FRACTION))
+        pairs = sorted((int(s), float(v)) for s, v in zip(points["attack_step"], points["value"], strict=True))
+        observed = survival.recovery_time(pairs, float(original.get(row.run_id, math.nan)), fraction)
+        if observed is None:  # never forgot: nothing to recover, neither an event nor at risk
+            continue
+        record = {c: getattr(row, c) for c in GROUP}
+        record.update(run_id=row.run_id, forget_concept=row.forget_concept, seed=row.seed)
+        record.update(time=observed.time, event=observed.event, budget=observed.budget)
+        for metric in UNCERTAINTY:
+            record[metric] = unlearned.at[row.run_id, metric] if metric in unlearned.columns else math.nan
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _paired(group: pd.DataFrame) -> dict[str, list[tuple[float, bool]]]:
+    return {c: list(zip(g["time"], g["event"], strict=True)) for c, g in group.groupby("forget_concept")}
+
+
+def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = None) -> pd.DataFrame:
+    """Per group: runs that forgot, recovered / censored, the median with its interval, the restricted mean, and
+    (with ``compare_to``, a (label, method)) the paired difference of restricted means against it, per setting."""
+    rows = []
+    for key, g in runs.groupby(GROUP, dropna=False):
+        budget = float(g["budget"].max())
+        km = survival.kaplan_meier(g["time"].to_numpy(float), g["event"].to_numpy(bool))
+        row = dict(zip(GROUP, key, strict=True))
+        row.update(
+            forgot=len(g),
+            recovered=km.n_events,
+            censored=km.n_censored,
+            median=survival.median_time(km, budget).text(),
+            restricted_mean=survival.restricted_mean(g["time"], g["event"], budget),
+            budget=budget,
+        )
+        if compare_to is not None and (row["label"], row["method"]) != compare_to:
+            same = (runs[["attack_setting", SETTING]] == [row["attack_setting"], row[SETTING]]).all(axis=1)
+            base = runs[same & (runs["label"] == compare_to[0]) & (runs["method"] == compare_to[1])]
+            if len(base):
+                d = survival.paired_rmst_difference(_paired(g), _paired(base), budget)  # this row minus the comparison
+                row["vs"] = f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]" + (" =" if d.tie else "")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = method_order(list(table["method"].unique()))
+    return table.sort_values(["attack_setting", SETTING, "label", "method"], key=_by(order)).reset_index(drop=True)
+
+
+def _by(order: list[str]) -> Any:
+    return lambda s: s.map(order.index) if s.name == "method" else s
+
+
+def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") -> pd.DataFrame:
+    """Spearman's rho between the unlearned model's forget-class ``metric`` and the time to recover (censored
+    runs tie at the budget), over every run and within each method, with an interval from resampling the
+    forget concepts."""
+    have = runs.dropna(subset=[metric])
+    out = []
+    for name, g in [("all methods", have), *have.groupby("method")]:
+        if len(g) < 4 or g[metric].nunique() < 2 or g["time"].nunique() < 2:
+            continue
+        c = survival.rank_correlation(
+            g[metric].to_numpy(float), g["time"].to_numpy(float), clusters=list(g["forget_concept"])
+        )
+        out.append({"runs": name, "n": c.n, "rho": c.rho, "lo": c.lo, "hi": c.hi})
+    return pd.DataFrame(out)
+
+
+def survival_figure(runs: pd.DataFrame) -> Any:
+    """Kaplan–Meier curves (share not yet recovered against relearning steps, with the log-log band; censored
+    runs marked), one panel per attack and sampler setting."""
+    from unlearnbench.report.figures import _pyplot
+
+    if runs.empty:
+        return None
+    plt = _pyplot()
+    panels = sorted(runs.groupby(["attack_setting", SETTING]).groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(runs["method"].unique())))}
+    for ax, (attack, setting) in zip(axes[0], panels, strict=True):
+        part = runs[(runs["attack_setting"] == attack) & (runs[SETTING] == setting)]
+        for (label, method), g in part.groupby(["label", "method"]):
+            km = survival.kaplan_meier(g["time"].to_numpy(float), g["event"].to_numpy(bool))
+            t = np.concatenate([[0.0], km.t])
+            s, lo, hi = (np.concatenate([[1.0], a]) for a in (km.survival, km.lo, km.hi))
+            ax.step(t, s, where="post", color=colors[method], label=f"{method} ({label})")
+            ax.fill_between(t, lo, hi, step="post", color=colors[method], alpha=0.12)
+            if len(km.censored):
+                ax.plot(km.censored, km.evaluate(km.censored), "|", color=colors[method], markersize=8)
+        ax.set_title(f"{attack}" + (f" · {setting}" if setting else ""), fontsize=9)
+        ax.set_xlabel("relearning steps")
+        ax.set_ylabel("share not yet recovered")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def uncertainty_figure(runs: pd.DataFrame, metric: str = "entropy") -> Any:
+    """Each run's forget-class ``metric`` before the attack against its time to recover (censored: open marks)."""
+    from unlearnbench.report.figures import _pyplot
+
+    have = runs.dropna(subset=[metric])
+    if have.empty:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(have["method"].unique())))}
+    for (label, method), g in have.groupby(["label", "method"]):
+        for event, marker in ((True, "o"), (False, "^")):
+            part = g[g["event"] == event]
+            face = colors[method] if event else "none"
+            name = f"{method} ({label})" if event else None
+            ax.scatter(
+                part[metric], part["time"], marker=marker, facecolors=face, edgecolors=colors[method], label=name
+            )
+    ax.set_xlabel(f"forget-class {metric} before the attack")
+    ax.set_ylabel("relearning steps to recover (▲ censored)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
