@@ -384,6 +384,9 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
          "split": "all", "metric": name, "value": v}
         for m, per in costs.items() for c, vals in per.items() for name, v in zip(metrics, vals, strict=True)
     ]  # fmt: skip
+    for r in [r for r in rows if r["metric"] == "cost_wall_s"]:  # every run forgot (the reference must have)
+        rows.append({**r, "split": "forget", "metric": "asr_11way", "value": 0.0})
+        rows.append({**r, "split": "forget", "metric": "asr_11way", "value": 0.99, "phase": "original"})
     t = efficiency_table(pd.DataFrame(rows)).set_index("method")
     sa, salun = t.loc["selective_amnesia"], t.loc["salun"]
     assert sa["classes"] == 2 and salun["classes"] == 1
@@ -660,13 +663,16 @@ def test_the_cost_table_says_when_a_method_did_not_forget():
     assert t.loc["selective_amnesia", "forgot"] == "0/2 (did not forget)"  # 0.9 and 0.85 >= 0.8 * 0.99
     assert t.loc["salun", "forgot"] == "1/2"
     assert t.loc["selective_amnesia", "wall ×, no priors"].mean == 10.0
-    assert set(t["reference forgot"]) == {"2/2"}  # SAFEMax forgot on both classes
+    assert set(t["reference"]) == {"safemax (paper), forgot 2/2"}  # SAFEMax forgot on both classes
+    # a SAFEMax setting that kept the class is never the yardstick: the one that forgot divides every row
     kept = to_frame(rows).assign(label="tuned")
     kept["run_id"] = "tuned-" + kept["run_id"]
     kept.loc[(kept.method == "safemax") & (kept.phase == "unlearned") & (kept.metric == "asr_11way"), "value"] = 0.99
     both = efficiency_table(pd.concat([to_frame(rows), kept], ignore_index=True)).set_index(["label", "method"])
-    assert both.loc[("tuned", "salun"), "reference forgot"] == "0/2 (did not forget)"
-    assert both.loc[("paper", "salun"), "reference forgot"] == "2/2"
+    assert set(both["reference"]) == {"safemax (paper), forgot 2/2"}
+    assert both.loc[("tuned", "safemax"), "forgot"] == "0/2 (did not forget)"
+    # and with no SAFEMax setting that forgot in half its runs, there is no cost table at all
+    assert efficiency_table(kept).empty
 
 
 def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_path):

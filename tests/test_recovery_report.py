@@ -25,6 +25,7 @@ def run_rows(run_id, label, method, concept, seed, recover_at, *, pre=0.0, entro
     common = dict(run_id=run_id, label=label, method=method, attack="relearn", attack_args=ARGS, status="ok")
     common.update(forget_concept=concept, seed=seed, guidance=1.0, eta=0.0, sample_steps=50, testbed="digits16")
     rows = [dict(common, phase="original", split="forget", metric="asr_11way", value=1.0)]
+    rows.append(dict(common, phase="attacked", split="forget", metric="recover_threshold", value=0.8))
     rows.append(dict(common, phase="unlearned", split="forget", metric="entropy", value=entropy))
     for step in STEPS:
         back = recover_at is not None and step >= recover_at
@@ -66,6 +67,7 @@ def test_the_table_gives_medians_and_the_paired_difference_against_safemax(frame
 def test_uncertainty_against_recovery_and_the_figures(frame):
     runs = recovery_runs(frame)
     rho = uncertainty_against_recovery(runs).set_index("runs")
+    assert set(rho["attack"]) == {"relearn (curve_steps=[5, 10, 25, 50, 100, 200], steps=300)"}
     assert rho.loc["all methods", "rho"] > 0.8  # the higher-entropy method takes longer here, by construction
     assert survival_figure(runs) is not None and uncertainty_figure(runs) is not None
 

@@ -330,6 +330,10 @@ class Row:
     robustness: int = 0
     before_attack: bool = False
     second_judge_of: str = ""
+    # Whether a table may mark this column's best: not where every row has the same value by design (an
+    # attack's step budget) or where the number is not comparable across rows (a mean over the runs that
+    # happened to recover, beside runs censored at the budget: the survival table orders those instead).
+    ranked: bool = True
 
     def __post_init__(self) -> None:
         if self.goal not in ("min", "max"):

@@ -36,6 +36,7 @@ def _rows(prefix: str, label_prefix: str) -> tuple[Row, ...]:
             leaderboard=0 if prefix else board,
             headline=headline and not prefix,
             robustness=robustness if prefix else 0,  # the attack's own cost, beside its success
+            ranked=not (prefix and name == "cost_steps"),  # an attack's steps are its budget: equal by design
         )
         for name, (label, digits, summary, board, headline, robustness) in _FIELDS.items()
     )

@@ -35,7 +35,8 @@ def column_format(metric: str, split: str) -> ColumnFormat:
     if declared is None:
         return ColumnFormat(metric, 3, None)
     arrow = " ↑" if declared.goal == "max" else " ↓"
-    return ColumnFormat(declared.label + arrow, declared.digits, declared.goal)  # type: ignore[arg-type]
+    goal = declared.goal if declared.ranked else None  # a column that orders nothing marks no best
+    return ColumnFormat(declared.label + arrow, declared.digits, goal)  # type: ignore[arg-type]
 
 
 def phase_label(metric: str, split: str, phase: str) -> str:

@@ -10,17 +10,19 @@ import numpy as np
 import pandas as pd
 
 from unlearnbench import registry
-from unlearnbench.defaults import COST_REFERENCE, PRIMARY_ASR
+from unlearnbench.defaults import COST_REFERENCE, PRIMARY_ASR, RETAIN_ACCURACY
 from unlearnbench.metrics.recovery import forgot
 from unlearnbench.report.cells import Stat, has_intervals
-from unlearnbench.report.frames import comparison_only, method_order, unlearned_rows
+from unlearnbench.report.frames import SETTING, comparison_only, method_order, unlearned_rows
 from unlearnbench.results import final_rows
 from unlearnbench.stats import bootstrap
 
 COST_NOTE = (
-    "Each method's unlearning cost divided by {ref}'s on the same forget classes, from the same sweep "
-    "(same label, same machine and thread count). Published: SAFEMax poster, CIFAR-10 on a GPU "
-    "(time without priors, GPU memory)."
+    "Each method's unlearning cost divided by {ref}'s on the same forget classes, within one sampler setting and "
+    "sweep (same machine and thread count). The reference is the {ref} row that, of those that forgot in at least "
+    "half their runs, kept the most retained accuracy (the reference column names it): neither a setting that "
+    "kept the class nor one that collapsed the model is a yardstick. Published: SAFEMax poster, CIFAR-10 on a "
+    "GPU (time without priors, GPU memory)."
 )
 
 
@@ -42,39 +44,63 @@ def forgot_by_run(df: pd.DataFrame, unlearned: pd.DataFrame) -> pd.DataFrame:
     return pre[["label", "method", "forget_concept", "run_id"]].assign(forgot=did)
 
 
+def reference_row(
+    did_forget: pd.DataFrame, retained: pd.Series, labels: list[str], reference: str
+) -> tuple[str, str] | None:
+    """The label of the ``reference`` method's row, among ``labels``, to divide by: of its rows that forgot in
+    at least half their runs, the one that kept the most retained accuracy (``retained``: mean by label), so
+    that neither a setting that kept the class nor one that collapsed the model is the yardstick; with its
+    ``forgot k/n``. None when no row forgot in half its runs."""
+    mine = did_forget[(did_forget.method == reference) & did_forget.label.isin(labels)]
+    shares = mine.groupby("label", sort=True)["forgot"].agg(["mean", "sum", "count"])
+    shares = shares[shares["mean"] >= 0.5]
+    if shares.empty:
+        return None
+    best = retained.reindex(shares.index).fillna(-1.0).idxmax()
+    return str(best), f"{int(shares.at[best, 'sum'])}/{int(shares.at[best, 'count'])}"
+
+
 def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.DataFrame:
-    """Each method's unlearning cost divided by the reference method's, within one label (one sweep's
-    settings), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
-    interval over those classes), with how many of the method's runs there forgot (a ratio for a method that
-    did not forget is the cost of doing nothing useful, and says so), and as many of the reference's (a ratio
-    to a reference that did not forget, such as a tuned setting that kept the class, compares a cost with the
-    cost of doing nothing); beside the ratios of the methods' published
-    costs (``published_cost`` on the method classes) where both have one. Time without priors is wall
-    time minus prior wall time; CPU time includes the priors. The comparison rows (noop) get no ratio."""
+    """Each method's unlearning cost divided by the reference row's (:func:`reference_row`, within one sampler
+    setting), as means over the forget classes both have (with intervals in the store: the ratio's bootstrap
+    interval over those classes), with how many of the method's runs there forgot (a ratio for a method that did
+    not forget is the cost of doing nothing useful, and says so); beside the ratios of the methods' published
+    costs (``published_cost`` on the method classes) where both have one. Time without priors is wall time minus
+    prior wall time; CPU time includes the priors. The comparison rows (noop) get no ratio."""
     intervals = has_intervals(df)
     u = unlearned_rows(df)
     did_forget = forgot_by_run(df, u)
     cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
     wide = cost.pivot_table(index=["label", "method", "forget_concept"], columns="metric", values="value")
-    if wide.empty or reference not in wide.index.get_level_values("method"):
+    if wide.empty or "cost_wall_s" not in wide:
         return pd.DataFrame()
     wide["no_prior"] = wide["cost_wall_s"] - wide["cost_prior_wall_s"]
     published_ref = registry.get("method", reference).published_cost
-    skipped = comparison_only() | {reference}
+    settings = u[["label", SETTING]].drop_duplicates() if SETTING in u else u[["label"]].assign(**{SETTING: ""})
+    kept = u[(u.method == reference) & (u.metric == RETAIN_ACCURACY) & (u.split == "retain")]
+    retained = kept.groupby("label")["value"].mean()
 
     def ratio(value: float | None, digits: int) -> Stat:
         return Stat(math.nan if value is None else float(value), math.nan, digits)
 
+    def forgot(label: str, who: str, shared: pd.Index) -> str:
+        did = did_forget[
+            (did_forget.label == label) & (did_forget.method == who) & did_forget.forget_concept.isin(shared)
+        ]["forgot"]
+        return f"{int(did.sum())}/{len(did)}" + (" (did not forget)" if not did.any() else "")
+
     rows = []
-    for label, part in wide.groupby(level="label"):
-        part = part.droplevel("label")
-        if reference not in part.index.get_level_values("method"):
-            continue
-        ref = part.xs(reference, level="method")
-        for method in method_order(list(part.index.get_level_values("method").unique())):
-            if method in skipped:
+    for _, labels in settings.groupby(SETTING, sort=True)["label"]:
+        chosen = reference_row(did_forget, retained, list(labels), reference)
+        if chosen is None:
+            continue  # no row of the reference method forgot in at least half its runs here: no yardstick
+        ref_label, ref_forgot = chosen
+        ref = wide.xs((ref_label, reference), level=["label", "method"])
+        present = wide[wide.index.get_level_values("label").isin(list(labels))]
+        for (label, method), mine in present.groupby(level=["label", "method"], sort=False):
+            if method in comparison_only() or (label, method) == (ref_label, reference):
                 continue
-            mine = part.xs(method, level="method")
+            mine = mine.droplevel(["label", "method"])
             shared = mine.index.intersection(ref.index)
             if shared.empty:
                 continue
@@ -90,20 +116,13 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
                 return replace(cell, lo=ci.lo, hi=ci.hi)
 
             pub = registry.get("method", method).published_cost if published_ref else None
-
-            def forgot(who: str, shared: pd.Index = shared, label: str = label) -> str:
-                did = did_forget[
-                    (did_forget.label == label) & (did_forget.method == who) & did_forget.forget_concept.isin(shared)
-                ]["forgot"]
-                return f"{int(did.sum())}/{len(did)}" + (" (did not forget)" if not did.any() else "")
-
             rows.append(
                 {
                     "label": label or "-",
                     "method": method,
+                    "reference": f"{reference} ({ref_label or '-'}), forgot {ref_forgot}",
                     "classes": len(shared),
-                    "forgot": forgot(method),
-                    "reference forgot": forgot(reference),
+                    "forgot": forgot(label, method, shared),
                     "wall ×, no priors": measured("no_prior", 1),
                     "wall ×, with priors": measured("cost_wall_s", 1),
                     "CPU ×, with priors": measured("cost_cpu_s", 1),
@@ -112,4 +131,10 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
                     "published memory ×": ratio(pub[1] / published_ref[1] if pub and published_ref else None, 2),
                 }
             )
-    return pd.DataFrame(rows)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    order = method_order(list(table["method"].unique()))
+    return table.sort_values(
+        ["reference", "label", "method"], key=lambda c: c.map(order.index) if c.name == "method" else c, kind="stable"
+    ).reset_index(drop=True)

@@ -17,7 +17,7 @@ from unlearnbench.results import Store
 
 # Reproducible files: no software version or creation date inside them.
 _METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
-NAMES = ("tradeoff", "cost", "recovery", "samples")  # every figure :func:`figures` can draw
+NAMES = ("tradeoff", "cost", "recovery", "survival", "uncertainty", "samples")  # every figure :func:`figures` can draw
 FILES = tuple(f"{name}.{ext}" for name in NAMES for ext in _METADATA)
 
 
@@ -87,6 +87,13 @@ def figures(df: pd.DataFrame, store: Store | None) -> dict[str, Any]:
     recovery = recovery_curves(df)
     if recovery is not None:
         figs["recovery"] = recovery
+    from unlearnbench.report.recovery import recovery_runs, survival_figure, uncertainty_figure
+
+    runs = recovery_runs(df)
+    for name, draw in (("survival", survival_figure), ("uncertainty", uncertainty_figure)):
+        fig = draw(runs) if len(runs) else None
+        if fig is not None:
+            figs[name] = fig
     if store is not None:
         grid = sample_grids(df, store)
         if grid is not None:

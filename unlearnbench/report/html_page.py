@@ -15,6 +15,7 @@ from unlearnbench.report.cells import Stat
 from unlearnbench.report.cost import COST_NOTE, reference_name
 from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
+from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.robustness import asr_by_attack
 from unlearnbench.report.tables import TITLES, Tables
 from unlearnbench.report.tuning import TUNING_TITLE
@@ -167,6 +168,11 @@ def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> s
             COST_NOTE.format(ref=ref),
         ),
         ("robustness", TITLES["robustness"], robustness, ""),
+        *(
+            [("survival", TITLES["survival"], datatable(t.survival.round(1), "survival_table"), SURVIVAL_NOTE)]
+            if len(t.survival)
+            else []
+        ),
         ("settings", TITLES["settings"], datatable(t.settings, "settings_table"), ""),
     ]
     if len(t.tuning):

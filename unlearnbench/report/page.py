@@ -23,6 +23,8 @@ from unlearnbench.report.html_page import render_html
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.provenance import sweep_note
 from unlearnbench.report.quality import headline_metrics
+from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
+from unlearnbench.report.recovery import UNCERTAINTY_NOTE
 from unlearnbench.report.robustness import asr_by_attack
 from unlearnbench.report.tables import TITLES, Tables, build_tables
 from unlearnbench.report.tuning import TUNING_TITLE, tuning_note, tuning_table
@@ -82,6 +84,12 @@ def render_markdown(t: Tables, n_runs: int, cmd: str, figure_names: list[str]) -
         f"## {TITLES['robustness']}",
         "",
         to_markdown(t.robustness),
+    ]
+    if len(t.survival):
+        md += [f"## {TITLES['survival']}", "", SURVIVAL_NOTE, "", to_markdown(t.survival.round(1))]
+        if len(t.uncertainty):
+            md += [UNCERTAINTY_NOTE, "", to_markdown(t.uncertainty)]
+    md += [
         f"## {TITLES['settings']}",
         "",
         to_markdown(t.settings),

@@ -33,7 +33,10 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     if SETTING not in df:
         df = df.assign(**{SETTING: ""})
     ok = df[df["status"] == "ok"]
+    # relearning attacks: the runs the recovery metric read a curve of (prompt searches have no curve)
+    relearning = set(ok.loc[ok["metric"] == "recover_threshold", "run_id"])
     curve = ok[ok["attack_step"].notna() & (ok["metric"] == PRIMARY_ASR) & (ok["split"] == "forget")]
+    curve = curve[curve["run_id"].isin(relearning)]
     if curve.empty:
         return pd.DataFrame(columns=[*GROUP, "run_id", "forget_concept", "seed", "time", "event", "budget"])
     final = ok[ok["attack_step"].isna() & ok["class_id"].isna() & (ok["split"] == "forget")]
@@ -61,9 +64,27 @@ def _paired(group: pd.DataFrame) -> dict[str, list[tuple[float, bool]]]:
     return {c: list(zip(g["time"], g["event"], strict=True)) for c, g in group.groupby("forget_concept")}
 
 
-def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = None) -> pd.DataFrame:
+# The comparison the paired column is against: the SAFEMax that forgets without damage (issue 35).
+COMPARE_TO = ("tuned, retain term", "safemax")
+NOTE = (
+    "Relearning runs whose unlearned model forgot (pre-attack ASR below 0.8 × the original's), as a time to "
+    "recover: the first curve step whose ASR is back at that threshold, or censored at the attack's budget. "
+    'Median: Kaplan–Meier, with its 95% interval ("> budget" where more than half the runs never recovered). '
+    "Restricted mean: the mean steps to recover within the budget (the area under the curve). vs SAFEMax "
+    "(retain term): this row's restricted mean minus SAFEMax's on the same concepts and seeds, with a bootstrap "
+    "over concepts (few concepts: an optimistic interval; = marks an interval containing 0)."
+)
+
+
+def _base(label: str) -> str:
+    return str(label).split(" · ")[0]  # the label without the sampler setting split_by_sampler appends
+
+
+def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMPARE_TO) -> pd.DataFrame:
     """Per group: runs that forgot, recovered / censored, the median with its interval, the restricted mean, and
     (with ``compare_to``, a (label, method)) the paired difference of restricted means against it, per setting."""
+    if runs.empty:
+        return pd.DataFrame()
     rows = []
     for key, g in runs.groupby(GROUP, dropna=False):
         budget = float(g["budget"].max())
@@ -77,9 +98,9 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = None
             restricted_mean=survival.restricted_mean(g["time"], g["event"], budget),
             budget=budget,
         )
-        if compare_to is not None and (row["label"], row["method"]) != compare_to:
+        if compare_to is not None and (_base(row["label"]), row["method"]) != compare_to:
             same = (runs[["attack_setting", SETTING]] == [row["attack_setting"], row[SETTING]]).all(axis=1)
-            base = runs[same & (runs["label"] == compare_to[0]) & (runs["method"] == compare_to[1])]
+            base = runs[same & (runs["label"].map(_base) == compare_to[0]) & (runs["method"] == compare_to[1])]
             if len(base):
                 d = survival.paired_rmst_difference(_paired(g), _paired(base), budget)  # this row minus the comparison
                 row["vs"] = f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]" + (" =" if d.tie else "")
@@ -95,19 +116,28 @@ def _by(order: list[str]) -> Any:
     return lambda s: s.map(order.index) if s.name == "method" else s
 
 
+UNCERTAINTY_NOTE = (
+    "Uncertainty against robustness: Spearman's rho between the unlearned model's forget-class entropy and the "
+    "steps to recover (censored runs at the budget), over every run and within each method, with an interval "
+    "from resampling the concepts."
+)
+
+
 def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") -> pd.DataFrame:
     """Spearman's rho between the unlearned model's forget-class ``metric`` and the time to recover (censored
-    runs tie at the budget), over every run and within each method, with an interval from resampling the
-    forget concepts."""
+    runs tie at the budget), per attack and sampler setting, over every method's runs and within each method,
+    with an interval from resampling the forget concepts; a group whose values do not vary is left out."""
     have = runs.dropna(subset=[metric])
     out = []
-    for name, g in [("all methods", have), *have.groupby("method")]:
-        if len(g) < 4 or g[metric].nunique() < 2 or g["time"].nunique() < 2:
-            continue
-        c = survival.rank_correlation(
-            g[metric].to_numpy(float), g["time"].to_numpy(float), clusters=list(g["forget_concept"])
-        )
-        out.append({"runs": name, "n": c.n, "rho": c.rho, "lo": c.lo, "hi": c.hi})
+    for (attack, setting), part in have.groupby(["attack_setting", SETTING], sort=True):
+        for name, g in [("all methods", part), *part.groupby("method")]:
+            if len(g) < 4 or g[metric].nunique() < 2 or g["time"].nunique() < 2:
+                continue
+            c = survival.rank_correlation(
+                g[metric].to_numpy(float), g["time"].to_numpy(float), clusters=list(g["forget_concept"])
+            )
+            where = attack + (f" · {setting}" if setting else "")
+            out.append({"attack": where, "runs": name, "n": c.n, "rho": c.rho, "lo": c.lo, "hi": c.hi})
     return pd.DataFrame(out)
 
 

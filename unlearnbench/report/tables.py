@@ -8,7 +8,7 @@ table and its † flags), ``cost`` (cost relative to the reference method), ``ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from unlearnbench.report.frames import SETTING, split_by_sampler
 from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
 from unlearnbench.report.quality import quality_table
+from unlearnbench.report.recovery import recovery_runs, survival_table, uncertainty_against_recovery
 from unlearnbench.report.robustness import robustness_table
 
 # The sections' headings, on every page that shows them (the cost table's names its reference method).
@@ -27,6 +28,7 @@ TITLES = {
     "agreement": "Two judges",
     "efficiency": "Cost relative to {ref}",
     "robustness": "Robustness (attack success judged by the evaluator)",
+    "survival": "Recovery as survival (relearning steps until the concept is back)",
     "settings": "Settings behind these numbers",
 }
 
@@ -44,6 +46,8 @@ class Tables:
     tuning: pd.DataFrame = field(default_factory=pd.DataFrame)  # how the tuned rows were chosen (tuning_table)
     tuning_note: str = ""  # the paragraph above it: the file and the rule
     sweep_note: str = ""  # how long the sweeps that wrote the store ran (provenance.sweep_note)
+    survival: pd.DataFrame = field(default_factory=pd.DataFrame)  # recovery.survival_table; empty without curves
+    uncertainty: pd.DataFrame = field(default_factory=pd.DataFrame)  # entropy against time to recover (rho)
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tables:
@@ -59,4 +63,9 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     settings = settings_behind(df)
     agreement = agreement_table(df) if intervals else pd.DataFrame()
     efficiency = efficiency_table(df, cost_reference)
-    return Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement, sampler_note(df))
+    runs = recovery_runs(df)
+    tables = Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement, sampler_note(df))
+    if len(runs):
+        survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
+        tables = replace(tables, survival=survival, uncertainty=uncertainty_against_recovery(runs).round(3))
+    return tables
