@@ -31,7 +31,7 @@ def test_sampler_throughput_100_samples_50_steps(benchmark, testbed):
         benchmark.extra_info["samples_per_s"] = 100 / benchmark.stats["mean"]
 
 
-@pytest.mark.parametrize("name", [n for n in registry.names("method") if n not in ("noop", "retrain")])
+@pytest.mark.parametrize("name", [n for n in registry.names("method") if n not in ("noop", "retrain", "given")])
 def test_one_unlearning_step(benchmark, testbed, name, tmp_path):
     """One gradient step of each method at its default batch size. Priors (SA's Fisher and replay) are
     computed in the warm-up round and cached, so the timed rounds charge their recorded cost but do not
@@ -245,3 +245,19 @@ def test_a_training_step_in_float32_and_under_bfloat16_autocast(benchmark, testb
     )
     if benchmark.stats:
         benchmark.extra_info["steps_per_s"] = 1 / benchmark.stats["min"]
+
+
+def test_the_main_command(benchmark, tmp_path):
+    """``unlearnbench run --method safemax --attack relearn`` at its defaults (sample counts, steps, the default
+    sampler precision), in a fresh store each round: the README's main command, end to end but for the
+    interpreter's start."""
+    from unlearnbench.cli import main
+
+    rounds = iter(range(100))
+
+    def run() -> int:
+        return main(
+            ["run", "--method", "safemax", "--attack", "relearn", "--quiet", "--out", str(tmp_path / str(next(rounds)))]
+        )
+
+    assert benchmark.pedantic(run, rounds=1, iterations=1) == 0

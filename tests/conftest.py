@@ -17,6 +17,26 @@ torch.set_num_threads(2)
 TINY = UNetArch(block_out_channels=(8, 16), layers_per_block=1, attention=False, norm_num_groups=4)
 
 
+def tiny_cross_attention_unet(sample_size: int, width: int, seed: int = 0):
+    """A tiny ``UNet2DConditionModel`` (one channel) that reads token states of ``width`` through cross-attention."""
+    from diffusers import UNet2DConditionModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return UNet2DConditionModel(
+            sample_size=sample_size,
+            in_channels=1,
+            out_channels=1,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=width,
+            attention_head_dim=2,
+            norm_num_groups=4,
+        ).eval()
+
+
 @pytest.fixture
 def tiny_unet():
     torch.manual_seed(0)

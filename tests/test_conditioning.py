@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import make_task
+from tests.conftest import make_task, tiny_cross_attention_unet
 from unlearnbench import registry
 from unlearnbench.api import UnlearningMethod, run_unlearning, unsupported
 from unlearnbench.conditioning import ClassConditioner, Conditioner, Conditioning
@@ -87,21 +87,8 @@ def test_embedding_table_is_the_concepts_then_the_null(tiny_unet):
 
 
 def test_token_states_are_fed_through_cross_attention_with_their_null():
-    from diffusers import UNet2DConditionModel
-
     torch.manual_seed(0)
-    model = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=6,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    ).eval()
+    model = tiny_cross_attention_unet(8, 6)
     g = torch.Generator().manual_seed(0)
     states, null_states = torch.randn(2, 3, 6, generator=g), torch.randn(3, 6, generator=g)
     cond = Conditioning.from_tokens(states, null_states)

@@ -7,13 +7,8 @@ import json
 
 import pytest
 
-from unlearnbench.report.recovery import (
-    recovery_runs,
-    survival_figure,
-    survival_table,
-    uncertainty_against_recovery,
-    uncertainty_figure,
-)
+from unlearnbench.report.figures import survival_figure, uncertainty_figure
+from unlearnbench.report.recovery import recovery_runs, survival_table, uncertainty_against_recovery
 from unlearnbench.results import to_frame
 
 STEPS = (0, 5, 10, 25, 50, 100, 200, 300)

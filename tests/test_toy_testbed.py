@@ -16,6 +16,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
+from tests.conftest import tiny_cross_attention_unet
 from unlearnbench import registry
 from unlearnbench.api import run_attack, run_unlearning, unsupported
 from unlearnbench.cli import main
@@ -93,20 +94,7 @@ class ToyShapes(TestbedPlugin):
 
     def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
         parts.refuse("toyshapes")
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            unet = UNet2DConditionModel(
-                sample_size=16,
-                in_channels=1,
-                out_channels=1,
-                block_out_channels=(8, 16),
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                layers_per_block=1,
-                cross_attention_dim=WIDTH,
-                attention_head_dim=2,
-                norm_num_groups=4,
-            )
+        unet = tiny_cross_attention_unet(16, WIDTH)
         weights = b"".join(t.detach().numpy().tobytes() for t in unet.state_dict().values())
         ev_path, ev_sha = judge_file(0, (4, 8))
         at_path, at_sha = judge_file(1, (4,))

@@ -16,7 +16,6 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from unlearnbench import survival
@@ -139,60 +138,3 @@ def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") ->
             where = attack + (f" · {setting}" if setting else "")
             out.append({"attack": where, "runs": name, "n": c.n, "rho": c.rho, "lo": c.lo, "hi": c.hi})
     return pd.DataFrame(out)
-
-
-def survival_figure(runs: pd.DataFrame) -> Any:
-    """Kaplan–Meier curves (share not yet recovered against relearning steps, with the log-log band; censored
-    runs marked), one panel per attack and sampler setting."""
-    from unlearnbench.report.figures import _pyplot
-
-    if runs.empty:
-        return None
-    plt = _pyplot()
-    panels = sorted(runs.groupby(["attack_setting", SETTING]).groups)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(runs["method"].unique())))}
-    for ax, (attack, setting) in zip(axes[0], panels, strict=True):
-        part = runs[(runs["attack_setting"] == attack) & (runs[SETTING] == setting)]
-        for (label, method), g in part.groupby(["label", "method"]):
-            km = survival.kaplan_meier(g["time"].to_numpy(float), g["event"].to_numpy(bool))
-            t = np.concatenate([[0.0], km.t])
-            s, lo, hi = (np.concatenate([[1.0], a]) for a in (km.survival, km.lo, km.hi))
-            ax.step(t, s, where="post", color=colors[method], label=f"{method} ({label})")
-            ax.fill_between(t, lo, hi, step="post", color=colors[method], alpha=0.12)
-            if len(km.censored):
-                ax.plot(km.censored, km.evaluate(km.censored), "|", color=colors[method], markersize=8)
-        ax.set_title(f"{attack}" + (f" · {setting}" if setting else ""), fontsize=9)
-        ax.set_xlabel("relearning steps")
-        ax.set_ylabel("share not yet recovered")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=6, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-def uncertainty_figure(runs: pd.DataFrame, metric: str = "entropy") -> Any:
-    """Each run's forget-class ``metric`` before the attack against its time to recover (censored: open marks)."""
-    from unlearnbench.report.figures import _pyplot
-
-    have = runs.dropna(subset=[metric])
-    if have.empty:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(have["method"].unique())))}
-    for (label, method), g in have.groupby(["label", "method"]):
-        for event, marker in ((True, "o"), (False, "^")):
-            part = g[g["event"] == event]
-            face = colors[method] if event else "none"
-            name = f"{method} ({label})" if event else None
-            ax.scatter(
-                part[metric], part["time"], marker=marker, facecolors=face, edgecolors=colors[method], label=name
-            )
-    ax.set_xlabel(f"forget-class {metric} before the attack")
-    ax.set_ylabel("relearning steps to recover (▲ censored)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    return fig
