@@ -157,7 +157,7 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
 
     import torch
 
-    import unlearnbench.runner as runner_module
+    import unlearnbench.prepare as prepare_module
 
     class AlwaysSays(torch.nn.Module):
         def __init__(self, cls: int, like):
@@ -183,11 +183,11 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
     prompt = dataclasses.replace(prompt, eval=dataclasses.replace(prompt.eval, forget_samples=30))
     # the attacker's classifier says every sample is a 3: the attack believes it has fully succeeded
     fooled_attacker = dataclasses.replace(testbed, attacker=AlwaysSays(3, testbed.attacker))
-    monkeypatch.setattr(runner_module, "load_testbed", lambda *a, **k: fooled_attacker)
+    monkeypatch.setattr(prepare_module, "load_testbed", lambda *a, **k: fooled_attacker)
     believed = Runner(Store(tmp_path / "a")).run(prompt)
     # the judge says every sample is a 3
     fooled_judge = dataclasses.replace(testbed, evaluator=AlwaysSays(3, testbed.evaluator))
-    monkeypatch.setattr(runner_module, "load_testbed", lambda *a, **k: fooled_judge)
+    monkeypatch.setattr(prepare_module, "load_testbed", lambda *a, **k: fooled_judge)
     judged = Runner(Store(tmp_path / "b")).run(prompt)
 
     def asr(df):

@@ -96,6 +96,15 @@ class RunSpec:
                 del node[name]
         return canonical_json(d)
 
+    def recorded_args(self, which: str) -> dict[str, Any]:
+        """``method_args`` or ``attack_args`` as rows record them: an argument added later, at the value every
+        earlier run used, is left out, so old and new rows of one setting read alike (``check``'s keys)."""
+        args = dict(getattr(self, which))
+        for (where, *rest), before in ADDED_LATER.items():
+            if where == which and len(rest) == 1 and rest[0] in args and _plain(args[rest[0]]) == before:
+                del args[rest[0]]
+        return args
+
     @property
     def run_id(self) -> str:
         """Stable hash of everything that defines the run (not of when or where it ran)."""

@@ -68,7 +68,8 @@ def with_attack_setting(df: pd.DataFrame) -> pd.DataFrame:
     (``relearn (k=1)``), so that runs of one attack under different budgets are never averaged together."""
     names = {}
     for attack, args in df[["attack", "attack_args"]].drop_duplicates().itertuples(index=False):
-        short = short_args(args, asdict(registry.get("attack", attack).Args())) if args else "(defaults)"
+        defaults = json.loads(json.dumps(asdict(registry.get("attack", attack).Args())))  # tuples as JSON lists
+        short = short_args(args, defaults) if args else "(defaults)"
         names[(attack, args)] = attack if short == "(defaults)" else f"{attack} ({short})"
     out = df.copy()
     out["attack_setting"] = [names[key] for key in zip(df["attack"], df["attack_args"], strict=True)]

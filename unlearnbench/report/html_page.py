@@ -16,7 +16,7 @@ from unlearnbench.report.cost import COST_NOTE, reference_name
 from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
-from unlearnbench.report.robustness import asr_by_attack
+from unlearnbench.report.robustness import asr_by_attack, utility_columns
 from unlearnbench.report.tables import TITLES, Tables
 from unlearnbench.report.tuning import TUNING_TITLE
 
@@ -122,13 +122,14 @@ def heatmap(t: Tables) -> dict[str, object] | None:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    grid = asr_by_attack(t.robustness, default_budgets_only=False)
+    grid = asr_by_attack(t.robustness, t.quality, default_budgets_only=False)
     if grid.empty:
         return None
     cmap = colormaps["RdYlGn_r"]
+    utility = set(utility_columns())  # shown beside each row, uncoloured and never "best": utility, not ASR
     values = [c for c in grid.columns if c not in ("label", "method")]
     eligible = competing(grid).tolist()
-    best = {c: _best(grid[c].tolist(), eligible) for c in values}
+    best = {c: _best(grid[c].tolist(), eligible) for c in values if c not in utility}
     rows = []
     for i, r in grid.iterrows():
         cells = []
@@ -136,6 +137,10 @@ def heatmap(t: Tables) -> dict[str, object] | None:
             s: Stat = r[c]
             if s.empty:
                 cells.append({"text": "–", "title": "no run", "color": "#ffffff", "best": False})
+                continue
+            if c in utility:
+                cells.append({"text": f"{s.mean:.{s.digits}f}", "title": f"{r['method']} ({r['label']}), {c}: {s}",
+                              "color": "#f4f4f4", "best": False})  # fmt: skip
                 continue
             rgb = cmap(min(max(s.mean, 0.0), 1.0))[:3]
             light = to_hex(tuple(0.45 + 0.55 * ch for ch in rgb))  # pale enough to read black text on

@@ -128,10 +128,11 @@ def readme_summary(t: Tables, n_runs: int, cmd: str, results: str) -> str:
     if len(t.efficiency):
         ref = reference_name(t.cost_reference)
         parts += [f"Cost relative to {ref} (same sweep), beside the published ratios:", "", to_markdown(t.efficiency)]
-    grid = asr_by_attack(t.robustness)  # attacks at their default budgets; other budgets are in the full leaderboard
+    grid = asr_by_attack(t.robustness, t.quality)  # attacks at their default budgets; the others: the full page
     if len(grid):
         parts += [
-            "ASR (11-way, judged by the evaluator) after each attack; pre-ASR is before any attack:",
+            "ASR (11-way, judged by the evaluator) after each attack, beside the method's retained accuracy and FID "
+            "(a model that collapsed resists every attack by having nothing left); pre-ASR is before any attack:",
             "",
             to_markdown(grid),
         ]

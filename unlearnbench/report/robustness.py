@@ -6,12 +6,13 @@ each one declared ``before_attack`` preceded by its value before it (the pre-att
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
 
 from unlearnbench import registry
-from unlearnbench.defaults import PRIMARY_ASR
+from unlearnbench.defaults import PRIMARY_ASR, RETAIN_ACCURACY
 from unlearnbench.report.cells import Stat, column_format, phase_label
 from unlearnbench.report.frames import SETTING, by_method_order, with_attack_setting
 from unlearnbench.results import final_rows
@@ -63,8 +64,21 @@ def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
     return by_method_order(robustness, ["label", "attack", "method"]) if len(robustness) else robustness
 
 
-def asr_by_attack(robustness: pd.DataFrame, *, default_budgets_only: bool = True) -> pd.DataFrame:
-    """Methods × attack settings: the pre-attack ASR (11-way, the primary one), then the ASR after each attack."""
+# What the ASR grid sets beside each method's row, from the quality table: a model that "resists" every attack
+# because it collapsed (retained accuracy near chance, FID in the thousands) must not read as the most robust.
+UTILITY = ((RETAIN_ACCURACY, "retain"), ("fid", "retain"))
+
+
+def utility_columns() -> list[str]:
+    """The quality table's labels of the utility columns the ASR grid carries."""
+    return [column_format(metric, split).label for metric, split in UTILITY]
+
+
+def asr_by_attack(
+    robustness: pd.DataFrame, quality: pd.DataFrame | None = None, *, default_budgets_only: bool = True
+) -> pd.DataFrame:
+    """Methods × attack settings: the method's utility (retained accuracy and FID, from ``quality``, unlearned
+    phase), the pre-attack ASR (11-way, the primary one), then the ASR after each attack."""
     r = robustness
     if r.empty:
         return pd.DataFrame()
@@ -75,11 +89,24 @@ def asr_by_attack(robustness: pd.DataFrame, *, default_budgets_only: bool = True
     pre = phase_label(PRIMARY_ASR, "forget", "unlearned")
     after = phase_label(PRIMARY_ASR, "forget", "attacked")
     attacks = sorted(r["attack"].unique())
+    utility = utility_columns() if quality is not None else []
+    kept = quality.set_index(["label", "method"]) if quality is not None and len(quality) else None
     rows = []
     for (label, method), g in r.groupby(["label", "method"], sort=False):
         cells = dict(zip(g["attack"], g[after], strict=True))
         empty = Stat(math.nan, math.nan, 3)
+        beside = {}
+        for column in utility:
+            have = kept is not None and column in kept.columns and (label, method) in kept.index
+            cell = kept.at[(label, method), column] if have else empty
+            beside[column] = dataclasses.replace(cell, mark="") if isinstance(cell, Stat) else cell  # no best here
         rows.append(
-            {"label": label, "method": method, pre: g[pre].iloc[0], **{a: cells.get(a, empty) for a in attacks}}
+            {
+                "label": label,
+                "method": method,
+                **beside,
+                pre: g[pre].iloc[0],
+                **{a: cells.get(a, empty) for a in attacks},
+            }
         )
     return by_method_order(pd.DataFrame(rows), ["label", "method"]).reset_index(drop=True)
