@@ -716,3 +716,26 @@ def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_p
     assert 'id="tuning_table"' in (out / "leaderboard.html").read_text()
     assert page.write(str(small_store), str(out), tuned=str(tuned), check=True) == []
     assert page.write(str(small_store), str(out), check=True)  # without it, the committed page is stale
+
+
+def test_a_hostile_label_is_escaped_in_the_html_and_keeps_the_markdown_columns(small_store, tmp_path):
+    """A run label is the user's text and the page is published: ``<script>`` must not run and ``|`` must not
+    add a Markdown column."""
+    import shutil
+
+    hostile = "<script>alert(1)</script> | two"
+    store = tmp_path / "store"
+    shutil.copytree(small_store, store)
+    for path in (store / "runs").glob("*.parquet"):
+        pd.read_parquet(path).assign(label=hostile).to_parquet(path)
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(store), "--out", str(out)]) == 0
+    html_text = (out / "leaderboard.html").read_text()
+    assert "<script>alert(1)" not in html_text and "&lt;script&gt;alert(1)" in html_text
+    md = (out / "leaderboard.md").read_text()
+    assert "<script>" not in md
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "alert(1)" in line]
+    assert rows
+    header = next(line for line in md.splitlines() if line.startswith("| label | method |"))
+    unescaped = re.compile(r"(?<!\\)\|")
+    assert all(len(unescaped.findall(r)) == len(unescaped.findall(header)) for r in rows[:1])

@@ -141,10 +141,17 @@ def mark_ties(t: pd.DataFrame, group: str | list[str] | None = None) -> pd.DataF
     return out
 
 
+def markdown_cell(value: object) -> str:
+    """A value as one Markdown table cell: a ``|`` would add a column, a ``<`` open an HTML tag (a label is the
+    user's text, and the page is meant to be published), a line break end the row."""
+    text = str(value).replace("\r", " ").replace("\n", " ")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
 def to_markdown(t: pd.DataFrame) -> str:
     if t.empty:
         return "_no rows_\n"
-    header = "| " + " | ".join(map(str, t.columns)) + " |"
+    header = "| " + " | ".join(markdown_cell(c) for c in t.columns) + " |"
     sep = "|" + "|".join("---" for _ in t.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    body = ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in t.itertuples(index=False)]
     return "\n".join([header, sep, *body]) + "\n"

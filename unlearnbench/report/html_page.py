@@ -78,10 +78,10 @@ def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
             for idx in groups:
                 best[idx] = _best(t.loc[idx, col].tolist(), eligible[idx].tolist())
             out[col] = [_stat_html(v, b) for v, b in zip(values, best, strict=True)]
-        elif t[col].dtype == object or str(t[col].dtype) == "string":
-            out[col] = [html.escape(str(v)) for v in values]
-        else:
+        elif pd.api.types.is_numeric_dtype(t[col].dtype) and not pd.api.types.is_bool_dtype(t[col].dtype):
             out[col] = t[col]
+        else:  # every text cell (labels, arguments, found prompts: what users and plugins supply) is escaped
+            out[col] = [html.escape(str(v)) for v in values]
     return out.reset_index(drop=True)
 
 
