@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from unlearnbench.errors import UserError
+
 
 def cmd_list(args: argparse.Namespace) -> int:
     from unlearnbench import registry
@@ -41,6 +43,10 @@ def _describe_testbed(name: str, width: int) -> None:
     """``list testbeds -v``: the concepts and default sampler setting (the testbed is loaded)."""
     from unlearnbench.testbeds import default_guidance, load_testbed
 
-    tb = load_testbed(name)
+    try:
+        tb = load_testbed(name)
+    except UserError as e:  # a testbed that cannot load here (its models are missing) says why
+        print(f"{'':<{width}}    not loadable here: {e}")
+        return
     print(f"{'':<{width}}    concepts: {', '.join(tb.concepts)}")
     print(f"{'':<{width}}    conditioning: {tb.conditioner.kind}; default guidance {default_guidance(name):g}")

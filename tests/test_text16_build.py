@@ -1,0 +1,30 @@
+"""The text16 encoders' recipe: trained contrastively here, resumable, saved through open_clip, scored zero-shot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from unlearnbench.cli import main
+from unlearnbench.testbeds.text16.build import ENCODER, train_encoder, zero_shot
+from unlearnbench.testbeds.text16.data import make_data
+
+
+def test_an_encoder_trains_resumes_and_reads_the_concepts_zero_shot(tmp_path):
+    recipe = replace(ENCODER, batch_size=8)
+    sha = train_encoder(recipe, tmp_path / "enc", steps=3, progress=False)
+    assert sha == train_encoder(recipe, tmp_path / "enc", steps=3, progress=False)  # a finished run resumes as is
+    assert json.loads((tmp_path / "enc" / "recipe.json").read_text())["steps"] == 3
+    from unlearnbench.testbeds.text16.encoder import load_encoder
+
+    data = make_data()
+    scores = zero_shot(load_encoder(tmp_path / "enc", expected_sha256=sha), data.take(data.test[:]).take(slice(0, 32)))
+    assert set(scores) == {"digit", "colour", "style"} and all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_text16_says_in_one_line_what_it_cannot_do_yet(capsys, tmp_path):
+    assert main(["run", "--method", "noop", "--testbed", "text16", "--out", str(tmp_path / "s")]) == 2
+    assert "has no diffusion model or judges yet" in capsys.readouterr().err
+    assert main(["pretrain", "--testbed", "text16", "--what", "unet", "--out", str(tmp_path / "u")]) == 2
+    assert "the text16 testbed builds encoder, clip_scorer" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
