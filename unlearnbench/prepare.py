@@ -113,7 +113,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
     forget = tb.check_forget(spec.forget)
     retain = tb.retained(forget)
     fx, fc = tb.images("train", forget)
-    rx, rc = tb.images("train", retain)
+    rx, rc = tb.images("train", retain, exclude=forget)
     return Task(
         data=tb.data,
         schedule=tb.schedule,

@@ -105,7 +105,7 @@ class Runner:
         task = build_task(spec, tb, self.device)
         task.priors = PriorCache(self.store.cache / "priors", tb.model_sha, tb.priors)
         reference = Reference(
-            retain_real=tb.real_images(task.retain_concepts),
+            retain_real=tb.real_images(task.retain_concepts, exclude=task.forget_concepts),
             forget_real=tb.real_images(task.forget_concepts),
             evaluator=tb.evaluator,
             evaluator_path=tb.evaluator_path,

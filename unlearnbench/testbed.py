@@ -114,19 +114,23 @@ class Testbed:
             raise UserError("cannot forget every concept: at least one must be retained")
         return names
 
-    def images(self, split: str, concepts: Sequence[str]) -> tuple[Tensor, Conditioning]:
-        """The ``split`` ('train' or 'test') images that show ``concepts``, each with its conditioning.
+    def images(self, split: str, concepts: Sequence[str], exclude: Sequence[str] = ()) -> tuple[Tensor, Conditioning]:
+        """The ``split`` ('train' or 'test') images that show any of ``concepts`` and none of ``exclude``, each
+        with its conditioning (a run's retain set excludes its forget concepts: on a testbed whose images show
+        several concepts at once, a red seven shows "red" too).
 
-        The default reads a labelled dataset whose label is the concept's index; a testbed whose images show
-        several concepts at once (a text testbed's captions) overrides this.
+        The default reads a labelled dataset whose label is the concept's index (one concept per image, so
+        ``exclude`` changes nothing there); a testbed whose images show several concepts (captions) overrides this.
         """
-        x, y = self.data.subset(split, [self.conditioner.index(c) for c in concepts])
+        keep = [c for c in concepts if c not in set(exclude)]
+        x, y = self.data.subset(split, [self.conditioner.index(c) for c in keep])
         return x, self.conditioner.encode_ids(y)
 
-    def real_images(self, concepts: Sequence[str]) -> Tensor:
-        """Every real image of ``concepts``, train and test: FID's and KID's real side. FID's error shrinks with
-        both sets' size, and the held-out images alone (about 36 per class on digits16) are too few."""
-        return torch.cat([self.images("train", concepts)[0], self.images("test", concepts)[0]])
+    def real_images(self, concepts: Sequence[str], exclude: Sequence[str] = ()) -> Tensor:
+        """Every real image of ``concepts`` (none of ``exclude``), train and test: FID's and KID's real side.
+        FID's error shrinks with both sets' size, and the held-out images alone (about 36 per class on digits16)
+        are too few."""
+        return torch.cat([self.images(split, concepts, exclude)[0] for split in ("train", "test")])
 
 
 @dataclass(frozen=True)
