@@ -84,6 +84,10 @@ class Relearn(Attack):
     source = "forget"  # which training images the attacker holds
 
     def check(self, task: Task) -> None:
+        if list(self.args.curve_steps) != sorted(set(self.args.curve_steps)):
+            raise UserError(
+                f"{self.name}: curve_steps must be increasing, without repeats: {list(self.args.curve_steps)}"
+            )
         beyond = [s for s in self.args.curve_steps if not 0 < s < self.args.steps]
         if beyond:
             raise UserError(f"{self.name}: curve_steps {beyond} are not between 0 and steps = {self.args.steps}")

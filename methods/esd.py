@@ -24,6 +24,7 @@ from torch import Tensor
 from unlearnbench.api import Task, UnlearningMethod
 from unlearnbench.args import arg, positive
 from unlearnbench.diffusion import ddim_scheduler, guided_noise, per_sample_mse, predict_noise, randn
+from unlearnbench.errors import UserError
 from unlearnbench.registry import register
 from unlearnbench.training import optimize
 
@@ -56,6 +57,8 @@ class ESD(UnlearningMethod):
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: ESDArgs = self.args
         frozen = copy.deepcopy(model).eval().requires_grad_(False)
+        if a.params == "class_path" and task.conditioner.kind != "label":  # no class embedding to train there
+            raise UserError("esd: params='class_path' needs class conditioning; on token conditioning use 'all'")
         trained = class_path_parameters(model) if a.params == "class_path" else list(model.parameters())
         sched = ddim_scheduler(task.schedule)
         sched.set_timesteps(a.sample_steps)

@@ -4,9 +4,9 @@ The most common use of UnlearnDiffAtk and HUB is to attack a checkpoint that ano
 unlearned. ``unlearnbench run --method given --model-path DIR`` loads ``DIR`` (a diffusers folder:
 ``DIR/unet`` with its config and safetensors weights, or those files in ``DIR`` itself, as ``run --save-model``
 writes ``DIR/unlearned``) in place of an unlearning, and the runner evaluates and attacks it as any method's
-output. The weights' sha256 is part of the run (``method_args``, in every row); the run id and the cache
-follow the weights, and a folder whose weights changed is another run. Its unlearning cost is unknown here:
-the cost rows are NaN, marked ``cost_recorded``.
+output. The folder's absolute path and its weights' sha256 are the run's arguments (``method_args``, in every
+row): a folder whose weights changed is another run, and so is the same weights in another folder. Its
+unlearning cost is unknown here: the cost rows are NaN, marked ``cost_recorded``.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def study(
         for size in ready:
             base = str(out / size / "base")
             check = ["testbed", "check", "--model", base, "--device", device, "--threads", str(threads), "--quiet"]
-            sweep = ["sweep", "--methods", METHODS, "--forget-classes", str(forget), "--model", base]
+            sweep = ["sweep", "--methods", METHODS, "--forget", str(forget), "--model", base]
             sweep += ["--out", str(out / size / "store"), "--workers", "4", "--threads", str(threads)]
             sweep += ["--device", device, "--label", f"capacity-{size}", "--quiet"]
             later.append((f"{size} check", *launch(check, out / size / "check.log")))

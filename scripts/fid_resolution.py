@@ -29,7 +29,6 @@ import torch
 
 from unlearnbench.evaluate import RETAIN_STREAM, draw, eval_settings
 from unlearnbench.metrics.fid import features, fid_of, intervals
-from unlearnbench.runner import real_images
 from unlearnbench.testbeds import default_guidance, load_testbed
 
 
@@ -51,7 +50,7 @@ def main() -> None:
     sampler = eval_settings({"protocol": args.protocol, "precision": args.precision}).sampler
     if sampler.guidance_scale is None:
         sampler = dataclasses.replace(sampler, guidance_scale=default_guidance())
-    f_real = features(real_images(tb, retain), tb.evaluator_path)
+    f_real = features(tb.real_images([str(c) for c in retain]), tb.evaluator_path)
     biggest = max(sizes)
     cond = tb.conditioner.encode(retain).repeat_interleave(biggest)
     per_draw_features = []

@@ -45,7 +45,7 @@ tb = load_testbed("digits16")
 only = sys.argv[1:]
 for guidance in (1.0, 2.0):
     for forget in ((0,), (3, 4)):
-        spec = RunSpec(method="noop", forget_classes=forget)
+        spec = RunSpec(method="noop", forget=forget)
         torch.manual_seed(0)
         base = TINY.build().eval()
         for name in registry.names("method"):
@@ -93,8 +93,9 @@ for guidance in (1.0, 2.0):
                     tb.schedule,
                     tb.evaluator,
                     settings,
-                    task.forget_classes,
-                    task.retain_classes,
+                    task.forget_concepts,
+                    task.retain_concepts,
+                    conditioner=task.conditioner,
                     forget_cond=att.cond,
                     forget_x_T=att.x_T,
                 )

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from unlearnbench.metrics.fid import features, kid_of
-from unlearnbench.runner import real_images
 from unlearnbench.testbeds import load_testbed
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(1)
     tb = load_testbed("digits16")
     retain = tuple(c for c in range(tb.num_classes) if c != args.forget_class)
-    f = features(real_images(tb, retain), tb.evaluator_path).double()
+    f = features(tb.real_images([str(c) for c in retain]), tb.evaluator_path).double()
     labels = np.concatenate(
         [tb.data.subset(split, retain)[1].numpy() for split in ("train", "test")]  # real_images' order
     )

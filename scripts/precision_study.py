@@ -155,8 +155,9 @@ def trained_table(trained: Path, against: Path) -> str:
         y = json.loads((trained / "runs" / f"{fast}.json").read_text())
         tx, ty = x["time_split_s"]["unlearning"], y["time_split_s"]["unlearning"]
         threads = sorted({str(m.get("threads", "?")) for m in (x, y)})
+        forget = y["spec"].get("forget", y["spec"].get("forget_classes", []))  # run files from before concepts
         lines.append(
-            f"| {y['spec']['method']} ({y['spec']['label']}), class {','.join(map(str, y['spec']['forget_classes']))}, "
+            f"| {y['spec']['method']} ({y['spec']['label']}), class {','.join(map(str, forget))}, "
             f"seed {y['spec']['seed']} | {tx:.1f} | {ty:.1f} | {tx / ty:.2f}x | "
             f"{', '.join(threads)} |"
         )

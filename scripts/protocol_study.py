@@ -424,7 +424,7 @@ def unlearn_table(store: Path, out: Path) -> str:
             model = unet_class(cached).from_pretrained(str(cached), use_safetensors=True).eval()
             with torch.no_grad():
                 by_weights[weights] = null_counts(model, tb.schedule, tb, 200, 0)
-        counts, forget = by_weights[weights], spec.forget_classes[0]
+        counts, forget = by_weights[weights], int(spec.forget[0])
         retained = min(n for digit, n in enumerate(counts[:10]) if digit != forget)
         null_digits[run_id] = f"{counts[forget]} / {retained} / {counts[10]}"
     rows = []
@@ -503,9 +503,7 @@ def ddpm_run(store: Path) -> None:
     for method, margs, forget, label in DDPM_MODELS:
         for steps in (50, 1000):
             settings = {"protocol": "papers", "sample_steps": steps, "forget_samples": 100, "retain_samples": 5}
-            spec = RunSpec(
-                method, forget_classes=(forget,), method_args=margs, label=label, eval=eval_settings(settings)
-            )
+            spec = RunSpec(method, forget=(forget,), method_args=margs, label=label, eval=eval_settings(settings))
             resolved, tb = runner.prepare(spec)
             if runner.store.is_complete(resolved.run_id):
                 continue

@@ -72,7 +72,7 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
     prior = load_file(str(path))
     fisher = {k.removeprefix("fisher."): v for k, v in prior.items() if k.startswith("fisher.")}
     tb = load_testbed("digits16")
-    task = build_task(RunSpec(method="selective_amnesia", forget_classes=(CLASS,)), tb, torch.device("cpu"))
+    task = build_task(RunSpec(method="selective_amnesia", forget=(CLASS,)), tb, torch.device("cpu"))
     model = tb.model
     model.requires_grad_(True).train()
     params = dict(model.named_parameters())
@@ -127,7 +127,7 @@ def fisher_scale(store: Path, lam: float = 10.0, lr: float = 1e-4, batch_size: i
 
 def lam_table(store: Path) -> str:
     df = load_results(store)
-    df = df[(df.method == "selective_amnesia") & (df.attack == "none") & (df.forget_class == str(CLASS))]
+    df = df[(df.method == "selective_amnesia") & (df.attack == "none") & (df.forget_concept == str(CLASS))]
     df = df[(df.guidance == 1.0) & (df.eta == 0.0) & (df.precision == "bfloat16")]  # configs/sa-lam.toml's sampler
     if df.empty:
         sys.exit(f"sa_study: no Selective Amnesia run on class {CLASS} in {store}")

@@ -45,13 +45,13 @@ def curve(forget_class: int, arm: str, a: argparse.Namespace) -> pd.DataFrame:
     from unlearnbench.metrics.fid import FID
     from unlearnbench.metrics.retain_accuracy import RetainAccuracy
     from unlearnbench.metrics.unlearning_accuracy import UnlearningAccuracy
-    from unlearnbench.runner import build_task, real_images
+    from unlearnbench.runner import build_task
     from unlearnbench.spec import RunSpec
     from unlearnbench.testbeds import load_testbed
     from unlearnbench.training import observing
 
     tb = load_testbed("digits16")
-    spec = RunSpec(method="safemax", forget_classes=(forget_class,))
+    spec = RunSpec(method="safemax", forget=(forget_class,))
     task = build_task(spec, tb, torch.device("cpu"))
     settings = EvalSettings(
         forget_samples=a.forget_samples,
@@ -59,13 +59,23 @@ def curve(forget_class: int, arm: str, a: argparse.Namespace) -> pd.DataFrame:
         sampler=SamplerSettings(steps=50, guidance_scale=a.guidance, eta=a.eta, precision=a.precision),
     )
     reference = Reference(
-        real_images(tb, task.retain_classes), real_images(tb, task.forget_classes), tb.evaluator, tb.evaluator_path
+        tb.real_images(task.retain_concepts, exclude=task.forget_concepts),
+        tb.real_images(task.forget_concepts),
+        tb.evaluator,
+        tb.evaluator_path,
     )
     rows: list[dict[str, float]] = []
 
     def point(step: int, model: torch.nn.Module) -> None:
         samples = sample_and_judge(
-            model, tb.schedule, tb.evaluator, settings, task.forget_concepts, task.retain_concepts, desc=f"step {step}"
+            model,
+            tb.schedule,
+            tb.evaluator,
+            settings,
+            task.forget_concepts,
+            task.retain_concepts,
+            conditioner=task.conditioner,
+            desc=f"step {step}",
         )
         metrics = [UnlearningAccuracy(), Entropy(), RetainAccuracy()]
         if step % a.fid_every == 0:

@@ -120,10 +120,10 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
                 cfg.pop("forget_classes", None)
     if args.label is not None:
         cfg["label"] = args.label
-    if args.model is not None:
-        cfg.setdefault("testbed", {})["model"] = args.model
-    if args.testbed is not None:
-        cfg.setdefault("testbed", {})["testbed"] = args.testbed
+    given = {k: getattr(args, k) for k in ("testbed", "model", "dataset", "evaluator", "attacker")}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and isinstance(cfg.setdefault("testbed", {}), dict):  # anything else: the schema names it
+        cfg["testbed"].update(given)
     overrides = flags.eval_overrides(args)
     if overrides:  # checked with the config's [eval] (a malformed one is left for the schema to name) ...
         cfg["eval"] = {**cfg["eval"], **overrides} if isinstance(cfg.get("eval"), dict) else overrides
@@ -185,11 +185,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
     one = "tune takes a config with one grid ('methods')"
+    from unlearnbench.grid import load_config
     from unlearnbench.testbeds import DEFAULT, plugin
 
-    tuning = list(plugin(args.testbed or DEFAULT).tuning_concepts)
+    configured = (load_config(args.config) if args.config else {}).get("testbed")
+    testbed = args.testbed or (configured.get("testbed") if isinstance(configured, dict) else None) or DEFAULT
+    tuning = list(plugin(str(testbed)).tuning_concepts)
     if not tuning and not args.forget:
-        raise UserError(f"the {args.testbed} testbed declares no tuning concepts; pass --forget CONCEPT ...")
+        raise UserError(f"the {testbed} testbed declares no tuning concepts; pass --forget CONCEPT ...")
     grids = _grids(args, one_grid=one, defaults={"forget": tuning})
     chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
     if args.plan:

@@ -54,9 +54,10 @@ class Grid:
                 method, _, variant = key.partition(":")
                 if method == m and (variants is None or variant in variants):
                     kept.append((m, dict(entry["args"]), f"tuned, {variant}" if variant else "tuned"))
-        skipped = [m for m in names if not any(k.partition(":")[0] == m for k in tuned)]
+        skipped = [m for m in names if not any(k[0] == m for k in kept)]  # nothing kept: none (of those variants)
         if not kept:
-            raise UserError(f"--tuned: none of {', '.join(skipped)} has a tuned setting")
+            which = f" (variants {', '.join(repr(v) for v in variants)})" if variants is not None else ""
+            raise UserError(f"--tuned: none of {', '.join(skipped)} has a tuned setting{which}")
         return dataclasses.replace(self, methods=kept), skipped
 
     def specs(self) -> list[RunSpec]:

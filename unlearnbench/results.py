@@ -240,7 +240,8 @@ def _protocols(df: pd.DataFrame) -> pd.Series:
         (t, g, e): protocol_of(SamplerSettings(guidance_scale=g, eta=e), default(t))
         for t, g, e in settings.itertuples(index=False)
     }
-    return pd.Series([named[k] for k in zip(df["testbed"], df["guidance"], df["eta"], strict=True)], index=df.index)
+    keys = zip(df["testbed"], df["guidance"], df["eta"], strict=True)
+    return pd.Series([named.get(k, "custom") for k in keys], index=df.index)  # a NaN setting names nothing
 
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:
@@ -272,9 +273,8 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.suffix == ".parquet" and p.is_file():
         return read_rows(p)
     if p.suffix == ".csv" and p.is_file():
-        return conform(
-            pd.read_csv(p).astype({c: t for c, (t, _) in SCHEMA.items() if c in pd.read_csv(p, nrows=0).columns})
-        )
+        rows = _before_concepts(pd.read_csv(p))  # an old file's forget_class "0,3" becomes forget_concept first
+        return conform(rows.astype({c: t for c, (t, _) in SCHEMA.items() if c in rows.columns}))
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
 
 

@@ -70,8 +70,8 @@ def retained_figures(fig: Figures, tb: Testbed, forget: str) -> dict[str, float]
     forget_class = tb.conditioner.index(forget)
     keep = fig.labels != forget_class
     retain = tb.retained((forget,))
-    train_x, _ = tb.images("train", retain)
-    test_x, _ = tb.images("test", retain)
+    train_x, _ = tb.images("train", retain, exclude=(forget,))
+    test_x, _ = tb.images("test", retain, exclude=(forget,))
     fid_gen = fidelity(fig.images[keep], test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     fid_real = fidelity(train_x, test_x, tb.evaluator_path, prc=False)["frechet_inception_distance"]
     accuracy = sum(a for c, a in enumerate(fig.class_accuracy) if c != forget_class) / len(retain)

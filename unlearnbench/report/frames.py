@@ -18,7 +18,7 @@ from unlearnbench.results import final_rows
 from unlearnbench.testbeds import plugin
 
 ORIGINAL = "original model"  # the original model's row in every table: shown for comparison, never "best"
-IDENTITY = ["label", "method", "method_args", "forget_concept", "seed"]  # one unlearning
+IDENTITY = ["testbed", "model_sha", "label", "method", "method_args", "forget_concept", "seed"]  # one unlearning
 SETTING = "sampler_setting"  # the column split_by_sampler adds: "" when the store has one sampler setting
 
 

@@ -172,7 +172,7 @@ def reference_cost(progress: dict[str, Any], base_training: dict[str, Any] | Non
 
 def retain_training_data(tb: Any, forget: str) -> tuple[torch.Tensor, torch.Tensor]:
     """What ``retrain`` trains on when it forgets ``forget``: the runner's retain set (tests check they agree)."""
-    x, cond = tb.images("train", tb.retained((forget,)))
+    x, cond = tb.images("train", tb.retained((forget,)), exclude=(forget,))
     return x, cond.labels
 
 
