@@ -28,3 +28,15 @@ def test_text16_says_in_one_line_what_it_cannot_do_yet(capsys, tmp_path):
     assert main(["pretrain", "--testbed", "text16", "--what", "unet", "--out", str(tmp_path / "u")]) == 2
     assert "the text16 testbed builds encoder, clip_scorer" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
+
+
+def test_listing_the_testbeds_does_not_import_open_clip():
+    """open_clip (3 s, and transformers where installed) is imported when a text testbed is used, not before."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, unlearnbench.cli; from unlearnbench import registry; registry.names('testbed'); "
+        "assert 'open_clip' not in sys.modules, 'open_clip imported'"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

@@ -1,0 +1,42 @@
+"""text16's conditioner turns concept names and prompts into the encoder's token states (a random encoder here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnbench.errors import UserError
+from unlearnbench.testbeds.text16.conditioner import CaptionConditioner
+from unlearnbench.testbeds.text16.data import load_grammar
+from unlearnbench.testbeds.text16.encoder import build_encoder
+
+
+@pytest.fixture(scope="module")
+def conditioner():
+    return CaptionConditioner(build_encoder(0), load_grammar())
+
+
+def test_concepts_are_the_grammars_ids_and_stand_for_their_canonical_prompt(conditioner):
+    grammar = load_grammar()
+    assert conditioner.concepts == tuple(c.id for c in grammar.concepts)
+    assert {"seven", "red", "bold"} <= set(conditioner.concepts)
+    cond = conditioner.encode(["seven", "red"])
+    assert cond.kind == "tokens" and tuple(cond.values.shape) == (2, 16, 64)
+    assert torch.equal(cond.values[0], conditioner.states([grammar.render("seven")])[0])
+    assert torch.equal(cond.null_like().values[0], conditioner.states([""])[0])  # guidance's null: the empty prompt
+    assert cond.concept_mask([conditioner.index("red")]).tolist() == [False, True]
+
+
+def test_another_concept_never_is_an_excluded_one_and_free_prompts_condition_too(conditioner):
+    cond = conditioner.encode(["seven"] * 8)
+    other = conditioner.other(cond, ("seven",), "random", torch.Generator().manual_seed(0))
+    assert conditioner.index("seven") not in other.concepts.tolist()
+    free = conditioner.prompts(["a crimson 7 in heavy strokes"])
+    assert free.kind == "tokens" and free.concepts is None and not torch.equal(free.values[0], cond.values[0])
+
+
+def test_an_unknown_concept_and_a_prompt_too_long_are_refused(conditioner):
+    with pytest.raises(ValueError, match="unknown concept 'sevn'"):
+        conditioner.encode(["sevn"])
+    with pytest.raises(UserError, match="the encoder's context holds 16"):
+        conditioner.prompts(["a " * 20 + "seven"])

@@ -1,0 +1,41 @@
+"""text16's conditioner: concept names (every grammar id: the digits, the colours, the stroke weights) and free
+prompts to the frozen text encoder's token states, which condition the UNet through cross-attention, as CLIP's do
+in Stable Diffusion. A concept stands for its canonical prompt (``Grammar.render``: ``"seven"``); the null
+conditioning of classifier-free guidance is the empty prompt's states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from unlearnbench.conditioning import Conditioner, Conditioning
+from unlearnbench.testbeds.text16.data import Grammar
+from unlearnbench.testbeds.text16.encoder import TextEncoder
+
+
+class CaptionConditioner(Conditioner):
+    """Concepts and prompts to token states ``[L, D]`` of the frozen ``encoder``."""
+
+    kind = "tokens"
+
+    def __init__(self, encoder: TextEncoder, grammar: Grammar) -> None:
+        super().__init__([c.id for c in grammar.concepts])
+        self.encoder = encoder.freeze()
+        self.grammar = grammar
+        self.null = self.states([""])[0]
+        self.table = self.states([grammar.render(c) for c in self.concepts])  # one canonical prompt per concept
+
+    @torch.no_grad()
+    def states(self, prompts: Sequence[str]) -> Tensor:
+        """``[len(prompts), L, D]``: each prompt's token states (one line for a prompt longer than the context)."""
+        return self.encoder.encode(self.encoder.tokenize(list(prompts)))
+
+    def prompts(self, prompts: Sequence[str], concepts: Tensor | None = None) -> Conditioning:
+        """Free prompts (captions, an attack's found prompt) as a conditioning; ``concepts`` says which concept
+        each row stands for, when it stands for one."""
+        return Conditioning.from_tokens(self.states(prompts), self.null, concepts=concepts)
+
+    def encode_ids(self, ids: Tensor) -> Conditioning:
+        return Conditioning.from_tokens(self.table[ids.cpu()].to(ids.device), self.null.to(ids.device), concepts=ids)
