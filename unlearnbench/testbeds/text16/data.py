@@ -300,17 +300,23 @@ class Grammar:
         ids = ", ".join(c.id for c in self.concepts)
         raise UserError(f"unknown concept {name!r}{suggest(key, self._by_name)} (known: {ids})")
 
-    def caption(self, digit: int, colour: int, style: int, rng: np.random.Generator, names: str = "all") -> str:
+    def caption(
+        self, digit: int, colour: int, style: int, rng: np.random.Generator, names: str = "all", naming: str = ""
+    ) -> str:
         """A caption of a ``digit`` inked in ``colour`` in ``style`` (label indices): a random template naming any
         subset of the three, filled with random names.
 
         ``names="all"`` (training captions) draws from every template, and a canonical name with probability
         ``CANONICAL_SHARE`` (else a held-out one); ``"canonical"`` from the canonical templates and names only;
-        ``"heldout"`` from every template with held-out names only.
+        ``"heldout"`` from every template with held-out names only. ``naming`` (a family) keeps the templates
+        that name it.
         """
         _check_which(names, NAME_SETS, "name set")
         labels = {"object": digit, "colour": colour, "style": style}
-        templates = [t for t in self.templates if names != "canonical" or not t.heldout]
+        # ``naming``: a family the caption must name (a forget set's captions name the forgotten concept)
+        templates = [
+            t for t in self.templates if (names != "canonical" or not t.heldout) and (not naming or naming in t.slots)
+        ]
         template = templates[rng.integers(len(templates))]
         filled = {}
         for slot in template.slots:
