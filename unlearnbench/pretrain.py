@@ -11,8 +11,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
@@ -104,18 +106,56 @@ def train_diffusion(
     desc: str = "pretrain",
     checkpointing: Checkpointing | None = None,
 ) -> tuple[UNet2DModel, DDPMScheduler]:
-    """Train from scratch (or resume from ``checkpointing``'s state); return the EMA model and its schedule."""
+    """Train a class-conditional model from scratch (or resume from ``checkpointing``'s state); return the EMA
+    model and its schedule. Each step: a batch of (image, label), each label replaced by the null one with
+    ``recipe.label_dropout`` (for classifier-free guidance)."""
     torch.manual_seed(recipe.seed)  # parameter initialisation
     model = recipe.arch.build().to(device).train()
-    schedule = recipe.schedule()
-    generator = torch.Generator(device="cpu").manual_seed(recipe.seed)
-    ema = EMA(model, recipe.ema_decay)
     null = recipe.arch.num_classes
     images, labels = images.to(device), labels.to(device)
+
+    def batch(generator: torch.Generator) -> tuple[Tensor, Conditioning]:
+        x0, y = sample_batch(images, labels, recipe.batch_size, generator)
+        drop = (torch.rand(y.shape, generator=generator) < recipe.label_dropout).to(y.device)
+        y = torch.where(drop, torch.full_like(y, null), y)
+        return x0, Conditioning.from_labels(y, null)
+
+    model = fit_denoiser(
+        model,
+        recipe.schedule(),
+        recipe,
+        batch,
+        recipe_sha256(recipe),
+        meter=meter,
+        desc=desc,
+        checkpointing=checkpointing,
+    )
+    return model, recipe.schedule()
+
+
+def fit_denoiser(
+    model: torch.nn.Module,
+    schedule: DDPMScheduler,
+    recipe: Any,
+    batch: Callable[[torch.Generator], tuple[Tensor, Conditioning]],
+    sha: str,
+    *,
+    meter: CostMeter | None = None,
+    desc: str = "pretrain",
+    checkpointing: Checkpointing | None = None,
+) -> Any:
+    """The one pretraining loop: ``L_DM`` on ``batch(generator)`` (images and their conditioning, with whatever
+    dropout the caller applies) for ``recipe.steps`` steps of AdamW (``lr``, ``weight_decay``, ``warmup`` then
+    cosine, ``grad_clip``), an EMA copy (``ema_decay``) and the run's generator seeded by ``recipe.seed``;
+    checkpointed and resumable bit for bit through ``checkpointing`` (the state is refused when ``sha``, the
+    recipe's hash, differs). Returns the EMA model in eval mode. ``model`` is built by the caller, after
+    ``torch.manual_seed``, so its initialisation is the recipe's."""
+    model.train()
+    generator = torch.Generator(device="cpu").manual_seed(recipe.seed)
+    ema = EMA(model, recipe.ema_decay)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     start, seconds_before, cpu_before = 0, 0.0, 0.0
-    sha = recipe_sha256(recipe)
     if checkpointing is not None and checkpointing.path.is_file():
         state = torch.load(checkpointing.path, map_location="cpu", weights_only=True)
         if state["recipe_sha256"] != sha:
@@ -168,10 +208,8 @@ def train_diffusion(
             raise TrainingPaused(step, checkpointing.path)
 
     def loss_fn(_step: int) -> Tensor:
-        x0, y = sample_batch(images, labels, recipe.batch_size, generator)
-        drop = (torch.rand(y.shape, generator=generator) < recipe.label_dropout).to(y.device)
-        y = torch.where(drop, torch.full_like(y, null), y)
-        return denoising_loss(model, schedule, x0, Conditioning.from_labels(y, null), generator=generator)
+        x0, cond = batch(generator)
+        return denoising_loss(model, schedule, x0, cond, generator=generator)
 
     optimize(
         params,
@@ -190,7 +228,7 @@ def train_diffusion(
     )
     if checkpointing is not None:
         save(recipe.steps)
-    return ema.shadow.eval(), schedule
+    return ema.shadow.eval()
 
 
 # ---------------------------------------------------------------------------------------------
