@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -261,3 +263,31 @@ def test_the_main_command(benchmark, tmp_path):
         )
 
     assert benchmark.pedantic(run, rounds=1, iterations=1) == 0
+
+
+def test_text16_unet_forward_and_training_step(benchmark):
+    """The text16 UNet at its recipe's size (random weights, random token states of the encoder's shape): one
+    forward and one AdamW step on a batch of 64, the unit of its two-hour training."""
+    from unlearnbench.conditioning import Conditioning
+    from unlearnbench.diffusion import denoising_loss
+    from unlearnbench.pretrain import DiffusionRecipe
+    from unlearnbench.testbeds.text16.build import UNET
+
+    torch.manual_seed(0)
+    model = UNET.build(64).train()
+    schedule = DiffusionRecipe().schedule()
+    x = torch.rand(64, 3, 16, 16) * 2 - 1
+    cond = Conditioning.from_tokens(torch.randn(64, 16, 64), torch.zeros(16, 64))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = denoising_loss(model, schedule, x, cond, generator=generator)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    assert math.isfinite(benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1))
+    if benchmark.stats:
+        benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())

@@ -25,9 +25,29 @@ def test_an_encoder_trains_resumes_and_reads_the_concepts_zero_shot(tmp_path):
 def test_text16_says_in_one_line_what_it_cannot_do_yet(capsys, tmp_path):
     assert main(["run", "--method", "noop", "--testbed", "text16", "--out", str(tmp_path / "s")]) == 2
     assert "has no diffusion model or judges yet" in capsys.readouterr().err
+    assert main(["pretrain", "--testbed", "text16", "--what", "judges", "--out", str(tmp_path / "u")]) == 2
+    assert "the text16 testbed builds encoder, clip_scorer, unet" in capsys.readouterr().err
     assert main(["pretrain", "--testbed", "text16", "--what", "unet", "--out", str(tmp_path / "u")]) == 2
-    assert "the text16 testbed builds encoder, clip_scorer" in capsys.readouterr().err
+    assert "no trained encoder in" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
+
+
+def test_the_unet_trains_on_encoded_captions_resumes_and_saves_a_diffusers_folder(tmp_path):
+    """Two steps of a narrow UNet on a random encoder's captions; resumed from its checkpoint it is the same."""
+    import torch
+
+    from unlearnbench.models import load_diffusion
+    from unlearnbench.testbeds.text16.build import UNET, train_unet
+    from unlearnbench.testbeds.text16.encoder import build_encoder, save_encoder
+
+    save_encoder(build_encoder(0), tmp_path / "encoder")
+    recipe = replace(UNET, block_out_channels=(8, 16), attention_head_dim=2, batch_size=4, warmup=1)
+    first = train_unet(recipe, tmp_path / "encoder", tmp_path / "unet", steps=2)
+    again = train_unet(recipe, tmp_path / "encoder", tmp_path / "unet", steps=2)  # the finished state, read back
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
+    model, schedule, sha = load_diffusion(tmp_path / "unet")
+    assert type(model).__name__ == "UNet2DConditionModel" and model.config.cross_attention_dim == 64
+    assert schedule.config.clip_sample is False and len(sha) == 64
 
 
 def test_listing_the_testbeds_does_not_import_open_clip():

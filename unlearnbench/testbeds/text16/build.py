@@ -1,8 +1,11 @@
-"""The text16 testbed's recipes: the two text encoders (open_clip, trained contrastively here), and how well each
-reads the concepts. The conditioning encoder feeds the UNet's cross-attention; the second, from another seed,
-scores CLIP score, so that attacks optimised against the first are not judged by it.
+"""The text16 testbed's recipes: the two text encoders (open_clip, trained contrastively here) and how well each
+reads the concepts, and the cross-attention UNet conditioned by the first. The conditioning encoder feeds the
+UNet's cross-attention; the second, from another seed, scores CLIP score, so that attacks optimised against the
+first are not judged by it. Every target writes ``DIR/<target>`` and resumes from its checkpoint:
 
-    unlearnbench pretrain --testbed text16 --what encoder --out DIR     # resumable: rerun continues
+    unlearnbench pretrain --testbed text16 --what encoder --out DIR
+    unlearnbench pretrain --testbed text16 --what clip_scorer --out DIR
+    unlearnbench pretrain --testbed text16 --what unet --out DIR [--deadline HH:MM]   # reads DIR/encoder
 """
 
 from __future__ import annotations
@@ -91,16 +94,118 @@ def zero_shot(encoder: Any, data: Text16Data) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class UNetRecipe:
+    """The text-to-image model: a pixel-space ``UNet2DConditionModel`` whose cross-attention reads the frozen
+    encoder's token states, trained on the training split's images with random captions (every template, held-out
+    names included), 10% of them replaced by the empty prompt so that classifier-free guidance works; AdamW,
+    warm-up then cosine, an EMA copy."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    attention_head_dim: int = 8
+    steps: int = 12000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1
+    seed: int = 0
+    data_seed: int = 0
+
+    def build(self, width: int) -> Any:
+        from diffusers import UNet2DConditionModel
+
+        depth = len(self.block_out_channels)
+        return UNet2DConditionModel(
+            sample_size=16,
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=self.block_out_channels,
+            layers_per_block=self.layers_per_block,
+            down_block_types=("DownBlock2D", *["CrossAttnDownBlock2D"] * (depth - 1)),
+            up_block_types=(*["CrossAttnUpBlock2D"] * (depth - 1), "UpBlock2D"),
+            cross_attention_dim=width,
+            attention_head_dim=self.attention_head_dim,
+            norm_num_groups=8,
+        )
+
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+UNET = UNetRecipe()
+
+
+def train_unet(
+    recipe: UNetRecipe, encoder_folder: Path, out: Path, *, steps: int | None = None, deadline: float | None = None
+) -> Any:
+    """Train (or resume) the UNet on captions encoded by the frozen encoder in ``encoder_folder``; checkpointed in
+    ``out/checkpoint`` (paused at ``deadline``, a ``time.time()`` value: rerun to continue); returns the EMA model,
+    saved to ``out`` in diffusers' layout with its scheduler and ``recipe.json``."""
+    from dataclasses import replace
+
+    from unlearnbench.conditioning import Conditioning
+    from unlearnbench.models import save_diffusion
+    from unlearnbench.pretrain import Checkpointing, DiffusionRecipe, fit_denoiser
+    from unlearnbench.testbeds.text16.conditioner import CaptionConditioner
+    from unlearnbench.testbeds.text16.encoder import load_encoder
+
+    recipe = replace(recipe, steps=steps or recipe.steps)
+    conditioner = CaptionConditioner(load_encoder(encoder_folder), load_grammar())
+    data = make_data(recipe.data_seed)
+    train = data.take(data.train)
+    torch.manual_seed(recipe.seed)  # parameter initialisation
+    model = recipe.build(conditioner.null.shape[-1])
+    schedule = DiffusionRecipe().schedule()  # the digits16 schedule: linear betas, 1000 steps
+    grammar = load_grammar()
+
+    def batch(generator: torch.Generator) -> tuple[torch.Tensor, Conditioning]:
+        idx = torch.randint(0, len(train), (recipe.batch_size,), generator=generator)
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        captions = train.take(idx).captions(rng, names="all", grammar=grammar)
+        drop = torch.rand(len(captions), generator=generator) < recipe.caption_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist(), strict=True)]
+        return train.images[idx], conditioner.prompts(captions)
+
+    checkpointing = Checkpointing(out / "checkpoint", every=250, deadline=deadline)
+    model = fit_denoiser(
+        model, schedule, recipe, batch, recipe.sha256(), desc="text16 unet", checkpointing=checkpointing
+    )
+    save_diffusion(model, schedule, out)
+    record = {**asdict(recipe), "sha256": recipe.sha256(), "encoder": str(encoder_folder)}
+    (out / "recipe.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return model
+
+
 def pretrain(args: Any) -> int:
-    """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer --out DIR [--steps N]``."""
+    """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
+    in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
-    if args.what not in recipes:
-        raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(recipes)}")
+    if args.what not in (*recipes, "unet"):
+        raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join((*recipes, 'unet'))}")
     if not args.out:
         raise UserError("give --out DIR")
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
-    out = Path(args.out)
+    out = Path(args.out) / args.what
+    if args.what == "unet":
+        from unlearnbench.pretrain import TrainingPaused
+
+        encoder = Path(args.out) / "encoder"
+        if not (encoder / "open_clip_model.safetensors").is_file():
+            raise UserError(f"no trained encoder in {encoder}: run --what encoder --out {args.out} first")
+        try:
+            train_unet(UNET, encoder, out, steps=args.steps, deadline=args.deadline)
+        except TrainingPaused as e:
+            print(f"unet: {e}; rerun the same command to continue")
+            return 75
+        print(f"unet: {out}")
+        return 0
     sha = train_encoder(recipes[args.what], out, steps=args.steps)
     from unlearnbench.testbeds.text16.encoder import load_encoder
 
