@@ -26,7 +26,7 @@ def test_text16_says_in_one_line_what_it_cannot_do_yet(capsys, tmp_path):
     assert main(["run", "--method", "noop", "--testbed", "text16", "--out", str(tmp_path / "s")]) == 2
     assert "has no diffusion model or judges yet" in capsys.readouterr().err
     assert main(["pretrain", "--testbed", "text16", "--what", "judges", "--out", str(tmp_path / "u")]) == 2
-    assert "the text16 testbed builds encoder, clip_scorer, unet" in capsys.readouterr().err
+    assert "the text16 testbed builds encoder, clip_scorer, unet, evaluator" in capsys.readouterr().err
     assert main(["pretrain", "--testbed", "text16", "--what", "unet", "--out", str(tmp_path / "u")]) == 2
     assert "no trained encoder in" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
@@ -60,3 +60,15 @@ def test_listing_the_testbeds_does_not_import_open_clip():
         "assert 'open_clip' not in sys.modules, 'open_clip imported'"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_every_judge_trains_saves_and_reports_its_figures(tmp_path):
+    from unlearnbench.models import load_classifier
+    from unlearnbench.testbeds.text16.build import judge_recipes, train_judge
+
+    for name, (recipe, _reads) in judge_recipes().items():
+        figures = train_judge(name, tmp_path, steps=2)
+        assert set(figures) == {"accuracy", "gaussian_none"} and all(0 <= v <= 1 for v in figures.values())
+        judge = load_classifier(tmp_path / f"{name}.safetensors")
+        assert judge.arch.channels == 3 and judge.arch.num_outputs == recipe.arch.num_outputs
+    assert judge_recipes()["style_judge"][1] == "style" and judge_recipes()["evaluator"][0].arch.num_outputs == 11

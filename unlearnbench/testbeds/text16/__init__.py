@@ -21,7 +21,7 @@ NAME = "text16"
 class Text16(TestbedPlugin):
     """Text-to-image on coloured digits with captions (in progress: data and text encoders; no model yet)."""
 
-    pretrain_targets = ("encoder", "clip_scorer", "unet")
+    pretrain_targets = ("encoder", "clip_scorer", "unet", "evaluator", "attacker", "judge2", "style_judge")
 
     def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
         raise UserError(

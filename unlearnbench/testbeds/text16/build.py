@@ -141,6 +141,52 @@ class UNetRecipe:
 UNET = UNetRecipe()
 
 
+def _judge(base: Any, outputs: int) -> Any:
+    from dataclasses import replace
+
+    return replace(base, arch=replace(base.arch, channels=3, num_outputs=outputs))
+
+
+def judge_recipes() -> dict[str, tuple[Any, str]]:
+    """The judges, each ``(ClassifierRecipe, the label it reads)``, trained as digits16's are (a "none" output fed
+    on noise images): the evaluator and, independently, the second judge read the digit; the attacker's
+    classifier (another architecture and seed) reads it for the attacks; the style judge reads the stroke weight.
+    Colour needs no network: ``data.colour_of`` reads it exactly from the pixels."""
+    from unlearnbench.pretrain import ATTACKER_RECIPE, EVALUATOR_RECIPE, JUDGE2_RECIPE
+
+    return {
+        "evaluator": (_judge(EVALUATOR_RECIPE, len(DIGITS) + 1), "digit"),
+        "attacker": (_judge(ATTACKER_RECIPE, len(DIGITS) + 1), "digit"),
+        "judge2": (_judge(JUDGE2_RECIPE, len(DIGITS) + 1), "digit"),
+        "style_judge": (_judge(EVALUATOR_RECIPE, len(STYLES) + 1), "style"),
+    }
+
+
+def train_judge(name: str, out: Path, *, steps: int | None = None) -> dict[str, float]:
+    """Train the judge ``name`` on the training split, save it to ``out/<name>.safetensors`` with its recipe, and
+    return its held-out accuracy (the "none" output aside) and the share of Gaussian noise it calls "none"."""
+    from dataclasses import replace
+
+    from unlearnbench.models import save_classifier
+    from unlearnbench.pretrain import train_classifier
+
+    recipe, attribute = judge_recipes()[name]
+    recipe = replace(recipe, steps=steps or recipe.steps)
+    data = make_data()
+    train, test = data.take(data.train), data.take(data.test)
+    model = train_classifier(recipe, train.images, getattr(train, attribute), desc=name)
+    out.mkdir(parents=True, exist_ok=True)
+    save_classifier(model, out / f"{name}.safetensors")
+    with torch.no_grad():
+        accuracy = float((model(test.images).argmax(-1) == getattr(test, attribute)).float().mean())
+        noise = torch.randn(500, 3, 16, 16, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
+        none = float((model(noise).argmax(-1) == recipe.arch.num_outputs - 1).float().mean())
+    figures = {"accuracy": accuracy, "gaussian_none": none}
+    record = {"recipe": json.loads(json.dumps(asdict(recipe))), "reads": attribute, "figures": figures}
+    (out / f"{name}.recipe.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return figures
+
+
 def train_unet(
     recipe: UNetRecipe, encoder_folder: Path, out: Path, *, steps: int | None = None, deadline: float | None = None
 ) -> Any:
@@ -186,13 +232,18 @@ def pretrain(args: Any) -> int:
     """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
     in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
-    if args.what not in (*recipes, "unet"):
-        raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join((*recipes, 'unet'))}")
+    targets = (*recipes, "unet", *judge_recipes())
+    if args.what not in targets:
+        raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(targets)}")
     if not args.out:
         raise UserError("give --out DIR")
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     out = Path(args.out) / args.what
+    if args.what in judge_recipes():
+        figures = train_judge(args.what, Path(args.out) / "judges", steps=args.steps)
+        print(f"{args.what}: {Path(args.out) / 'judges'}; on the test split and noise: {figures}")
+        return 0
     if args.what == "unet":
         from unlearnbench.pretrain import TrainingPaused
 
