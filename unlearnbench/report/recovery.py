@@ -107,6 +107,8 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
     table = pd.DataFrame(rows)
     if table.empty:
         return table
+    if "vs" in table:  # the comparison row itself, or a setting the comparison method has no runs at
+        table["vs"] = table["vs"].fillna("–")
     order = method_order(list(table["method"].unique()))
     return table.sort_values(["attack_setting", SETTING, "label", "method"], key=_by(order)).reset_index(drop=True)
 
