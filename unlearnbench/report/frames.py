@@ -110,7 +110,8 @@ def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
     and one that recomputed the model later (other threads, other load) would otherwise stand in for it."""
     part = final_rows(df[df["phase"] == "unlearned"])
     ranked = part.assign(_attacked=part["attack"] != "none").sort_values(["_attacked", "run_id"], kind="stable")
-    first = ranked.drop_duplicates(IDENTITY)[IDENTITY + ["run_id"]]
+    identity = [c for c in IDENTITY if c in part]  # a frame built by hand may leave out testbed and model
+    first = ranked.drop_duplicates(identity)[identity + ["run_id"]]
     return part[part["run_id"].isin(first["run_id"])]
 
 
