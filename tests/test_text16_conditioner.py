@@ -7,8 +7,8 @@ import torch
 
 from unlearnbench.errors import UserError
 from unlearnbench.testbeds.text16.conditioner import CaptionConditioner
-from unlearnbench.testbeds.text16.data import load_grammar
 from unlearnbench.testbeds.text16.encoder import build_encoder
+from unlearnbench.testbeds.text16.grammar import load_grammar
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from unlearnbench.testbeds.text16.data import (
     grey_digits,
     ink_mass,
     intensity_of,
-    load_grammar,
     make_data,
     stroke,
-    vocabulary,
 )
+from unlearnbench.testbeds.text16.grammar import load_grammar, vocabulary
 
 torch.set_num_threads(1)
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from unlearnbench.testbeds.text16.conditioner import CaptionConditioner
-from unlearnbench.testbeds.text16.data import load_grammar, make_data
+from unlearnbench.testbeds.text16.data import make_data
 from unlearnbench.testbeds.text16.encoder import build_encoder
+from unlearnbench.testbeds.text16.grammar import load_grammar
 from unlearnbench.testbeds.text16.testbed import Text16Testbed
 
 

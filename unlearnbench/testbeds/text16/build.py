@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from unlearnbench.errors import UserError
-from unlearnbench.testbeds.text16.data import COLOURS, DIGITS, STYLES, Text16Data, load_grammar, make_data
+from unlearnbench.testbeds.text16.data import COLOURS, DIGITS, STYLES, Text16Data, make_data
+from unlearnbench.testbeds.text16.grammar import load_grammar
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from unlearnbench.conditioning import Conditioner, Conditioning
-from unlearnbench.testbeds.text16.data import Grammar
 from unlearnbench.testbeds.text16.encoder import TextEncoder
+from unlearnbench.testbeds.text16.grammar import Grammar
 
 
 class CaptionConditioner(Conditioner):

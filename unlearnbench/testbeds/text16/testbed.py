@@ -14,7 +14,8 @@ from torch import Tensor
 
 from unlearnbench.conditioning import Conditioning
 from unlearnbench.testbed import Testbed
-from unlearnbench.testbeds.text16.data import Grammar, Text16Data
+from unlearnbench.testbeds.text16.data import Text16Data
+from unlearnbench.testbeds.text16.grammar import Grammar
 
 FAMILY_LABELS = {"object": "digit", "colour": "colour", "style": "style"}
 
