@@ -145,7 +145,9 @@ def grids_from_config(
         )
 
     if config.methods is not None:
-        return [grid(config.methods, config.label, top, config.attacks, forget_of(config, "config"), config.seeds)]
+        return [
+            grid(config.methods, config.label, top, config.attacks, forget_of(config, "config", ["0"]), config.seeds)
+        ]
     grids = []
     for i, part in enumerate(config.parts or []):
         where = f"parts[{i}]" + (f" ({part.name})" if part.name else "")
@@ -167,7 +169,7 @@ def grids_from_config(
                 label,
                 ev if protocol is None else {**ev, "protocol": protocol},
                 part.attacks or config.attacks,
-                forget_of(part, f"config {where}") or forget_of(config, "config"),
+                forget_of(part, f"config {where}") or forget_of(config, "config", ["0"]),
                 part.seeds or config.seeds,
                 part.unlearn_precision,
             )
@@ -179,14 +181,13 @@ def grids_from_config(
     return grids
 
 
-def forget_of(table: Any, where: str) -> list[Any] | None:
-    """A config table's ``forget`` (names) or ``forget_classes`` (class numbers: their names); one of them."""
+def forget_of(table: Any, where: str, default: list[Any] | None = None) -> list[Any] | None:
+    """A config table's ``forget`` (names) or ``forget_classes`` (class numbers: their names), one of them, or
+    ``default`` when it gives neither (the top level's concept "0"; a part's: None, it takes the top level's)."""
     if table.forget is not None and table.forget_classes is not None:
         raise UserError(f"{where}: give 'forget' or 'forget_classes', not both")
     chosen = table.forget if table.forget is not None else table.forget_classes
-    if chosen is None and not hasattr(table, "parts"):  # a part takes the top level's
-        return None
-    return chosen if chosen is not None else ["0"]
+    return chosen if chosen is not None else default
 
 
 def specs_of(grids: Iterable[Grid]) -> list[RunSpec]:

@@ -42,9 +42,10 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     original = final[(final["phase"] == "original") & (final["metric"] == PRIMARY_ASR)].set_index("run_id")["value"]
     unlearned = final[final["phase"] == "unlearned"].pivot_table(index="run_id", columns="metric", values="value")
     runs = with_attack_setting(curve.drop_duplicates("run_id"))
+    by_run = dict(tuple(curve.groupby("run_id")))  # one pass over the curve rows, not one filter per run
     records: list[dict[str, Any]] = []
     for row in runs.itertuples(index=False):
-        points = curve[curve["run_id"] == row.run_id]
+        points = by_run[row.run_id]
         fraction = float(json.loads(row.attack_args).get("recover_fraction", survival.FORGOT_FRACTION))
         pairs = sorted((int(s), float(v)) for s, v in zip(points["attack_step"], points["value"], strict=True))
         observed = survival.recovery_time(pairs, float(original.get(row.run_id, math.nan)), fraction)

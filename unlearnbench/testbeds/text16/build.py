@@ -209,12 +209,11 @@ def train_unet(
     torch.manual_seed(recipe.seed)  # parameter initialisation
     model = recipe.build(conditioner.null.shape[-1])
     schedule = DiffusionRecipe().schedule()  # the digits16 schedule: linear betas, 1000 steps
-    grammar = load_grammar()
+    caption = captions_for(train)  # the encoders' training captions: every template, held-out names included
 
     def batch(generator: torch.Generator) -> tuple[torch.Tensor, Conditioning]:
         idx = torch.randint(0, len(train), (recipe.batch_size,), generator=generator)
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        captions = train.take(idx).captions(rng, names="all", grammar=grammar)
+        captions = caption(generator, idx)
         drop = torch.rand(len(captions), generator=generator) < recipe.caption_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist(), strict=True)]
         return train.images[idx], conditioner.prompts(captions)
