@@ -80,7 +80,8 @@ def attacker_log_probs(
         grad=grad,
     )
     classes = torch.tensor(task.forget_classes, dtype=torch.long, device=task.device)
-    return task.attacker(x0).log_softmax(-1), classes.repeat_interleave(len(cond) // len(classes))
+    target = classes.repeat_interleave(len(cond) // len(classes))
+    return task.attacker(x0, target).log_softmax(-1), target
 
 
 def attacker_log_prob(

@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk = tsub.add_parser("check", help="measure the base model and the judges against the quality bars")
     chk.add_argument("--per-class", type=int, default=50, help="samples per class (default 50)")
     chk.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    chk.add_argument(
+        "--stability", action="store_true", help="also run the stability test (a neutral fine-tune; minutes)"
+    )
     flags.sampler_flags(chk)
     flags.testbed_flags(chk)
     chk.set_defaults(func=cmd_testbed)

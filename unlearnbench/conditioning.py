@@ -263,6 +263,11 @@ class Conditioner:
         """One conditioning row per concept index in ``ids``."""
         raise NotImplementedError
 
+    def draws(self, concepts: Sequence[Concept], per_concept: int) -> Conditioning:
+        """What ``per_concept`` evaluation samples of each concept are conditioned on, in blocks by concept: the
+        concept's row repeated; a testbed with prompt sets spreads each block over the concept's prompts."""
+        return self.encode(concepts).repeat_interleave(per_concept)
+
     def null_like(self, cond: Conditioning, model: nn.Module | None = None) -> Conditioning:
         """The null conditioning for guidance, shaped like ``cond`` (see :meth:`Conditioning.null_like`)."""
         return cond.null_like(model)

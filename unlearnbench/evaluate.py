@@ -137,11 +137,19 @@ class Reference:
 
 
 @torch.no_grad()
-def judge(evaluator: Classifier, images: Tensor, labels: Tensor, batch_size: int = 1024) -> JudgedSet:
+def judge(
+    evaluator: Classifier, images: Tensor, labels: Tensor, concepts: Tensor | None = None, batch_size: int = 1024
+) -> JudgedSet:
+    """The evaluator's logits for ``images``; ``concepts``: the concept each is meant to show (``labels``, unless
+    the images were drawn from free conditioning), which a judge of several concept families reads."""
     device = next(evaluator.parameters()).device
+    meant = labels if concepts is None else concepts
     with part("judging"):
         logits = torch.cat(
-            [evaluator(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+            [
+                evaluator(images[i : i + batch_size].to(device), meant[i : i + batch_size].to(device)).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
         )
     check_finite(logits, "judging", "evaluator output")
     return JudgedSet(images.cpu(), labels.cpu(), logits)
@@ -254,17 +262,17 @@ def sample_and_judge(
     forget_classes = tuple(conditioner.index(c) for c in forget)
     target = eval_labels(forget_classes, settings.forget_samples)
     if forget_cond is None:
-        cond = conditioner.encode(forget).repeat_interleave(settings.forget_samples)
+        cond = conditioner.draws(forget, settings.forget_samples)
     else:
         cond = _expand(forget_cond, len(target))
     forget_imgs = draw(
         model, schedule, cond, settings.sampler, settings.seed, FORGET_STREAM, x_T=forget_x_T, desc=f"{desc} forget"
     )
     labels = target if forget_cond is None else torch.full_like(target, -1)
-    forget_set = judge(evaluator, forget_imgs, labels)
+    forget_set = judge(evaluator, forget_imgs, labels, concepts=target)
     retain_set = None
     if include_retain and retain and settings.retain_samples > 0:
-        r_cond = conditioner.encode(retain).repeat_interleave(settings.retain_samples)
+        r_cond = conditioner.draws(retain, settings.retain_samples)
         r_imgs = draw(model, schedule, r_cond, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
         r_labels = eval_labels(tuple(conditioner.index(c) for c in retain), settings.retain_samples)
         retain_set = judge(evaluator, r_imgs, r_labels)

@@ -312,7 +312,11 @@ class Classifier(torch.nn.Module):
         """Penultimate features (the FID/KID feature space)."""
         return self.feature(self.body(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, concepts: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits over the testbed's concepts and "none". ``concepts`` (the concept each image is meant to show)
+        is the judge interface's: a classifier's outputs are the concept list already, so it reads none of it; a
+        testbed whose images show several concepts at once judges each within its concept's family
+        (``unlearnbench.testbeds.text16.judge``)."""
         return self.head(self.features(x))
 
 

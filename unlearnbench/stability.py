@@ -84,12 +84,23 @@ def retained_figures(fig: Figures, tb: Testbed, forget: str) -> dict[str, float]
 
 @torch.no_grad()
 def null_counts(model: UNet2DModel, schedule: DDPMScheduler, tb: Testbed, n: int, seed: int) -> list[int]:
-    """How many of ``n`` null-label samples the evaluator calls each digit, then "none" (11 counts)."""
+    """How many of ``n`` null-label samples the evaluator calls each concept, then "none" (K + 1 counts), read
+    within the family of the testbed's first null concept (every concept on a class-conditional testbed)."""
     labels = torch.full((n,), tb.num_classes, dtype=torch.long)
     null = tb.conditioner.null_like(tb.conditioner.encode_ids(labels.new_zeros(n)))
     images = draw(model, schedule, null, SamplerSettings(), seed, stream=4, desc="null samples")
-    verdict = judge(tb.evaluator, images, labels).logits.argmax(-1)
+    meant = torch.full_like(labels, tb.conditioner.index(null_concepts(tb)[0]))
+    verdict = judge(tb.evaluator, images, labels, concepts=meant).logits.argmax(-1)
     return torch.bincount(verdict, minlength=tb.num_classes + 1).tolist()
+
+
+def null_concepts(tb: Testbed) -> tuple[str, ...]:
+    return tb.null_concepts or tb.concepts
+
+
+def null_ok(tb: Testbed, counts: list[int], least: int) -> bool:
+    """Every null concept drawn at least ``least`` times."""
+    return min(counts[tb.conditioner.index(c)] for c in null_concepts(tb)) >= least
 
 
 def finetune(tb: Testbed, forget: str, steps: int, seed: int) -> UNet2DModel:
@@ -122,7 +133,7 @@ def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> di
     base_null = null_counts(tb.model, tb.schedule, tb, s.null_samples, s.seed)
     rows: list[dict] = []
     null_rows: list[dict] = [
-        {"forget": None, "counts": base_null, "ok": min(base_null[: tb.num_classes]) >= s.min_null_per_concept}
+        {"forget": None, "counts": base_null, "ok": null_ok(tb, base_null, s.min_null_per_concept)}
     ]
     for c in s.forget:
         tuned = finetune(tb, c, s.finetune_steps, s.seed)
@@ -144,7 +155,7 @@ def stability_test(tb: Testbed, settings: StabilitySettings | None = None) -> di
                 }
             )
         counts = null_counts(tuned, tb.schedule, tb, s.null_samples, s.seed)
-        null_rows.append({"forget": c, "counts": counts, "ok": min(counts[: tb.num_classes]) >= s.min_null_per_concept})
+        null_rows.append({"forget": c, "counts": counts, "ok": null_ok(tb, counts, s.min_null_per_concept)})
     settings_record = {**asdict(s), "samplers": [asdict(x) for x in s.samplers]}
     passed = all(r["ok"] for r in rows) and all(r["ok"] for r in null_rows)
     return {"settings": settings_record, "rows": rows, "null": null_rows, "passed": passed}

@@ -46,6 +46,22 @@ class QualityBars:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """One more figure ``testbed check`` measures on a testbed: samples drawn from ``cond``, each right when the
+    evaluator reads every concept of ``read`` (one ``[N]`` tensor of concept indices per attribute: a composition
+    such as "a red seven" must be read as seven *and* as red). ``groups`` labels the rows (a held-out name), and the
+    worst group's accuracy is reported beside the overall one; ``bar`` holds the overall one (and the worst group's
+    when ``bar_every_group``)."""
+
+    name: str
+    cond: Conditioning
+    read: tuple[Tensor, ...]
+    bar: float | None = None
+    groups: tuple[str, ...] = ()
+    bar_every_group: bool = False
+
+
+@dataclass(frozen=True)
 class Testbed:
     """A loaded testbed. Cached and shared (one per device): never change it in place; methods and attacks get
     private copies of the model (:func:`unlearnbench.api.run_unlearning`)."""
@@ -76,6 +92,9 @@ class Testbed:
     bars: QualityBars = field(default_factory=QualityBars)
     # The concepts the stability test forgets in turn (its neutral fine-tune keeps the others); () skips it.
     stability_forget: tuple[str, ...] = ()
+    # The concepts the unconditional branch (the null prompt) must still produce, read within the first one's family
+    # (guidance needs it); () means every concept.
+    null_concepts: tuple[str, ...] = ()
 
     @property
     def concepts(self) -> tuple[str, ...]:
@@ -125,6 +144,11 @@ class Testbed:
         keep = [c for c in concepts if c not in set(exclude)]
         x, y = self.data.subset(split, [self.conditioner.index(c) for c in keep])
         return x, self.conditioner.encode_ids(y)
+
+    def probes(self, per_concept: int) -> list[Probe]:
+        """Figures ``testbed check`` measures beyond every concept's conditional accuracy (none by default; a text
+        testbed adds held-out names and compositions)."""
+        return []
 
     def real_images(self, concepts: Sequence[str], exclude: Sequence[str] = ()) -> Tensor:
         """Every real image of ``concepts`` (none of ``exclude``), train and test: FID's and KID's real side.

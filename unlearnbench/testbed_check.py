@@ -11,7 +11,7 @@ import torch
 
 from unlearnbench.api import SamplerSettings
 from unlearnbench.errors import UserError
-from unlearnbench.evaluate import EvalSettings, eval_settings, judge, sample_and_judge
+from unlearnbench.evaluate import EvalSettings, draw, eval_settings, judge, sample_and_judge
 from unlearnbench.metrics.fid import fidelity
 from unlearnbench.pretrain import noise_images
 from unlearnbench.testbeds import DEFAULT, Testbed, default_guidance, load_testbed
@@ -117,7 +117,40 @@ def run_checks(tb: Testbed, per_class: int = 50, sampler: SamplerSettings | None
                 "judges_agree_on_samples", float((second.logits.argmax(-1) == s.logits.argmax(-1)).float().mean()), None
             ),
         ]
+    return checks + probe_checks(tb, per_class, sampler, seed)
+
+
+@torch.no_grad()
+def probe_checks(tb: Testbed, per_class: int, sampler: SamplerSettings, seed: int) -> list[Check]:
+    """The testbed's own figures (:meth:`~unlearnbench.testbed.Testbed.probes`): each probe's accuracy, and its
+    worst group's (named) when its rows are grouped."""
+    checks: list[Check] = []
+    for probe in tb.probes(per_class):
+        images = draw(tb.model, tb.schedule, probe.cond, sampler, seed, stream=5, desc=probe.name)
+        right = torch.ones(len(images), dtype=torch.bool)
+        for meant in probe.read:
+            right &= judge(tb.evaluator, images, meant).logits.argmax(-1) == meant
+        bar = None if probe.bar is None else (">=", probe.bar)
+        checks.append(Check(probe.name, float(right.float().mean()), bar))
+        if probe.groups:
+            by_group = {g: float(right[[i for i, x in enumerate(probe.groups) if x == g]].float().mean())
+                        for g in dict.fromkeys(probe.groups)}  # fmt: skip
+            worst = min(by_group, key=lambda g: by_group[g])
+            group_bar = bar if probe.bar_every_group else None
+            checks.append(Check(f"{probe.name}_worst ({worst})", by_group[worst], group_bar))
     return checks
+
+
+def print_checks(checks: list[Check], beside: list[Check] | None, beside_label: str) -> None:
+    values = {c.name.split(" (")[0]: c for c in beside or []}
+    head = f"  {'':<44} {'value':>9}  {'bar':<8} {'verdict':<9}"
+    print(head + (f" {beside_label:>12}" if beside is not None else ""))
+    for c in checks:
+        bar = f"{c.bar[0]} {c.bar[1]}" if c.bar else ""
+        verdict = ("ok" if c.ok else "BELOW BAR") if c.bar else ""
+        other = values.get(c.name.split(" (")[0])
+        extra = "" if beside is None else f" {other.value:>12.4f}" if other is not None else f" {'':>12}"
+        print(f"  {c.name:<44} {c.value:>9.4f}  {bar:<8} {verdict:<9}{extra}".rstrip())
 
 
 def main(args: argparse.Namespace) -> int:
@@ -135,16 +168,28 @@ def main(args: argparse.Namespace) -> int:
     if sampler.guidance_scale is None:
         sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(tb.name, args.model))
     checks = run_checks(tb, per_class=args.per_class, sampler=sampler, seed=args.seed)
+    papers = dataclasses.replace(sampler, guidance_scale=3.0, eta=1.0)
+    beside = None
+    if (sampler.guidance_scale, sampler.eta) != (papers.guidance_scale, papers.eta):
+        beside = run_checks(tb, per_class=args.per_class, sampler=papers, seed=args.seed)
+    if args.stability:
+        from unlearnbench.stability import stability_test
+
+        result = stability_test(tb)
+        for row in result["rows"]:
+            print(
+                f"  stability: forget {row['forget']}, s = {row['guidance']}, eta = {row['eta']}: retained accuracy "
+                f"{row['retain_accuracy_before']:.3f} -> {row['retain_accuracy_after']:.3f}, FID ratio "
+                f"{row['fid_ratio_before']:.2f} -> {row['fid_ratio_after']:.2f} ({'ok' if row['ok'] else 'MOVED'})"
+            )
+        checks.append(Check("stability_test_passed", float(result["passed"]), (">=", 1.0)))
     print(
         f"testbed {tb.name}: model {tb.model_sha[:12]}, evaluator {tb.evaluator_sha[:12]}, "
-        f"{args.per_class} samples per class, DDIM {sampler.steps} steps, guidance {sampler.guidance_scale}, "
+        f"{args.per_class} samples per concept, DDIM {sampler.steps} steps, guidance {sampler.guidance_scale}, "
         f"eta {sampler.eta}, x0 {'clipped' if sampler.clip_sample else 'not clipped'} per step, "
-        f"{sampler.precision} forwards"
+        f"{sampler.precision} forwards" + ("" if beside is None else "; the last column at s = 3, eta = 1")
     )
-    for c in checks:
-        bar = f"{c.bar[0]} {c.bar[1]}" if c.bar else ""
-        verdict = ("ok" if c.ok else "BELOW BAR") if c.bar else ""
-        print(f"  {c.name:<30} {c.value:>9.4f}  {bar:<8} {verdict}")
+    print_checks(checks, beside, "s=3, eta=1")
     failed = [c.name for c in checks if not c.ok]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

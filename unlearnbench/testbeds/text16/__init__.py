@@ -1,35 +1,74 @@
-"""text16: text-to-image unlearning on coloured 16x16 digits with captions (in progress).
+"""text16: text-to-image unlearning on coloured, styled 16x16 digits with captions, offline on a CPU.
 
-What exists: the data and its caption grammar (``data.py``, ``grammar.toml``), the open_clip text encoder and its
-contrastive training (``encoder.py``, ``build.py``: ``unlearnbench pretrain --testbed text16 --what encoder``).
-What does not yet: the cross-attention UNet, the judges and the quality bars, so the testbed does not load; a
-run on it says so in one line.
+A concept is a digit ("seven"), an ink colour ("red") or a stroke weight ("bold"), named by its id or by any of its
+synonyms in ``grammar.toml`` ("7", "sieben", "crimson"). The parts (``data.py``, ``grammar.py``, ``encoder.py``,
+``conditioner.py``, ``judge.py``, ``testbed.py``) and their recipes (``build.py``, ``unlearnbench pretrain
+--testbed text16``); the shipped weights live in ``model/`` (sha256-checked through ``model/manifest.json``), and
+``--model DIR`` loads a build folder of the same layout instead (``pretrain --testbed text16 --out DIR``).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import UserError
 from unlearnbench.registry import register
-from unlearnbench.testbed import Overrides, Testbed, TestbedPlugin
+from unlearnbench.testbed import Overrides, QualityBars, Testbed, TestbedPlugin
 
 NAME = "text16"
+ROOT = Path(__file__).resolve().parent
+SHIPPED = ROOT / "model"  # the shipped build folder
+JUDGES = ("evaluator", "attacker", "judge2", "style_judge", "attacker_style")
+
+
+def read_manifest(folder: Path = SHIPPED) -> dict[str, Any]:
+    """The folder's ``manifest.json`` (files and their sha256, recipes, the default sampler, figures); ``{}``
+    for a build folder that has none (its files are then loaded unchecked)."""
+    path = folder / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _missing(folder: Path) -> list[str]:
+    needed = [
+        "encoder/open_clip_model.safetensors",
+        "clip_scorer/open_clip_model.safetensors",
+        "unet/unet/diffusion_pytorch_model.safetensors",
+        *[f"judges/{j}.safetensors" for j in JUDGES],
+    ]
+    return [n for n in needed if not (folder / n).is_file()]
 
 
 @register(NAME)
 class Text16(TestbedPlugin):
-    """Text-to-image on coloured digits with captions (in progress: data and text encoders; no model yet)."""
+    """Text-to-image on coloured digits with captions: open_clip text encoder, cross-attention UNet; offline."""
 
-    pretrain_targets = ("encoder", "clip_scorer", "unet", "evaluator", "attacker", "judge2", "style_judge")
+    pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES, "ship")
+    tuning_concepts = ("five", "green")
 
-    def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
-        raise UserError(
-            "the text16 testbed has no diffusion model or judges yet (its data and text encoders exist: "
-            "'unlearnbench pretrain --testbed text16 --what encoder --out DIR'); use --testbed digits16"
-        )
+    def default_guidance(self, model: str | None = None) -> float:
+        folder = SHIPPED if model is None else Path(model)
+        return float(read_manifest(folder).get("sampler", {}).get("guidance_scale", 1.0))
 
     def pretrain(self, args: Any) -> int:
         from unlearnbench.testbeds.text16.build import pretrain
 
         return pretrain(args)
+
+    def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
+        Overrides(dataset=parts.dataset, evaluator=parts.evaluator, attacker=parts.attacker).refuse(NAME)
+        folder = SHIPPED if parts.model is None else Path(parts.model)
+        missing = _missing(folder)
+        if missing:
+            where = "the shipped text16 model" if parts.model is None else f"--model {folder}"
+            raise UserError(
+                f"{where} lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} "
+                "(build it with 'unlearnbench pretrain --testbed text16 --what encoder|unet|evaluator|... --out DIR')"
+            )
+        from unlearnbench.testbeds.text16.testbed import load_folder
+
+        return load_folder(folder, read_manifest(folder), model_source=parts.model, device=device)
+
+
+__all__ = ["JUDGES", "NAME", "SHIPPED", "QualityBars", "Text16", "read_manifest"]

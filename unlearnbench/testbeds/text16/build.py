@@ -11,6 +11,7 @@ first are not judged by it. Every target writes ``DIR/<target>`` and resumes fro
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +152,8 @@ def _judge(base: Any, outputs: int) -> Any:
 def judge_recipes() -> dict[str, tuple[Any, str]]:
     """The judges, each ``(ClassifierRecipe, the label it reads)``, trained as digits16's are (a "none" output fed
     on noise images): the evaluator and, independently, the second judge read the digit; the attacker's
-    classifier (another architecture and seed) reads it for the attacks; the style judge reads the stroke weight.
-    Colour needs no network: ``data.colour_of`` reads it exactly from the pixels."""
+    classifiers (another architecture and seed) read the digit and the stroke weight for the attacks; the style
+    judge reads the stroke weight. Colour needs no network: ``data.colour_of`` reads it exactly from the pixels."""
     from unlearnbench.pretrain import ATTACKER_RECIPE, EVALUATOR_RECIPE, JUDGE2_RECIPE
 
     return {
@@ -160,6 +161,7 @@ def judge_recipes() -> dict[str, tuple[Any, str]]:
         "attacker": (_judge(ATTACKER_RECIPE, len(DIGITS) + 1), "digit"),
         "judge2": (_judge(JUDGE2_RECIPE, len(DIGITS) + 1), "digit"),
         "style_judge": (_judge(EVALUATOR_RECIPE, len(STYLES) + 1), "style"),
+        "attacker_style": (_judge(ATTACKER_RECIPE, len(STYLES) + 1), "style"),
     }
 
 
@@ -175,25 +177,45 @@ def train_judge(name: str, out: Path, *, steps: int | None = None) -> dict[str, 
     recipe = replace(recipe, steps=steps or recipe.steps)
     data = make_data()
     train, test = data.take(data.train), data.take(data.test)
+    started = time.perf_counter()
     model = train_classifier(recipe, train.images, getattr(train, attribute), desc=name)
+    seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     save_classifier(model, out / f"{name}.safetensors")
     with torch.no_grad():
         accuracy = float((model(test.images).argmax(-1) == getattr(test, attribute)).float().mean())
         noise = torch.randn(500, 3, 16, 16, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
         none = float((model(noise).argmax(-1) == recipe.arch.num_outputs - 1).float().mean())
-    figures = {"accuracy": accuracy, "gaussian_none": none}
+    figures = {"accuracy": accuracy, "gaussian_none": none, "training_seconds": round(seconds, 1),
+               "threads": torch.get_num_threads()}  # fmt: skip
     record = {"recipe": json.loads(json.dumps(asdict(recipe))), "reads": attribute, "figures": figures}
     (out / f"{name}.recipe.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return figures
 
 
+def without(data: Text16Data, forget: tuple[str, ...]) -> Text16Data:
+    """The rows of ``data`` that show none of the concepts ``forget`` (a retrained reference's training data)."""
+    grammar = load_grammar()
+    keep = torch.ones(len(data), dtype=torch.bool)
+    for name in forget:
+        c = grammar.concept(name)
+        keep &= getattr(data, {"object": "digit"}.get(c.family, c.family)) != c.index
+    return data.take(keep)
+
+
 def train_unet(
-    recipe: UNetRecipe, encoder_folder: Path, out: Path, *, steps: int | None = None, deadline: float | None = None
+    recipe: UNetRecipe,
+    encoder_folder: Path,
+    out: Path,
+    *,
+    steps: int | None = None,
+    deadline: float | None = None,
+    forget: tuple[str, ...] = (),
 ) -> Any:
     """Train (or resume) the UNet on captions encoded by the frozen encoder in ``encoder_folder``; checkpointed in
     ``out/checkpoint`` (paused at ``deadline``, a ``time.time()`` value: rerun to continue); returns the EMA model,
-    saved to ``out`` in diffusers' layout with its scheduler and ``recipe.json``."""
+    saved to ``out`` in diffusers' layout with its scheduler and ``recipe.json``. ``forget``: leave out every image
+    that shows one of these concepts (the retrained reference; same recipe, same seed)."""
     from dataclasses import replace
 
     from unlearnbench.conditioning import Conditioning
@@ -205,7 +227,7 @@ def train_unet(
     recipe = replace(recipe, steps=steps or recipe.steps)
     conditioner = CaptionConditioner(load_encoder(encoder_folder), load_grammar())
     data = make_data(recipe.data_seed)
-    train = data.take(data.train)
+    train = without(data.take(data.train), forget)
     torch.manual_seed(recipe.seed)  # parameter initialisation
     model = recipe.build(conditioner.null.shape[-1])
     schedule = DiffusionRecipe().schedule()  # the digits16 schedule: linear betas, 1000 steps
@@ -223,7 +245,16 @@ def train_unet(
         model, schedule, recipe, batch, recipe.sha256(), desc="text16 unet", checkpointing=checkpointing
     )
     save_diffusion(model, schedule, out)
-    record = {**asdict(recipe), "sha256": recipe.sha256(), "encoder": str(encoder_folder)}
+    progress = json.loads((out / "checkpoint" / "progress.json").read_text())
+    record = {
+        **asdict(recipe),
+        "sha256": recipe.sha256(),
+        "encoder": str(encoder_folder),
+        "forget": list(forget),
+        "training_images": len(train),
+        "training": {k: progress.get(k) for k in ("seconds", "cpu_seconds", "steps")},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     (out / "recipe.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return model
 
@@ -232,7 +263,7 @@ def pretrain(args: Any) -> int:
     """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
     in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
-    targets = (*recipes, "unet", *judge_recipes())
+    targets = (*recipes, "unet", "retrain", *judge_recipes())
     if args.what not in targets:
         raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(targets)}")
     if not args.out:
@@ -244,18 +275,25 @@ def pretrain(args: Any) -> int:
         figures = train_judge(args.what, Path(args.out) / "judges", steps=args.steps)
         print(f"{args.what}: {Path(args.out) / 'judges'}; on the test split and noise: {figures}")
         return 0
-    if args.what == "unet":
+    if args.what in ("unet", "retrain"):
         from unlearnbench.pretrain import TrainingPaused
 
         encoder = Path(args.out) / "encoder"
         if not (encoder / "open_clip_model.safetensors").is_file():
             raise UserError(f"no trained encoder in {encoder}: run --what encoder --out {args.out} first")
+        forget: tuple[str, ...] = ()
+        if args.what == "retrain":
+            if not args.forget:
+                raise UserError("--what retrain: name the concepts to leave out with --forget CONCEPT")
+            grammar = load_grammar()
+            forget = tuple(sorted({grammar.concept(c).id for c in args.forget}))
+            out = Path(args.out) / "references" / ("retrain-" + "-".join(forget))
         try:
-            train_unet(UNET, encoder, out, steps=args.steps, deadline=args.deadline)
+            train_unet(UNET, encoder, out, steps=args.steps, deadline=args.deadline, forget=forget)
         except TrainingPaused as e:
-            print(f"unet: {e}; rerun the same command to continue")
+            print(f"{args.what}: {e}; rerun the same command to continue")
             return 75
-        print(f"unet: {out}")
+        print(f"{args.what}: {out}")
         return 0
     sha = train_encoder(recipes[args.what], out, steps=args.steps)
     from unlearnbench.testbeds.text16.encoder import load_encoder

@@ -1,6 +1,7 @@
 """text16's conditioner: concept names (every grammar id: the digits, the colours, the stroke weights) and free
 prompts to the frozen text encoder's token states, which condition the UNet through cross-attention, as CLIP's do
-in Stable Diffusion. A concept stands for its canonical prompt (``Grammar.render``: ``"seven"``); the null
+in Stable Diffusion. A concept's one row is its first canonical prompt (``Grammar.render``: ``"seven"``, ``"a red
+zero"``); evaluation spreads a concept's samples over its whole canonical prompt set (:meth:`draws`); the null
 conditioning of classifier-free guidance is the empty prompt's states."""
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class CaptionConditioner(Conditioner):
         """Free prompts (captions, an attack's found prompt) as a conditioning; ``concepts`` says which concept
         each row stands for, when it stands for one."""
         return Conditioning.from_tokens(self.states(prompts), self.null, concepts=concepts)
+
+    def draws(self, concepts: Sequence[str], per_concept: int) -> Conditioning:
+        """Each concept's block of ``per_concept`` rows spread over its canonical prompt set ("seven", "a red seven",
+        "a thin blue seven", ...: a fixed spread-out subset when the set is larger, cycled when smaller), so that
+        evaluation asks for the concept in every composition a method was given, not in one prompt."""
+        prompts: list[str] = []
+        ids: list[int] = []
+        for c in concepts:
+            own = self.grammar.prompts(c, "canonical", n=per_concept)
+            prompts += [own[i % len(own)] for i in range(per_concept)]
+            ids += [self.index(c)] * per_concept
+        return self.prompts(prompts, concepts=torch.tensor(ids, dtype=torch.long))
 
     def encode_ids(self, ids: Tensor) -> Conditioning:
         return Conditioning.from_tokens(self.table[ids.cpu()].to(ids.device), self.null.to(ids.device), concepts=ids)

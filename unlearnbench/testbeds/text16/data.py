@@ -96,18 +96,24 @@ def ink_mass(images: Tensor) -> Tensor:
     return intensity_of(images).mean(dim=(1, 2, 3))
 
 
+def colour_cosines(images: Tensor) -> Tensor:
+    """``[N, len(PALETTE)]``: the cosine between each RGB image's (in ``[-1, 1]``) mean colour, each pixel weighted by
+    its brightness, and each palette direction."""
+    rgb = ((images.float() + 1.0) / 2.0).clamp(0, 1)
+    weight = rgb.amax(dim=1, keepdim=True)
+    mean = (weight * rgb).sum(dim=(2, 3))
+    palette = torch.nn.functional.normalize(palette_rgb().to(images.device), dim=1)
+    return torch.nn.functional.normalize(mean, dim=1) @ palette.T
+
+
 def colour_of(images: Tensor) -> Tensor:
     """The palette entry ``[N]`` (long) each RGB image in ``[-1, 1]`` is inked in: the entry whose direction is closest
-    (cosine) to the image's mean colour, each pixel weighted by its brightness.
+    (cosine) to the image's mean colour, each pixel weighted by its brightness (:func:`colour_cosines`).
 
     On painted images every pixel is ``intensity x entry``, so the mean is parallel to the entry and the answer is
     exact. The brightness weights make the background's noise count little on generated images.
     """
-    rgb = ((images.float() + 1.0) / 2.0).clamp(0, 1)
-    weight = rgb.amax(dim=1, keepdim=True)
-    mean = (weight * rgb).sum(dim=(2, 3))
-    cosine = torch.nn.functional.normalize(mean, dim=1) @ torch.nn.functional.normalize(palette_rgb(), dim=1).T
-    return cosine.argmax(dim=1)
+    return colour_cosines(images).argmax(dim=1)
 
 
 @dataclass(frozen=True)

@@ -132,13 +132,17 @@ class Grammar:
             filled[slot] = options[rng.integers(len(options))]
         return template.fill(**filled)
 
-    def prompts(self, concept: str, which: str = "canonical", n: int | None = None) -> tuple[str, ...]:
+    def prompts(
+        self, concept: str, which: str = "canonical", n: int | None = None, name: str | None = None
+    ) -> tuple[str, ...]:
         """The prompts naming ``concept`` (an id or synonym), in a fixed order.
 
         ``"canonical"``: its canonical names in every canonical template that names its family, the other slots
         filled with every other concept's first canonical name (e.g. "seven", "a seven", "a red seven", ...).
         ``"heldout"``: everything naming it that no canonical set holds: its held-out names in every template,
         and its canonical names in the held-out templates. ``n`` keeps a fixed spread-out subset of ``n``.
+        ``name``: the canonical set's compositions with this one name of the concept in its place (``testbed
+        check`` asks for a digit by each held-out name: "a red sieben").
         """
         _check_which(which, ("canonical", "heldout"), "prompt set")
         c = self.concept(concept)
@@ -148,6 +152,7 @@ class Grammar:
         out: dict[str, None] = {}  # ordered set
         for t in templates:
             names = c.canonical if which == "canonical" else c.names if t.heldout else c.heldout
+            names = names if name is None else (name,)
             others = [s for s in t.slots if s != c.family]
             for name, rest in product(names, product(*(self.family(s) for s in others))):
                 fills = {c.family: name, **{s: o.canonical[0] for s, o in zip(others, rest, strict=True)}}
@@ -157,6 +162,13 @@ class Grammar:
             return prompts
         keep = np.sort(np.random.default_rng(0).choice(len(prompts), size=n, replace=False))
         return tuple(prompts[i] for i in keep)
+
+    def composition(self, families: tuple[str, ...]) -> Template:
+        """The canonical template that names exactly ``families`` (``("colour", "object")``: "a {colour} {object}")."""
+        for t in self.templates:
+            if not t.heldout and set(t.slots) == set(families) and len(t.slots) == len(families):
+                return t
+        raise UserError(f"the grammar {self.path} has no canonical template naming exactly {', '.join(families)}")
 
     def render(self, concept: str) -> str:
         """The concept's first canonical prompt (e.g. ``"seven"``, ``"a red zero"``)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,11 @@ import torch
 from torch import Tensor
 
 from unlearnbench.conditioning import Conditioning
-from unlearnbench.testbed import Testbed
-from unlearnbench.testbeds.text16.data import Text16Data
-from unlearnbench.testbeds.text16.grammar import Grammar
+from unlearnbench.data import ImageData
+from unlearnbench.errors import UserError
+from unlearnbench.testbed import Probe, QualityBars, Testbed
+from unlearnbench.testbeds.text16.data import Text16Data, make_data
+from unlearnbench.testbeds.text16.grammar import Grammar, load_grammar
 
 FAMILY_LABELS = {"object": "digit", "colour": "colour", "style": "style"}
 
@@ -28,6 +31,16 @@ class Text16Testbed(Testbed):
     text: Any = None  # Text16Data
     grammar: Any = None  # Grammar
     caption_seed: int = 0
+    clip_scorer: Any = None  # the second TextEncoder: CLIP score only
+    clip_scorer_sha: str = ""
+
+    def concept(self, name: object) -> str:
+        """The concept a user named, by its id or any synonym (``"7"``, ``"crimson"``), as its id; or one line
+        with the closest of every name and synonym."""
+        try:
+            return str(self.grammar.concept(str(name)).id)
+        except UserError as e:
+            raise UserError(f"{e} on the {self.name} testbed") from None
 
     def shows(self, concepts: Sequence[str], rows: Text16Data | None = None) -> Tensor:
         """``[N, len(concepts)]``: whether each image shows each concept."""
@@ -38,6 +51,41 @@ class Text16Testbed(Testbed):
             c = grammar.concept(name)
             columns.append(getattr(data, FAMILY_LABELS[c.family]) == c.index)
         return torch.stack(columns, dim=1) if columns else torch.zeros(len(data), 0, dtype=torch.bool)
+
+    def probes(self, per_concept: int) -> list[Probe]:
+        """The text bars beyond every concept's conditional accuracy: digits with canonical prompts, digits by every
+        held-out name (in the canonical compositions), and colour-digit compositions (both must be read)."""
+        g: Grammar = self.grammar
+        digits = g.family("object")
+        drawn = self.conditioner.draws([d.id for d in digits], per_concept)
+        assert drawn.concepts is not None
+        probes = [Probe("digit_accuracy", drawn, (drawn.concepts,), bar=DIGIT_ACCURACY)]
+        prompts: list[str] = []
+        meant: list[int] = []
+        groups: list[str] = []
+        per_name = max(1, per_concept // 5)
+        for d in digits:
+            for name in d.heldout:
+                own = g.prompts(d.id, "canonical", n=per_name, name=name)
+                prompts += [own[i % len(own)] for i in range(per_name)]
+                meant += [self.conditioner.index(d.id)] * per_name
+                groups += [f"{d.id}: {name}"] * per_name
+        ids = torch.tensor(meant, dtype=torch.long)
+        heldout = self.conditioner.prompts(prompts, concepts=ids)
+        probes.append(Probe("heldout_digit_accuracy", heldout, (ids,), HELDOUT_ACCURACY, tuple(groups), True))
+        template = g.composition(("colour", "object"))
+        per_pair = max(1, per_concept // 10)
+        pairs = [(c, d) for c in g.family("colour") for d in digits for _ in range(per_pair)]
+        text = [template.fill(colour=c.canonical[0], object=d.canonical[0]) for c, d in pairs]
+        digit_ids = torch.tensor([self.conditioner.index(d.id) for _, d in pairs], dtype=torch.long)
+        colour_ids = torch.tensor([self.conditioner.index(c.id) for c, _ in pairs], dtype=torch.long)
+        both = self.conditioner.prompts(text, concepts=digit_ids)
+        probes.append(Probe("composition_accuracy", both, (digit_ids, colour_ids), COMPOSITION_ACCURACY))
+        for family in ("colour", "style"):
+            drawn = self.conditioner.draws([c.id for c in g.family(family)], per_concept)
+            assert drawn.concepts is not None
+            probes.append(Probe(f"{family}_accuracy", drawn, (drawn.concepts,), ATTRIBUTE_ACCURACY))
+        return probes
 
     def images(self, split: str, concepts: Sequence[str], exclude: Sequence[str] = ()) -> tuple[Tensor, Conditioning]:
         """The ``split`` images showing any of ``concepts`` and none of ``exclude``, each with a canonical caption
@@ -57,3 +105,84 @@ class Text16Testbed(Testbed):
             captions.append(self.grammar.caption(*labels, rng, names="canonical", naming=family))
         ids = torch.tensor([self.conditioner.index(concepts[k]) for k in first.tolist()], dtype=torch.long)
         return chosen.images, self.conditioner.prompts(captions, concepts=ids)
+
+
+# The bars ``testbed check`` holds text16 to (the issue's): digit accuracy with canonical prompts (model_accuracy)
+# and with held-out names, attribute accuracy, composition accuracy, the FID ratio; the judges' as on digits16,
+# except the evaluator's held-out bar, which the digit classifier meets on 16x16 colour images at 0.99.
+# model_accuracy and model_min_class_accuracy hold every concept's accuracy (digits, colours and stroke weights, each
+# read within its family) to the attribute bar; the digit probe holds the digits alone to DIGIT_ACCURACY.
+TEXT16_BARS = QualityBars(model_accuracy=0.90, model_min_class_accuracy=0.85, fid_ratio=3.0, evaluator_accuracy=0.98)
+DIGIT_ACCURACY = 0.95
+HELDOUT_ACCURACY = 0.90
+ATTRIBUTE_ACCURACY = 0.90
+COMPOSITION_ACCURACY = 0.85
+
+
+def _image_data(data: Text16Data) -> ImageData:
+    """The images as a labelled split whose label is the digit (the object family's concept index)."""
+    tr, te = data.take(data.train), data.take(data.test)
+    from unlearnbench.testbeds.text16.data import DIGITS
+
+    return ImageData("text16", tr.images, tr.digit, te.images, te.digit, len(DIGITS), DIGITS)
+
+
+def load_folder(folder: Path, manifest: dict[str, Any], *, model_source: str | None, device: str) -> Text16Testbed:
+    """The testbed from a build folder (``encoder/``, ``clip_scorer/``, ``unet/``, ``judges/``), each file checked
+    against ``manifest["files"]`` when the manifest lists it."""
+    from unlearnbench.models import load_classifier, load_diffusion, sha256_file
+    from unlearnbench.testbeds.text16.conditioner import CaptionConditioner
+    from unlearnbench.testbeds.text16.encoder import WEIGHTS_FILE, load_encoder
+    from unlearnbench.testbeds.text16.judge import FamilyJudge
+
+    files: dict[str, str] = manifest.get("files", {})
+    grammar = load_grammar()
+    encoder = load_encoder(folder / "encoder", files.get(f"encoder/{WEIGHTS_FILE}"))
+    scorer_file = f"clip_scorer/{WEIGHTS_FILE}"
+    scorer = load_encoder(folder / "clip_scorer", files.get(scorer_file))
+    unet_file = "unet/unet/diffusion_pytorch_model.safetensors"
+    unet, schedule, model_sha = load_diffusion(folder / "unet", expected_sha256=files.get(unet_file), allow_hub=False)
+    conditioner = CaptionConditioner(encoder, grammar)
+    width = conditioner.null.shape[-1]
+    if getattr(unet.config, "cross_attention_dim", None) != width:
+        raise UserError(f"{folder / 'unet'}: its cross-attention reads {unet.config.cross_attention_dim}-wide states, "
+                        f"the encoder gives {width}")  # fmt: skip
+    families = [c.family for c in grammar.concepts]
+    positions = [c.index for c in grammar.concepts]
+
+    def classifier(name: str) -> tuple[Any, Path, str]:
+        path = folder / "judges" / f"{name}.safetensors"
+        sha = files.get(f"judges/{name}.safetensors")
+        return load_classifier(path, expected_sha256=sha), path, sha or sha256_file(path)
+
+    digit, ev_path, ev_sha = classifier("evaluator")
+    style, _, style_sha = classifier("style_judge")
+    at_digit, _, at_sha = classifier("attacker")
+    at_style, _, at_style_sha = classifier("attacker_style")
+    judge2, _, judge2_sha = classifier("judge2")
+    data = make_data()
+    return Text16Testbed(
+        name="text16",
+        model_source=model_source,
+        data=_image_data(data),
+        model=unet.requires_grad_(False).to(device),
+        schedule=schedule,
+        model_sha=model_sha,
+        conditioner=conditioner,
+        evaluator=FamilyJudge(digit, style, families, positions).eval().to(device),
+        evaluator_path=ev_path,
+        evaluator_sha=f"{ev_sha[:32]}{style_sha[:32]}",
+        attacker=FamilyJudge(at_digit, at_style, families, positions).eval().to(device),
+        attacker_sha=f"{at_sha[:32]}{at_style_sha[:32]}",
+        manifest=manifest,
+        recipe=None,
+        second_judge=FamilyJudge(judge2, style, families, positions).eval().to(device),
+        second_judge_sha=f"{judge2_sha[:32]}{style_sha[:32]}",
+        bars=TEXT16_BARS,
+        stability_forget=("three", "seven"),
+        null_concepts=tuple(c.id for c in grammar.family("object")),
+        text=data,
+        grammar=grammar,
+        clip_scorer=scorer,
+        clip_scorer_sha=files.get(scorer_file) or sha256_file(folder / scorer_file),
+    )
