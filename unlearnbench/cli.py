@@ -361,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
     pt.add_argument("--steps", type=int, default=None, help="override the recipe's steps (not with --ship)")
     pt.add_argument(
+        "--guidance", type=float, default=None, help="--ship on text16: the default guidance 'testbed check' chose"
+    )
+    pt.add_argument(
         "--channels", action=flags.ListOf, type=int, default=None, help="UNet block_out_channels (default: recipe)"
     )
     pt.add_argument("--layers-per-block", type=int, default=None, help="(default: the recipe's)")

@@ -44,7 +44,7 @@ def _missing(folder: Path) -> list[str]:
 class Text16(TestbedPlugin):
     """Text-to-image on coloured digits with captions: open_clip text encoder, cross-attention UNet; offline."""
 
-    pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES, "ship")
+    pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES)
     tuning_concepts = ("five", "green")
 
     def default_guidance(self, model: str | None = None) -> float:

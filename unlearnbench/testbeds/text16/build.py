@@ -263,6 +263,12 @@ def pretrain(args: Any) -> int:
     """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
     in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
+    if args.ship:
+        if not args.out or args.guidance is None:
+            raise UserError("--ship on text16 copies a finished build: give --out BUILD_DIR and --guidance S")
+        manifest = ship(Path(args.out), args.guidance)
+        print(f"shipped {len(manifest['files'])} weight files from {args.out} (guidance {args.guidance})")
+        return 0
     targets = (*recipes, "unet", "retrain", *judge_recipes())
     if args.what not in targets:
         raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(targets)}")
@@ -303,3 +309,58 @@ def pretrain(args: Any) -> int:
     (out / "zero_shot.json").write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
     print(f"{args.what}: {out} (sha256 {sha[:12]}); zero-shot on the test split: {scores}")
     return 0
+
+
+def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[str, Any]:
+    """Copy a finished build folder's parts into the package (``text16/model/``) and write its manifest: every
+    weight file's sha256, the recipes, the training time and parameter count of each model, the default guidance."""
+    import shutil
+
+    from unlearnbench.io import atomic_write_text
+    from unlearnbench.models import sha256_file
+    from unlearnbench.testbeds.text16 import JUDGES, SHIPPED
+    from unlearnbench.testbeds.text16.encoder import CONFIG_FILE, WEIGHTS_FILE, load_encoder, parameter_counts
+
+    destination = destination or SHIPPED
+    parts = [f"{e}/{f}" for e in ("encoder", "clip_scorer") for f in (CONFIG_FILE, WEIGHTS_FILE, "recipe.json",
+                                                                       "zero_shot.json")]  # fmt: skip
+    parts += ["unet/unet/config.json", "unet/unet/diffusion_pytorch_model.safetensors",
+              "unet/scheduler/scheduler_config.json", "unet/recipe.json"]  # fmt: skip
+    parts += [f"judges/{j}{suffix}" for j in JUDGES for suffix in (".safetensors", ".recipe.json")]
+    references = sorted(p.name for p in (build / "references").glob("retrain-*") if (p / "recipe.json").is_file())
+    for ref in references:
+        parts += [f"references/{ref}/unet/config.json", f"references/{ref}/unet/diffusion_pytorch_model.safetensors",
+                  f"references/{ref}/recipe.json"]  # fmt: skip
+    missing = [p for p in parts if not (build / p).is_file()]
+    if missing:
+        raise UserError(f"the build folder {build} is not finished: no {', '.join(missing[:4])}")
+    for part in parts:
+        (destination / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(build / part, destination / part)
+    unet_record = json.loads((build / "unet/recipe.json").read_text())
+    manifest: dict[str, Any] = {
+        "testbed": "text16",
+        "files": {p: sha256_file(destination / p) for p in parts if p.endswith(".safetensors")},
+        "sampler": {"guidance_scale": guidance},
+        "recipes": {
+            "encoder": asdict(ENCODER),
+            "clip_scorer": asdict(CLIP_SCORER),
+            "unet": {k: v for k, v in unet_record.items() if k not in ("training", "encoder")},
+            "judges": {j: json.loads((build / f"judges/{j}.recipe.json").read_text())["recipe"] for j in JUDGES},
+        },
+        "training": {"unet": unet_record.get("training")},
+        "parameters": {"unet": unet_record.get("parameters")},
+        "zero_shot": {},
+        "references": {},
+    }
+    for e in ("encoder", "clip_scorer"):
+        manifest["parameters"][e] = parameter_counts(load_encoder(destination / e))
+        manifest["zero_shot"][e] = json.loads((build / e / "zero_shot.json").read_text())
+    for j in JUDGES:
+        record = json.loads((build / f"judges/{j}.recipe.json").read_text())
+        manifest["training"][j] = record["figures"]
+    for ref in references:
+        record = json.loads((build / f"references/{ref}/recipe.json").read_text())
+        manifest["references"][ref] = {k: record.get(k) for k in ("forget", "training", "training_images")}
+    atomic_write_text(destination / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
