@@ -37,7 +37,6 @@ class Retrain(UnlearningMethod):
     uses_seed = False  # the base recipe's seed: every run seed gets the same retrained model
     reference = "gold standard"  # listed first; it competes: its numbers are real unlearning
     paper = "exact unlearning baseline (retrain without D_f)"
-    supports = ("label",)  # the recorded recipes train class-conditional models
     smoke_args = {"steps": 2}
 
     def shipped(self, references: Any, forget: tuple[str, ...]) -> bool:
@@ -45,12 +44,17 @@ class Retrain(UnlearningMethod):
         return faithful and references is not None and references.has(forget)
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
-        if task.recipe is None:
-            raise UserError("retrain needs the base model's recipe; it is recorded only for the shipped testbed")
         if self.shipped(task.references, task.forget_concepts):
             reference, cost = task.references.retrain(task.forget_concepts, task.device)
             task.meter.charge_recorded(cost)
             return reference
+        if task.recipe is None or task.retain_cond.kind != "label":
+            shipped = "" if task.references is None else f" (it ships: {', '.join(task.references.available())})"
+            raise UserError(
+                f"retrain: no retrained reference for {', '.join(task.forget_concepts)} ships with this testbed"
+                f"{shipped}, and this run cannot train one (the base model's recipe is recorded for the shipped "
+                "class-conditional testbed; a text testbed builds its references with 'unlearnbench pretrain')"
+            )
         recipe = task.recipe if self.args.steps == 0 else replace(task.recipe, steps=self.args.steps)
         new, _ = train_diffusion(
             recipe, task.retain_x, task.retain_cond.labels, meter=task.meter, device=task.device, desc="retrain"

@@ -22,13 +22,18 @@ def test_an_encoder_trains_resumes_and_reads_the_concepts_zero_shot(tmp_path):
     assert set(scores) == {"digit", "colour", "style"} and all(0.0 <= v <= 1.0 for v in scores.values())
 
 
-def test_text16_says_in_one_line_what_it_cannot_do_yet(capsys, tmp_path):
-    assert main(["run", "--method", "noop", "--testbed", "text16", "--out", str(tmp_path / "s")]) == 2
-    assert "has no diffusion model or judges yet" in capsys.readouterr().err
+def test_text16_says_in_one_line_what_a_build_folder_lacks(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    given = ["run", "--method", "noop", "--testbed", "text16", "--model", str(tmp_path / "empty")]
+    assert main([*given, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lacks encoder/open_clip_model.safetensors" in err
     assert main(["pretrain", "--testbed", "text16", "--what", "judges", "--out", str(tmp_path / "u")]) == 2
-    assert "the text16 testbed builds encoder, clip_scorer, unet, evaluator" in capsys.readouterr().err
+    assert "the text16 testbed builds encoder, clip_scorer, unet, retrain, evaluator" in capsys.readouterr().err
     assert main(["pretrain", "--testbed", "text16", "--what", "unet", "--out", str(tmp_path / "u")]) == 2
     assert "no trained encoder in" in capsys.readouterr().err
+    assert main(["pretrain", "--testbed", "text16", "--ship", "--out", str(tmp_path / "u")]) == 2
+    assert "give --out BUILD_DIR and --guidance S" in capsys.readouterr().err
     assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
 
 
@@ -68,7 +73,8 @@ def test_every_judge_trains_saves_and_reports_its_figures(tmp_path):
 
     for name, (recipe, _reads) in judge_recipes().items():
         figures = train_judge(name, tmp_path, steps=2)
-        assert set(figures) == {"accuracy", "gaussian_none"} and all(0 <= v <= 1 for v in figures.values())
+        assert set(figures) == {"accuracy", "gaussian_none", "training_seconds", "threads"}
+        assert 0 <= figures["accuracy"] <= 1 and 0 <= figures["gaussian_none"] <= 1 and figures["training_seconds"] > 0
         judge = load_classifier(tmp_path / f"{name}.safetensors")
         assert judge.arch.channels == 3 and judge.arch.num_outputs == recipe.arch.num_outputs
     assert judge_recipes()["style_judge"][1] == "style" and judge_recipes()["evaluator"][0].arch.num_outputs == 11

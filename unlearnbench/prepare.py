@@ -77,8 +77,9 @@ def testbed_for(spec: RunSpec, *, device: torch.device | str = "cpu", download: 
     )
 
 
-def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> None:
-    """Every check that can fail before any work is done: one line each.
+def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> RunSpec:
+    """Every check that can fail before any work is done: one line each. Returns the spec with its forget
+    concepts as the testbed names them (a synonym, ``--forget 7`` on text16, is the run ``--forget seven``).
 
     The forget concepts must be the testbed's (a did-you-mean otherwise), distinct, and leave one retained.
 
@@ -92,7 +93,7 @@ def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> None
         raise UserError(f"--label-dropout must be in [0, 1), got {spec.label_dropout}")
     if spec.unlearn_precision not in PRECISIONS:
         raise UserError(f"--unlearn-precision must be one of {', '.join(PRECISIONS)}, got {spec.unlearn_precision!r}")
-    tb.check_forget(spec.forget)
+    forget = tb.check_forget(spec.forget)
     ev = spec.eval
     check_run_settings(
         forget_samples=ev.forget_samples,
@@ -104,6 +105,7 @@ def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> None
         seed=spec.seed,
         train_steps=TRAIN_STEPS if train_steps is None else train_steps,
     )
+    return spec if forget == tuple(spec.forget) else dataclasses.replace(spec, forget=forget)
 
 
 def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:

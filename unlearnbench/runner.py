@@ -75,7 +75,7 @@ class Runner:
         """Resolve and validate everything; raises :class:`UserError` before any row can be written."""
         resolved = resolve(spec)
         tb = testbed_for(spec, device=self.device, download=self.download)
-        validate(resolved.spec, tb)
+        resolved.spec = validate(resolved.spec, tb)
         check_budgets(resolved, tb)
         self.store.check_writable()
         if self.save_model is not None:

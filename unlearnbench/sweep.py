@@ -59,7 +59,7 @@ def plan(
     for spec in specs:
         resolved = resolve(spec)
         tb = testbed_for(spec, download=download)
-        validate(resolved.spec, tb)
+        resolved.spec = validate(resolved.spec, tb)
         check_budgets(resolved, tb)
         if store.is_complete(resolved.run_id):
             skipped += 1

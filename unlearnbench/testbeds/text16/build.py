@@ -328,15 +328,29 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
               "unet/scheduler/scheduler_config.json", "unet/recipe.json"]  # fmt: skip
     parts += [f"judges/{j}{suffix}" for j in JUDGES for suffix in (".safetensors", ".recipe.json")]
     references = sorted(p.name for p in (build / "references").glob("retrain-*") if (p / "recipe.json").is_file())
-    for ref in references:
-        parts += [f"references/{ref}/unet/config.json", f"references/{ref}/unet/diffusion_pytorch_model.safetensors",
-                  f"references/{ref}/recipe.json"]  # fmt: skip
     missing = [p for p in parts if not (build / p).is_file()]
     if missing:
         raise UserError(f"the build folder {build} is not finished: no {', '.join(missing[:4])}")
     for part in parts:
         (destination / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(build / part, destination / part)
+    base_sha = sha256_file(destination / "unet/unet/diffusion_pytorch_model.safetensors")
+    for ref in references:  # in the layout every testbed's references share (unlearnbench.references)
+        record = json.loads((build / f"references/{ref}/recipe.json").read_text())
+        folder = destination / "references" / ref
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+            shutil.copyfile(build / f"references/{ref}/unet/{name}", folder / name)
+        training = record["training"]
+        reference = {
+            "forget_classes": record["forget"],
+            "base_model_sha": base_sha,
+            "recipe_sha256": UNET.sha256(),
+            "cost": {"wall_s": training["seconds"], "cpu_s": training["cpu_seconds"], "steps": training["steps"]},
+            "training_images": record["training_images"],
+        }
+        atomic_write_text(folder / "reference.json", json.dumps(reference, indent=2, sort_keys=True) + "\n")
+        parts.append(f"references/{ref}/diffusion_pytorch_model.safetensors")
     unet_record = json.loads((build / "unet/recipe.json").read_text())
     manifest: dict[str, Any] = {
         "testbed": "text16",

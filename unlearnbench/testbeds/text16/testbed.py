@@ -161,6 +161,12 @@ def load_folder(folder: Path, manifest: dict[str, Any], *, model_source: str | N
     at_style, _, at_style_sha = classifier("attacker_style")
     judge2, _, judge2_sha = classifier("judge2")
     data = make_data()
+    references = None
+    if model_source is None:  # shipped references were retrained from the shipped model's recipe
+        from unlearnbench.references import References
+        from unlearnbench.testbeds.text16.build import UNET
+
+        references = References(folder / "references", files, model_sha, UNET.sha256())
     return Text16Testbed(
         name="text16",
         model_source=model_source,
@@ -179,6 +185,7 @@ def load_folder(folder: Path, manifest: dict[str, Any], *, model_source: str | N
         second_judge=FamilyJudge(judge2, style, families, positions).eval().to(device),
         second_judge_sha=f"{judge2_sha[:32]}{style_sha[:32]}",
         bars=TEXT16_BARS,
+        references=references,
         stability_forget=("three", "seven"),
         null_concepts=tuple(c.id for c in grammar.family("object")),
         text=data,
