@@ -143,3 +143,24 @@ def test_testbed_check_measures_the_text_probes(bed):
     assert all(0 <= c.value <= 1 for c in checks.values())
     assert checks["digit_accuracy"].bar == (">=", 0.95) and checks["heldout_digit_accuracy_worst"].bar == (">=", 0.9)
     assert checks["heldout_digit_accuracy_worst"].value <= checks["heldout_digit_accuracy"].value
+
+
+def test_shipping_a_build_records_every_file_and_a_changed_file_is_refused(build, tmp_path, capsys):
+    from unlearnbench.testbeds.text16 import read_manifest
+    from unlearnbench.testbeds.text16.build import ship
+
+    manifest = ship(build, guidance=2.0, destination=tmp_path / "model")
+    assert read_manifest(tmp_path / "model") == manifest and manifest["sampler"] == {"guidance_scale": 2.0}
+    assert len(manifest["files"]) == 8 and all(len(sha) == 64 for sha in manifest["files"].values())
+    assert manifest["parameters"]["encoder"]["token_table"] == 49408 * 64 and manifest["parameters"]["unet"] > 0
+    assert "sieben" in manifest["vocabulary"] and manifest["concepts"]["seven"]["family"] == "object"
+    args = ["run", "--testbed", "text16", "--model", str(tmp_path / "model"), "--method", "noop", "--forget", "one"]
+    assert main([*args, *SMOKE, "--out", str(tmp_path / "s")]) == 0
+    weights = tmp_path / "model" / "judges" / "evaluator.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    from unlearnbench.testbeds import load_testbed
+
+    load_testbed.cache_clear()
+    assert main([*args, "--seed", "1", *SMOKE, "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "evaluator.safetensors" in err and "sha256" in err and not (tmp_path / "t").exists()

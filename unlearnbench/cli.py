@@ -81,8 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(store, device=args.device, save_model=args.save_model, download=args.download)
     resolved, tb = runner.prepare(spec)
     print(
-        f"run {resolved.run_id}: {spec.method} / {spec.attack}, forget {resolved.spec.forget_label}, "
-        f"testbed {tb.name}",
+        f"run {resolved.run_id}: {spec.method} / {spec.attack}, forget {resolved.spec.forget_label}, testbed {tb.name}",
         file=sys.stderr,
     )
     df = runner.execute(resolved, tb)

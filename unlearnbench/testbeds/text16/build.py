@@ -80,6 +80,8 @@ def train_encoder(recipe: EncoderRecipe, out: Path, *, steps: int | None = None,
     sha = save_encoder(model, out)
     record = {**asdict(recipe), "steps": steps or recipe.steps, "sha256": recipe.sha256()}
     (out / "recipe.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    scores = zero_shot(model, data.take(data.test))
+    (out / "zero_shot.json").write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
     return sha
 
 
@@ -302,11 +304,7 @@ def pretrain(args: Any) -> int:
         print(f"{args.what}: {out}")
         return 0
     sha = train_encoder(recipes[args.what], out, steps=args.steps)
-    from unlearnbench.testbeds.text16.encoder import load_encoder
-
-    data = make_data(recipes[args.what].data_seed)
-    scores = zero_shot(load_encoder(out, expected_sha256=sha), data.take(data.test))
-    (out / "zero_shot.json").write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
+    scores = json.loads((out / "zero_shot.json").read_text())
     print(f"{args.what}: {out} (sha256 {sha[:12]}); zero-shot on the test split: {scores}")
     return 0
 
@@ -366,6 +364,17 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
         "parameters": {"unet": unet_record.get("parameters")},
         "zero_shot": {},
         "references": {},
+        # the words the training captions use: prompt attacks search only these (their tokens were trained)
+        "vocabulary": list(load_grammar().vocabulary()),
+        "concepts": {
+            c.id: {
+                "family": c.family,
+                "canonical": list(c.canonical),
+                "heldout": list(c.heldout),
+                "neighbours": list(c.neighbours),
+            }
+            for c in load_grammar().concepts
+        },  # fmt: skip
     }
     for e in ("encoder", "clip_scorer"):
         manifest["parameters"][e] = parameter_counts(load_encoder(destination / e))
