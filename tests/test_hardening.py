@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import TINY
 from unlearnbench import registry
-from unlearnbench.args import parse
+from unlearnbench.args import MAX_LR, MAX_STEPS, parse
 from unlearnbench.cli import main
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.schema import SEED_LIMIT, TRAIN_STEPS, read_environment
@@ -126,8 +126,8 @@ def test_a_fitting_tiny_model_still_loads(tmp_path):
         (["--guidance", "inf"], "--guidance must be a finite number in [0, 50], got Infinity"),
         (["--guidance", "nan"], "--guidance must be a finite number in [0, 50], got NaN"),
         (["--guidance", "50.5"], "--guidance must be in [0, 50], got 50.5"),
-        (["--method-args", '{"lr": Infinity}'], "argument 'lr' must be a finite number > 0, got Infinity"),
-        (["--method-args", '{"lr": NaN}'], "argument 'lr' must be a finite number > 0, got NaN"),
+        (["--method-args", '{"lr": Infinity}'], "argument 'lr' must be a finite number in (0, 10], got Infinity"),
+        (["--method-args", '{"lr": NaN}'], "argument 'lr' must be a finite number in (0, 10], got NaN"),
         (["--seed", str(2**64 + 1)], f"--seed must be in [0, 2**63), got {2**64 + 1}"),
         (["--seed", str(2**63)], "--seed must be in [0, 2**63)"),
         (["--sample-steps", "2000"], "--sample-steps must be in [1, 1000] (the schedule's training steps), got 2000"),
@@ -183,7 +183,7 @@ def test_the_largest_seed_is_accepted(tmp_path, testbed):
         ('methods = ["safemax"]\n[[methods]]\n', "does not parse"),
         (
             'methods = [{ name = "safemax", args = { lr = nan } }]\n',
-            "argument 'lr' must be a finite number > 0, got NaN",
+            "argument 'lr' must be a finite number in (0, 10], got NaN",
         ),
         ('methods = [{ name = "safemax", grid = { lr = [] } }]\n', "methods[0].grid.lr must be a non-empty list"),
         ('methods = ["noop"]\n[testbed]\nmodle = "x"\n', "unknown testbed key 'modle'; did you mean 'model'?"),
@@ -380,6 +380,10 @@ def _expected_ok(cls: type, raw: dict[str, Any]) -> bool:
         if low is not None and (value <= low if meta.get("low_open") else value < low):
             return False
         if high is not None and value > high:
+            return False
+        if (key == "lr" or key.endswith("_lr")) and value > MAX_LR:  # every learning rate's bound, by name
+            return False
+        if typ is int and (key == "steps" or key.endswith("_steps")) and value > MAX_STEPS:
             return False
     return True
 

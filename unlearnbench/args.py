@@ -22,6 +22,21 @@ from unlearnbench.schema import STRICT, loads_json, validated
 
 A = TypeVar("A")
 
+# Bounds every method and attack argument of these names gets on top of its own declaration, so that no input
+# reaches the internals as a non-finite training run or one that runs for weeks: a learning rate (``lr``,
+# ``*_lr``) at most MAX_LR, a step count (an int ``steps``, ``*_steps``) at most MAX_STEPS.
+MAX_LR = 10.0
+MAX_STEPS = 1_000_000
+
+
+def implied_high(name: str, typ: Any) -> float | None:
+    """The upper bound an argument gets from its name (see MAX_LR, MAX_STEPS), or None."""
+    if name == "lr" or name.endswith("_lr"):
+        return MAX_LR
+    if typ is int and (name == "steps" or name.endswith("_steps")):
+        return MAX_STEPS
+    return None
+
 
 def arg(
     default: Any,
@@ -48,8 +63,9 @@ class NoArgs:
 
 @functools.cache
 def schema_of(cls: type) -> type[BaseModel]:
-    """A strict pydantic model of the ``Args`` dataclass ``cls``: its types, with ``arg()``'s ranges and
-    choices, finite numbers only, no unknown keys. The dataclass itself stays as it is."""
+    """A strict pydantic model of the ``Args`` dataclass ``cls``: its types, with ``arg()``'s ranges (and the
+    names' :func:`implied_high` bounds) and choices, finite numbers only, no unknown keys. The dataclass itself
+    stays as it is."""
     hints = get_type_hints(cls)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -58,8 +74,9 @@ def schema_of(cls: type) -> type[BaseModel]:
         bounds: dict[str, Any] = {}
         if meta.get("low") is not None:
             bounds["gt" if meta.get("low_open") else "ge"] = meta["low"]
-        if meta.get("high") is not None:
-            bounds["le"] = meta["high"]
+        highs = [h for h in (meta.get("high"), implied_high(f.name, typ)) if h is not None]
+        if highs:
+            bounds["le"] = min(highs)
         if meta.get("choices") is not None:
             typ = Literal[tuple(meta["choices"])]
         if get_origin(typ) is tuple:  # a JSON list (or the tuple default), kept as a tuple: frozen and hashable

@@ -18,6 +18,7 @@ from typing import Any
 from unlearnbench import __version__, flags
 from unlearnbench.crash import internal_error
 from unlearnbench.errors import UserError
+from unlearnbench.io import check_writable_file, check_writable_folder
 from unlearnbench.listing import cmd_list
 
 DEFAULT_OUT = "unlearnbench-results"
@@ -32,6 +33,7 @@ def _setup(args: argparse.Namespace) -> None:
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     set_threads(args.threads)
+    flags.check_device(args.device)
     read_environment()  # a bad UNLEARNBENCH_* value is one line here, before any work
     if args.compile:
         os.environ["UNLEARNBENCH_COMPILE"] = "1"  # read by the sampler, here and in every worker process
@@ -194,6 +196,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not tuning and not args.forget:
         raise UserError(f"the {testbed} testbed declares no tuning concepts; pass --forget CONCEPT ...")
     grids = _grids(args, one_grid=one, defaults={"forget": tuning})
+    if args.write:  # before any trial runs
+        check_writable_file(Path(args.write), "--write")
     chosen, report = tune.tune(grids[0], args.out, limit=args.trials, **_sweep_options(args))
     if args.plan:
         return 0
@@ -212,6 +216,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench.report import page as leaderboard
 
+    if not args.check:  # before any work: an existing file, or a folder that cannot be written, is one line
+        check_writable_folder(Path(args.out), "--out", create=False)
     problems = leaderboard.write(
         args.results,
         args.out,
@@ -296,7 +302,7 @@ def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser
     sw.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes, threads split among them (default 1)"
     )
-    sw.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    sw.add_argument("--out", type=flags.out_path, default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
     sw.add_argument(
         "--estimate-from",
         action="append",
@@ -336,8 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--label", default="", help="free label stored in every row, e.g. 'paper' (default none)")
     r.add_argument("--metrics", action=flags.ListOf, default=None, help="metrics (default: every registered one)")
-    r.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
-    r.add_argument("--save-model", default=None, help="write the unlearned and attacked models here (default: not)")
+    r.add_argument("--out", type=flags.out_path, default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    r.add_argument(
+        "--save-model",
+        type=flags.out_path,
+        default=None,
+        help="write the unlearned and attacked models here (default: not)",
+    )
     flags.unlearn_flags(r)
     flags.eval_flags(r)
     flags.testbed_flags(r)
@@ -357,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default unet); 'retrain': the shipped retrained reference for each of --forget-classes; "
         "'prior': ship the method priors (Selective Amnesia's Fisher) cached in --cache",
     )
-    pt.add_argument("--out", default=None, help="write here (diffusers layout for the unet, safetensors otherwise)")
+    pt.add_argument(
+        "--out",
+        type=flags.out_path,
+        default=None,
+        help="write here (diffusers layout for the unet, safetensors otherwise)",
+    )
     pt.add_argument("--ship", action="store_true", help="write into the package's assets and update the manifest")
     pt.add_argument("--steps", type=int, default=None, help="override the recipe's steps (not with --ship)")
     pt.add_argument(
@@ -404,7 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     lb = sub.add_parser("leaderboard", help="regenerate leaderboard.md/.html and figures from a results store")
     lb.add_argument("--results", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
-    lb.add_argument("--out", default=DEFAULT_OUT, help=f"where to write (default ./{DEFAULT_OUT}, beside the runs)")
+    lb.add_argument(
+        "--out",
+        type=flags.out_path,
+        default=DEFAULT_OUT,
+        help=f"where to write (default ./{DEFAULT_OUT}, beside the runs)",
+    )
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README (default: not)")
     lb.add_argument("--cost-reference", default="safemax", help="method the cost ratios divide by (default safemax)")
@@ -413,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")
     tb2.add_argument("--results", required=True, help="results folder")
-    tb2.add_argument("--out", required=True, help="output path without suffix, e.g. results/safemax/tradeoff")
+    tb2.add_argument(
+        "--out", type=flags.out_path, required=True, help="output path without suffix, e.g. results/safemax/tradeoff"
+    )
     tb2.add_argument("--methods", action=flags.ListOf, default=None, help="methods to keep (default: all)")
     tb2.add_argument("--by-class", action="store_true", help="one row per forget class instead of the mean")
     tb2.set_defaults(func=cmd_table)
@@ -435,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument(
         "--trials", type=int, default=None, help="only the first N trials of each grid (smoke tests; default: all)"
     )
-    tu.add_argument("--write", default=None, help="write the chosen settings (JSON) here (default: print only)")
+    tu.add_argument(
+        "--write", type=flags.out_path, default=None, help="write the chosen settings (JSON) here (default: print only)"
+    )
     tu.set_defaults(func=cmd_tune)
     return p
 

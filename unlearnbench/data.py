@@ -93,13 +93,16 @@ def load_torchvision(name: str, root: str, download: bool) -> ImageData:
     try:
         train = cls(root, train=True, download=download)
         test = cls(root, train=False, download=download)
-    except RuntimeError as e:  # torchvision: "Dataset not found. You can use download=True"
+    except (RuntimeError, OSError) as e:  # URLError and socket errors are OSErrors; torchvision's own, RuntimeErrors
+        lines = str(e).strip().splitlines() or [type(e).__name__]  # MNIST's: "Error downloading F:\nTried ..."
+        why = lines[0].rstrip(":") + (f" ({lines[-1].strip()})" if len(lines) > 1 else "")
+        if download:  # MNIST tries its mirrors, then raises RuntimeError("Error downloading ...")
+            raise UserError(f"could not download dataset {name!r} into {root!r} (offline?): {why}") from None
+        if isinstance(e, OSError):
+            raise UserError(f"dataset {name!r} in {root!r} cannot be read: {why}") from None
         raise UserError(
-            f"dataset {name!r} is not in {root!r} and was not downloaded; rerun with --download "
-            f"(needs the network) or point --data-root at a copy ({e})"
+            f"dataset {name!r} is not in {root!r}; pass --download to fetch it (needs the network)"
         ) from None
-    except OSError as e:  # URLError and socket errors are OSErrors
-        raise UserError(f"could not download dataset {name!r} (offline?): {e}") from None
     return from_arrays(
         name,
         np.asarray(train.data),

@@ -4,7 +4,10 @@ once), JSON and list values, and the flag groups that run, sweep, tune, pretrain
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+from pathlib import Path
 from typing import Any, NoReturn
 
 from unlearnbench.errors import UserError
@@ -58,13 +61,43 @@ class Parser(argparse.ArgumentParser):
 
 
 def json_arg(text: str, flag: str) -> dict[str, Any]:
+    from unlearnbench.schema import loads_json, show
+
     try:  # NaN/Infinity get through here and are refused by the Args schema, naming the field
-        value = json.loads(text)
+        value = loads_json(text, constants=True)
     except json.JSONDecodeError as e:
         raise UserError(f"{flag}: not valid JSON ({e.msg} at column {e.colno}): {text!r}") from None
+    except ValueError as e:  # nested too deeply
+        raise UserError(f"{flag}: not valid JSON ({e}): {show(text)}") from None
     if not isinstance(value, dict):
         raise UserError(f"{flag}: must be a JSON object like '{{\"lr\": 1e-4}}', got {text!r}")
     return value
+
+
+def out_path(text: str) -> str:
+    """An output path flag's value (argparse ``type``): not empty (that would be the current folder), and one the
+    file system can name (no name in it longer than it allows)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a path (an empty one would write into the current folder)")
+    try:
+        os.stat(text)
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            longest = max(len(os.fsencode(part)) for part in Path(text).parts)
+            raise argparse.ArgumentTypeError(
+                f"{text[:40]!r}... is longer than the file system allows (its longest name: {longest} bytes)"
+            ) from None
+    return text
+
+
+def check_device(text: str) -> None:
+    """``--device``: a device torch can name (cpu, cuda, cuda:1, mps), or one line."""
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {text!r} is not a device torch knows (e.g. cpu, cuda, cuda:1, mps)") from None
 
 
 def env_threads() -> int:

@@ -40,19 +40,36 @@ def atomic_write_frame(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
-def check_writable_folder(folder: Path, what: str) -> None:
-    """Create ``folder`` and prove a file can be written there, or raise one line: before any work."""
+def check_writable_folder(folder: Path, what: str, *, create: bool = True) -> None:
+    """Prove a file can be written in ``folder``, or raise one line: before any work. ``create``: make the folder
+    (else nothing is left behind: the probe goes into the nearest folder that exists, which must be writable)."""
     from unlearnbench.errors import UserError
 
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{what} {str(folder)!r} is a file; give a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.")
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{what} {str(folder)!r} is a file; give a folder")
+        probe_in = folder
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            while not probe_in.exists() and probe_in != probe_in.parent:
+                probe_in = probe_in.parent
+            if not probe_in.is_dir():
+                raise UserError(f"{what} {str(folder)!r} cannot be made: {str(probe_in)!r} is a file")
+        fd, probe = tempfile.mkstemp(dir=probe_in.resolve(), prefix=".probe.")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
         raise UserError(f"{what} {str(folder)!r} is not writable ({e.strerror or e})") from None
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """A file that can be written at ``path`` (a folder there is refused), or one line; nothing is left behind."""
+    from unlearnbench.errors import UserError
+
+    if path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; give a file name")
+    check_writable_folder(path.parent, what, create=False)
 
 
 @contextmanager

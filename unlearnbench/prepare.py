@@ -87,24 +87,14 @@ def validate(spec: RunSpec, tb: Testbed, train_steps: int | None = None) -> RunS
     (finite, 0 to 50), eta and the seed (0 <= seed < 2**63) are range-checked by
     :func:`unlearnbench.schema.check_run_settings`.
     """
-    from unlearnbench.schema import TRAIN_STEPS, check_run_settings
+    from unlearnbench.schema import TRAIN_STEPS, check_eval_settings
 
     if spec.label_dropout is not None and not 0 <= spec.label_dropout < 1:
         raise UserError(f"--label-dropout must be in [0, 1), got {spec.label_dropout}")
     if spec.unlearn_precision not in PRECISIONS:
         raise UserError(f"--unlearn-precision must be one of {', '.join(PRECISIONS)}, got {spec.unlearn_precision!r}")
     forget = tb.check_forget(spec.forget)
-    ev = spec.eval
-    check_run_settings(
-        forget_samples=ev.forget_samples,
-        retain_samples=ev.retain_samples,
-        curve_samples=ev.curve_samples,
-        sample_steps=ev.sampler.steps,
-        guidance=ev.sampler.guidance_scale,
-        eta=ev.sampler.eta,
-        seed=spec.seed,
-        train_steps=TRAIN_STEPS if train_steps is None else train_steps,
-    )
+    check_eval_settings(spec.eval, spec.seed, TRAIN_STEPS if train_steps is None else train_steps)
     return spec if forget == tuple(spec.forget) else dataclasses.replace(spec, forget=forget)
 
 

@@ -265,6 +265,27 @@ def read_rows(path: Path) -> pd.DataFrame:
     return conform(rows)
 
 
+def read_csv_rows(path: Path) -> pd.DataFrame:
+    """A CSV file of rows; one that does not parse, or a value of the wrong type, is one line naming the column."""
+    try:
+        rows = _before_concepts(pd.read_csv(path))  # an old file's forget_class "0,3" becomes forget_concept first
+    except (ValueError, TypeError) as e:  # pandas' ParserError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"results file {str(path)!r} cannot be read ({type(e).__name__}: {_first_line(e)})") from None
+    for column, (dtype, _) in SCHEMA.items():
+        if column in rows.columns:
+            try:
+                rows = rows.astype({column: dtype})
+            except (ValueError, TypeError) as e:
+                raise UserError(
+                    f"results file {str(path)!r}: column {column!r} must hold {dtype} values ({_first_line(e)})"
+                ) from None
+    return conform(rows)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Load a store folder, or a single parquet/CSV file of rows."""
     p = Path(path)
@@ -273,8 +294,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if p.suffix == ".parquet" and p.is_file():
         return read_rows(p)
     if p.suffix == ".csv" and p.is_file():
-        rows = _before_concepts(pd.read_csv(p))  # an old file's forget_class "0,3" becomes forget_concept first
-        return conform(rows.astype({c: t for c, (t, _) in SCHEMA.items() if c in rows.columns}))
+        return read_csv_rows(p)
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
 
 

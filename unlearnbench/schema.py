@@ -239,9 +239,31 @@ def reject_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (use a finite number)")
 
 
-def loads_json(text: str) -> Any:
-    """Strict JSON: ``NaN``/``Infinity`` are rejected (raises :class:`json.JSONDecodeError` or ValueError)."""
-    return json.loads(text, parse_constant=reject_json_constant)
+MAX_JSON_DEPTH = 100  # far beyond any real input, far below Python's recursion limit
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def loads_json(text: str, *, constants: bool = False) -> Any:
+    """Strict JSON (raises :class:`json.JSONDecodeError` or ValueError): ``NaN``/``Infinity`` are rejected
+    (``constants``: kept, for a schema to refuse naming the field), and so is nesting deeper than MAX_JSON_DEPTH."""
+    try:
+        value = json.loads(text, parse_constant=None if constants else reject_json_constant)
+    except RecursionError:
+        value = None
+    else:
+        if json_depth(value) <= MAX_JSON_DEPTH:
+            return value
+    raise ValueError(f"nested more than {MAX_JSON_DEPTH} deep")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,6 +321,21 @@ RUN_FLAGS = {
     "eta": "--eta",
     "seed": "--seed",
 }
+
+
+def check_eval_settings(ev: Any, seed: Any, train_steps: int = TRAIN_STEPS) -> RunSettings:
+    """:func:`check_run_settings` of an :class:`~unlearnbench.evaluate.EvalSettings` and a seed: what ``run``
+    checks, and ``testbed check`` before it loads anything."""
+    return check_run_settings(
+        forget_samples=ev.forget_samples,
+        retain_samples=ev.retain_samples,
+        curve_samples=ev.curve_samples,
+        sample_steps=ev.sampler.steps,
+        guidance=ev.sampler.guidance_scale,
+        eta=ev.sampler.eta,
+        seed=seed,
+        train_steps=train_steps,
+    )
 
 
 def check_run_settings(

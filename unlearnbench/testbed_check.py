@@ -14,6 +14,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings, draw, eval_settings, judge, sample_and_judge
 from unlearnbench.metrics.fid import fidelity
 from unlearnbench.pretrain import noise_images
+from unlearnbench.schema import check_eval_settings
 from unlearnbench.testbeds import DEFAULT, Testbed, default_guidance, load_testbed
 
 
@@ -157,14 +158,16 @@ def main(args: argparse.Namespace) -> int:
     """``unlearnbench testbed check``: print every figure; exit 1 when one is below its bar."""
     if args.per_class < 1:
         raise UserError(f"--per-class must be >= 1, got {args.per_class}")
-    parts = {k: getattr(args, k) for k in ("model", "dataset", "evaluator", "attacker")}
-    tb = load_testbed(args.testbed or DEFAULT, **parts, device=args.device, download=args.download)
     given = {
         k: getattr(args, k)
         for k in ("sample_steps", "guidance", "eta", "clip_sample", "precision", "protocol")
         if getattr(args, k) is not None
     }
-    sampler = eval_settings(given).sampler
+    settings = eval_settings(given, seed=args.seed)
+    check_eval_settings(settings, args.seed)  # as 'run' checks them, before anything loads
+    sampler = settings.sampler
+    parts = {k: getattr(args, k) for k in ("model", "dataset", "evaluator", "attacker")}
+    tb = load_testbed(args.testbed or DEFAULT, **parts, device=args.device, download=args.download)
     if sampler.guidance_scale is None:
         sampler = dataclasses.replace(sampler, guidance_scale=default_guidance(tb.name, args.model))
     checks = run_checks(tb, per_class=args.per_class, sampler=sampler, seed=args.seed)

@@ -169,14 +169,15 @@ def write(
     is given. ``cost_reference`` is the method the cost ratios divide by; ``tuned``, a ``tune --write`` file,
     adds the table of how the tuned rows were chosen. Returns the problems ``check`` found."""
     registry.get("method", cost_reference)  # an unknown name fails here, with did-you-mean
+    chosen = load_tuned(tuned) if tuned is not None else None  # a bad file is one line before any work
     path = Path(results)
     df = split_by_sampler(evaluation_rows(load_results(path)))  # never the tuning classes; one sampler per label
     if df.empty:
         raise UserError(f"no runs in {results!r} outside the tuning classes; run 'unlearnbench sweep' first")
     store = Store(path) if path.is_dir() else None
     tables = build_tables(df, cost_reference)
-    if tuned is not None:
-        tables = replace(tables, tuning=tuning_table(load_tuned(tuned)), tuning_note=tuning_note(tuned))
+    if tuned is not None and chosen is not None:
+        tables = replace(tables, tuning=tuning_table(chosen), tuning_note=tuning_note(tuned))
     if store is not None:
         ids = store.run_ids()
         tables = replace(tables, sweep_note=sweep_note(store.sweeps(), results, len(ids), [store.meta(r) for r in ids]))
