@@ -8,8 +8,13 @@ Gandikota et al., "Erasing Concepts from Diffusion Models", ICCV 2023 (code: roh
 ``x_t`` is not a real image: as in the original script, the model being trained generates from fresh
 noise with c_f (guided, DDIM ``sample_steps`` steps) and stops at a random DDIM step; the DDPM ``t`` is
 drawn uniformly from that step's interval. Defaults of the original script: eta = 1, lr 1e-5, 1000
-iterations at batch 1, Adam. ``params="class_path"`` trains only the class embedding and the layers that
-inject it (the analogue of ESD-x's cross-attention); ``"all"`` is ESD-u's analogue here.
+iterations at batch 1, Adam. Which parameters train (``params``), as the paper's two variants:
+
+- text conditioning (cross-attention to token states): ``"cross_attention"`` is ESD-x (only the cross-attention
+  layers, ``attn2``: erase what a prompt names, leave the rest), ``"non_cross_attention"`` is ESD-u (everything
+  but them: erase the concept whatever the prompt);
+- class conditioning: ``"class_path"`` (the class embedding and the layers that inject it) is ESD-x's analogue;
+- ``"all"``: every parameter (the default, as the adaptation to class conditioning was measured).
 """
 
 from __future__ import annotations
@@ -36,7 +41,11 @@ class ESDArgs:
     lr: float = positive(1e-5, "Adam learning rate (original: 1e-5)")
     batch_size: int = positive(1, "partially denoised images per step (original: 1)")
     sample_steps: int = positive(50, "DDIM steps of the x_t generator (original: 50)")
-    params: str = arg("all", "'all' (ESD-u analogue) or 'class_path' (ESD-x analogue)", choices=("all", "class_path"))
+    params: str = arg(
+        "all",
+        "'all'; text: 'cross_attention' (ESD-x) or 'non_cross_attention' (ESD-u); class labels: 'class_path'",
+        choices=("all", "class_path", "cross_attention", "non_cross_attention"),
+    )
 
 
 def class_path_parameters(model: UNet2DModel) -> list[torch.nn.Parameter]:
@@ -44,12 +53,29 @@ def class_path_parameters(model: UNet2DModel) -> list[torch.nn.Parameter]:
     return [p for n, p in model.named_parameters() if n.startswith("class_embedding") or "time_emb_proj" in n]
 
 
+def trained_parameters(model: UNet2DModel, params: str, kind: str) -> list[torch.nn.Parameter]:
+    """The parameters ESD trains: ``params`` on a model conditioned by ``kind`` (one line when they do not fit)."""
+    if params == "all":
+        return list(model.parameters())
+    if params == "class_path":
+        if kind != "label":  # no class embedding to train there
+            raise UserError("esd: params='class_path' needs class conditioning; on text use 'cross_attention'")
+        return class_path_parameters(model)
+    if kind != "tokens":
+        raise UserError(f"esd: params={params!r} needs cross-attention to a prompt; on class labels use 'class_path'")
+    cross = [(n, p) for n, p in model.named_parameters() if ".attn2." in n]
+    if params == "cross_attention":
+        return [p for _, p in cross]
+    names = {n for n, _ in cross}
+    return [p for n, p in model.named_parameters() if n not in names]
+
+
 @register("esd")
 class ESD(UnlearningMethod):
     """Regress eps(x_t, c_f) onto the frozen model's negatively guided prediction away from c_f."""
 
     Args = ESDArgs
-    paper = "Gandikota et al., ICCV 2023, arXiv:2303.07345 (adapted to class conditioning)"
+    paper = "Gandikota et al., ICCV 2023, arXiv:2303.07345 (text: ESD-x/ESD-u; adapted to class conditioning)"
     smoke_args = {"steps": 2, "sample_steps": 3}
     search_space = {"lr": [1e-5, 1e-4, 1e-3], "eta": [1.0, 2.0]}
     search_note = "a trial samples x_t with DDIM at every step (640 s per run at its defaults): 6 trials"
@@ -57,9 +83,7 @@ class ESD(UnlearningMethod):
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: ESDArgs = self.args
         frozen = copy.deepcopy(model).eval().requires_grad_(False)
-        if a.params == "class_path" and task.conditioner.kind != "label":  # no class embedding to train there
-            raise UserError("esd: params='class_path' needs class conditioning; on token conditioning use 'all'")
-        trained = class_path_parameters(model) if a.params == "class_path" else list(model.parameters())
+        trained = trained_parameters(model, a.params, task.conditioner.kind)
         sched = ddim_scheduler(task.schedule)
         sched.set_timesteps(a.sample_steps)
         T = task.schedule.config.num_train_timesteps

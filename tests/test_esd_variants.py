@@ -1,0 +1,30 @@
+"""ESD's two variants on a text model (Gandikota et al.): ESD-x trains only the cross-attention layers, ESD-u every
+other parameter; on a class-conditional model the class path is ESD-x's analogue. A variant that does not fit the
+model's conditioning is one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import tiny_cross_attention_unet
+from unlearnbench.errors import UserError
+from unlearnbench.methods.esd import trained_parameters
+
+
+def test_esd_x_and_esd_u_split_a_text_models_parameters():
+    model = tiny_cross_attention_unet(8, 4)
+    every = {id(p) for p in model.parameters()}
+    x = {id(p) for p in trained_parameters(model, "cross_attention", "tokens")}
+    u = {id(p) for p in trained_parameters(model, "non_cross_attention", "tokens")}
+    cross = {id(p) for n, p in model.named_parameters() if ".attn2." in n}
+    assert x == cross and x and u and not (x & u) and x | u == every
+    assert {id(p) for p in trained_parameters(model, "all", "tokens")} == every
+
+
+@pytest.mark.parametrize(
+    ("params", "kind", "expect"),
+    [("class_path", "tokens", "needs class conditioning"), ("cross_attention", "label", "needs cross-attention")],
+)
+def test_a_variant_that_does_not_fit_the_conditioning_is_one_line(params, kind, expect):
+    with pytest.raises(UserError, match=expect):
+        trained_parameters(tiny_cross_attention_unet(8, 4), params, kind)
