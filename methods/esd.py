@@ -12,7 +12,8 @@ iterations at batch 1, Adam. Which parameters train (``params``), as the paper's
 
 - text conditioning (cross-attention to token states): ``"cross_attention"`` is ESD-x (only the cross-attention
   layers, ``attn2``: erase what a prompt names, leave the rest), ``"non_cross_attention"`` is ESD-u (everything
-  but them: erase the concept whatever the prompt);
+  but them, the time embedding and the output layers, as the original script's ``noxattn``: erase the concept
+  whatever the prompt);
 - class conditioning: ``"class_path"`` (the class embedding and the layers that inject it) is ESD-x's analogue;
 - ``"all"``: every parameter (the default, as the adaptation to class conditioning was measured).
 """
@@ -63,11 +64,11 @@ def trained_parameters(model: UNet2DModel, params: str, kind: str) -> list[torch
         return class_path_parameters(model)
     if kind != "tokens":
         raise UserError(f"esd: params={params!r} needs cross-attention to a prompt; on class labels use 'class_path'")
-    cross = [(n, p) for n, p in model.named_parameters() if ".attn2." in n]
     if params == "cross_attention":
-        return [p for _, p in cross]
-    names = {n for n, _ in cross}
-    return [p for n, p in model.named_parameters() if n not in names]
+        return [p for n, p in model.named_parameters() if ".attn2." in n]
+    # ESD-u as the original script's 'noxattn': neither cross-attention, nor the time embedding, nor the output layers
+    skip = (".attn2.", "time_embedding.", "conv_norm_out.", "conv_out.")
+    return [p for n, p in model.named_parameters() if not any(k in f".{n}" for k in skip)]
 
 
 @register("esd")

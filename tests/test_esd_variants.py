@@ -17,7 +17,8 @@ def test_esd_x_and_esd_u_split_a_text_models_parameters():
     x = {id(p) for p in trained_parameters(model, "cross_attention", "tokens")}
     u = {id(p) for p in trained_parameters(model, "non_cross_attention", "tokens")}
     cross = {id(p) for n, p in model.named_parameters() if ".attn2." in n}
-    assert x == cross and x and u and not (x & u) and x | u == every
+    kept = {id(p) for n, p in model.named_parameters() if n.startswith(("time_embedding.", "conv_out.", "conv_norm"))}
+    assert x == cross and x and u and kept and not (x & u) and not (u & kept) and x | u | kept == every
     assert {id(p) for p in trained_parameters(model, "all", "tokens")} == every
 
 

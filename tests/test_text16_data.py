@@ -201,10 +201,15 @@ def test_prompt_sets_are_fixed_and_canonical_ones_hold_no_heldout_name(grammar):
         heldout = grammar.prompts(c.id, "heldout")
         assert not set(heldout) & set(canonical)
         assert all(any(_words_in(n, p) for n in c.names) for p in heldout)
+        counts = {sum(_words_in(name, p) for p in heldout) for name in c.heldout}
+        assert len(counts) == 1 and min(counts) > 1  # every held-out name in every template, as often as the others
         few = grammar.prompts(c.id, "heldout", n=7)
         assert len(few) == 7 and set(few) <= set(heldout) and few == grammar.prompts(c.id, "heldout", n=7)
     assert grammar.prompts("seven")[:4] == ("seven", "a seven", "a red seven", "an orange seven")
     assert len(grammar.prompts("seven")) == 61 and len(grammar.prompts("red")) == 70
+    red = grammar.prompts("red", exclude=["7"])  # a retained colour is never asked for with a forgotten digit
+    assert len(red) == 63 and not any(_words_in("seven", p) for p in red) and set(red) < set(grammar.prompts("red"))
+    assert grammar.prompts("seven", name="sieben")[:3] == ("sieben", "a sieben", "a red sieben")
     with pytest.raises(UserError, match="did you mean 'heldout'"):
         grammar.prompts("seven", "held-out")
 

@@ -263,9 +263,10 @@ class Conditioner:
         """One conditioning row per concept index in ``ids``."""
         raise NotImplementedError
 
-    def draws(self, concepts: Sequence[Concept], per_concept: int) -> Conditioning:
+    def draws(self, concepts: Sequence[Concept], per_concept: int, exclude: Sequence[Concept] = ()) -> Conditioning:
         """What ``per_concept`` evaluation samples of each concept are conditioned on, in blocks by concept: the
-        concept's row repeated; a testbed with prompt sets spreads each block over the concept's prompts."""
+        concept's row repeated; a testbed with prompt sets spreads each block over the concept's prompts, none of
+        which names a concept of ``exclude`` (a run's forget concepts)."""
         return self.encode(concepts).repeat_interleave(per_concept)
 
     def null_like(self, cond: Conditioning, model: nn.Module | None = None) -> Conditioning:

@@ -272,7 +272,7 @@ def sample_and_judge(
     forget_set = judge(evaluator, forget_imgs, labels, concepts=target)
     retain_set = None
     if include_retain and retain and settings.retain_samples > 0:
-        r_cond = conditioner.draws(retain, settings.retain_samples)
+        r_cond = conditioner.draws(retain, settings.retain_samples, exclude=forget)
         r_imgs = draw(model, schedule, r_cond, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
         r_labels = eval_labels(tuple(conditioner.index(c) for c in retain), settings.retain_samples)
         retain_set = judge(evaluator, r_imgs, r_labels)

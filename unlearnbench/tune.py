@@ -135,7 +135,7 @@ def select(df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = F
 
 def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any) -> tuple[dict[str, Any], SweepReport]:
     """Run every trial of every method (and variant) of ``grid`` (no attack) into ``out``; choose one each."""
-    from unlearnbench.runner import resolve
+    from unlearnbench.prepare import resolve, testbed_for, validate
     from unlearnbench.sweep import run_sweep
 
     # methods with nothing to tune (noop, retrain, given) have no trials beyond their one setting
@@ -148,7 +148,7 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
     report = run_sweep(specs, out, **sweep_options)
     if sweep_options.get("plan_only"):  # the plan and its estimate are printed; nothing ran, nothing to choose
         return {}, report
-    ids = {resolve(s).run_id for s in specs}
+    ids = {validate(resolve(s).spec, testbed_for(s)).run_id for s in specs}  # as the sweep names them (synonyms)
     df = Store(out).load()
     df = df[df.run_id.isin(ids)]
     chosen: dict[str, Any] = {}

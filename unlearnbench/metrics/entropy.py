@@ -10,7 +10,9 @@ from unlearnbench.registry import register
 
 @register("entropy")
 class Entropy(Metric):
-    """Mean entropy (nats) of the 10-way evaluator softmax on forget samples; ln 10 = 2.303 is the maximum.
+    """Mean entropy (nats) of the 10-way evaluator softmax on forget samples; ln 10 = 2.303 is the maximum on
+    digits16 (on text16 the judge reads within the concept's family: ln 10 for a digit, ln 8 for a colour, ln 3
+    for a stroke weight, so compare entropies within one family).
 
     ``H = 1/n sum_i ( - sum_{k<10} p_k(x_i) ln p_k(x_i) )`` with ``p = softmax`` over the digit logits.
     SAFEMax maximises it; by Fano's inequality a higher H raises the lower bound on the judge's error.

@@ -39,7 +39,7 @@ class SecondJudge(Metric):
         rows = []
         f = samples.forget
         if f is not None and len(f) and samples.target is not None:
-            j = judge(second, f.images, f.labels)
+            j = judge(second, f.images, f.labels, concepts=samples.target)  # an attack's free prompts: labels -1
             rows += [
                 rate_score("unlearning_accuracy_10way_judge2", "forget", j.probs10.argmax(-1) != samples.target),
                 rate_score("unlearning_accuracy_11way_judge2", "forget", j.probs11.argmax(-1) != samples.target),

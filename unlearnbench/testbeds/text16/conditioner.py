@@ -38,14 +38,15 @@ class CaptionConditioner(Conditioner):
         each row stands for, when it stands for one."""
         return Conditioning.from_tokens(self.states(prompts), self.null, concepts=concepts)
 
-    def draws(self, concepts: Sequence[str], per_concept: int) -> Conditioning:
+    def draws(self, concepts: Sequence[str], per_concept: int, exclude: Sequence[str] = ()) -> Conditioning:
         """Each concept's block of ``per_concept`` rows spread over its canonical prompt set ("seven", "a red seven",
         "a thin blue seven", ...: a fixed spread-out subset when the set is larger, cycled when smaller), so that
-        evaluation asks for the concept in every composition a method was given, not in one prompt."""
+        evaluation asks for the concept in every composition a method was given, not in one prompt; none names a
+        concept of ``exclude`` (a retained "red" is not asked for as "a red seven" when "seven" is forgotten)."""
         prompts: list[str] = []
         ids: list[int] = []
         for c in concepts:
-            own = self.grammar.prompts(c, "canonical", n=per_concept)
+            own = self.grammar.prompts(c, "canonical", n=per_concept, exclude=exclude)
             prompts += [own[i % len(own)] for i in range(per_concept)]
             ids += [self.index(c)] * per_concept
         return self.prompts(prompts, concepts=torch.tensor(ids, dtype=torch.long))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import product
@@ -133,7 +134,12 @@ class Grammar:
         return template.fill(**filled)
 
     def prompts(
-        self, concept: str, which: str = "canonical", n: int | None = None, name: str | None = None
+        self,
+        concept: str,
+        which: str = "canonical",
+        n: int | None = None,
+        name: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> tuple[str, ...]:
         """The prompts naming ``concept`` (an id or synonym), in a fixed order.
 
@@ -142,7 +148,8 @@ class Grammar:
         ``"heldout"``: everything naming it that no canonical set holds: its held-out names in every template,
         and its canonical names in the held-out templates. ``n`` keeps a fixed spread-out subset of ``n``.
         ``name``: the canonical set's compositions with this one name of the concept in its place (``testbed
-        check`` asks for a digit by each held-out name: "a red sieben").
+        check`` asks for a digit by each held-out name: "a red sieben"). ``exclude``: concepts the other slots
+        never name (a run's retained "red" is asked for without its forgotten "seven": no "a red seven").
         """
         _check_which(which, ("canonical", "heldout"), "prompt set")
         c = self.concept(concept)
@@ -150,12 +157,14 @@ class Grammar:
             raise UserError(f"a prompt set needs n >= 1, got {n}")
         templates = self._templates_for(c, heldout=which == "heldout")
         out: dict[str, None] = {}  # ordered set
+        excluded = {self.concept(e).id for e in exclude}
         for t in templates:
             names = c.canonical if which == "canonical" else c.names if t.heldout else c.heldout
             names = names if name is None else (name,)
             others = [s for s in t.slots if s != c.family]
-            for name, rest in product(names, product(*(self.family(s) for s in others))):
-                fills = {c.family: name, **{s: o.canonical[0] for s, o in zip(others, rest, strict=True)}}
+            fillers = [[o for o in self.family(s) if o.id not in excluded] for s in others]
+            for own, rest in product(names, product(*fillers)):
+                fills = {c.family: own, **{s: o.canonical[0] for s, o in zip(others, rest, strict=True)}}
                 out[t.fill(**fills)] = None
         prompts = tuple(out)
         if n is None or n >= len(prompts):

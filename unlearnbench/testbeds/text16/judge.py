@@ -48,6 +48,8 @@ class FamilyJudge(nn.Module):
             raise ValueError("the text16 judge reads an image within the family of the concept it is meant to show")
         if concepts.shape != x.shape[:1]:
             raise ValueError(f"{len(x)} images but {tuple(concepts.shape)} concepts")
+        if len(concepts) and (int(concepts.min()) < 0 or int(concepts.max()) >= self.num_concepts):
+            raise ValueError(f"concept indices must be in [0, {self.num_concepts}), got {concepts.unique().tolist()}")
         family: Tensor = self.family[concepts]
         out = x.new_full((len(x), self.num_concepts + 1), OUTSIDE, dtype=torch.float32)
         digit = self.digit(x).float()  # [N, 11]: ten digits, none
