@@ -114,7 +114,7 @@ def test_caches_do_not_change_numbers(tmp_path):
 
 
 def test_divergence_is_recorded_as_a_failed_run(tmp_path):
-    df = Runner(Store(tmp_path)).run(spec(method="grad_ascent", method_args={"steps": 3, "lr": 1e30}, attack="none"))
+    df = Runner(Store(tmp_path)).run(spec(method="grad_ascent", method_args={"steps": 3, "lr": 10.0}, attack="none"))
     assert (df.status == "failed").all() and "loss became" in df.error.iloc[0]
     assert df.value.isna().all()
 
@@ -164,7 +164,7 @@ def test_success_is_judged_by_the_evaluator_not_the_attackers_classifier(tmp_pat
             super().__init__()
             self.cls, self.like = cls, like
 
-        def forward(self, x):
+        def forward(self, x, concepts=None):
             out = torch.full((x.shape[0], 11), -10.0)
             out[:, self.cls] = 10.0
             return out + 0.0 * x.flatten(1).sum(1, keepdim=True)  # differentiable, gradient zero
