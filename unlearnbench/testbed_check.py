@@ -61,9 +61,7 @@ def classifier_figures(clf: torch.nn.Module, tb: Testbed, n_noise: int = 2000, s
         "accuracy_10way": float((test.probs10.argmax(-1) == tb.data.test_y).float().mean()),
         "gaussian_none": float((judge(clf, gauss, zeros).logits.argmax(-1) == none).float().mean()),
         "uniform_none": float((judge(clf, unif, zeros).logits.argmax(-1) == none).float().mean()),
-        "mixed_noise_none": float(
-            (judge(clf, mixed, zeros).logits.argmax(-1) == none).float().mean()
-        ),
+        "mixed_noise_none": float((judge(clf, mixed, zeros).logits.argmax(-1) == none).float().mean()),
     }
 
 
