@@ -11,7 +11,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import Attacked, Row, Score, Task, Tolerance
+from unlearnbench.api import RATE, Attacked, Row, Score, Task, Tolerance
 from unlearnbench.args import arg, positive
 from unlearnbench.conditioning import Concept, Conditioning
 from unlearnbench.diffusion import ddim_sample, randn
@@ -23,9 +23,9 @@ STARTS = ("null", "random", "other", "forget")
 # selection's fixed noises (the evaluator's pre- and post-attack ASR are the runner's rows): overall
 # (mean over forget classes) and per forget class (``class_id``).
 SELECTION_ROWS = (
-    Row("attack_attacker_asr_pre", "forget", "min", "attacker ASR, forget label", Tolerance(floor=0.1)),
-    Row("attack_attacker_asr", "forget", "min", "attacker ASR, attack", Tolerance(floor=0.1)),
-    Row("attack_attacker_p", "forget", "min", "attacker p, attack", Tolerance(floor=0.1)),
+    Row("attack_attacker_asr_pre", "forget", "min", "attacker ASR, forget label", Tolerance(floor=0.1), valid=RATE),
+    Row("attack_attacker_asr", "forget", "min", "attacker ASR, attack", Tolerance(floor=0.1), valid=RATE),
+    Row("attack_attacker_p", "forget", "min", "attacker p, attack", Tolerance(floor=0.1), valid=RATE),
 )
 
 

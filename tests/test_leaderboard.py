@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import rewrite_rows
 from unlearnbench import grid, registry
 from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
@@ -206,7 +207,7 @@ def _copy_with(store: Path, dest: Path, method: str, metric: str, delta: float) 
         hit = (df.method == method) & (df.metric == metric)
         if hit.any():
             df.loc[hit, "value"] = df.loc[hit, "value"] + delta
-            df.to_parquet(parquet, index=False)
+            rewrite_rows(parquet, df)
     return dest
 
 
@@ -727,7 +728,7 @@ def test_a_hostile_label_is_escaped_in_the_html_and_keeps_the_markdown_columns(s
     store = tmp_path / "store"
     shutil.copytree(small_store, store)
     for path in (store / "runs").glob("*.parquet"):
-        pd.read_parquet(path).assign(label=hostile).to_parquet(path)
+        rewrite_rows(path, pd.read_parquet(path).assign(label=hostile))
     out = tmp_path / "board"
     assert main(["leaderboard", "--results", str(store), "--out", str(out)]) == 0
     html_text = (out / "leaderboard.html").read_text()

@@ -303,6 +303,10 @@ class Tolerance:
         return max(self.floor, self.relative * abs(baseline), self.z * math.hypot(se_b, se_r))
 
 
+RATE = (0.0, 1.0)  # a share of samples or runs
+NONNEGATIVE = (0.0, math.inf)  # a distance, a time, a count
+
+
 @dataclass(frozen=True)
 class Row:
     """One kind of number a metric (or an attack) writes, and everything the project knows about it.
@@ -334,8 +338,13 @@ class Row:
     # attack's step budget) or where the number is not comparable across rows (a mean over the runs that
     # happened to recover, beside runs censored at the budget: the survival table orders those instead).
     ranked: bool = True
+    # The values this number can take (``RATE``, ``NONNEGATIVE``, ...): a stored value, or an interval end,
+    # outside it is damage or a hand edit, and the store refuses the run that holds it (unlearnbench.integrity).
+    valid: tuple[float, float] = (-math.inf, math.inf)
 
     def __post_init__(self) -> None:
+        if not self.valid[0] < self.valid[1]:
+            raise ValueError(f"row {self.metric!r}: valid must be a (low, high) range, got {self.valid!r}")
         if self.goal not in ("min", "max"):
             raise ValueError(f"row {self.metric!r}: goal must be 'min' or 'max', got {self.goal!r}")
         if self.split not in ("forget", "retain", "all"):

@@ -267,6 +267,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check every run of a store (:mod:`unlearnbench.integrity`); ``--seal`` records the hashes of the
+    unverified ones that pass the other checks. Exit 1 when a run fails or stays unverified."""
+    from unlearnbench import registry
+    from unlearnbench.results import Store
+
+    for module in args.plugin:
+        registry.load_module_plugin(module)
+    store = Store(args.store)
+    if not store.runs.is_dir():
+        raise UserError(f"{args.store!r} is not a results store (no runs/ folder)")
+    checked = [v for v, _ in store.verdicts()]
+    damaged = [v for v in checked if not v.ok]
+    unsealed = [v for v in checked if v.ok and not v.sealed]
+    for v in damaged:
+        print(f"{v.run_id}: {v.problem}")
+    if args.seal and unsealed:
+        for v in unsealed:
+            store.seal(v.run_id)
+        print(f"sealed {len(unsealed)} unverified run(s): their files' hashes are recorded as they are now")
+    sealed_caches = store.seal_caches() if args.seal else 0
+    if sealed_caches:
+        print(f"sealed {sealed_caches} cache entr{'y' if sealed_caches == 1 else 'ies'}")
+    left = 0 if args.seal else len(unsealed)
+    print(
+        f"{args.store}: {len(checked)} run(s), {len(checked) - len(damaged) - left} verified, "
+        f"{len(damaged)} failed" + (f", {left} unverified ('--seal' records their hashes)" if left else ""),
+        file=sys.stderr if damaged or left else sys.stdout,
+    )
+    return 1 if damaged or left else 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from unlearnbench.testbeds import plugin
 
@@ -448,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--all", action="store_true", help="print every comparison, not only the changes")
     ck.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra metrics")
     ck.set_defaults(func=cmd_check)
+
+    vf = sub.add_parser("verify", help="check every run of a store against its recorded hashes; exit 1 if any fails")
+    vf.add_argument("store", help="a results store (a folder with runs/)")
+    vf.add_argument(
+        "--seal", action="store_true", help="record the hashes of runs (and cache entries) written before hashes were"
+    )
+    vf.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra metrics")
+    vf.set_defaults(func=cmd_verify)
 
     sw = _sweep_parser(sub, "sweep", "run a grid of methods x attacks x forget classes x seeds (resumable)")
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")

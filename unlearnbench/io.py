@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -11,6 +13,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -85,3 +95,32 @@ def locked(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+SEAL = "sha256.json"  # a cache entry's seal: inside a folder entry, or beside a file entry as <name>.sha256.json
+
+
+def seal_path(entry: Path) -> Path:
+    return entry / SEAL if entry.is_dir() else entry.with_name(f"{entry.name}.{SEAL}")
+
+
+def seal(entry: Path, files: list[Path], key: str | None = None) -> None:
+    """Record a cache entry's key (default: its name) and its files' checksums. Written last: an entry whose seal
+    is missing, names another key, or lists other checksums is not used (:func:`is_sealed`) but computed again."""
+    record = {"key": entry.name if key is None else key, "files": {f.name: sha256_file(f) for f in files}}
+    atomic_write_text(seal_path(entry), json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def is_sealed(entry: Path, files: list[Path], key: str | None = None) -> bool:
+    """Whether a cache entry is whole: its seal names the key and each file has its recorded checksum."""
+    try:
+        record = json.loads(seal_path(entry).read_text())
+    except (OSError, ValueError):
+        return False
+    recorded = record.get("files") if isinstance(record, dict) else None
+    return (
+        isinstance(recorded, dict)
+        and record.get("key") == (entry.name if key is None else key)
+        and set(recorded) == {f.name for f in files}
+        and all(f.is_file() and sha256_file(f) == recorded[f.name] for f in files)
+    )

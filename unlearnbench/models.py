@@ -7,7 +7,6 @@ sha256 is checked before use.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -18,16 +17,9 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from unlearnbench.errors import UserError
+from unlearnbench.io import sha256_file
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str) -> None:
@@ -199,6 +191,34 @@ def unet_class(unet_dir: Path) -> type[UNet2DModel]:
     return UNet2DModel
 
 
+def load_unet(unet_dir: Path, *, expected_sha256: str | None = None) -> UNet2DModel:
+    """A UNet folder (config and safetensors), with every check a loaded model gets (``--model``, a cached
+    unlearned model): no pickles, a well-formed safetensors file, the expected sha256 when one is recorded, every
+    weight present and used, every weight finite. Anything wrong is one :class:`UserError` line."""
+    weights = unet_dir / UNET_WEIGHTS
+    if not weights.is_file():
+        pickles = [p.name for p in unet_dir.iterdir() if p.suffix in PICKLE_SUFFIXES] if unet_dir.is_dir() else []
+        if pickles:
+            raise UserError(
+                f"{unet_dir}: only pickle weights ({', '.join(pickles)}); pickle checkpoints are refused, "
+                "save the model with safe_serialization=True"
+            )
+        raise UserError(f"{unet_dir}: missing {UNET_WEIGHTS}")
+    check_safetensors(weights)
+    if expected_sha256 is not None:
+        verify_sha256(weights, expected_sha256)
+    try:
+        with _quiet_diffusers():  # its missing/unexpected-key warnings become our one-line error
+            model, info = unet_class(unet_dir).from_pretrained(
+                str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True
+            )
+    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+        raise UserError(f"{unet_dir}: cannot load the model ({_first_lines(e)})") from None
+    check_loading_info(info, weights)
+    check_finite(model, weights)
+    return model.eval()
+
+
 def load_diffusion(
     source: str | os.PathLike[str], *, expected_sha256: str | None = None, allow_hub: bool = True
 ) -> tuple[UNet2DModel, DDPMScheduler, str]:
@@ -212,29 +232,12 @@ def load_diffusion(
         if not path.is_dir():
             raise UserError(f"{path}: expected a diffusers model directory, got a file")
         unet_dir, sched_file = _local_layout(path)
-        weights = unet_dir / UNET_WEIGHTS
-        if not weights.is_file():
-            pickles = [p.name for p in unet_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
-            if pickles:
-                raise UserError(
-                    f"{unet_dir}: only pickle weights ({', '.join(pickles)}); pickle checkpoints are refused, "
-                    "save the model with safe_serialization=True"
-                )
-            raise UserError(f"{unet_dir}: missing {UNET_WEIGHTS}")
-        check_safetensors(weights)
-        if expected_sha256 is not None:
-            verify_sha256(weights, expected_sha256)
+        model = load_unet(unet_dir, expected_sha256=expected_sha256)
         try:
-            with _quiet_diffusers():  # its missing/unexpected-key warnings become our one-line error
-                model, info = unet_class(unet_dir).from_pretrained(
-                    str(unet_dir), use_safetensors=True, low_cpu_mem_usage=False, output_loading_info=True
-                )
             schedule = DDPMScheduler.from_pretrained(str(sched_file.parent))
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, json.JSONDecodeError) as e:
             raise UserError(f"{path}: cannot load the model ({_first_lines(e)})") from None
-        check_loading_info(info, weights)
-        check_finite(model, weights)
-        return model.eval(), schedule, sha256_file(weights)
+        return model, schedule, sha256_file(unet_dir / UNET_WEIGHTS)
     if not allow_hub or str(source).count("/") != 1 or str(source).startswith((".", "/")):
         raise UserError(f"model {str(source)!r}: no such directory")
     return _load_from_hub(str(source))

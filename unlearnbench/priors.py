@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from unlearnbench.cost import Cost, CostMeter
 from unlearnbench.errors import UserError
-from unlearnbench.io import locked
+from unlearnbench.io import is_sealed, locked, seal
 
 TENSORS = "tensors.safetensors"
 
@@ -109,6 +110,9 @@ class PriorCache:
                 with meter.excluded():  # waiting for another process is not this method's cost
                     turn.enter_context(locked(folder.parent / f".{folder.name}.lock"))
             with meter.prior():
+                if folder is not None and (folder / "cost.json").is_file() and not _whole(folder):
+                    print(f"warning: cache entry {folder} does not match its seal: computed again", file=sys.stderr)
+                    shutil.rmtree(folder, ignore_errors=True)
                 if folder is not None and (folder / "cost.json").is_file():
                     cost = json.loads((folder / "cost.json").read_text())
                     if (folder / "key.json").is_file():  # charged as the shipped copy would be
@@ -134,6 +138,13 @@ class PriorCache:
             return tensors
 
 
+_FILES = (TENSORS, "key.json", "cost.json")
+
+
+def _whole(folder: Path) -> bool:
+    return is_sealed(folder, [folder / name for name in _FILES])
+
+
 def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost, made_from: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
@@ -142,6 +153,7 @@ def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost, made_from: dict[
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / TENSORS))
         (tmp / "key.json").write_text(json.dumps(made_from, sort_keys=True))
         (tmp / "cost.json").write_text(json.dumps(cost.as_dict()))
+        seal(tmp, [tmp / name for name in _FILES], key=folder.name)
         try:
             os.replace(tmp, folder)
         except OSError:

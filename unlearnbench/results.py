@@ -3,7 +3,8 @@
 Layout of a store folder::
 
     runs/<run_id>.parquet      the run's rows (its presence means the run is complete)
-    runs/<run_id>.json         its resolved spec, status and environment
+    runs/<run_id>.json         its resolved spec, status, environment and the hashes of its files
+    runs/<run_id>.samples.npz  its sample grids (for the report's figures)
     sweeps.jsonl               one line per sweep that ran here: when, how long, on what, how it ended
     cache/                     reusable work (original-model scores, unlearned models); safe to delete
 
@@ -14,17 +15,29 @@ run write identical content; the last rename wins.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from unlearnbench import integrity
 from unlearnbench.errors import UserError
-from unlearnbench.io import atomic_write, atomic_write_frame, atomic_write_text, check_writable_folder
+from unlearnbench.integrity import INTEGRITY
+from unlearnbench.io import (
+    atomic_write,
+    atomic_write_frame,
+    atomic_write_text,
+    check_writable_folder,
+    seal,
+    seal_path,
+    sha256_file,
+)
 
 # Column: (pandas dtype, meaning). The README's table of columns is generated from this.
 SCHEMA: dict[str, tuple[str, str]] = {
@@ -115,31 +128,104 @@ class Store:
     def rows_path(self, run_id: str) -> Path:
         return self.runs / f"{run_id}.parquet"
 
+    def samples_path(self, run_id: str) -> Path:
+        return self.runs / f"{run_id}.samples.npz"
+
     def is_complete(self, run_id: str) -> bool:
-        return self.rows_path(run_id).is_file()
+        """Whether the run's rows exist and pass :meth:`verify` (a run that does not is done again)."""
+        return self.rows_path(run_id).is_file() and self.verify(run_id)[0].ok
 
     def write_run(
         self, run_id: str, df: pd.DataFrame, meta: dict[str, Any], samples: dict[str, Any] | None = None
     ) -> None:
-        """Spec and sample grid first: a run counts as complete only once its rows exist."""
+        """Spec (with the hashes of the files to come) and sample grid first: a run counts as complete only once
+        its rows exist, and its rows and grid are hashed before they are written (:mod:`unlearnbench.integrity`)."""
+        rows = _parquet_bytes(df)
+        grid = _npz_bytes(samples) if samples else None
+        meta = {**meta, INTEGRITY: integrity.record(run_id, rows, grid)}
         atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
-        if samples:
-            import numpy as np
-
-            def save(p: Path) -> None:
-                with open(p, "wb") as f:
-                    np.savez_compressed(f, **samples)
-
-            atomic_write(self.runs / f"{run_id}.samples.npz", save)
-        atomic_write_frame(self.rows_path(run_id), df)
+        if grid is not None:
+            atomic_write(self.samples_path(run_id), lambda p: p.write_bytes(grid))
+        atomic_write(self.rows_path(run_id), lambda p: p.write_bytes(rows))
 
     def write_meta(self, run_id: str, meta: dict[str, Any]) -> None:
-        atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
+        """Rewrite a run's JSON, keeping the hashes recorded when its files were written."""
+        path = self.runs / f"{run_id}.json"
+        if INTEGRITY not in meta and path.is_file():
+            recorded = json.loads(path.read_text()).get(INTEGRITY)
+            meta = {**meta, INTEGRITY: recorded} if recorded is not None else meta
+        atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True))
+
+    def verify(self, run_id: str) -> tuple[integrity.Verdict, pd.DataFrame | None]:
+        """Check one complete run (:mod:`unlearnbench.integrity`); its rows when it passes."""
+
+        def bad(problem: str) -> tuple[integrity.Verdict, None]:
+            return integrity.Verdict(run_id, problem), None
+
+        try:
+            meta = json.loads((self.runs / f"{run_id}.json").read_text())
+        except (OSError, ValueError) as e:
+            return bad(f"its JSON is missing or unreadable ({type(e).__name__})")
+        if not isinstance(meta, dict):
+            return bad("its JSON is not a run's record")
+        problem = integrity.spec_problem(run_id, meta)
+        if problem:
+            return bad(problem)
+        recorded = meta.get(INTEGRITY)
+        if recorded is not None:
+            if not isinstance(recorded, dict) or recorded.get("run_id") != run_id:
+                return bad("its recorded hashes belong to another run")
+            if sha256_file(self.rows_path(run_id)) != recorded.get("rows_sha256"):
+                return bad("its rows (parquet) do not match their recorded sha256: edited or cut short")
+            grid, expected = self.samples_path(run_id), recorded.get("samples_sha256")
+            if expected is not None and (not grid.is_file() or sha256_file(grid) != expected):
+                return bad("its sample grid (npz) is missing or does not match its recorded sha256")
+        try:
+            rows = read_rows(self.rows_path(run_id))
+        except UserError as e:
+            return bad(str(e))
+        strangers = sorted(set(rows["run_id"].dropna().astype(str)) - {run_id})
+        if strangers:
+            return bad(f"its rows belong to run {strangers[0]}")
+        problem = integrity.range_problem(rows)
+        if problem:
+            return bad(problem)
+        return integrity.Verdict(run_id, sealed=recorded is not None), rows
+
+    def seal(self, run_id: str) -> None:
+        """Record the hashes of an unverified run's files as they are (``unlearnbench verify --seal``)."""
+        path = self.runs / f"{run_id}.json"
+        meta = json.loads(path.read_text())
+        grid = self.samples_path(run_id)
+        meta[INTEGRITY] = {
+            "run_id": run_id,
+            "rows_sha256": sha256_file(self.rows_path(run_id)),
+            "samples_sha256": sha256_file(grid) if grid.is_file() else None,
+        }
+        atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True))
+
+    def seal_caches(self) -> int:
+        """Seal the cache entries written before entries carried seals, as they are now (``verify --seal``): score
+        files with their sample grid, and model and prior folders. Returns how many were sealed."""
+        count = 0
+        for rows in sorted(self.cache.glob("*/*.parquet")):
+            grid = rows.with_suffix(".npz")
+            if grid.is_file() and not seal_path(rows).is_file():
+                seal(rows, [rows, grid])
+                count += 1
+        for folder in sorted(p for p in self.cache.glob("*/*") if p.is_dir() and (p / "cost.json").is_file()):
+            if not seal_path(folder).is_file():
+                seal(folder, sorted(f for f in folder.iterdir() if f.is_file()))
+                count += 1
+        return count
+
+    def verdicts(self) -> list[tuple[integrity.Verdict, pd.DataFrame | None]]:
+        return [self.verify(r) for r in self.run_ids()]
 
     def samples(self, run_id: str) -> dict[str, Any]:
         import numpy as np
 
-        path = self.runs / f"{run_id}.samples.npz"
+        path = self.samples_path(run_id)
         if not path.is_file():
             return {}
         with np.load(path) as z:
@@ -149,9 +235,20 @@ class Store:
         return sorted(p.stem for p in self.runs.glob("*.parquet")) if self.runs.is_dir() else []
 
     def load(self) -> pd.DataFrame:
-        """Every complete run's rows as one frame (empty with the schema's columns if none)."""
-        frames = [read_rows(self.rows_path(r)) for r in self.run_ids()]
-        frames = [f for f in frames if len(f)]
+        """Every complete run's rows as one frame (empty with the schema's columns if none). A run that fails
+        :meth:`verify` is named on stderr and left out; unverified runs are counted there."""
+        checked = self.verdicts()
+        frames = [rows for v, rows in checked if v.ok and rows is not None and len(rows)]
+        for verdict, _ in checked:
+            if not verdict.ok:
+                print(f"warning: {self.root}: run {verdict.run_id} left out: {verdict.problem}", file=sys.stderr)
+        unsealed = sum(v.ok and not v.sealed for v, _ in checked)
+        if unsealed:
+            print(
+                f"warning: {self.root}: {unsealed} run(s) unverified (written before runs recorded their hashes); "
+                f"'unlearnbench verify --seal {self.root}' records them",
+                file=sys.stderr,
+            )
         if not frames:
             return to_frame([])
         return pd.concat(frames, ignore_index=True)
@@ -282,6 +379,20 @@ def read_csv_rows(path: Path) -> pd.DataFrame:
     return conform(rows)
 
 
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _npz_bytes(arrays: dict[str, Any]) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -291,10 +402,13 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     p = Path(path)
     if p.is_dir():
         return Store(p).load()
-    if p.suffix == ".parquet" and p.is_file():
-        return read_rows(p)
-    if p.suffix == ".csv" and p.is_file():
-        return read_csv_rows(p)
+    if p.suffix in (".parquet", ".csv") and p.is_file():
+        rows = read_rows(p) if p.suffix == ".parquet" else read_csv_rows(p)
+        problem = integrity.range_problem(rows)
+        if problem:
+            runs = ", ".join(sorted(set(rows["run_id"].dropna().astype(str))))[:200] or "no run id"
+            raise UserError(f"results file {str(p)!r} (run {runs}): {problem}")
+        return rows
     raise UserError(f"no results at {str(p)!r} (expected a results folder, or a .parquet/.csv file)")
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,8 @@ from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.environment import environment
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, protocol_of, sample_and_judge
-from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder
-from unlearnbench.models import unet_class
+from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder, is_sealed, seal
+from unlearnbench.models import UNET_WEIGHTS, load_unet
 from unlearnbench.prepare import Resolved, build_task, check_budgets, resolve, testbed_for, validate
 from unlearnbench.priors import PriorCache
 from unlearnbench.results import Store, to_frame
@@ -169,13 +170,16 @@ class Runner:
         """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
         rows_path = self.store.cache / folder / f"{key}.parquet"
         grid_path = self.store.cache / folder / f"{key}.npz"
-        if rows_path.is_file() and grid_path.is_file():
-            with np.load(grid_path) as z:
-                return pd.read_parquet(rows_path).to_dict("records"), dict(z)
+        if rows_path.is_file():
+            if is_sealed(rows_path, [rows_path, grid_path]):
+                with np.load(grid_path) as z:
+                    return pd.read_parquet(rows_path).to_dict("records"), dict(z)
+            _recomputing(rows_path)
         rows, grid = compute()
         with part("writing"):
             atomic_write(grid_path, lambda p: _save_npz(p, grid))
             atomic_write_frame(rows_path, pd.DataFrame(rows))
+            seal(rows_path, [rows_path, grid_path])
         return rows, grid
 
     def _original(self, spec: RunSpec, tb: Testbed, task: Task, reference: Reference):
@@ -200,13 +204,9 @@ class Runner:
         spec = resolved.spec
         ukey = resolved.unlearn_key(tb.model_sha)
         cached = self.store.cache / "unlearned" / ukey
-        if (cached / "cost.json").is_file():
-            model = (
-                unet_class(cached)
-                .from_pretrained(str(cached), use_safetensors=True, low_cpu_mem_usage=False)
-                .to(self.device)
-                .eval()
-            )
+        model = _cached_model(cached)
+        if model is not None:
+            model = model.to(self.device)
             cost = Cost(**json.loads((cached / "cost.json").read_text()))
         else:
             unlearned = run_unlearning(resolved.method, tb.model, task, generator=generator)
@@ -377,6 +377,27 @@ def _save_model(directory: Path, model: UNet2DModel, tb: Testbed) -> None:
         raise UserError(f"--save-model: cannot write {directory} ({e.strerror or e})") from None
 
 
+_MODEL_FILES = ("config.json", UNET_WEIGHTS, "cost.json")
+
+
+def _recomputing(entry: Path) -> None:
+    print(f"warning: cache entry {entry} does not match its seal (damaged, edited or older): computed again",
+          file=sys.stderr)  # fmt: skip
+
+
+def _cached_model(folder: Path) -> UNet2DModel | None:
+    """A cached unlearned model, if its folder is sealed and the model passes every check ``--model`` gets."""
+    if not (folder / "cost.json").is_file():
+        return None
+    if is_sealed(folder, [folder / name for name in _MODEL_FILES]):
+        try:
+            return load_unet(folder)
+        except UserError:
+            pass
+    _recomputing(folder)
+    return None
+
+
 def _save_cache_dir(target: Path, model: UNet2DModel, cost: Cost) -> None:
     """Write a model and its cost to a temporary folder, then rename it into place (or drop it if another
     process got there first: the content is the same)."""
@@ -388,10 +409,11 @@ def _save_cache_dir(target: Path, model: UNet2DModel, cost: Cost) -> None:
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
         (tmp / "cost.json").write_text(json.dumps(cost.as_dict()))
+        seal(tmp, [tmp / name for name in _MODEL_FILES], key=target.name)
         try:
             os.replace(tmp, target)
         except OSError:
-            if not (target / "cost.json").is_file():  # a stale partial folder: replace it
+            if _cached_model(target) is None:  # a stale, partial or damaged folder: replace it
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(tmp, target)
     finally:

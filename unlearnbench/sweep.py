@@ -61,9 +61,12 @@ def plan(
         tb = testbed_for(spec, download=download)
         resolved.spec = validate(resolved.spec, tb)
         check_budgets(resolved, tb)
-        if store.is_complete(resolved.run_id):
-            skipped += 1
-            continue
+        if store.rows_path(resolved.run_id).is_file():
+            verdict = store.verify(resolved.run_id)[0]
+            if verdict.ok:
+                skipped += 1
+                continue
+            print(f"warning: run {resolved.run_id} runs again: {verdict.problem}", file=sys.stderr)
         key = resolved.unlearn_key(tb.model_sha)
         if key not in groups:
             groups[key] = Job()

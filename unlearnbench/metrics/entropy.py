@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import NONNEGATIVE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import mean_score
 from unlearnbench.registry import register
@@ -18,7 +18,19 @@ class Entropy(Metric):
     SAFEMax maximises it; by Fano's inequality a higher H raises the lower bound on the judge's error.
     """
 
-    rows = (Row("entropy", "forget", "max", "H", Tolerance(floor=0.05), digits=2, summary=3, leaderboard=3),)
+    rows = (
+        Row(
+            "entropy",
+            "forget",
+            "max",
+            "H",
+            Tolerance(floor=0.05),
+            digits=2,
+            summary=3,
+            leaderboard=3,
+            valid=NONNEGATIVE,
+        ),
+    )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.forget

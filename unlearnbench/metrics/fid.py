@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import NONNEGATIVE, RATE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.registry import register
 from unlearnbench.stats import Interval, subsample
@@ -221,14 +221,14 @@ class FID(Metric):
 
     _fid, _kid, _pr = Tolerance(floor=2.0, relative=0.15), Tolerance(floor=0.005, relative=0.15), Tolerance(floor=0.1)
     rows = (
-        Row("fid", "retain", "min", "FID", _fid, digits=2, summary=6, leaderboard=5, headline=True),
+        Row("fid", "retain", "min", "FID", _fid, digits=2, valid=NONNEGATIVE, summary=6, leaderboard=5, headline=True),
         Row("kid", "retain", "min", "KID", _kid, digits=4, summary=7, leaderboard=6),
-        Row("precision", "retain", "max", "precision", _pr),
-        Row("recall", "retain", "max", "recall", _pr),
-        Row("fid", "forget", "max", "FID forget", _fid, digits=2),
+        Row("precision", "retain", "max", "precision", _pr, valid=RATE),
+        Row("recall", "retain", "max", "recall", _pr, valid=RATE),
+        Row("fid", "forget", "max", "FID forget", _fid, digits=2, valid=NONNEGATIVE),
         Row("kid", "forget", "max", "KID forget", _kid, digits=4),
-        Row("precision", "forget", "min", "precision forget", _pr),
-        Row("recall", "forget", "min", "recall forget", _pr),
+        Row("precision", "forget", "min", "precision forget", _pr, valid=RATE),
+        Row("recall", "forget", "min", "recall forget", _pr, valid=RATE),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import NONNEGATIVE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import mean_score
 from unlearnbench.registry import register
@@ -48,9 +48,16 @@ class NoiseLikeness(Metric):
     """
 
     rows = (
-        Row("noise_pixel_w1", "forget", "min", "noise W1", Tolerance(floor=0.1, relative=0.2)),
+        Row("noise_pixel_w1", "forget", "min", "noise W1", Tolerance(floor=0.1, relative=0.2), valid=NONNEGATIVE),
         Row(
-            "noise_autocorr", "forget", "min", "noise autocorr", Tolerance(floor=0.1, relative=0.2), digits=2, summary=4
+            "noise_autocorr",
+            "forget",
+            "min",
+            "noise autocorr",
+            Tolerance(floor=0.1, relative=0.2),
+            digits=2,
+            summary=4,
+            valid=(-1.0, 1.0),
         ),
     )
 

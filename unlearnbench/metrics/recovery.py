@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from unlearnbench.api import FORGOT_FRACTION, Metric, RecoveryCurve, Row, Score, Tolerance
+from unlearnbench.api import FORGOT_FRACTION, NONNEGATIVE, RATE, Metric, RecoveryCurve, Row, Score, Tolerance
 from unlearnbench.registry import register
 
 
@@ -53,10 +53,21 @@ class Recovery(Metric):
     rows = (
         # a mean over the runs that recovered, the censored ones aside: it orders nothing (no best mark); the
         # survival table's median and restricted mean do
-        Row("steps_to_recover", "forget", "max", "steps to recover", _steps, 0, 10, robustness=5, ranked=False),
-        Row("recovered", "forget", "min", "recovered", Tolerance(floor=0.5), digits=0),
-        Row("forgot", "forget", "max", "forgot", Tolerance(floor=0.5), digits=0),
-        Row("recover_threshold", "forget", "max", "recovery threshold", Tolerance(floor=0.1)),
+        Row(
+            "steps_to_recover",
+            "forget",
+            "max",
+            "steps to recover",
+            _steps,
+            0,
+            10,
+            robustness=5,
+            ranked=False,
+            valid=NONNEGATIVE,
+        ),
+        Row("recovered", "forget", "min", "recovered", Tolerance(floor=0.5), digits=0, valid=RATE),
+        Row("forgot", "forget", "max", "forgot", Tolerance(floor=0.5), digits=0, valid=RATE),
+        Row("recover_threshold", "forget", "max", "recovery threshold", Tolerance(floor=0.1), valid=RATE),
     )
 
     def on_curve(self, curve: RecoveryCurve) -> list[Score]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import RATE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import rate_score
 from unlearnbench.registry import register
@@ -18,8 +18,18 @@ class RetainAccuracy(Metric):
 
     _rate = Tolerance(floor=0.03)
     rows = (
-        Row("retain_accuracy_10way", "retain", "max", "retain acc", _rate, summary=5, leaderboard=4, headline=True),
-        Row("retain_accuracy_11way", "retain", "max", "retain acc 11-way", _rate),
+        Row(
+            "retain_accuracy_10way",
+            "retain",
+            "max",
+            "retain acc",
+            _rate,
+            valid=RATE,
+            summary=5,
+            leaderboard=4,
+            headline=True,
+        ),
+        Row("retain_accuracy_11way", "retain", "max", "retain acc 11-way", _rate, valid=RATE),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import RATE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples, judge
 from unlearnbench.metrics import rate_score
 from unlearnbench.registry import register
@@ -28,7 +28,15 @@ class SecondJudge(Metric):
     """
 
     rows = tuple(  # each names the evaluator's row it reads again: the leaderboard sets the two side by side
-        Row(f"{metric}_judge2", split, "max", f"{label} (judge 2)", Tolerance(floor=0.03), second_judge_of=metric)
+        Row(
+            f"{metric}_judge2",
+            split,
+            "max",
+            f"{label} (judge 2)",
+            Tolerance(floor=0.03),
+            second_judge_of=metric,
+            valid=RATE,
+        )
         for metric, split, label in _READ_AGAIN
     )
 

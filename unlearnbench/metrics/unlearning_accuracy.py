@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnbench.api import Metric, Row, Score, Tolerance
+from unlearnbench.api import RATE, Metric, Row, Score, Tolerance
 from unlearnbench.evaluate import Reference, Samples
 from unlearnbench.metrics import mean_score, rate_score
 from unlearnbench.registry import register
@@ -27,12 +27,32 @@ class UnlearningAccuracy(Metric):
     _rate = Tolerance(floor=0.03)
     curve_point = True  # the recovery curve is the forget-class rate at each step
     rows = (
-        Row("unlearning_accuracy_11way", "forget", "max", "UA11", _rate, summary=1, leaderboard=1, headline=True),
-        Row("unlearning_accuracy_10way", "forget", "max", "UA10", _rate, summary=2, leaderboard=2, headline=True),
-        Row("asr_10way", "forget", "min", "ASR10", _rate, robustness=2, before_attack=True),
-        Row("asr_11way", "forget", "min", "ASR11", _rate, robustness=1, before_attack=True),
-        Row("forget_class_probability", "forget", "min", "P(forget class)", _rate),
-        Row("none_rate", "forget", "max", "none rate", _rate),
+        Row(
+            "unlearning_accuracy_11way",
+            "forget",
+            "max",
+            "UA11",
+            _rate,
+            valid=RATE,
+            summary=1,
+            leaderboard=1,
+            headline=True,
+        ),
+        Row(
+            "unlearning_accuracy_10way",
+            "forget",
+            "max",
+            "UA10",
+            _rate,
+            valid=RATE,
+            summary=2,
+            leaderboard=2,
+            headline=True,
+        ),
+        Row("asr_10way", "forget", "min", "ASR10", _rate, valid=RATE, robustness=2, before_attack=True),
+        Row("asr_11way", "forget", "min", "ASR11", _rate, valid=RATE, robustness=1, before_attack=True),
+        Row("forget_class_probability", "forget", "min", "P(forget class)", _rate, valid=RATE),
+        Row("none_rate", "forget", "max", "none rate", _rate, valid=RATE),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
