@@ -39,6 +39,15 @@ class SelectionArgs:
     select_every: int = positive(10, "score the current vector every this many steps (and at the last)")
 
 
+SELECTION_BUDGET = "(steps / select_every + 1) x select_steps"
+
+
+def selection_budget(steps: int, a: SelectionArgs) -> int:
+    """The scoring sampler's steps over an attack of ``steps`` steps: a chain of ``select_steps`` every
+    ``select_every`` steps and at the last."""
+    return (steps // a.select_every + 1) * a.select_steps
+
+
 def start_vector(model: UNet2DModel, task: Task, start: str, generator: torch.Generator) -> Tensor:
     """The initial conditioning vector ``[n_forget, D]``: one per forget concept, in the conditioner's
     embedding space.

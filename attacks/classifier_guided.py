@@ -27,10 +27,12 @@ from torch import Tensor
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
 from unlearnbench.attacks._prompt import (
+    SELECTION_BUDGET,
     SELECTION_ROWS,
     BestByAttacker,
     SelectionArgs,
     attacker_log_prob,
+    selection_budget,
     start_vector,
 )
 from unlearnbench.diffusion import randn
@@ -56,6 +58,11 @@ class ClassifierGuided(Attack):
     Args = ClassifierGuidedArgs
     smoke_args = {"steps": 2, "batch_size": 2, "sample_steps": 2, "select_samples": 2, "select_steps": 2}
     extra_rows = SELECTION_ROWS
+    budget_unit = f"steps x sample_steps + {SELECTION_BUDGET}"
+
+    def budget(self) -> int:
+        a: ClassifierGuidedArgs = self.args
+        return a.steps * a.sample_steps + selection_budget(a.steps, a)
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         a: ClassifierGuidedArgs = self.args

@@ -24,7 +24,14 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import positive
-from unlearnbench.attacks._prompt import SELECTION_ROWS, BestByAttacker, SelectionArgs, start_vector
+from unlearnbench.attacks._prompt import (
+    SELECTION_BUDGET,
+    SELECTION_ROWS,
+    BestByAttacker,
+    SelectionArgs,
+    selection_budget,
+    start_vector,
+)
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.errors import UserError
@@ -50,6 +57,11 @@ class EmbeddingInversion(Attack):
     Args = EmbeddingInversionArgs
     smoke_args = {"k": 3, "steps": 3, "batch_size": 4, "select_samples": 2, "select_steps": 2, "select_every": 2}
     extra_rows = SELECTION_ROWS
+    budget_unit = f"steps + {SELECTION_BUDGET}"
+
+    def budget(self) -> int:
+        a: EmbeddingInversionArgs = self.args
+        return a.steps + selection_budget(a.steps, a)
 
     def check(self, task: Task) -> None:
         if self.args.k > len(task.forget_x):

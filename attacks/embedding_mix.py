@@ -41,6 +41,11 @@ class EmbeddingMix(Attack):
     Args = EmbeddingMixArgs
     smoke_args = {"candidates": 4, "samples": 2, "sample_steps": 2}
     extra_rows = SELECTION_ROWS
+    budget_unit = "candidates x samples x sample_steps"
+
+    def budget(self) -> int:
+        a: EmbeddingMixArgs = self.args
+        return a.candidates * a.samples * a.sample_steps
 
     @torch.no_grad()
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:

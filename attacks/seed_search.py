@@ -33,6 +33,11 @@ class SeedSearch(Attack):
 
     Args = SeedSearchArgs
     smoke_args = {"candidates_per_sample": 2, "sample_steps": 2}
+    budget_unit = "candidates_per_sample x sample_steps (per forget sample)"
+
+    def budget(self) -> int:
+        a: SeedSearchArgs = self.args
+        return a.candidates_per_sample * a.sample_steps
 
     @torch.no_grad()
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:

@@ -75,7 +75,12 @@ class EraseDiff(UnlearningMethod):
         "at 0.1, the retain term at 0.; not reproduced (one rate for every forward)"
     )
     smoke_args = {"rounds": 1, "outer_steps": 1, "inner_passes": 1, "batch_size": 64}
+    budget_unit = "rounds x (outer_steps + inner_passes)"
     search_space = {"lr": [1e-4, 1e-3], "rounds": [8, 30, 100], "lam": [0.1, 1.0]}
+
+    def budget(self) -> int:
+        a: EraseDiffArgs = self.args
+        return a.rounds * (a.outer_steps + a.inner_passes)
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: EraseDiffArgs = self.args

@@ -80,6 +80,10 @@ class ESD(UnlearningMethod):
     smoke_args = {"steps": 2, "sample_steps": 3}
     search_space = {"lr": [1e-5, 1e-4, 1e-3], "eta": [1.0, 2.0]}
     search_note = "a trial samples x_t with DDIM at every step (640 s per run at its defaults): 6 trials"
+    budget_unit = "steps x sample_steps"
+
+    def budget(self) -> int:
+        return self.args.steps * self.args.sample_steps
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: ESDArgs = self.args

@@ -171,6 +171,11 @@ class SelectiveAmnesia(UnlearningMethod):
         "each trial trains 575 steps on two batches under the EWC penalty (about 1,200 s on one thread, "
         "40x SAFEMax's default): 6 trials"
     )
+    budget_unit = "steps + samples_per_class x replay_steps"
+
+    def budget(self) -> int:
+        a: SAArgs = self.args
+        return a.steps + a.samples_per_class * a.replay_steps
 
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: SAArgs = self.args

@@ -176,3 +176,40 @@ def test_dataset_download_offline(capsys, tmp_path, monkeypatch):
     assert_refused(code, out, err, "could not download dataset 'mnist'", tmp_path / "out")
     assert "(<urlopen error offline>)" in err
     assert "rerun with --download" not in err and "--data-root" not in err
+
+
+@pytest.mark.parametrize(
+    "flag, name, args, fragment",
+    [
+        (
+            "--method-args",
+            "erasediff",
+            '{"rounds": 1000000, "outer_steps": 1000}',
+            "erasediff: budget rounds x (outer_steps + inner_passes) = 1,002,000,000 exceeds its bound of 1,000,000",
+        ),
+        (
+            "--attack-args",
+            "embedding_mix",
+            '{"candidates": 100000, "samples": 100}',
+            "embedding_mix: budget candidates x samples x sample_steps = 100,000,000 exceeds its bound of 1,000,000",
+        ),
+    ],
+    ids=["method", "attack"],
+)
+def test_arguments_each_in_range_whose_budget_is_beyond_the_bound(capsys, tmp_path, flag, name, args, fragment):
+    argv = [*RUN, flag, args, "--out", str(tmp_path / "out")]
+    argv += ["--method", name] if flag == "--method-args" else ["--attack", name]
+    if flag == "--method-args":
+        del argv[argv.index("--method") : argv.index("--method") + 2]  # RUN's noop
+    refused_without_writing(capsys, tmp_path, fragment, *argv)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "ten"])
+def test_max_minutes_that_is_not_a_finite_positive_number(capsys, tmp_path, command, value):
+    fragment = "argument --max-minutes: "
+    argv = [*RUN, "--max-minutes", value, "--out", str(tmp_path / "out")]
+    if command == "sweep":
+        argv = ["sweep", "--quiet", "--methods", "noop", "--max-minutes", value, "--out", str(tmp_path / "out")]
+    err = refused_without_writing(capsys, tmp_path, fragment, *argv)
+    assert f"got {value!r}" in err

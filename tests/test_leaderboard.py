@@ -740,3 +740,58 @@ def test_a_hostile_label_is_escaped_in_the_html_and_keeps_the_markdown_columns(s
     header = next(line for line in md.splitlines() if line.startswith("| label | method |"))
     unescaped = re.compile(r"(?<!\\)\|")
     assert all(len(unescaped.findall(r)) == len(unescaped.findall(header)) for r in rows[:1])
+
+
+HOSTILE = {  # by method: what a user may type as a run label, a model path or an argument
+    "noop": "<script>window.__pwned=1</script> | one",
+    "safemax": '<img src=x onerror="window.__pwned=1"> | two',
+}
+
+
+@pytest.mark.browser
+def test_hostile_labels_and_arguments_run_nothing_in_chromium_and_keep_every_tables_columns(
+    browser_binaries, small_store, browser, tmp_path
+):
+    """Labels, arguments and the command line are the user's text on a published page: in a real browser
+    (network off) no script of theirs runs, no alert opens, no element of theirs is built, and every row of
+    every table keeps its header's column count; the text is shown as typed."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, _ = browser
+    store = tmp_path / "<img src=x onerror=window.__pwned=2>"  # a folder name: it shows in the command line
+    shutil.copytree(small_store, store)
+    for path in (store / "runs").glob("*.parquet"):
+        df = pd.read_parquet(path)
+        hostile = HOSTILE[df.method.iloc[0]]
+        # given's path is free text; no table shows method arguments today: here for the first one that does
+        method_args = {**json.loads(df.method_args.iloc[0]), "path": hostile}
+        attack_args = {**json.loads(df.attack_args.iloc[0] or "{}"), "note": hostile}  # shown in attack settings
+        df = df.assign(label=hostile, method_args=json.dumps(method_args, sort_keys=True))
+        if df.attack.iloc[0] != "none":
+            df = df.assign(attack_args=json.dumps(attack_args, sort_keys=True))
+        df.to_parquet(path)
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--results", str(store), "--out", str(out)]) == 0
+    driver.get((out / "leaderboard.html").as_uri())
+    ready = "#quality_table.dataTable, #robustness_table.dataTable, #settings_table.dataTable"
+    WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ready)) == 3)
+
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - raises when no alert is open
+    assert driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+    texts = driver.execute_script("return document.body.innerText")
+    assert all(h in texts for h in HOSTILE.values()) and str(store) in texts  # shown as typed, not dropped
+    assert all(f"note={h}" in texts for h in HOSTILE.values())  # the attack settings too
+    shapes = driver.execute_script(
+        """return [...document.querySelectorAll('table')].filter(t => t.tHead && t.tBodies.length).map(t => [
+            t.id, t.tHead.rows[t.tHead.rows.length - 1].cells.length,
+            [...t.tBodies].flatMap(b => [...b.rows]).map(r => r.cells.length)])"""
+    )
+    ids = {table_id for table_id, _, _ in shapes}
+    assert {"quality_table", "robustness_table", "settings_table"} <= ids
+    for table_id, columns, rows in shapes:
+        assert rows and set(rows) == {columns}, (table_id, columns, rows)
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

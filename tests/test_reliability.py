@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import check_store
+from unlearnbench.results import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = [
@@ -247,3 +248,57 @@ def test_no_unsafe_torch_load_anywhere():
         for line in path.read_text().splitlines():
             if re.search(r"torch\.load\(", line):
                 assert "weights_only=True" in line, f"{path}: {line.strip()}"
+
+
+# A grid whose runs take hours: a signal always finds them in flight.
+ENDLESS_GRID = """
+methods = [{ name = "safemax", args = { steps = 1000000, batch_size = 8 } }]
+attacks = [{ name = "none" }]
+forget_classes = [1, 7]
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["sweep", "run"])
+def test_a_signal_to_the_parent_is_one_line_exit_130_and_a_clean_store(tmp_path, command, signum):
+    """SIGINT or SIGTERM to the parent alone, once its runs are inside their work: one line from the parent
+    (none from the workers, no traceback), exit 130, no run written, nothing partial, no worker left."""
+    store = tmp_path / "store"
+    if command == "sweep":
+        config = tmp_path / "grid.toml"
+        config.write_text(ENDLESS_GRID)
+        argv = cli("sweep", "--config", str(config), "--out", str(store), "--workers", "2", "--threads", "1", *SMOKE)
+    else:
+        args = '{"steps": 1000000, "batch_size": 8}'
+        argv = cli("run", "--method", "safemax", "--method-args", args, "--out", str(store), "--threads", "1", *SMOKE)
+    mark = f"UNLEARNBENCH_TEST_MARK={os.getpid()}-{time.time_ns()}"
+    name, value = mark.split("=")
+    err_path = tmp_path / "stderr"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, env={**env(), name: value}, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.time() + 300  # a bound for a loaded machine
+            while time.time() < deadline and proc.poll() is None and not (store / "cache" / "original").is_dir():
+                time.sleep(0.2)  # until a run is inside its work (its original model's scores are cached)
+            assert proc.poll() is None, err_path.read_text()[-2000:]
+            before = len(err_path.read_text())  # what it printed before the signal (the plan, the run's line)
+            proc.send_signal(signum)
+            proc.wait(timeout=300)
+            deadline = time.time() + 60
+            while time.time() < deadline and _marked(mark):
+                time.sleep(0.2)
+            left = _marked(mark)
+        finally:
+            for pid in _marked(mark):  # leave no process behind, whatever the outcome
+                os.kill(pid, signal.SIGKILL)
+    text = err_path.read_text()
+    after = [line for line in text[before:].splitlines() if line.strip()]
+    assert proc.returncode == 130, text[-2000:]
+    assert after == ["interrupted: finished runs are kept, the run in flight wrote nothing"], text[-2000:]
+    assert "Traceback" not in text
+    assert check_store(store).empty  # every run was in flight: none written
+    assert not [p for p in store.rglob("*") if p.name.endswith(".tmp")]
+    assert not left, f"{len(left)} process(es) outlived the interrupted {command}"
+    if command == "sweep":
+        assert Store(store).sweeps()[-1]["status"] == "interrupted"

@@ -121,6 +121,31 @@ class _Registered:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
+class _Budgeted(_Registered):
+    """A method or an attack: it declares an upper bound on its work, checked when its arguments are parsed
+    (before any work; one line naming the bound), so that no set of arguments that each pass their own range
+    (:func:`unlearnbench.args.implied_high`) multiplies into a run that takes weeks."""
+
+    # What :meth:`budget` counts (the arguments' formula) and the most it may be. The default counts the
+    # ``steps`` argument (0 where there is none); a method or attack whose work is driven by other arguments
+    # (rounds, sampler steps per step, candidates scored) says so.
+    budget_unit: ClassVar[str] = "steps"
+    max_budget: ClassVar[int] = argparse_.MAX_STEPS
+
+    def __init__(self, args: Any = None) -> None:
+        super().__init__(args)
+        used = self.budget()
+        if used > self.max_budget:
+            raise UserError(
+                f"{self.label()}: budget {self.budget_unit} = {used:,} exceeds its bound of {self.max_budget:,}"
+            )
+
+    def budget(self) -> int:
+        """The steps or queries these arguments ask for, as ``budget_unit`` says."""
+        steps = getattr(self.args, "steps", 0)
+        return steps if isinstance(steps, int) else 0
+
+
 def unsupported(cls: type[UnlearningMethod] | type[Attack], conditioner: Conditioner) -> str | None:
     """Why ``cls`` cannot run on a testbed with this conditioner, or None when it can."""
     if conditioner.kind in cls.supports:
@@ -134,7 +159,7 @@ def _require_support(plugin: UnlearningMethod | Attack, task: Task) -> None:
         raise UserError(reason)
 
 
-class UnlearningMethod(_Registered):
+class UnlearningMethod(_Budgeted):
     """Base class. Subclasses implement :meth:`unlearn` and declare ``Args``; see ``safemax.py`` in
     ``methods/``."""
 
@@ -216,7 +241,7 @@ def run_unlearning(
     return Unlearned(out.eval().requires_grad_(False), task.meter.cost)
 
 
-class Attack(_Registered):
+class Attack(_Budgeted):
     """Base class. An attack tries to make the model produce the forget class again.
 
     It returns either a changed model (relearning) or a conditioning input to sample with

@@ -61,6 +61,9 @@ def setup_worker(threads: int, plugins: Sequence[str] = (), compile: bool = Fals
         registry.load_module_plugin(module)
 
 
+_in_run = False  # a run is executing in this process (a local worker's signal handler interrupts it at once)
+
+
 def execute_run(
     store_root: str,
     device: str,
@@ -68,13 +71,19 @@ def execute_run(
     threads: int,
     plugins: Sequence[str] = (),
     compile: bool = False,
+    max_minutes: float | None = None,
 ) -> tuple[str, str, str]:
     """Run one planned spec into the store. Returns ``(run_id, status, error)``."""
+    global _in_run
     from unlearnbench.results import Store
     from unlearnbench.runner import Runner
 
     setup_worker(threads, plugins, compile)
-    df = Runner(Store(store_root), device=device).run(RunSpec.from_dict(spec))
+    _in_run = True
+    try:
+        df = Runner(Store(store_root), device=device, max_minutes=max_minutes).run(RunSpec.from_dict(spec))
+    finally:
+        _in_run = False
     error = df["error"].iloc[0]
     return str(df["run_id"].iloc[0]), str(df["status"].iloc[0]), error if isinstance(error, str) else ""
 
@@ -109,17 +118,26 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, threads: int = 1, device: str = "cpu", plugins: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, threads: int = 1, device: str = "cpu", plugins: Sequence[str] = (), max_minutes: float | None = None
+    ) -> None:
         self.threads = threads  # torch threads per run (the same on every backend: rows record it)
         self.device = device
         self.plugins = list(plugins)
+        self.max_minutes = max_minutes  # each run's time limit (--max-minutes), or None
         self.store_root = ""
         from unlearnbench.environment import compile_enabled
 
         self.compile = compile_enabled()  # the driver's --compile, handed to every worker
 
-    def configure(self, *, threads: int, device: str, plugins: Sequence[str]) -> None:
+    def configure(self, *, threads: int, device: str, plugins: Sequence[str], max_minutes: float | None = None) -> None:
         self.threads, self.device, self.plugins = threads, device, list(plugins)
+        self.max_minutes = max_minutes
+
+    def run_args(self, spec: RunSpec) -> tuple[Any, ...]:
+        """:func:`execute_run`'s arguments for ``spec``, on every backend."""
+        config = (self.threads, self.plugins, self.compile, self.max_minutes)
+        return (self.store_root, self.device, spec.to_dict(), *config)
 
     @abstractmethod
     def start(self, store_root: str) -> None:
@@ -166,16 +184,24 @@ class Backend(ABC):
 
 
 def make_backend(
-    name: str | Backend, *, threads: int, device: str, plugins: Sequence[str] = (), workers: int = 1, **options: Any
+    name: str | Backend,
+    *,
+    threads: int,
+    device: str,
+    plugins: Sequence[str] = (),
+    workers: int = 1,
+    max_minutes: float | None = None,
+    **options: Any,
 ) -> Backend:
     """A backend by name (``local`` or ``ray``), or a configured instance passed through."""
     if isinstance(name, Backend):
-        name.configure(threads=threads, device=device, plugins=plugins)
+        name.configure(threads=threads, device=device, plugins=plugins, max_minutes=max_minutes)
         return name
+    common = {"threads": threads, "device": device, "plugins": plugins, "max_minutes": max_minutes}
     if name == "local":
-        return LocalBackend(workers=workers, threads=threads, device=device, plugins=plugins)
+        return LocalBackend(workers=workers, **common)
     if name == "ray":
-        return RayBackend(threads=threads, device=device, plugins=plugins, **options)
+        return RayBackend(**common, **options)
     raise UserError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
 
 
@@ -200,12 +226,16 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _local_worker_init(parent: int, threads: int, plugins: Sequence[str], compile: bool) -> None:
-    from unlearnbench.progress import install_interrupt_handler
+    from unlearnbench.progress import STOP_SIGNALS, install_interrupt_handler
 
     _die_with_parent(parent)
-    # SIGINT (from :meth:`LocalBackend.cancel` or a terminal) stops the run in flight before it writes, even
-    # where a library swallows the KeyboardInterrupt, and a run already queued to this worker at its first step.
-    install_interrupt_handler()
+    # SIGINT or SIGTERM (from :meth:`LocalBackend.cancel`, a terminal or a process-group kill) stops the run in
+    # flight before it writes, even where a library swallows the KeyboardInterrupt, and a run already queued to
+    # this worker at its first step. Between runs it only sets the flag: a worker prints nothing (the sweep's
+    # one line is its parent's). The signals were blocked since the worker was spawned (see
+    # :meth:`LocalBackend.submit`); one that came meanwhile is delivered here, to this handler.
+    install_interrupt_handler(raise_now=lambda: _in_run)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     setup_worker(threads, plugins, compile)
 
 
@@ -233,11 +263,18 @@ class LocalBackend(Backend):
         )
 
     def submit(self, spec: RunSpec) -> None:
+        from unlearnbench.progress import STOP_SIGNALS
+
         if self._pool is None:
             raise RuntimeError("LocalBackend.submit before start()")
-        fut = self._pool.submit(
-            execute_run, self.store_root, self.device, spec.to_dict(), self.threads, self.plugins, self.compile
-        )
+        # A worker is spawned here when the pool has none idle: with SIGINT and SIGTERM blocked, which it inherits
+        # until its initializer has installed its handler, so a signal while it imports torch is neither a
+        # traceback nor a kill. Here they wait until submit returns.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            fut = self._pool.submit(execute_run, *self.run_args(spec))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._futures[fut] = spec.run_id
 
     @property
@@ -394,7 +431,7 @@ class RayBackend(Backend):
         task = self._task.options(
             **self._options, name=f"unlearnbench {spec.method}/{spec.attack}/forget {spec.forget_label}"
         )
-        ref = task.remote(self.store_root, self.device, spec.to_dict(), self.threads, self.plugins, self.compile)
+        ref = task.remote(*self.run_args(spec))
         self._refs[ref] = spec.run_id
 
     @property

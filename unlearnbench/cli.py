@@ -80,7 +80,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics=tuple(args.metrics or ()),
     )
     store = Store(args.out)
-    runner = Runner(store, device=args.device, save_model=args.save_model, download=args.download)
+    runner = Runner(
+        store, device=args.device, save_model=args.save_model, download=args.download, max_minutes=args.max_minutes
+    )
     resolved, tb = runner.prepare(spec)
     print(
         f"run {resolved.run_id}: {spec.method} / {spec.attack}, forget {resolved.spec.forget_label}, testbed {tb.name}",
@@ -149,6 +151,7 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
         "download": args.download,
         "estimate_from": args.estimate_from,
         "plan_only": args.plan,
+        "max_minutes": args.max_minutes,
     }
 
 
@@ -345,6 +348,7 @@ def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser
     flags.unlearn_flags(sw)
     flags.eval_flags(sw)
     flags.testbed_flags(sw)
+    flags.limit_flags(sw)
     return sw
 
 
@@ -384,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags.unlearn_flags(r)
     flags.eval_flags(r)
     flags.testbed_flags(r)
+    flags.limit_flags(r)
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list registered methods, attacks, metrics or testbeds")

@@ -10,8 +10,16 @@ class UserError(Exception):
     """Bad input: the CLI prints ``error: <message>`` on one line and exits with status 2."""
 
 
-class Diverged(RuntimeError):
-    """A loss became NaN or infinite; the run is recorded as failed with this reason."""
+class RunFailed(RuntimeError):
+    """The run cannot finish: the runner records it as failed, with this exception's message as the reason."""
+
+
+class Diverged(RunFailed):
+    """A loss became NaN or infinite."""
+
+
+class OutOfTime(RunFailed):
+    """The run went past its time limit (``--max-minutes``)."""
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, NoReturn
@@ -90,6 +91,17 @@ def out_path(text: str) -> str:
     return text
 
 
+def minutes(text: str) -> float:
+    """``--max-minutes``' value (argparse ``type``): a finite number of minutes above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes above 0, got {text!r}")
+    return value
+
+
 def check_device(text: str) -> None:
     """``--device``: a device torch can name (cpu, cuda, cuda:1, mps), or one line."""
     import torch
@@ -154,6 +166,18 @@ def unlearn_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the unlearning method's gradient steps: float32, or bfloat16 autocast, weights and optimizer state "
         "kept in float32 (attacks train in float32) (default: the config's, or float32)",
+    )
+
+
+def limit_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("limits (not part of the run id)")
+    g.add_argument(
+        "--max-minutes",
+        type=minutes,
+        default=None,
+        metavar="M",
+        help="stop a run still working after M minutes, at its next step, and record it as failed with the reason "
+        "'exceeded --max-minutes M' (each run of a sweep gets M minutes) (default: no limit)",
     )
 
 

@@ -26,6 +26,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = registry.get(kind, name)
             for arg_name, default, help_text in describe(cls.Args):
                 print(f"{'':<{width}}    {arg_name}={default!r}: {help_text}")
+            if kind in ("method", "attack"):
+                bound = f"{cls.budget_unit} <= {cls.max_budget:,}"
+                print(f"{'':<{width}}    budget: {bound} (its defaults: {cls().budget():,})")
             if kind == "method":
                 source = cls.label_dropout_source or "upstream trains without it, or has no public code"
                 print(f"{'':<{width}}    label dropout while unlearning: {cls.upstream_label_dropout:g} ({source})")

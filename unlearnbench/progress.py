@@ -10,35 +10,65 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import TypeVar
 
 from tqdm.auto import tqdm
 
+from unlearnbench.errors import OutOfTime
+
 T = TypeVar("T")
 
 _enabled = os.environ.get("UNLEARNBENCH_PROGRESS", "1") != "0"
 _interrupted = threading.Event()
+# (time.monotonic() past which the run stops, the reason it is recorded with), while a run has a time limit
+_deadline: tuple[float, str] | None = None
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def install_interrupt_handler() -> None:
-    """Ctrl-C raises KeyboardInterrupt as usual and also sets a flag that every long loop checks
-    (:func:`check_interrupt`), so an interrupt that a library swallows still stops the run at its next
-    step. Main thread only."""
+def install_interrupt_handler(*, raise_now: Callable[[], bool] = lambda: True) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt and also set a flag that every long loop checks
+    (:func:`check_interrupt`), so an interrupt that a library swallows still stops the run at its next step,
+    and the command ends on the one path an interrupt takes (exit 130, one line). Where ``raise_now()`` is
+    false (a sweep's worker between runs), only the flag, which stops the next run at its first step. Main
+    thread only."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         _interrupted.set()
-        raise KeyboardInterrupt
+        if raise_now():
+            raise KeyboardInterrupt
 
     _interrupted.clear()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
 
 
 def check_interrupt() -> None:
+    """Raise KeyboardInterrupt once interrupted, and :class:`~unlearnbench.errors.OutOfTime` once past the
+    run's :func:`time_limit`; every training, attack and sampling loop calls it at each step."""
     if _interrupted.is_set():
         raise KeyboardInterrupt
+    if _deadline is not None and time.monotonic() > _deadline[0]:
+        raise OutOfTime(_deadline[1])
+
+
+@contextmanager
+def time_limit(seconds: float | None, reason: str, *, since: float | None = None) -> Iterator[None]:
+    """Within the block, the loops stop with :class:`~unlearnbench.errors.OutOfTime` (``reason``) once
+    ``seconds`` have passed since ``since`` (a ``time.monotonic()`` value; default now). None: no limit."""
+    global _deadline
+    if seconds is None:
+        yield
+        return
+    previous = _deadline
+    _deadline = ((time.monotonic() if since is None else since) + seconds, reason)
+    try:
+        yield
+    finally:
+        _deadline = previous
 
 
 def set_enabled(enabled: bool) -> None:

@@ -37,12 +37,13 @@ from unlearnbench.args import canonical_json
 from unlearnbench.cost import Cost
 from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.environment import environment
-from unlearnbench.errors import Diverged, UserError
+from unlearnbench.errors import RunFailed, UserError
 from unlearnbench.evaluate import EvalSettings, Reference, Samples, noise_reference, protocol_of, sample_and_judge
 from unlearnbench.io import atomic_write, atomic_write_frame, check_writable_folder, is_sealed, seal
 from unlearnbench.models import UNET_WEIGHTS, load_unet
 from unlearnbench.prepare import Resolved, build_task, check_budgets, resolve, testbed_for, validate
 from unlearnbench.priors import PriorCache
+from unlearnbench.progress import time_limit
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec, class_numbers
 from unlearnbench.testbeds import Testbed, default_guidance
@@ -58,12 +59,22 @@ def _key(*parts: Any) -> str:
 
 
 class Runner:
-    """Runs specs into a store. Reuses the original model's scores and unlearned models across runs."""
+    """Runs specs into a store. Reuses the original model's scores and unlearned models across runs.
+
+    ``max_minutes``: a run still working after this many minutes stops at its next step and is recorded as
+    failed, "exceeded --max-minutes M" (an execution limit like the threads: not part of the run id)."""
 
     def __init__(
-        self, store: Store, *, device: str | torch.device = "cpu", save_model: str | None = None, download: bool = False
+        self,
+        store: Store,
+        *,
+        device: str | torch.device = "cpu",
+        save_model: str | None = None,
+        download: bool = False,
+        max_minutes: float | None = None,
     ) -> None:
         self.store = store
+        self.max_minutes = max_minutes
         self.device = torch.device(device)
         self.download = download
         self.save_model = Path(save_model) if save_model else None
@@ -83,6 +94,11 @@ class Runner:
             check_writable_folder(self.save_model, "--save-model")
         return resolved, tb
 
+    @property
+    def time_limit_reason(self) -> str:
+        """What a run stopped by ``max_minutes`` is recorded with."""
+        return f"exceeded --max-minutes {self.max_minutes:g}"
+
     def run(self, spec: RunSpec) -> pd.DataFrame:
         resolved, tb = self.prepare(spec)
         return self.execute(resolved, tb)
@@ -101,7 +117,7 @@ class Runner:
         spec = resolved.spec
         self._metrics = [registry.get("metric", name)() for name in spec.metrics or registry.names("metric")]
         started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        t0, cpu0, t0_monotonic = time.perf_counter(), time.process_time(), time.monotonic()
         generator = torch.Generator().manual_seed(spec.seed)
         task = build_task(spec, tb, self.device)
         task.priors = PriorCache(self.store.cache / "priors", tb.model_sha, tb.priors)
@@ -116,14 +132,18 @@ class Runner:
         records: list[dict[str, Any]] = []
         grids: dict[str, dict[str, np.ndarray]] = {}
         status, error = "ok", ""
+        limit, reason = (None, "") if self.max_minutes is None else (60 * self.max_minutes, self.time_limit_reason)
         try:
-            original_rows, grids["original"] = self._original(spec, tb, task, reference)
-            model, unlearned_rows, grids["unlearned"] = self._unlearned(resolved, tb, task, reference, generator)
-            records += original_rows + unlearned_rows
-            if spec.attack != "none":
-                rows, grids["attacked"] = self._attacked(resolved, tb, task, reference, model, original_rows, generator)
-                records += rows
-        except Diverged as e:
+            with time_limit(limit, reason, since=t0_monotonic):
+                original_rows, grids["original"] = self._original(spec, tb, task, reference)
+                model, unlearned_rows, grids["unlearned"] = self._unlearned(resolved, tb, task, reference, generator)
+                records += original_rows + unlearned_rows
+                if spec.attack != "none":
+                    rows, grids["attacked"] = self._attacked(
+                        resolved, tb, task, reference, model, original_rows, generator
+                    )
+                    records += rows
+        except RunFailed as e:
             status, error, grids = "failed", str(e), {}
             records = [{"phase": "unlearned", "metric": "failed", "split": "all", "value": math.nan, "goal": "min"}]
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0

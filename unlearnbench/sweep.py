@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from unlearnbench.backends import Backend, make_backend
 from unlearnbench.errors import UserError
@@ -94,6 +95,7 @@ def run_sweep(
     address: str | None = None,
     estimate_from: Iterable[str] = (),
     plan_only: bool = False,
+    max_minutes: float | None = None,
 ) -> SweepReport:
     """Plan, then run every unfinished spec on ``backend`` (``local``, ``ray`` or a :class:`Backend`).
 
@@ -109,7 +111,8 @@ def run_sweep(
     if address is not None and backend == "local":
         raise UserError("--address needs --backend ray")
     per_run = max(1, threads // workers)
-    options = {"address": address, "num_cpus": threads} if backend == "ray" else {}
+    options: dict[str, Any] = {"address": address, "num_cpus": threads} if backend == "ray" else {}
+    options["max_minutes"] = max_minutes
     runner = make_backend(backend, threads=per_run, device=device, plugins=plugins or [], workers=workers, **options)
     with runner:
         jobs, skipped = plan(specs, store_root, None if plan_only else runner, download=download)
