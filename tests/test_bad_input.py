@@ -213,3 +213,47 @@ def test_max_minutes_that_is_not_a_finite_positive_number(capsys, tmp_path, comm
         argv = ["sweep", "--quiet", "--methods", "noop", "--max-minutes", value, "--out", str(tmp_path / "out")]
     err = refused_without_writing(capsys, tmp_path, fragment, *argv)
     assert f"got {value!r}" in err
+
+
+def plugin(monkeypatch, tmp_path: Path, name: str, source: str) -> str:
+    """A plugin module ``name`` on the import path (no bytecode written: the folder stays as it was)."""
+    import sys
+
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+def test_plugin_registering_a_name_that_exists(capsys, tmp_path, monkeypatch):
+    source = (
+        "from unlearnbench.api import UnlearningMethod\nfrom unlearnbench.registry import register\n\n"
+        '@register("noop")\nclass Again(UnlearningMethod):\n    """Takes a built-in\'s name."""\n'
+    )
+    name = plugin(monkeypatch, tmp_path, "ub_plugin_duplicate", source)
+    fragment = f"--plugin '{name}' could not be loaded: ValueError: method 'noop' is already registered"
+    refused_without_writing(capsys, tmp_path, fragment, *RUN, "--plugin", name, "--out", str(tmp_path / "out"))
+
+
+def test_plugin_that_exits_at_import(capsys, tmp_path, monkeypatch):
+    name = plugin(monkeypatch, tmp_path, "ub_plugin_exits", "import sys\nsys.exit(3)\n")
+    fragment = f"--plugin '{name}' could not be loaded: it exited at import (code 3)"
+    refused_without_writing(capsys, tmp_path, fragment, *RUN, "--plugin", name, "--out", str(tmp_path / "out"))
+
+
+def test_plugin_raising_keyboard_interrupt_at_import_is_an_interrupt(capsys, tmp_path, monkeypatch):
+    name = plugin(monkeypatch, tmp_path, "ub_plugin_interrupts", "raise KeyboardInterrupt\n")
+    before = files(tmp_path)
+    code, out, err = cli(capsys, *RUN, "--plugin", name, "--out", str(tmp_path / "out"))
+    assert code == 130 and out == ""
+    assert err.strip().splitlines() == ["interrupted: finished runs are kept, the run in flight wrote nothing"]
+    assert files(tmp_path) == before
+
+
+def test_label_that_is_not_valid_utf8(capsys, tmp_path):
+    label = b"bad \xff label".decode("utf-8", "surrogateescape")  # how Python hands such a command-line byte over
+    fragment = r"--label 'bad \udcff label' is not valid UTF-8"
+    refused_without_writing(capsys, tmp_path, fragment, *RUN, "--label", label, "--out", str(tmp_path / "out"))

@@ -164,14 +164,20 @@ def test_an_attack_budget_beyond_the_data_is_refused_before_any_work(tmp_path, c
     assert not list(out.rglob("*.parquet"))
 
 
-def test_a_truncated_results_file_is_one_line_for_check_and_leaderboard(tmp_path, capsys):
+def test_a_truncated_results_file_is_named_and_left_out_by_check_and_leaderboard(tmp_path, capsys):
     store = tmp_path / "store"
     shutil.copytree(BASELINE, store)
     victim = next((store / "runs").glob("*.parquet"))
     victim.write_bytes(victim.read_bytes()[:100])
-    assert main(["check", "--baseline", str(BASELINE), "--results", str(store)]) == 2
-    assert "cannot be read" in _one_error_line(capsys)
-    assert main(["leaderboard", "--results", str(store), "--out", str(tmp_path / "lb")]) == 2
+    named = f"run {victim.stem} left out: its rows (parquet) do not match their recorded sha256"
+    assert main(["check", "--baseline", str(BASELINE), "--results", str(store)]) == 1  # its numbers are missing
+    captured = capsys.readouterr()
+    assert named in captured.err and "MISSING" in captured.out and "Traceback" not in captured.err
+    assert main(["leaderboard", "--results", str(store), "--out", str(tmp_path / "lb")]) == 0
+    assert named in capsys.readouterr().err
+    single = tmp_path / "cut.parquet"  # a single file has no recorded hash: unreadable is one line
+    single.write_bytes(victim.read_bytes())
+    assert main(["check", "--baseline", str(BASELINE), "--results", str(single)]) == 2
     assert "cannot be read" in _one_error_line(capsys)
 
 

@@ -206,7 +206,7 @@ def _copy_with(store: Path, dest: Path, method: str, metric: str, delta: float) 
         df = pd.read_parquet(parquet)
         hit = (df.method == method) & (df.metric == metric)
         if hit.any():
-            df.loc[hit, "value"] = df.loc[hit, "value"] + delta
+            df.loc[hit, "value"] = (df.loc[hit, "value"] + delta).clip(0.0, 1.0)  # a rate stays a rate
             rewrite_rows(parquet, df)
     return dest
 
@@ -771,7 +771,7 @@ def test_hostile_labels_and_arguments_run_nothing_in_chromium_and_keep_every_tab
         df = df.assign(label=hostile, method_args=json.dumps(method_args, sort_keys=True))
         if df.attack.iloc[0] != "none":
             df = df.assign(attack_args=json.dumps(attack_args, sort_keys=True))
-        df.to_parquet(path)
+        rewrite_rows(path, df)
     out = tmp_path / "board"
     assert main(["leaderboard", "--results", str(store), "--out", str(out)]) == 0
     driver.get((out / "leaderboard.html").as_uri())

@@ -520,6 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
+        flags.check_text(args)
         return int(args.func(args))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,11 +26,12 @@ def internal_error(error: BaseException, argv: Sequence[str] | None) -> int:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             log = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-            log.write_text(text)
+            log.write_text(text, errors="backslashreplace")  # an argument that is not valid UTF-8 stays readable
             break
         except OSError:
             continue
     else:
         log = Path("(no writable log folder)")
-    print(f"internal error: {type(error).__name__}: {error} (traceback in {log})", file=sys.stderr)
+    line = f"internal error: {type(error).__name__}: {error} (traceback in {log})"
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
     return 3

@@ -274,3 +274,17 @@ def deadline(text: str | None) -> float | None:
     if at <= now:
         at += dt.timedelta(days=1)
     return at.timestamp()
+
+
+def check_text(args: argparse.Namespace) -> None:
+    """Refuse an argument that is not valid UTF-8 (Python keeps its bytes as lone surrogates, which no file,
+    table or page can hold) before any work, naming the flag."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = "--" + name.replace("_", "-")
+                    shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+                    raise UserError(f"{flag} '{shown}' is not valid UTF-8") from None

@@ -143,11 +143,17 @@ def load_plugins(kind: str) -> None:
 
 
 def load_module_plugin(module: str) -> None:
-    """``--plugin MODULE``: import one module explicitly; its ``@register`` calls add its entries."""
+    """``--plugin MODULE``: import one module explicitly; its ``@register`` calls add its entries. The built-ins
+    are registered first, so a plugin that takes a built-in's name is refused as it registers. A plugin that
+    raises ``KeyboardInterrupt`` at import is an interrupt (exit 130); one that calls ``sys.exit`` is refused."""
+    for kind in KINDS:
+        load_plugins(kind)
     try:
         importlib.import_module(module)
     except Exception as e:  # ImportError, a SyntaxError in it, a duplicate name: one line, not a traceback
         raise UserError(f"--plugin {module!r} could not be loaded: {type(e).__name__}: {e}") from None
+    except SystemExit as e:
+        raise UserError(f"--plugin {module!r} could not be loaded: it exited at import (code {e.code!r})") from None
 
 
 def names(kind: str) -> list[str]:
