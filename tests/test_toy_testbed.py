@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,15 @@ class ShapeTokens(Conditioner):
 
     def encode_ids(self, ids: torch.Tensor) -> Conditioning:
         return Conditioning.from_tokens(self.table[ids.cpu()].to(ids.device), self.null, concepts=ids)
+
+    def names(self, concept: str) -> tuple[str, ...]:
+        return (self.concepts[self.index(concept)],)
+
+    def prompt_states(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A shape's name reads as its row (its last word at the last position), a blank prompt as the null."""
+        rows = [self.null if not p.strip() else self.table[self.index(p)] for p in prompts]
+        last = [0 if not p.strip() else TOKENS - 1 for p in prompts]
+        return torch.stack(rows), torch.tensor(last)
 
 
 def draw_shape(kind: int, jitter: torch.Tensor) -> torch.Tensor:

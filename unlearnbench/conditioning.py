@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unlearnbench.errors import UserError
+
 KINDS = ("label", "vector", "tokens")
 # The kinds a testbed's conditioner produces ("vector" is what the prompt attacks search on a "label" testbed).
 TESTBED_KINDS = ("label", "tokens")
@@ -268,6 +270,16 @@ class Conditioner:
         concept's row repeated; a testbed with prompt sets spreads each block over the concept's prompts, none of
         which names a concept of ``exclude`` (a run's forget concepts)."""
         return self.encode(concepts).repeat_interleave(per_concept)
+
+    def names(self, concept: Concept) -> tuple[str, ...]:
+        """The names of a concept that a method may be given (a text testbed's canonical names: "seven", "7"; never
+        its held-out ones). A testbed whose concepts are not named in prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
+    def prompt_states(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Free prompts as the text encoder's token states ``[N, L, D]``, with each prompt's position of its last
+        token before the end token ``[N]`` (what an edit of the cross-attention projections reads)."""
+        raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's token states")
 
     def null_like(self, cond: Conditioning, model: nn.Module | None = None) -> Conditioning:
         """The null conditioning for guidance, shaped like ``cond`` (see :meth:`Conditioning.null_like`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from unlearnbench.conditioning import TESTBED_KINDS
 from unlearnbench.errors import UserError
 
 
@@ -27,6 +28,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             for arg_name, default, help_text in describe(cls.Args):
                 print(f"{'':<{width}}    {arg_name}={default!r}: {help_text}")
             if kind in ("method", "attack"):
+                if getattr(cls, "paper", ""):
+                    print(f"{'':<{width}}    paper: {cls.paper}")
+                if kind == "method" and set(cls.supports) != set(TESTBED_KINDS):
+                    print(f"{'':<{width}}    conditioning: {', '.join(cls.supports)} only")
                 bound = f"{cls.budget_unit} <= {cls.max_budget:,}"
                 print(f"{'':<{width}}    budget: {bound} (its defaults: {cls().budget():,})")
             if kind == "method":

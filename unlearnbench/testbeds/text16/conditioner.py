@@ -33,6 +33,15 @@ class CaptionConditioner(Conditioner):
         """``[len(prompts), L, D]``: each prompt's token states (one line for a prompt longer than the context)."""
         return self.encoder.encode(self.encoder.tokenize(list(prompts)))
 
+    def names(self, concept: str) -> tuple[str, ...]:
+        return self.grammar.concept(concept).canonical
+
+    @torch.no_grad()
+    def prompt_states(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        ids = self.encoder.tokenize(list(prompts))
+        last = (ids != 0).sum(dim=1) - 2  # open_clip pads with 0 after the start, the words and the end token
+        return self.encoder.encode(ids), last
+
     def prompts(self, prompts: Sequence[str], concepts: Tensor | None = None) -> Conditioning:
         """Free prompts (captions, an attack's found prompt) as a conditioning; ``concepts`` says which concept
         each row stands for, when it stands for one."""
