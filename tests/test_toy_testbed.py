@@ -52,6 +52,15 @@ class ShapeTokens(Conditioner):
     def names(self, concept: str) -> tuple[str, ...]:
         return (self.concepts[self.index(concept)],)
 
+    def neighbours(self, concept: str) -> tuple[str, ...]:
+        return (self.concepts[(self.index(concept) + 1) % len(self.concepts)],)
+
+    def prompt_pairs(self, concept: str, instead: str) -> list[tuple[str, str]]:
+        return [(self.concepts[self.index(concept)], self.concepts[self.index(instead)])]
+
+    def prompts(self, prompts: Sequence[str], concepts: torch.Tensor | None = None) -> Conditioning:
+        return Conditioning.from_tokens(self.prompt_states(prompts)[0], self.null, concepts=concepts)
+
     def prompt_states(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """A shape's name reads as its row (its last word at the last position), a blank prompt as the null."""
         rows = [self.null if not p.strip() else self.table[self.index(p)] for p in prompts]

@@ -276,6 +276,21 @@ class Conditioner:
         its held-out ones). A testbed whose concepts are not named in prompts has none: one line."""
         raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
 
+    def neighbours(self, concept: Concept) -> tuple[str, ...]:
+        """The concepts the testbed declares close to ``concept`` (a visually similar digit, a nearby hue); none
+        by default."""
+        return ()
+
+    def prompt_pairs(self, concept: Concept, instead: Concept) -> list[tuple[str, str]]:
+        """The concept's canonical prompts, each beside the same prompt naming ``instead`` in its place ("a red
+        seven", "a red one"): what maps one concept onto another. A testbed without prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
+    def prompts(self, prompts: Sequence[str], concepts: Tensor | None = None) -> Conditioning:
+        """Free prompts as a conditioning (``concepts``: the concept each row stands for, when it stands for one).
+        A testbed without prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
     def prompt_states(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Free prompts as the text encoder's token states ``[N, L, D]``, with each prompt's position of its last
         token before the end token ``[N]`` (what an edit of the cross-attention projections reads)."""

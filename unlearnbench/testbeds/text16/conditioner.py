@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from unlearnbench.conditioning import Conditioner, Conditioning
+from unlearnbench.errors import UserError
 from unlearnbench.testbeds.text16.encoder import TextEncoder
 from unlearnbench.testbeds.text16.grammar import Grammar
 
@@ -35,6 +36,20 @@ class CaptionConditioner(Conditioner):
 
     def names(self, concept: str) -> tuple[str, ...]:
         return self.grammar.concept(concept).canonical
+
+    def neighbours(self, concept: str) -> tuple[str, ...]:
+        return self.grammar.concept(concept).neighbours
+
+    def prompt_pairs(self, concept: str, instead: str) -> list[tuple[str, str]]:
+        own, other = self.grammar.concept(concept), self.grammar.concept(instead)
+        if own.family != other.family:
+            raise UserError(f"{instead!r} cannot stand in for {concept!r}: a {other.family}, not a {own.family}")
+        pairs = []
+        for name in own.canonical:  # the same templates and fillers in the same order, one name swapped
+            targets = self.grammar.prompts(own.id, "canonical", name=name, exclude=(instead,))
+            anchors = self.grammar.prompts(own.id, "canonical", name=other.canonical[0], exclude=(instead,))
+            pairs += list(zip(targets, anchors, strict=True))
+        return pairs
 
     @torch.no_grad()
     def prompt_states(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:

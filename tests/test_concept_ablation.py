@@ -1,0 +1,61 @@
+"""Concept Ablation on the shipped text16 testbed: the target prompts learn the frozen model's anchor predictions,
+through the cross-attention keys and values only; prompt pairs swap one name and keep the rest."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import torch
+
+from unlearnbench.api import SamplerSettings, run_unlearning
+from unlearnbench.diffusion import add_noise, ddim_sample, per_sample_mse, predict_noise
+from unlearnbench.errors import UserError
+from unlearnbench.evaluate import EvalSettings
+from unlearnbench.methods.concept_ablation import ConceptAblation
+from unlearnbench.runner import build_task, resolve
+from unlearnbench.spec import RunSpec
+
+
+@pytest.fixture(scope="module")
+def bed():
+    from unlearnbench.testbeds import load_testbed
+
+    return load_testbed("text16")
+
+
+def test_prompt_pairs_swap_the_concept_for_its_anchor_and_keep_the_rest(bed):
+    pairs = bed.conditioner.prompt_pairs("seven", "one")
+    assert ("a red seven", "a red one") in pairs and ("an orange seven", "an orange one") in pairs
+    assert all(re.sub(r"\ban one\b", "a one", t.replace("seven", "one")) == a for t, a in pairs)
+    assert not any("one" in t for t, _ in pairs)  # the anchor never fills another slot of a target prompt
+    with pytest.raises(UserError, match="cannot stand in for 'seven': a colour"):
+        bed.conditioner.prompt_pairs("seven", "red")
+
+
+def test_the_target_prompts_learn_the_anchor_predictions_through_keys_and_values_only(bed):
+    args = {"steps": 40, "lr": 1e-3, "batch_size": 8, "anchor_images": 16}
+    sampler = SamplerSettings(steps=5, precision="float32")
+    spec = resolve(RunSpec(method="concept_ablation", forget=("seven",), testbed="text16", method_args=args)).spec
+    spec = RunSpec(**{**spec.__dict__, "eval": EvalSettings(sampler=sampler)})
+    task = build_task(spec, bed, torch.device("cpu"))
+    method = ConceptAblation(args)
+    assert method.anchor_of(task, "seven") == "one"  # its first declared neighbour
+    out = run_unlearning(method, bed.model, task, generator=torch.Generator().manual_seed(0)).model
+
+    generator = torch.Generator().manual_seed(1)
+    pairs = bed.conditioner.prompt_pairs("seven", "one")[:8]
+    targets = bed.conditioner.prompts([t for t, _ in pairs])
+    anchors = bed.conditioner.prompts([a for _, a in pairs])
+    images = ddim_sample(bed.model, bed.schedule, anchors, generator=generator, steps=5)
+    x_t, t, _ = add_noise(bed.schedule, images, generator=generator)
+    with torch.no_grad():
+        goal = predict_noise(bed.model, x_t, t, anchors)
+        gap_before = per_sample_mse(predict_noise(bed.model, x_t, t, targets), goal).mean()
+        gap_after = per_sample_mse(predict_noise(out, x_t, t, targets), goal).mean()
+    assert gap_after < 0.5 * gap_before
+    before = dict(bed.model.named_parameters())
+    changed = {n for n, p in out.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.endswith(("attn2.to_k.weight", "attn2.to_v.weight")) for n in changed)
+    assert copy.deepcopy(task.meter.cost).prior_wall_s > 0  # the anchor images are charged as a prior
