@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,3 +218,30 @@ def test_the_replicates_fid_equals_torch_fidelitys(n_gen):
         gen = torch.randn(n_gen, 16, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
         assert to_real(gen) == pytest.approx(fid_of(gen, real), rel=1e-7, abs=1e-7)
     assert to_real(real) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_retention_by_family_splits_retained_accuracy_into_in_domain_and_cross_domain():
+    from unlearnbench.evaluate import JudgedSet, Reference, Samples
+    from unlearnbench.metrics.retention_by_family import RetentionByFamily
+
+    families = ("object", "object", "object", "colour", "colour")  # concepts 0-2 objects, 3-4 colours
+    labels = torch.tensor([1, 1, 2, 2, 3, 3, 4, 4])  # retained samples; concept 0 is forgotten
+    judged = torch.tensor([1, 0, 2, 2, 3, 3, 4, 3])  # objects: 3 of 4 right; colours: 3 of 4 right
+    logits = torch.nn.functional.one_hot(judged, 6).float() * 10  # a sixth output: "none"
+    retain = JudgedSet(torch.zeros(8, 3, 4, 4), labels, logits)
+    samples = Samples(forget=None, retain=retain, forget_classes=(0,))
+
+    def reference(fams):
+        return Reference(torch.zeros(1), torch.zeros(1), None, Path("."), families=fams)  # type: ignore[arg-type]
+
+    scores = {s.metric: s for s in RetentionByFamily().on_samples(samples, reference(families))}
+    assert (
+        scores["retain_accuracy_in_domain"].value == pytest.approx(3 / 4) and scores["retain_accuracy_in_domain"].n == 4
+    )
+    assert scores["retain_accuracy_cross_domain"].value == pytest.approx(3 / 4)
+    judged[1] = 1  # every object right now, colours unchanged
+    retain = JudgedSet(retain.images, labels, torch.nn.functional.one_hot(judged, 6).float() * 10)
+    samples = Samples(forget=None, retain=retain, forget_classes=(0,))
+    scores = {s.metric: s for s in RetentionByFamily().on_samples(samples, reference(families))}
+    assert scores["retain_accuracy_in_domain"].value == 1.0 and scores["retain_accuracy_cross_domain"].value == 0.75
+    assert RetentionByFamily().on_samples(samples, reference(("digit",) * 5)) == []  # one family: no rows

@@ -276,6 +276,10 @@ class Conditioner:
         its held-out ones). A testbed whose concepts are not named in prompts has none: one line."""
         raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
 
+    def family(self, concept: Concept) -> str:
+        """The family a concept belongs to (text16: object, colour, style); one unnamed family by default."""
+        return ""
+
     def neighbours(self, concept: Concept) -> tuple[str, ...]:
         """The concepts the testbed declares close to ``concept`` (a visually similar digit, a nearby hue); none
         by default."""

@@ -132,6 +132,8 @@ class Reference:
     evaluator_path: Path
     noise: Tensor | None = None
     second_judge: Classifier | None = None
+    # The family of each concept, by its index (text16: object, colour, style); one unnamed family by default.
+    families: tuple[str, ...] = ()
     # What metrics derive from the real images once per run (e.g. their evaluator features), by key.
     derived: dict[Any, Any] = field(default_factory=dict)
 

@@ -128,6 +128,7 @@ class Runner:
             evaluator_path=tb.evaluator_path,
             noise=noise_reference(tb.model, tb.schedule, spec.eval.sampler, spec.seed),
             second_judge=tb.second_judge,
+            families=tuple(tb.conditioner.family(c) for c in tb.concepts),
         )
         records: list[dict[str, Any]] = []
         grids: dict[str, dict[str, np.ndarray]] = {}

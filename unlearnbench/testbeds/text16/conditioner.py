@@ -37,6 +37,9 @@ class CaptionConditioner(Conditioner):
     def names(self, concept: str) -> tuple[str, ...]:
         return self.grammar.concept(concept).canonical
 
+    def family(self, concept: str) -> str:
+        return self.grammar.concept(concept).family
+
     def neighbours(self, concept: str) -> tuple[str, ...]:
         return self.grammar.concept(concept).neighbours
 
