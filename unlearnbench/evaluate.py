@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
@@ -23,6 +23,9 @@ from unlearnbench.environment import compile_enabled
 from unlearnbench.errors import Diverged, UserError
 from unlearnbench.models import Classifier
 from unlearnbench.timing import part
+
+if TYPE_CHECKING:
+    from unlearnbench.testbed import Probe
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,9 @@ class Samples:
     # The class each forget sample is meant to be; differs from ``forget.labels`` when an attack prompts
     # with a free embedding.
     target: Tensor | None = None
+    # The testbed's run probes (:meth:`unlearnbench.testbed.Testbed.run_probes`): per probe, whether each sample was
+    # read as every concept it was meant to show.
+    probes: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -208,7 +214,7 @@ def check_finite(values: Tensor, desc: str, what: str) -> None:
         )
 
 
-FORGET_STREAM, RETAIN_STREAM, NOISE_STREAM = 1, 2, 3
+FORGET_STREAM, RETAIN_STREAM, NOISE_STREAM, PROBE_STREAM = 1, 2, 3, 10  # a run probe i draws from PROBE_STREAM + i
 
 
 class ZeroNoise(torch.nn.Module):
@@ -256,6 +262,7 @@ def sample_and_judge(
     forget_cond: Conditioning | None = None,
     forget_x_T: Tensor | None = None,
     include_retain: bool = True,
+    probes: Sequence[Probe] = (),
     desc: str = "",
 ) -> Samples:
     """Sample the ``forget`` concepts (or ``forget_cond``, an attack's prompt, from ``forget_x_T``, an
@@ -278,7 +285,14 @@ def sample_and_judge(
         r_imgs = draw(model, schedule, r_cond, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
         r_labels = eval_labels(tuple(conditioner.index(c) for c in retain), settings.retain_samples)
         retain_set = judge(evaluator, r_imgs, r_labels)
-    return Samples(forget=forget_set, retain=retain_set, forget_classes=forget_classes, target=target)
+    read: dict[str, Tensor] = {}
+    for i, probe in enumerate(probes):
+        images = draw(model, schedule, probe.cond, settings.sampler, settings.seed, PROBE_STREAM + i, desc=probe.name)
+        right = torch.ones(len(images), dtype=torch.bool)
+        for meant in probe.read:
+            right &= judge(evaluator, images, meant).logits.argmax(-1).cpu() == meant.cpu()
+        read[probe.name] = right
+    return Samples(forget_set, retain_set, forget_classes, target, read)
 
 
 def _expand(cond: Conditioning, n: int) -> Conditioning:

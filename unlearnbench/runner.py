@@ -46,6 +46,7 @@ from unlearnbench.priors import PriorCache
 from unlearnbench.progress import time_limit
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec, class_numbers
+from unlearnbench.testbed import Probe
 from unlearnbench.testbeds import Testbed, default_guidance
 from unlearnbench.timing import part, recording
 
@@ -181,11 +182,16 @@ class Runner:
             forget_cond=cond,
             forget_x_T=x_T,
             include_retain=include_retain,
+            probes=self._probes(tb, task, settings) if include_retain else (),
             desc=phase,
         )
         metrics = [m for m in self._metrics if m.curve_point] if curve_point else self._metrics
         with part("metrics"):
             return [s for m in metrics for s in m.on_samples(samples, reference)], sample_grid(samples)
+
+    @staticmethod
+    def _probes(tb: Testbed, task: Task, settings: EvalSettings) -> list[Probe]:
+        return tb.run_probes(task.forget_concepts, settings.forget_samples, settings.retain_samples)
 
     def _cached_eval(self, folder: str, key: str, compute: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
@@ -213,6 +219,7 @@ class Runner:
             tb.data.name,
             list(class_numbers(spec.forget) or spec.forget),  # class numbers, as before concepts had names
             dataclasses.asdict(spec.eval),
+            *[p.name for p in self._probes(tb, task, spec.eval)],  # none on digits16: its keys as before
         )
 
         def compute():
@@ -246,7 +253,14 @@ class Runner:
 
         rows, grid = self._cached_eval(
             "unlearned-scores",
-            _key(ukey, SCORES_VERSION, tb.second_judge_sha, tb.evaluator_sha, dataclasses.asdict(spec.eval)),
+            _key(
+                ukey,
+                SCORES_VERSION,
+                tb.second_judge_sha,
+                tb.evaluator_sha,
+                dataclasses.asdict(spec.eval),
+                *[p.name for p in self._probes(tb, task, spec.eval)],
+            ),
             compute,
         )
         return model, rows, grid

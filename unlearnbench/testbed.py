@@ -150,6 +150,13 @@ class Testbed:
         testbed adds held-out names and compositions)."""
         return []
 
+    def run_probes(self, forget: Sequence[str], forget_n: int, retain_n: int) -> list[Probe]:
+        """What every run also samples and judges at each full phase, for the metrics that read around the forgotten
+        concepts (none by default; text16: the forgotten concepts by their held-out names, their declared
+        neighbours, and compositions that name them beside a concept of another family, read on that family).
+        ``forget_n`` and ``retain_n`` are the run's samples per forgotten and per retained concept."""
+        return []
+
     def real_images(self, concepts: Sequence[str], exclude: Sequence[str] = ()) -> Tensor:
         """Every real image of ``concepts`` (none of ``exclude``), train and test: FID's and KID's real side.
         FID's error shrinks with both sets' size, and the held-out images alone (about 36 per class on digits16)

@@ -87,6 +87,36 @@ class Text16Testbed(Testbed):
             probes.append(Probe(f"{family}_accuracy", drawn, (drawn.concepts,), ATTRIBUTE_ACCURACY))
         return probes
 
+    def run_probes(self, forget: Sequence[str], forget_n: int, retain_n: int) -> list[Probe]:
+        g: Grammar = self.grammar
+        index = self.conditioner.index
+        heldout: list[str] = []
+        heldout_ids: list[int] = []
+        near: list[str] = []
+        inside: list[str] = []
+        inside_read: list[int] = []
+        for c in (g.concept(f) for f in forget):
+            own = g.prompts(c.id, "heldout", n=forget_n, exclude=forget)
+            heldout += [own[i % len(own)] for i in range(forget_n)]
+            heldout_ids += [index(c.id)] * forget_n
+            near += [n for n in c.neighbours if n not in forget and n not in near]
+            others = [f for f in dict.fromkeys(x.family for x in g.concepts) if f != c.family]
+            pairs = [(f, o) for f in others for o in g.family(f) if o.id not in forget]
+            for i in range(forget_n):  # "a crimson seven": is the colour still right with "seven" erased?
+                family, other = pairs[i % len(pairs)]
+                template = g.composition((c.family, family))
+                inside.append(template.fill(**{c.family: c.canonical[0], family: other.canonical[0]}))
+                inside_read.append(index(other.id))
+        probes = [Probe("heldout_names", self.conditioner.prompts(heldout, concepts=torch.tensor(heldout_ids)),
+                        (torch.tensor(heldout_ids),))]  # fmt: skip
+        if near:
+            drawn = self.conditioner.draws(near, retain_n, exclude=forget)
+            assert drawn.concepts is not None
+            probes.append(Probe("neighbours", drawn, (drawn.concepts,)))
+        read = torch.tensor(inside_read)
+        probes.append(Probe("in_prompt", self.conditioner.prompts(inside, concepts=read), (read,)))
+        return probes
+
     def images(self, split: str, concepts: Sequence[str], exclude: Sequence[str] = ()) -> tuple[Tensor, Conditioning]:
         """The ``split`` images showing any of ``concepts`` and none of ``exclude``, each with a canonical caption
         that names the first of ``concepts`` it shows (drawn once, from ``caption_seed``); the conditioning's
