@@ -46,3 +46,20 @@ def test_the_metric_reads_forgetting_by_held_out_names_neighbours_and_in_prompt_
     assert scores["neighbour_accuracy"].value == pytest.approx(0.75)
     assert scores["in_prompt_retention"].value == pytest.approx(0.5)
     assert TextProbes().on_samples(Samples(None, None, (7,)), None) == []  # a testbed without probes: no rows
+
+
+def test_clip_score_is_higher_for_the_prompt_an_image_shows_and_the_metric_averages_it(bed):
+    from unlearnbench.evaluate import JudgedSet, Reference
+    from unlearnbench.metrics.clip_score import ClipScore
+
+    sevens = bed.real_images(["seven"])[:64]
+    right = bed.clip_score(sevens, ["seven"] * len(sevens))
+    wrong = bed.clip_score(sevens, ["one"] * len(sevens))
+    assert right.shape == (len(sevens),) and float(right.mean()) > float(wrong.mean()) + 1.0
+    retain = JudgedSet(sevens, torch.full((len(sevens),), 7), torch.zeros(len(sevens), 22))
+    reference = Reference(sevens, sevens, None, None, clip_score=bed.clip_score)  # type: ignore[arg-type]
+    samples = Samples(None, retain, (1,), retain_prompts=["seven"] * len(sevens))
+    (score,) = ClipScore().on_samples(samples, reference)
+    assert score.metric == "clip_score" and score.value == pytest.approx(float(right.mean()), rel=1e-5)
+    assert score.lo <= score.value <= score.hi
+    assert ClipScore().on_samples(samples, Reference(sevens, sevens, None, None)) == []  # type: ignore[arg-type]

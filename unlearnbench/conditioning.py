@@ -300,6 +300,10 @@ class Conditioner:
         token before the end token ``[N]`` (what an edit of the cross-attention projections reads)."""
         raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's token states")
 
+    def draw_prompts(self, concepts: Sequence[Concept], per_concept: int, exclude: Sequence[Concept] = ()) -> list[str]:
+        """The prompt behind each row of :meth:`draws` (a text testbed's; none where concepts are not prompts)."""
+        return []
+
     def null_like(self, cond: Conditioning, model: nn.Module | None = None) -> Conditioning:
         """The null conditioning for guidance, shaped like ``cond`` (see :meth:`Conditioning.null_like`)."""
         return cond.null_like(model)

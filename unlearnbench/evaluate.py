@@ -7,7 +7,7 @@ model's, not the seed's. Judging uses the frozen evaluator; attacks never see it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,6 +123,8 @@ class Samples:
     # The testbed's run probes (:meth:`unlearnbench.testbed.Testbed.run_probes`): per probe, whether each sample was
     # read as every concept it was meant to show.
     probes: dict[str, Tensor] = field(default_factory=dict)
+    # The prompt behind each retained sample, on a text testbed (what the CLIP score compares it with).
+    retain_prompts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +140,9 @@ class Reference:
     evaluator_path: Path
     noise: Tensor | None = None
     second_judge: Classifier | None = None
+    # CLIP score of images against prompts ``[N]``, with the testbed's own scorer (text16: its second open_clip
+    # encoder, trained apart from the one that conditions the model); None on a testbed without one.
+    clip_score: Callable[[Tensor, list[str]], Tensor] | None = None
     # The family of each concept, by its index (text16: object, colour, style); one unnamed family by default.
     families: tuple[str, ...] = ()
     # What metrics derive from the real images once per run (e.g. their evaluator features), by key.
@@ -279,8 +284,9 @@ def sample_and_judge(
     )
     labels = target if forget_cond is None else torch.full_like(target, -1)
     forget_set = judge(evaluator, forget_imgs, labels, concepts=target)
-    retain_set = None
+    retain_set, retain_prompts = None, []
     if include_retain and retain and settings.retain_samples > 0:
+        retain_prompts = conditioner.draw_prompts(retain, settings.retain_samples, exclude=forget)
         r_cond = conditioner.draws(retain, settings.retain_samples, exclude=forget)
         r_imgs = draw(model, schedule, r_cond, settings.sampler, settings.seed, RETAIN_STREAM, desc=f"{desc} retain")
         r_labels = eval_labels(tuple(conditioner.index(c) for c in retain), settings.retain_samples)
@@ -292,7 +298,7 @@ def sample_and_judge(
         for meant in probe.read:
             right &= judge(evaluator, images, meant).logits.argmax(-1).cpu() == meant.cpu()
         read[probe.name] = right
-    return Samples(forget_set, retain_set, forget_classes, target, read)
+    return Samples(forget_set, retain_set, forget_classes, target, read, retain_prompts)
 
 
 def _expand(cond: Conditioning, n: int) -> Conditioning:

@@ -130,6 +130,7 @@ class Runner:
             noise=noise_reference(tb.model, tb.schedule, spec.eval.sampler, spec.seed),
             second_judge=tb.second_judge,
             families=tuple(tb.conditioner.family(c) for c in tb.concepts),
+            clip_score=tb.clip_score if tb.has_clip_score else None,
         )
         records: list[dict[str, Any]] = []
         grids: dict[str, dict[str, np.ndarray]] = {}

@@ -150,6 +150,15 @@ class Testbed:
         testbed adds held-out names and compositions)."""
         return []
 
+    def clip_score(self, images: Tensor, prompts: list[str]) -> Tensor:
+        """Per-pair CLIP score ``[N]`` of images against their prompts, with the testbed's own scorer; a testbed
+        without one raises (``has_clip_score`` says which)."""
+        raise UserError(f"the {self.name} testbed has no CLIP scorer")
+
+    @property
+    def has_clip_score(self) -> bool:
+        return type(self).clip_score is not Testbed.clip_score
+
     def run_probes(self, forget: Sequence[str], forget_n: int, retain_n: int) -> list[Probe]:
         """What every run also samples and judges at each full phase, for the metrics that read around the forgotten
         concepts (none by default; text16: the forgotten concepts by their held-out names, their declared

@@ -70,13 +70,16 @@ class CaptionConditioner(Conditioner):
         "a thin blue seven", ...: a fixed spread-out subset when the set is larger, cycled when smaller), so that
         evaluation asks for the concept in every composition a method was given, not in one prompt; none names a
         concept of ``exclude`` (a retained "red" is not asked for as "a red seven" when "seven" is forgotten)."""
+        ids = [self.index(c) for c in concepts for _ in range(per_concept)]
+        prompts = self.draw_prompts(concepts, per_concept, exclude)
+        return self.prompts(prompts, concepts=torch.tensor(ids, dtype=torch.long))
+
+    def draw_prompts(self, concepts: Sequence[str], per_concept: int, exclude: Sequence[str] = ()) -> list[str]:
         prompts: list[str] = []
-        ids: list[int] = []
         for c in concepts:
             own = self.grammar.prompts(c, "canonical", n=per_concept, exclude=exclude)
             prompts += [own[i % len(own)] for i in range(per_concept)]
-            ids += [self.index(c)] * per_concept
-        return self.prompts(prompts, concepts=torch.tensor(ids, dtype=torch.long))
+        return prompts
 
     def encode_ids(self, ids: Tensor) -> Conditioning:
         return Conditioning.from_tokens(self.table[ids.cpu()].to(ids.device), self.null.to(ids.device), concepts=ids)

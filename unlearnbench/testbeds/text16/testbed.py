@@ -87,6 +87,11 @@ class Text16Testbed(Testbed):
             probes.append(Probe(f"{family}_accuracy", drawn, (drawn.concepts,), ATTRIBUTE_ACCURACY))
         return probes
 
+    @torch.no_grad()
+    def clip_score(self, images: Tensor, prompts: list[str]) -> Tensor:
+        scorer = self.clip_scorer
+        return scorer.clip_score(images.to(scorer.device), scorer.tokenize(prompts)).cpu()
+
     def run_probes(self, forget: Sequence[str], forget_n: int, retain_n: int) -> list[Probe]:
         g: Grammar = self.grammar
         index = self.conditioner.index
