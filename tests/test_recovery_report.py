@@ -70,3 +70,12 @@ def test_uncertainty_against_recovery_and_the_figures(frame):
 def test_a_store_without_curves_gives_no_runs():
     empty = to_frame([dict(run_id="x", phase="original", split="forget", metric="asr_11way", value=1.0, status="ok")])
     assert recovery_runs(empty).empty
+
+
+def test_two_methods_that_forgot_on_different_concepts_are_not_paired_and_the_table_still_builds():
+    rows = []
+    for concept, seed in (("0", 0), ("1", 0)):
+        rows += run_rows(f"s{concept}{seed}", "tuned, retain term", "safemax", concept, seed, 200)
+    rows += run_rows("r20", "tuned", "salun", "2", 0, 50)  # SalUn only has a run on a concept SAFEMax lacks
+    table = survival_table(recovery_runs(to_frame(rows)), compare_to=("tuned, retain term", "safemax"))
+    assert table.set_index("method").loc["salun", "vs"] == "no shared class"

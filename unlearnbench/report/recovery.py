@@ -101,9 +101,12 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
         if compare_to is not None and (_base(row["label"]), row["method"]) != compare_to:
             same = (runs[["attack_setting", SETTING]] == [row["attack_setting"], row[SETTING]]).all(axis=1)
             base = runs[same & (runs["label"].map(_base) == compare_to[0]) & (runs["method"] == compare_to[1])]
-            if len(base):
-                d = survival.paired_rmst_difference(_paired(g), _paired(base), budget)  # this row minus the comparison
+            mine, theirs = _paired(g), _paired(base)
+            if any(k in theirs and len(mine[k]) and len(theirs[k]) for k in mine):  # a class both forgot: pairable
+                d = survival.paired_rmst_difference(mine, theirs, budget)  # this row minus the comparison
                 row["vs"] = f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]" + (" =" if d.tie else "")
+            elif len(base):
+                row["vs"] = "no shared class"  # the two forgot on different classes so far: nothing to pair
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
