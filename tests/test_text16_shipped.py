@@ -127,3 +127,27 @@ def test_an_empty_prompt_set_and_a_concept_the_grammar_cannot_render_are_one_lin
                    .replace('"a {colour} {object} in {style} strokes",', ""))  # fmt: skip
     with pytest.raises(UserError, match="cannot render the style concept 'thin'"):
         load_grammar(bad).render("thin")
+
+
+def test_retrain_loads_the_shipped_reference_for_seven_with_its_recorded_cost(offline):
+    """The gold standard on text: a UNet trained with the base recipe on every caption that shows no seven."""
+    from unlearnbench.api import run_unlearning
+    from unlearnbench.registry import get
+    from unlearnbench.runner import build_task, resolve
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.testbeds import load_testbed
+
+    tb = load_testbed("text16")
+    record = json.loads((SHIPPED / "references" / "retrain-seven" / "reference.json").read_text())
+    assert record["forget_classes"] == ["seven"] and record["base_model_sha"] == tb.model_sha
+    assert record["cost"]["steps"] == 12000 and record["cost"]["cpu_s"] > 0
+    assert tb.references.has(("seven",)) and not tb.references.has(("one",))
+    spec = resolve(RunSpec(method="retrain", forget=("seven",), testbed="text16")).spec
+    task = build_task(spec, tb, torch.device("cpu"))
+    method = get("method", "retrain")({})
+    assert method.shipped(tb.references, ("seven",))
+    out = run_unlearning(method, tb.model, task, generator=torch.Generator().manual_seed(0))
+    assert type(out.model).__name__ == "UNet2DConditionModel" and out.cost.recorded == 1
+    assert out.cost.steps == 12000 and out.cost.wall_s >= record["cost"]["wall_s"]  # the recorded cost, plus the load
+    base = dict(tb.model.named_parameters())
+    assert any(not torch.equal(p, base[n]) for n, p in out.model.named_parameters())
