@@ -134,6 +134,14 @@ def test_two_sweeps_on_one_store_at_once(tmp_path):
     assert per_run.min() > 0
 
 
+def _left_after(mark: str, seconds: float = 60.0) -> list[int]:
+    """The processes carrying ``mark`` still alive after waiting up to ``seconds`` for them to exit."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and _marked(mark):
+        time.sleep(0.2)
+    return _marked(mark)
+
+
 def _marked(mark: str) -> list[int]:
     """Live processes whose environment carries ``mark`` (a sweep and its workers inherit it)."""
     found = []
@@ -209,10 +217,7 @@ def test_sigint_to_the_sweep_alone_stops_its_running_runs_before_they_write(tmp_
         time.sleep(5)  # both into the unlearning loop
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=300)  # a bound for a loaded machine; without the fix: hours
-        deadline = time.time() + 60
-        while time.time() < deadline and _marked(mark):
-            time.sleep(0.2)
-        left = _marked(mark)
+        left = _left_after(mark)
     finally:
         for pid in _marked(mark):  # leave no orphan behind, whatever the outcome
             os.kill(pid, signal.SIGKILL)
@@ -285,10 +290,7 @@ def test_a_signal_to_the_parent_is_one_line_exit_130_and_a_clean_store(tmp_path,
             before = len(err_path.read_text())  # what it printed before the signal (the plan, the run's line)
             proc.send_signal(signum)
             proc.wait(timeout=300)
-            deadline = time.time() + 60
-            while time.time() < deadline and _marked(mark):
-                time.sleep(0.2)
-            left = _marked(mark)
+            left = _left_after(mark)
         finally:
             for pid in _marked(mark):  # leave no process behind, whatever the outcome
                 os.kill(pid, signal.SIGKILL)
