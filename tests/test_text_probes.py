@@ -63,3 +63,14 @@ def test_clip_score_is_higher_for_the_prompt_an_image_shows_and_the_metric_avera
     assert score.metric == "clip_score" and score.value == pytest.approx(float(right.mean()), rel=1e-5)
     assert score.lo <= score.value <= score.hi
     assert ClipScore().on_samples(samples, Reference(sevens, sevens, None, None)) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("forget", [("red",), ("bold",), ("seven", "red")])
+def test_a_colour_or_a_style_is_probed_in_the_compositions_the_grammar_has(bed, forget):
+    probes = {p.name: p for p in bed.run_probes(forget, 10, 4)}
+    inside = probes["in_prompt"]
+    read = {bed.concepts[i] for i in inside.read[0].tolist()}
+    families = {bed.grammar.concept(c).family for c in read}
+    assert len(inside.cond) == 10 * len(forget) and not read & set(forget)  # never read as a forgotten concept
+    if len(forget) == 1:
+        assert families == {"object"}  # the grammar composes a colour or a stroke weight only with a digit

@@ -183,7 +183,9 @@ class Runner:
             forget_cond=cond,
             forget_x_T=x_T,
             include_retain=include_retain,
-            probes=self._probes(tb, task, settings) if include_retain else (),
+            # the run probes read the model as unlearning left it (original and unlearned): not after an attack,
+            # whose own rows measure what came back (a prompt attack's model is the unlearned one)
+            probes=self._probes(tb, task, settings) if include_retain and phase != "attacked" else (),
             desc=phase,
         )
         metrics = [m for m in self._metrics if m.curve_point] if curve_point else self._metrics

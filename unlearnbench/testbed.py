@@ -160,9 +160,9 @@ class Testbed:
         return type(self).clip_score is not Testbed.clip_score
 
     def run_probes(self, forget: Sequence[str], forget_n: int, retain_n: int) -> list[Probe]:
-        """What every run also samples and judges at each full phase, for the metrics that read around the forgotten
-        concepts (none by default; text16: the forgotten concepts by their held-out names, their declared
-        neighbours, and compositions that name them beside a concept of another family, read on that family).
+        """What every run also samples and judges at its original and unlearned phases, for the metrics that read
+        around the forgotten concepts (none by default; text16: the forgotten concepts by their held-out names, their
+        declared neighbours, and compositions that name them beside a concept of another family, read on that one).
         ``forget_n`` and ``retain_n`` are the run's samples per forgotten and per retained concept."""
         return []
 

@@ -4,6 +4,7 @@ which images a concept set selects, and how each is conditioned, is the testbed'
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +106,14 @@ class Text16Testbed(Testbed):
             heldout += [own[i % len(own)] for i in range(forget_n)]
             heldout_ids += [index(c.id)] * forget_n
             near += [n for n in c.neighbours if n not in forget and n not in near]
-            others = [f for f in dict.fromkeys(x.family for x in g.concepts) if f != c.family]
-            pairs = [(f, o) for f in others for o in g.family(f) if o.id not in forget]
-            for i in range(forget_n):  # "a crimson seven": is the colour still right with "seven" erased?
+            templates = {}  # the other families a canonical template composes with this one ("a red seven")
+            for family in dict.fromkeys(x.family for x in g.concepts if x.family != c.family):
+                with contextlib.suppress(UserError):
+                    templates[family] = g.composition((c.family, family))
+            pairs = [(f, o) for f in templates for o in g.family(f) if o.id not in forget]
+            for i in range(forget_n if pairs else 0):  # "a crimson seven": is the colour right with "seven" erased?
                 family, other = pairs[i % len(pairs)]
-                template = g.composition((c.family, family))
-                inside.append(template.fill(**{c.family: c.canonical[0], family: other.canonical[0]}))
+                inside.append(templates[family].fill(**{c.family: c.canonical[0], family: other.canonical[0]}))
                 inside_read.append(index(other.id))
         probes = [Probe("heldout_names", self.conditioner.prompts(heldout, concepts=torch.tensor(heldout_ids)),
                         (torch.tensor(heldout_ids),))]  # fmt: skip
@@ -118,8 +121,9 @@ class Text16Testbed(Testbed):
             drawn = self.conditioner.draws(near, retain_n, exclude=forget)
             assert drawn.concepts is not None
             probes.append(Probe("neighbours", drawn, (drawn.concepts,)))
-        read = torch.tensor(inside_read)
-        probes.append(Probe("in_prompt", self.conditioner.prompts(inside, concepts=read), (read,)))
+        if inside:
+            read = torch.tensor(inside_read)
+            probes.append(Probe("in_prompt", self.conditioner.prompts(inside, concepts=read), (read,)))
         return probes
 
     def images(self, split: str, concepts: Sequence[str], exclude: Sequence[str] = ()) -> tuple[Tensor, Conditioning]:
