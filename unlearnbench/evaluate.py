@@ -143,6 +143,9 @@ class Reference:
     # CLIP score of images against prompts ``[N]``, with the testbed's own scorer (text16: its second open_clip
     # encoder, trained apart from the one that conditions the model); None on a testbed without one.
     clip_score: Callable[[Tensor, list[str]], Tensor] | None = None
+    # The testbed's run probes for this run's forgotten concepts (:meth:`unlearnbench.testbed.Testbed.run_probes`),
+    # built once and sampled at the original and unlearned phases.
+    probes: list[Probe] = field(default_factory=list)
     # The family of each concept, by its index (text16: object, colour, style); one unnamed family by default.
     families: tuple[str, ...] = ()
     # What metrics derive from the real images once per run (e.g. their evaluator features), by key.

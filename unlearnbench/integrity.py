@@ -52,13 +52,9 @@ class Verdict:
         return not self.problem
 
 
-def record(run_id: str, rows: bytes, samples: bytes | None) -> dict[str, Any]:
-    """The ``"integrity"`` entry of a run about to be written."""
-    return {
-        "run_id": run_id,
-        "rows_sha256": sha256_bytes(rows),
-        "samples_sha256": None if samples is None else sha256_bytes(samples),
-    }
+def record(run_id: str, rows_sha256: str, samples_sha256: str | None) -> dict[str, Any]:
+    """A run's ``"integrity"`` entry: its id and its files' hashes (the rows', and the sample grid's if any)."""
+    return {"run_id": run_id, "rows_sha256": rows_sha256, "samples_sha256": samples_sha256}
 
 
 def spec_problem(run_id: str, meta: dict[str, Any]) -> str:

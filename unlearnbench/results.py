@@ -142,7 +142,8 @@ class Store:
         its rows exist, and its rows and grid are hashed before they are written (:mod:`unlearnbench.integrity`)."""
         rows = _parquet_bytes(df)
         grid = _npz_bytes(samples) if samples else None
-        meta = {**meta, INTEGRITY: integrity.record(run_id, rows, grid)}
+        hashes = (integrity.sha256_bytes(rows), None if grid is None else integrity.sha256_bytes(grid))
+        meta = {**meta, INTEGRITY: integrity.record(run_id, *hashes)}
         atomic_write_text(self.runs / f"{run_id}.json", json.dumps(meta, indent=2, sort_keys=True))
         if grid is not None:
             atomic_write(self.samples_path(run_id), lambda p: p.write_bytes(grid))
@@ -197,11 +198,8 @@ class Store:
         path = self.runs / f"{run_id}.json"
         meta = json.loads(path.read_text())
         grid = self.samples_path(run_id)
-        meta[INTEGRITY] = {
-            "run_id": run_id,
-            "rows_sha256": sha256_file(self.rows_path(run_id)),
-            "samples_sha256": sha256_file(grid) if grid.is_file() else None,
-        }
+        grid_sha = sha256_file(grid) if grid.is_file() else None
+        meta[INTEGRITY] = integrity.record(run_id, sha256_file(self.rows_path(run_id)), grid_sha)
         atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True))
 
     def seal_caches(self) -> int:

@@ -46,7 +46,6 @@ from unlearnbench.priors import PriorCache
 from unlearnbench.progress import time_limit
 from unlearnbench.results import Store, to_frame
 from unlearnbench.spec import RunSpec, class_numbers
-from unlearnbench.testbed import Probe
 from unlearnbench.testbeds import Testbed, default_guidance
 from unlearnbench.timing import part, recording
 
@@ -131,6 +130,7 @@ class Runner:
             second_judge=tb.second_judge,
             families=tuple(tb.conditioner.family(c) for c in tb.concepts),
             clip_score=tb.clip_score if tb.has_clip_score else None,
+            probes=tb.run_probes(task.forget_concepts, spec.eval.forget_samples, spec.eval.retain_samples),
         )
         records: list[dict[str, Any]] = []
         grids: dict[str, dict[str, np.ndarray]] = {}
@@ -185,16 +185,12 @@ class Runner:
             include_retain=include_retain,
             # the run probes read the model as unlearning left it (original and unlearned): not after an attack,
             # whose own rows measure what came back (a prompt attack's model is the unlearned one)
-            probes=self._probes(tb, task, settings) if include_retain and phase != "attacked" else (),
+            probes=reference.probes if include_retain and phase != "attacked" else (),
             desc=phase,
         )
         metrics = [m for m in self._metrics if m.curve_point] if curve_point else self._metrics
         with part("metrics"):
             return [s for m in metrics for s in m.on_samples(samples, reference)], sample_grid(samples)
-
-    @staticmethod
-    def _probes(tb: Testbed, task: Task, settings: EvalSettings) -> list[Probe]:
-        return tb.run_probes(task.forget_concepts, settings.forget_samples, settings.retain_samples)
 
     def _cached_eval(self, folder: str, key: str, compute: Any) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
         """Scores (as rows) and a sample grid, from the cache or from ``compute()``, which returns both."""
@@ -222,7 +218,7 @@ class Runner:
             tb.data.name,
             list(class_numbers(spec.forget) or spec.forget),  # class numbers, as before concepts had names
             dataclasses.asdict(spec.eval),
-            *[p.name for p in self._probes(tb, task, spec.eval)],  # none on digits16: its keys as before
+            *[p.name for p in reference.probes],  # none on digits16: its keys as before
         )
 
         def compute():
@@ -262,7 +258,7 @@ class Runner:
                 tb.second_judge_sha,
                 tb.evaluator_sha,
                 dataclasses.asdict(spec.eval),
-                *[p.name for p in self._probes(tb, task, spec.eval)],
+                *[p.name for p in reference.probes],
             ),
             compute,
         )
