@@ -67,6 +67,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "evaluator_sha": ("string", "sha256 of the evaluator's weights"),
     "attacker_sha": ("string", "sha256 of the attacker classifier's weights"),
     "second_judge_sha": ("string", "sha256 of the second evaluator's weights (empty without one)"),
+    "clip_scorer_sha": ("string", "sha256 of the CLIP-score model's weights (empty without a CLIP score)"),
     "seed": ("Int64", "run seed"),
     "method_args": ("string", "resolved method arguments, canonical JSON"),
     "attack_args": ("string", "resolved attack arguments, canonical JSON"),

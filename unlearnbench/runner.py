@@ -360,6 +360,7 @@ class Runner:
             "evaluator_sha": tb.evaluator_sha,
             "attacker_sha": tb.attacker_sha,
             "second_judge_sha": tb.second_judge_sha,
+            "clip_scorer_sha": tb.clip_scorer_sha,
             "seed": spec.seed,
             "method_args": canonical_json(spec.recorded_args("method_args")),
             "attack_args": canonical_json(spec.recorded_args("attack_args")),

@@ -85,6 +85,8 @@ class Testbed:
     # for its own dataset; its UA and retained accuracy are reported beside the evaluator's.
     second_judge: Classifier | None = None
     second_judge_sha: str = ""
+    # sha256 of the model behind the CLIP score (:meth:`clip_score`), when the testbed has one.
+    clip_scorer_sha: str = ""
     # The gold-standard results it ships for its own base model (retrained models); None for a custom model.
     references: Any = None
     # The method priors it ships for its own base model (Selective Amnesia's Fisher and replay); None likewise.

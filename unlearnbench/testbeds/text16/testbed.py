@@ -33,7 +33,6 @@ class Text16Testbed(Testbed):
     grammar: Any = None  # Grammar
     caption_seed: int = 0
     clip_scorer: Any = None  # the second TextEncoder: CLIP score only
-    clip_scorer_sha: str = ""
 
     def concept(self, name: object) -> str:
         """The concept a user named, by its id or any synonym (``"7"``, ``"crimson"``), as its id; or one line
