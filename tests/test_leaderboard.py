@@ -795,3 +795,74 @@ def test_hostile_labels_and_arguments_run_nothing_in_chromium_and_keep_every_tab
     for table_id, columns, rows in shapes:
         assert rows and set(rows) == {columns}, (table_id, columns, rows)
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _as_text16(df: pd.DataFrame) -> pd.DataFrame:
+    """The small store's rows as if its runs were on text16 (forgetting "seven"), with a CLIP score, and each run
+    again forgetting three concepts at once (UA halved, retained accuracy 0.9 times as high)."""
+    text = df.assign(testbed="text16", forget_concept="seven", forget_class=pd.NA)
+    final = text[text.attack_step.isna() & text.class_id.isna()]
+    clip = final[final.metric == "retain_accuracy_10way"].assign(metric="clip_score", value=75.0, lo=74.0, hi=76.0)
+    one = pd.concat([text, clip], ignore_index=True)
+    shift = one["metric"].map({"unlearning_accuracy_11way": 0.5, "retain_accuracy_10way": 0.9}).fillna(1.0)
+    three = one.assign(
+        run_id=one["run_id"] + "-3",
+        n_forget=3,
+        forget_concept="seven,three,one",
+        value=one["value"] * shift,
+        lo=one["lo"] * shift,
+        hi=one["hi"] * shift,
+    )
+    return pd.concat([one, three], ignore_index=True)
+
+
+def test_a_second_store_is_its_testbeds_section_with_its_columns_and_its_tuned_table(small_store, tmp_path):
+    """``--results`` takes one store per testbed: the first makes the page as before, each further one a section of
+    its own ("The text16 testbed") with the columns its runs have (a CLIP score; digits16's has none), a table of
+    forgetting and retention by how many concepts a run erases, its figures under its prefix, and the tuned table
+    of the file tuned on it. Runs that erase several concepts never enter the one-concept tables."""
+    rows = tmp_path / "text16.parquet"
+    _as_text16(load_results(small_store)).to_parquet(rows)
+    tuned = tmp_path / "tuned-text16.json"
+    tuned.write_text(json.dumps({"safemax": {"args": {"steps": 3}, "testbed": "text16", "trials": 1}}))
+    out = tmp_path / "lb"
+    assert page.write([str(small_store), str(rows)], str(out), tuned=[str(tuned)]) == []
+    md = (out / "leaderboard.md").read_text()
+    digits, text = md.split("## The text16 testbed")
+    clip = column_format("clip_score", "retain").label
+    assert clip not in digits and f"| {clip} |" in text.split("### Two judges")[0]
+    assert "### Several concepts at once" in text and "## How the tuned rows were chosen" not in digits
+    assert "### How the tuned rows were chosen" in text
+    assert "named in prompts" in text and "named in prompts" not in digits  # the testbed's own glossary
+    b = page.boards([str(small_store), str(rows)], "safemax", [])
+    ua, ra = (
+        column_format("unlearning_accuracy_11way", "forget").label,
+        column_format("retain_accuracy_10way", "retain").label,
+    )
+    counts = b[1].tables.concept_count.set_index(["method", "concepts"])
+    one, three = counts.loc[("safemax", 1)], counts.loc[("safemax", 3)]
+    assert three[ua].mean == pytest.approx(one[ua].mean * 0.5) and three[ra].mean == pytest.approx(one[ra].mean * 0.9)
+    assert one[ra].mean > 0.5  # the drop is there to see
+    quality = b[1].tables.quality.set_index("method")
+    assert quality.loc["safemax", "runs"] == 1 and quality.loc["safemax", ua].mean == pytest.approx(one[ua].mean)
+    assert b[0].tables.concept_count.empty  # one concept at a time on digits16: no count table
+    for name in ("tradeoff", "samples"):
+        assert (out / "figures" / f"{name}.png").is_file()
+    assert (out / "figures" / "text16-tradeoff.png").is_file() and "](figures/text16-tradeoff.png)" in text
+    html = (out / "leaderboard.html").read_text()
+    assert '<table id="text16-quality_table"' in html and '<table id="quality_table"' in html
+    assert 'href="#text16-board"' in html and html.count('id="text16-concept_count_table"') == 1
+    assert page.write([str(small_store), str(rows)], str(out), check=True, tuned=[str(tuned)]) == []
+
+
+def test_stores_and_tuned_files_must_match_their_testbeds(small_store, tmp_path):
+    with pytest.raises(UserError, match="digits16 runs are in two of the --results stores"):
+        page.write([str(small_store), str(small_store)], str(tmp_path))
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(json.dumps({"safemax": {"args": {"steps": 3}, "testbed": "text16"}}))
+    with pytest.raises(UserError, match="tuned on text16: no --results store has it"):
+        page.write(str(small_store), str(tmp_path), tuned=str(tuned))
+    # and a config cannot run a setting tuned on one testbed on another
+    g = grid.Grid(methods=[("safemax", {}, "")], attacks=[("none", {})], forget=[("2",)], seeds=[0])
+    with pytest.raises(UserError, match="'safemax' was tuned on text16, and these runs are on digits16"):
+        g.with_tuned(grid.read_tuned(str(tuned)))

@@ -354,7 +354,7 @@ class Row:
     digits: int = 3
     summary: int = 0
     machine_dependent: bool = False
-    leaderboard: int = 0  # position in the leaderboard's quality table (0: not a column)
+    leaderboard: float = 0  # position in the leaderboard's quality table (0: not a column; shown where a run has it)
     headline: bool = False
     robustness: int = 0
     before_attack: bool = False

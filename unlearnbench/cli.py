@@ -371,7 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=cmd_testbed)
 
     lb = sub.add_parser("leaderboard", help="regenerate leaderboard.md/.html and figures from a results store")
-    lb.add_argument("--results", default=DEFAULT_OUT, help=f"results folder (default ./{DEFAULT_OUT})")
+    lb.add_argument(
+        "--results",
+        nargs="+",
+        default=[DEFAULT_OUT],
+        help=f"results folders, one per testbed: the first makes the page, each further one a section of it "
+        f"(default {DEFAULT_OUT})",
+    )
     lb.add_argument(
         "--out",
         type=flags.out_path,
@@ -381,7 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--check", action="store_true", help="only verify the committed files are up to date")
     lb.add_argument("--readme", help="also rewrite (or --check) the leaderboard block of this README (default: not)")
     lb.add_argument("--cost-reference", default="safemax", help="method the cost ratios divide by (default safemax)")
-    lb.add_argument("--tuned", help="a tune --write file: add how the tuned rows were chosen (default: not)")
+    lb.add_argument(
+        "--tuned",
+        nargs="+",
+        default=[],
+        help="tune --write files: add how the tuned rows were chosen, each to its testbed's section (default: not)",
+    )
     lb.set_defaults(func=cmd_leaderboard)
 
     tb2 = sub.add_parser("table", help="one row per method setting (trade-off studies, tuning trials): md, csv, png")

@@ -15,5 +15,8 @@ PRIMARY_ASR = "asr_11way"
 # The retained-class accuracy that the tuning rule, the trade-off figures and the two-judge table read.
 RETAIN_ACCURACY = "retain_accuracy_10way"
 
+# The testbed a run, a config or a tuned setting is on when it does not say.
+DEFAULT_TESTBED = "digits16"
+
 # The method the leaderboard's cost ratios divide by (``leaderboard --cost-reference``).
 COST_REFERENCE = "safemax"

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from unlearnbench.defaults import DEFAULT_TESTBED
 from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings, eval_settings
 from unlearnbench.schema import STRICT, loads_json, validated
@@ -48,11 +49,15 @@ class Grid:
         those, "" naming the plain tuned setting). A method with no tuned setting is left out (and named in the
         second return value), never run at defaults as "tuned"."""
         names = list(dict.fromkeys(m[0] for m in self.methods))
+        here = self.testbed.get("testbed") or DEFAULT_TESTBED
         kept = []
         for m in names:
             for key, entry in tuned.items():
                 method, _, variant = key.partition(":")
                 if method == m and (variants is None or variant in variants):
+                    there = entry.get("testbed") or DEFAULT_TESTBED
+                    if there != here:  # a setting chosen on one testbed means nothing on another
+                        raise UserError(f"--tuned: {key!r} was tuned on {there}, and these runs are on {here}")
                     kept.append((m, dict(entry["args"]), f"tuned, {variant}" if variant else "tuned"))
         skipped = [m for m in names if not any(k[0] == m for k in kept)]  # nothing kept: none (of those variants)
         if not kept:
@@ -249,6 +254,7 @@ class TunedEntry(BaseModel):
     grid: dict[str, list[Any]] | None = None
     cpu_s: float | None = None  # unlearning CPU seconds over all trials
     forget_classes: list[list[int | str]] | None = None
+    testbed: str | None = None  # where it was tuned; files written before testbeds were recorded: digits16
 
 
 class TunedFile(RootModel[dict[str, TunedEntry]]):

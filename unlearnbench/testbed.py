@@ -202,6 +202,13 @@ class TestbedPlugin(_Registered):
     pretrain_targets: ClassVar[tuple[str, ...]] = ()
     # The concepts ``unlearnbench tune`` chooses settings on by default, which no evaluation table reads.
     tuning_concepts: ClassVar[tuple[str, ...]] = ()
+    # What the leaderboard's columns mean on this testbed (its judges, its FID reference), under its section's
+    # paragraph on intervals and ties.
+    glossary: ClassVar[str] = (
+        "UA: unlearning accuracy (the share of the forget concept's samples the evaluator does not read as it); "
+        "FID/KID in the evaluator's feature space against real images of the retained concepts; time and memory "
+        "of the unlearning."
+    )
 
     def load(self, parts: Overrides, *, device: str = "cpu", download: bool = False) -> Testbed:
         """The testbed on ``device``, with ``parts`` replacing its shipped ones where it takes them."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from unlearnbench import registry
-from unlearnbench.defaults import PRIMARY_UA
+from unlearnbench.defaults import DEFAULT_TESTBED, PRIMARY_UA
 from unlearnbench.io import atomic_write_text
 from unlearnbench.results import Store, final_rows
 
@@ -171,6 +171,7 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
             "grid": registry.get("method", m).search_variants[v] if v else registry.get("method", m).search_space,
             "cpu_s": float(final_rows(trials).query("metric == 'cost_cpu_s'")["value"].sum()),
             "forget_classes": [[int(c) if c.isdigit() else c for c in fc] for fc in grid.forget],
+            "testbed": grid.testbed.get("testbed") or DEFAULT_TESTBED,
         }
     return chosen, report
 

@@ -18,7 +18,19 @@ class ClipScore(Metric):
     without a scorer (digits16).
     """
 
-    rows = (Row("clip_score", "retain", "max", "CLIP score", Tolerance(floor=1.0), digits=1, valid=(0.0, 100.0)),)
+    rows = (
+        Row(
+            "clip_score",
+            "retain",
+            "max",
+            "CLIP score",
+            Tolerance(floor=1.0),
+            digits=1,
+            valid=(0.0, 100.0),
+            leaderboard=5.5,
+            headline=True,
+        ),
+    )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:
         s = samples.retain

@@ -23,8 +23,26 @@ class RetentionByFamily(Metric):
     """
 
     rows = (
-        Row("retain_accuracy_in_domain", "retain", "max", "IRA", Tolerance(floor=0.03), valid=RATE),
-        Row("retain_accuracy_cross_domain", "retain", "max", "CRA", Tolerance(floor=0.03), valid=RATE),
+        Row(
+            "retain_accuracy_in_domain",
+            "retain",
+            "max",
+            "IRA",
+            Tolerance(floor=0.03),
+            valid=RATE,
+            leaderboard=4.1,
+            headline=True,
+        ),
+        Row(
+            "retain_accuracy_cross_domain",
+            "retain",
+            "max",
+            "CRA",
+            Tolerance(floor=0.03),
+            valid=RATE,
+            leaderboard=4.2,
+            headline=True,
+        ),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

@@ -28,9 +28,26 @@ class TextProbes(Metric):
     """
 
     rows = (
-        Row("unlearning_accuracy_heldout", "forget", "max", "UA held-out names", Tolerance(floor=0.05), valid=RATE),
-        Row("neighbour_accuracy", "retain", "max", "neighbour acc", Tolerance(floor=0.05), valid=RATE),
-        Row("in_prompt_retention", "retain", "max", "in-prompt retention", Tolerance(floor=0.05), valid=RATE),
+        Row(
+            "unlearning_accuracy_heldout",
+            "forget",
+            "max",
+            "UA held-out names",
+            Tolerance(floor=0.05),
+            valid=RATE,
+            leaderboard=2.5,
+            headline=True,
+        ),
+        Row("neighbour_accuracy", "retain", "max", "neighbour acc", Tolerance(floor=0.05), valid=RATE, leaderboard=4.3),
+        Row(
+            "in_prompt_retention",
+            "retain",
+            "max",
+            "in-prompt retention",
+            Tolerance(floor=0.05),
+            valid=RATE,
+            leaderboard=4.4,
+        ),
     )
 
     def on_samples(self, samples: Samples, reference: Reference) -> list[Score]:

@@ -7,9 +7,13 @@ from __future__ import annotations
 import base64
 import html
 import re
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from unlearnbench.report.page import Board
 
 from unlearnbench.report.cells import Stat
 from unlearnbench.report.cost import COST_NOTE, reference_name
@@ -17,8 +21,9 @@ from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.robustness import asr_by_attack, utility_columns
-from unlearnbench.report.tables import TITLES, Tables
+from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Tables
 from unlearnbench.report.tuning import TUNING_TITLE
+from unlearnbench.testbeds import plugin
 
 HTML_INTRO = "\n".join(  # the page's paragraph for a store without intervals, as it was
     [
@@ -36,11 +41,8 @@ interval in brackets (runs resampled, each run's value redrawn from its own inte
 samples). The best value of each column is highlighted and every value whose interval overlaps the
 best's is underlined: tied with it, the data cannot order them (reference rows aside; in the
 robustness table, within each attack). † marks a UA or retained accuracy that the second judge reads
-differently (the intervals do not overlap; see the two-judge table). UA: unlearning accuracy; H:
-entropy of the 10-way judge (nats, max ln 10 = 2.303); FID/KID in the evaluator's feature space
-against every real image of the retained classes; time and memory of the unlearning (priors
-included, their time also shown alone). Each column sorts by its mean (click its header); the box
-above each table filters its rows.</p>"""
+differently (the intervals do not overlap; see the two-judge table). {glossary} Each column sorts by its mean
+(click its header); the box above each table filters its rows.</p>"""
 TIED_CSS = ".tied { text-decoration: underline dotted; text-underline-offset: 3px; }\n"
 
 
@@ -150,7 +152,55 @@ def heatmap(t: Tables) -> dict[str, object] | None:
     return {"columns": values, "rows": rows}
 
 
-def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> str:
+def board_html(board: Board) -> dict[str, object]:
+    """One board's part of the page, as the template reads it; its ids prefixed with its testbed's name."""
+    t, p = board.tables, board.prefix
+    ref = reference_name(t.cost_reference)
+    robustness = datatable(t.robustness, f"{p}robustness_table", group="attack")  # best within each attack
+    # (id, title, table, the paragraph above it)
+    sections = [("quality", TITLES["quality"], datatable(t.quality, f"{p}quality_table"), "")]
+    if len(t.agreement):
+        sections.append(
+            ("agreement", TITLES["agreement"], datatable(t.agreement, f"{p}agreement_table"), AGREEMENT_NOTE)
+        )
+    if len(t.concept_count):
+        table = datatable(t.concept_count, f"{p}concept_count_table")
+        sections.append(("concept_count", TITLES["concept_count"], table, CONCEPT_COUNT_NOTE))
+    sections += [
+        (
+            "efficiency",
+            TITLES["efficiency"].format(ref=ref),
+            datatable(t.efficiency, f"{p}efficiency_table"),
+            COST_NOTE.format(ref=ref),
+        ),
+        ("robustness", TITLES["robustness"], robustness, ""),
+        *(
+            [("survival", TITLES["survival"], datatable(t.survival.round(1), f"{p}survival_table"), SURVIVAL_NOTE)]
+            if len(t.survival)
+            else []
+        ),
+        ("settings", TITLES["settings"], datatable(t.settings, f"{p}settings_table"), ""),
+    ]
+    if len(t.tuning):
+        tuning_html = t.tuning_note.replace("`", "")  # the markdown's code spans, as plain text
+        sections.append(("tuning", TUNING_TITLE, datatable(t.tuning, f"{p}tuning_table"), tuning_html))
+    intro = HTML_INTRO_INTERVALS.format(glossary=html.escape(plugin(board.testbed).glossary, quote=False))
+    return {
+        "prefix": p,
+        "title": board.title if p else "",
+        "runs_note": f"From {board.n_runs} runs in {board.results}." if p else "",
+        "sweep_note": re.sub(r"\*\*|`", "", t.sweep_note),
+        "sampler": t.sampler,
+        "intro": Markup(intro if t.intervals else HTML_INTRO),
+        "heatmap": heatmap(t),
+        "sections": [{"id": p + i, "title": title, "table": table, "note": note} for i, title, table, note in sections],
+        "figures": {
+            n[: -len(".png")]: base64.b64encode(b).decode() for n, b in board.images.items() if n.endswith(".png")
+        },
+    }
+
+
+def render_html(boards: list[Board], cmd: str) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(
@@ -159,40 +209,10 @@ def render_html(t: Tables, n_runs: int, cmd: str, images: dict[str, bytes]) -> s
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
-    ref = reference_name(t.cost_reference)
-    robustness = datatable(t.robustness, "robustness_table", group="attack")  # best within each attack
-    # (id, title, table, the paragraph above it)
-    sections = [("quality", TITLES["quality"], datatable(t.quality, "quality_table"), "")]
-    if len(t.agreement):
-        sections.append(("agreement", TITLES["agreement"], datatable(t.agreement, "agreement_table"), AGREEMENT_NOTE))
-    sections += [
-        (
-            "efficiency",
-            TITLES["efficiency"].format(ref=ref),
-            datatable(t.efficiency, "efficiency_table"),
-            COST_NOTE.format(ref=ref),
-        ),
-        ("robustness", TITLES["robustness"], robustness, ""),
-        *(
-            [("survival", TITLES["survival"], datatable(t.survival.round(1), "survival_table"), SURVIVAL_NOTE)]
-            if len(t.survival)
-            else []
-        ),
-        ("settings", TITLES["settings"], datatable(t.settings, "settings_table"), ""),
-    ]
-    if len(t.tuning):
-        tuning_html = t.tuning_note.replace("`", "")  # the markdown's code spans, as plain text
-        sections.append(("tuning", TUNING_TITLE, datatable(t.tuning, "tuning_table"), tuning_html))
-    pngs = {n[: -len(".png")]: base64.b64encode(b).decode() for n, b in images.items() if n.endswith(".png")}
     return env.get_template("leaderboard.html.j2").render(
         command=cmd,
-        n_runs=n_runs,
-        sweep_note=re.sub(r"\*\*|`", "", t.sweep_note),
-        sampler=t.sampler,
-        intro=Markup(HTML_INTRO_INTERVALS if t.intervals else HTML_INTRO),
-        extra_css=Markup(TIED_CSS if t.intervals else ""),
-        heatmap=heatmap(t),
-        sections=[{"id": i, "title": title, "table": table, "note": note} for i, title, table, note in sections],
-        figures=pngs,
+        n_runs=sum(b.n_runs for b in boards),
+        boards=[board_html(b) for b in boards],
+        extra_css=Markup(TIED_CSS if any(b.tables.intervals for b in boards) else ""),
         itables=itables_bundle(),
     )

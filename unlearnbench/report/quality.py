@@ -10,8 +10,9 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.api import Row
+from unlearnbench.defaults import PRIMARY_UA, RETAIN_ACCURACY
 from unlearnbench.report.cells import Stat, column_format
-from unlearnbench.report.frames import SETTING, table_groups
+from unlearnbench.report.frames import SETTING, method_groups, table_groups, unlearned_rows
 from unlearnbench.report.judges import flag_disagreements
 
 
@@ -43,4 +44,48 @@ def quality_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
         {"label": label, "method": method, "runs": runs, SETTING: g[SETTING].iloc[0], **quality_cells(g, intervals)}
         for label, method, runs, g in table_groups(df)
     ]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # a column no run has (a text testbed's CLIP score on digits16): left out, not a column of dashes
+    empty = [c for c in table.columns if len(table) and all(isinstance(v, Stat) and v.empty for v in table[c])]
+    return table.drop(columns=empty)
+
+
+# The count table's columns: forgetting (canonical and held-out names) and retention (all, in-domain, cross-domain,
+# quality), where the runs have them.
+COUNT_COLUMNS = (
+    (PRIMARY_UA, "forget"),
+    ("unlearning_accuracy_heldout", "forget"),
+    (RETAIN_ACCURACY, "retain"),
+    ("retain_accuracy_in_domain", "retain"),
+    ("retain_accuracy_cross_domain", "retain"),
+    ("fid", "retain"),
+    ("clip_score", "retain"),
+)
+
+
+def forget_counts(df: pd.DataFrame) -> pd.Series:
+    """How many concepts each row's run forgets (rows written before the column: one)."""
+    return df["n_forget"].astype("Int64").fillna(1) if "n_forget" in df else pd.Series(1, index=df.index)
+
+
+def concept_count_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+    """Forgetting and retention against how many concepts a run forgets at once, for every (label, method) that
+    has runs at more than one count (MACE's question: does retention fall as erased concepts add up?). Each
+    count's runs forget different concept sets, so a row averages over its sets and seeds."""
+    unl = unlearned_rows(df)
+    counts = forget_counts(unl)
+    rows = []
+    for (label, method), g in method_groups(unl):
+        n = counts[g.index]
+        if n.nunique() < 2:
+            continue
+        for k in sorted(n.unique()):
+            part = g[n == k]
+            cells = {
+                column_format(m, s).label: Stat.of_metric(part, m, s, intervals=intervals) for m, s in COUNT_COLUMNS
+            }
+            rows.append({"label": label or "-", "method": method, "concepts": int(k), "runs": part.run_id.nunique(),
+                         **cells})  # fmt: skip
+    table = pd.DataFrame(rows)
+    empty = [c for c in table.columns if len(table) and all(isinstance(v, Stat) and v.empty for v in table[c])]
+    return table.drop(columns=empty)

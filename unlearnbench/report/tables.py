@@ -18,7 +18,7 @@ from unlearnbench.report.cost import efficiency_table
 from unlearnbench.report.frames import SETTING, split_by_sampler
 from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
-from unlearnbench.report.quality import quality_table
+from unlearnbench.report.quality import concept_count_table, forget_counts, quality_table
 from unlearnbench.report.recovery import recovery_runs, survival_table, uncertainty_against_recovery
 from unlearnbench.report.robustness import robustness_table
 
@@ -30,7 +30,12 @@ TITLES = {
     "robustness": "Robustness (attack success judged by the evaluator)",
     "survival": "Recovery as survival (relearning steps until the concept is back)",
     "settings": "Settings behind these numbers",
+    "concept_count": "Several concepts at once",
 }
+CONCEPT_COUNT_NOTE = (
+    "Forgetting and retention as a run erases more concepts at once (1, 3, 5: each count's runs erase different "
+    "concept sets, and a row averages over its sets and seeds); every other table reads the runs that erase one."
+)
 
 
 @dataclass
@@ -48,11 +53,14 @@ class Tables:
     sweep_note: str = ""  # how long the sweeps that wrote the store ran (provenance.sweep_note)
     survival: pd.DataFrame = field(default_factory=pd.DataFrame)  # recovery.survival_table; empty without curves
     uncertainty: pd.DataFrame = field(default_factory=pd.DataFrame)  # entropy against time to recover (rho)
+    concept_count: pd.DataFrame = field(default_factory=pd.DataFrame)  # quality by how many concepts a run forgets
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tables:
     df = df if SETTING in df else split_by_sampler(df)
     intervals = has_intervals(df)
+    counts = concept_count_table(df, intervals)
+    df = df[forget_counts(df) == 1]  # every other table: one concept at a time, never averaged with several
     quality = quality_table(df, intervals)
     robustness = robustness_table(df, intervals)
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
@@ -65,6 +73,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     efficiency = efficiency_table(df, cost_reference)
     runs = recovery_runs(df)
     tables = Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement, sampler_note(df))
+    tables.concept_count = counts
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         tables = replace(tables, survival=survival, uncertainty=uncertainty_against_recovery(runs).round(3))

@@ -12,10 +12,11 @@ from functools import lru_cache
 import torch
 
 from unlearnbench import registry
+from unlearnbench.defaults import DEFAULT_TESTBED
 from unlearnbench.errors import UserError
 from unlearnbench.testbed import Overrides, Testbed, TestbedPlugin
 
-DEFAULT = "digits16"
+DEFAULT = DEFAULT_TESTBED
 
 
 def plugin(name: str) -> TestbedPlugin:

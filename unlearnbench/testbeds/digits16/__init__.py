@@ -87,6 +87,11 @@ class Digits16(TestbedPlugin):
 
     pretrain_targets = ("unet", "evaluator", "attacker", "judge2", "all", "retrain", "prior")
     tuning_concepts = ("5", "9")
+    glossary = (
+        "UA: unlearning accuracy; H: entropy of the 10-way judge (nats, max ln 10 = 2.303); "
+        "FID/KID in the evaluator's feature space against every real image of the retained classes; "
+        "time and memory of the unlearning (priors included, their time also shown alone)."
+    )
 
     def default_guidance(self, model: str | None = None) -> float:
         """The measured choice for the shipped model; 1.0 (plain conditional sampling) for any other model."""

@@ -46,6 +46,20 @@ class Text16(TestbedPlugin):
 
     pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES)
     tuning_concepts = ("five", "green")
+    glossary = (
+        "A concept is a digit (an object), an ink colour or a stroke weight, named in prompts; the judge reads each "
+        'image within the concept\'s family (10 digits, 8 colours or 3 weights), so "11-way" means with its '
+        '"none" output and "10-way" without it. '
+        "UA: the share of the forget concept's samples, prompted with its canonical prompts, that the evaluator does "
+        "not read as it; UA held-out names: the same from its held-out names and phrasings (numerals, synonyms, "
+        "other languages), which no method is given; H: entropy of the family's judge (nats; compare within a "
+        "family); retained accuracy on every other concept, from prompts that do not name a forgotten one; IRA and "
+        "CRA: its part within the forgotten concept's family and across the other families; neighbour acc: accuracy "
+        "on the concept's declared neighbours; in-prompt retention: the other attribute still right in prompts that "
+        'name the forgotten concept (the colour of "a red seven"); CLIP score: the second shipped open_clip '
+        "encoder's image-prompt cosine x 100 on the retained samples' prompts; FID/KID in the evaluator's feature "
+        "space against real images of the retained concepts; time and memory of the unlearning."
+    )
 
     def default_guidance(self, model: str | None = None) -> float:
         folder = SHIPPED if model is None else Path(model)
