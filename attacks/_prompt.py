@@ -101,7 +101,51 @@ def attacker_log_prob(
     return log_probs.gather(1, target[:, None])[:, 0]
 
 
-class BestByAttacker:
+class _Best:
+    """What :class:`BestByAttacker` and :class:`BestPrompt` share: fixed initial noises (``samples`` per forget
+    concept), the attacker's score of one conditioning row per forget concept on them (``steps`` DDIM steps), the
+    rule that keeps a candidate (a higher attacker ASR, then a higher mean log-probability of the concept) and the
+    :data:`SELECTION_ROWS` they report."""
+
+    def __init__(self, model: UNet2DModel, task: Task, x_T: Tensor, *, samples: int, steps: int) -> None:
+        self.model, self.task, self.samples, self.steps, self.x_T = model, task, samples, steps, x_T
+
+    @torch.no_grad()
+    def score_cond(self, cond: Conditioning) -> tuple[Tensor, Tensor, Tensor]:
+        """The attacker's ASR, and mean log-probability and probability of the forget concept, per forget concept
+        (``cond``: one row per forget concept, in task order)."""
+        log_probs, target = attacker_log_probs(
+            self.model, self.task, cond.repeat_interleave(self.samples), self.x_T, self.steps, grad=False
+        )
+        hits = (log_probs.argmax(-1) == target).float().view(-1, self.samples)
+        log_p = log_probs.gather(1, target[:, None]).view(-1, self.samples)
+        return hits.mean(1), log_p.mean(1), log_p.exp().mean(1)
+
+    def keep(self, asr: Tensor, log_p: Tensor, p: Tensor) -> Tensor:
+        """Which forget concepts' candidates beat the best so far (and become it)."""
+        better = (asr > self.asr) | ((asr == self.asr) & (log_p > self.log_p))
+        self.asr, self.log_p, self.p = (
+            torch.where(better, new, old) for new, old in ((asr, self.asr), (log_p, self.log_p), (p, self.p))
+        )
+        return better
+
+    def extra(self) -> list[Score]:
+        """The :data:`SELECTION_ROWS`, overall and per forget concept."""
+        extra = []
+        for metric, values in (
+            ("attacker_asr_pre", self.pre_asr),
+            ("attacker_asr", self.asr),
+            ("attacker_p", self.p),
+        ):
+            extra.append(Score(metric, "forget", float(values.mean()), n=self.samples))
+            extra += [
+                Score(metric, "forget", float(v), n=self.samples, class_id=c)
+                for c, v in zip(self.task.forget_classes, values.tolist(), strict=True)
+            ]
+        return extra
+
+
+class BestByAttacker(_Best):
     """Keeps, per forget concept, the best conditioning vector seen so far by the attacker's classifier.
 
     Every candidate is scored on the same fixed noises (``samples`` per forget concept, ``steps`` DDIM
@@ -115,32 +159,23 @@ class BestByAttacker:
     def __init__(
         self, model: UNet2DModel, task: Task, start: Tensor, *, samples: int, steps: int, generator: torch.Generator
     ) -> None:
-        self.model, self.task, self.samples, self.steps = model, task, samples, steps
         table = task.conditioner.embedding_table(model)
         n = len(task.forget_concepts)
-        self.x_T = randn((n * samples, *task.data.image_shape), generator, table)
+        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, table), samples=samples,
+                         steps=steps)  # fmt: skip
         self.pre_asr = self.score(table[list(task.forget_classes)])[0]
         self.vectors = start.detach().clone()
         self.asr, self.log_p, self.p = self.score(self.vectors)
         self.offer(table[-1].expand(n, -1))
 
-    @torch.no_grad()
     def score(self, vectors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The attacker's ASR, and mean log-probability and probability of the forget class, per forget concept."""
-        cond = self.task.conditioner.vectors(vectors.detach()).repeat_interleave(self.samples)
-        log_probs, target = attacker_log_probs(self.model, self.task, cond, self.x_T, self.steps, grad=False)
-        hits = (log_probs.argmax(-1) == target).float().view(-1, self.samples)
-        log_p = log_probs.gather(1, target[:, None]).view(-1, self.samples)
-        return hits.mean(1), log_p.mean(1), log_p.exp().mean(1)
+        return self.score_cond(self.task.conditioner.vectors(vectors.detach()))
 
     def offer(self, vectors: Tensor) -> None:
         """Score one candidate per forget concept ``[n_forget, D]``; keep each that beats the best so far."""
-        asr, log_p, p = self.score(vectors)
-        better = (asr > self.asr) | ((asr == self.asr) & (log_p > self.log_p))
+        better = self.keep(*self.score(vectors))
         self.vectors[better] = vectors.detach()[better]
-        self.asr, self.log_p, self.p = (
-            torch.where(better, new, old) for new, old in ((asr, self.asr), (log_p, self.log_p), (p, self.p))
-        )
 
     def every(self, n: int, total: int, vectors: Tensor) -> Callable[[int], None]:
         """An ``optimize`` callback that offers ``vectors`` every ``n`` steps and at the last (``total``)."""
@@ -153,18 +188,83 @@ class BestByAttacker:
 
     def attacked(self, model: UNet2DModel) -> Attacked:
         """The kept vectors as the attack's result, with the :data:`SELECTION_ROWS` (overall and per class)."""
-        extra = []
-        for metric, values in (
-            ("attacker_asr_pre", self.pre_asr),
-            ("attacker_asr", self.asr),
-            ("attacker_p", self.p),
-        ):
-            extra.append(Score(metric, "forget", float(values.mean()), n=self.samples))
-            extra += [
-                Score(metric, "forget", float(v), n=self.samples, class_id=c)
-                for c, v in zip(self.task.forget_classes, values.tolist(), strict=True)
-            ]
-        return Attacked(model, cond=self.task.conditioner.vectors(self.vectors), extra=extra)
+        return Attacked(model, cond=self.task.conditioner.vectors(self.vectors), extra=self.extra())
+
+
+class BestPrompt(_Best):
+    """Keeps, per forget concept, the best *prompt* (text) seen so far by the attacker's classifier, by
+    :class:`BestByAttacker`'s rule on fixed noises. The pre-attack score is the concept's own canonical prompt's
+    (the model as it is, as the evaluator's pre-ASR asks for it); ``start`` (one prompt per forget concept; by
+    default that same canonical prompt) is the first candidate, so from the default start the attack never returns
+    a prompt the attacker rates below the model as it already is. The result is the kept prompts, as text too."""
+
+    def __init__(
+        self,
+        model: UNet2DModel,
+        task: Task,
+        start: list[str] | None = None,
+        *,
+        samples: int,
+        steps: int,
+        generator: torch.Generator,
+    ) -> None:
+        n = len(task.forget_concepts)
+        like = torch.empty(0, device=task.device)
+        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, like), samples=samples,
+                         steps=steps)  # fmt: skip
+        canonical = [task.conditioner.canonical_prompt(c) for c in task.forget_concepts]
+        self.pre_asr = self.score(canonical)[0]
+        self.prompts = list(canonical if start is None else start)
+        self.asr, self.log_p, self.p = self.score(self.prompts)
+
+    def score(self, prompts: list[str]) -> tuple[Tensor, Tensor, Tensor]:
+        return self.score_cond(self.task.conditioner.prompts(prompts).to(self.task.device))
+
+    def offer(self, prompts: list[str]) -> None:
+        """Score one prompt per forget concept; keep each that beats the best so far."""
+        better = self.keep(*self.score(prompts)).tolist()
+        self.prompts = [new if b else old for new, old, b in zip(prompts, self.prompts, better, strict=True)]
+
+    def attacked(self, model: UNet2DModel) -> Attacked:
+        """The kept prompts as the attack's result (their conditioning and their text), with the selection rows."""
+        cond = self.task.conditioner.prompts(self.prompts).to(self.task.device)
+        return Attacked(model, cond=cond, extra=self.extra(), prompts=tuple(self.prompts))
+
+
+class BestSlots(_Best):
+    """Keeps, per forget concept, the best learned input embedding(s) of a text prompt (``slots`` ``[P, width]``,
+    fed by :meth:`~unlearnbench.conditioning.Conditioner.prefixed` before ``base``), by :class:`BestByAttacker`'s
+    rule. The concept's own prompt (the model as it is) is the first candidate and the pre-attack score, so the
+    result is never one the attacker rates below it; the start slots are the second."""
+
+    def __init__(
+        self,
+        model: UNet2DModel,
+        task: Task,
+        start: Tensor,
+        base: list[str],
+        *,
+        samples: int,
+        steps: int,
+        generator: torch.Generator,
+    ) -> None:
+        n = len(task.forget_concepts)
+        like = torch.empty(0, device=task.device)
+        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, like), samples=samples,
+                         steps=steps)  # fmt: skip
+        self.base = base
+        self.cond = task.concept_cond()
+        self.asr, self.log_p, self.p = self.score_cond(self.cond)
+        self.pre_asr = self.asr
+        self.offer(start)
+
+    def offer(self, slots: Tensor) -> None:
+        cond = self.task.conditioner.prefixed(slots.detach(), self.base).to(self.task.device)
+        better = self.keep(*self.score_cond(cond))
+        self.cond = self.cond.replaced(better, cond)
+
+    def attacked(self, model: UNet2DModel) -> Attacked:
+        return Attacked(model, cond=self.cond, extra=self.extra())
 
 
 def for_class(task: Task, concept: Concept) -> Task:

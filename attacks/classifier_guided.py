@@ -53,6 +53,8 @@ class ClassifierGuidedArgs(SelectionArgs):
 class ClassifierGuided(Attack):
     """Optimise the conditioning vector so a short differentiable sampler fools the attacker's classifier."""
 
+    paper = "Zhang et al., UnlearnDiffAtk, ECCV 2024 (its analogue in the class-embedding space)"
+
     supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
 
     Args = ClassifierGuidedArgs

@@ -52,6 +52,11 @@ class EmbeddingInversionArgs(SelectionArgs):
 class EmbeddingInversion(Attack):
     """Optimise a free conditioning vector to lower the denoising loss on k forget images (Concept Inversion)."""
 
+    paper = (
+        "Pham et al., Circumventing Concept Erasure Methods For Text-to-Image Generative Models, ICLR 2024 "
+        "(its analogue in the class-embedding space)"
+    )
+
     supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
 
     Args = EmbeddingInversionArgs

@@ -78,6 +78,8 @@ def fine_tune(
 class Relearn(Attack):
     """Fine-tune on k forget-class images for n steps; recovery curve of UA/ASR."""
 
+    paper = "Gao et al., Meta-Unlearning on Diffusion Models: Preventing Relearning Unlearned Concepts, ICCV 2025"
+
     Args = RelearnArgs
     changes_weights = True
     smoke_args = {"k": 3, "steps": 4, "batch_size": 4, "eval_every": 2}
@@ -108,5 +110,10 @@ class Relearn(Attack):
 @register("relearn_benign")
 class RelearnBenign(Relearn):
     """Fine-tune on k retained-class images only: does the forgotten class resurge unprompted?"""
+
+    paper = (
+        "Suriyakumar et al., Unstable Unlearning: The Hidden Risk of Concept Resurgence in Diffusion Models "
+        "(arXiv 2410.08074)"
+    )
 
     source = "retain"

@@ -16,6 +16,8 @@ from unlearnbench.spec import RunSpec
 
 # Attacks that return a conditioning to sample with (the rule the contract test below checks).
 PROMPT_ATTACKS = [n for n in registry.names("attack") if n not in ("none", "relearn", "relearn_benign", "seed_search")]
+LABEL_PROMPT_ATTACKS = [n for n in PROMPT_ATTACKS if "label" in registry.get("attack", n).supports]
+TEXT_PROMPT_ATTACKS = [n for n in PROMPT_ATTACKS if "label" not in registry.get("attack", n).supports]
 
 
 def state(model):
@@ -112,7 +114,7 @@ def test_attack_contract(name, base):
         assert first.x_T is not None and first.x_T.shape[0] == make_task().eval_forget_samples
 
 
-@pytest.mark.parametrize("name", PROMPT_ATTACKS)
+@pytest.mark.parametrize("name", LABEL_PROMPT_ATTACKS)
 def test_prompt_attacks_never_end_below_the_model_as_it_is(name, testbed):
     """On the shipped model and attacker classifier, forget classes 0 and 3, seed 0, smoke budgets: the
     attack's post-attack ASR by the attacker is at least the pre-attack one (the forget label's own
@@ -159,3 +161,31 @@ def test_seed_search_respects_its_query_budget(base, monkeypatch):
     cls = registry.get("attack", "seed_search")
     run_attack(cls({"candidates_per_sample": 3, "sample_steps": 2}), base, make_task(), generator=torch.Generator())
     assert sum(seen) == 3 * make_task().eval_forget_samples
+
+
+@pytest.fixture(scope="module")
+def text16():
+    from unlearnbench.testbeds import load_testbed
+
+    return load_testbed("text16")
+
+
+@pytest.mark.parametrize("name", TEXT_PROMPT_ATTACKS)
+def test_text_prompt_attacks_never_end_below_the_model_as_it_is_and_say_what_they_found(name, text16):
+    """On text16's shipped model, forgetting "seven" and "red", smoke budgets: per concept the attacker rates the
+    result at least as it rates the concept's own prompt, both are reported, and a discrete attack returns the prompt
+    it found as text, one per concept, never a name of another concept's slot (its conditioning is that text's)."""
+    cls = registry.get("attack", name)
+    spec = resolve(RunSpec(method="noop", attack=name, forget=("seven", "red"), testbed="text16")).spec
+    task = build_task(spec, text16, torch.device("cpu"))
+    out, _ = run_attack(cls(cls.smoke_args), text16.model, task, generator=torch.Generator().manual_seed(0))
+    got = {(s.metric, s.class_id): s.value for s in out.extra}
+    for class_id in (None, *task.forget_classes):
+        pre, post = got[("attacker_asr_pre", class_id)], got[("attacker_asr", class_id)]
+        assert 0.0 <= pre <= post <= 1.0, (class_id, pre, post)
+    assert out.cond is not None and out.cond.kind == "tokens" and len(out.cond) == 2
+    if name == "concept_inversion":
+        assert out.prompts == ()  # a learned token is no word
+    else:
+        assert len(out.prompts) == 2 and all(isinstance(p, str) and p for p in out.prompts)
+        assert torch.equal(out.cond.values, task.conditioner.prompts(list(out.prompts)).values)

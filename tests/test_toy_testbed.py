@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -61,9 +61,32 @@ class ShapeTokens(Conditioner):
     def prompts(self, prompts: Sequence[str], concepts: torch.Tensor | None = None) -> Conditioning:
         return Conditioning.from_tokens(self.prompt_states(prompts)[0], self.null, concepts=concepts)
 
+    # What the prompt attacks read: a shape's one name is its canonical prompt and its only word; a word's input
+    # embedding is its row's mean state, and a prompt with free leading slots takes them as its first states.
+    def canonical_prompt(self, concept: str) -> str:
+        return self.concepts[self.index(concept)]
+
+    def heldout_prompts(self, concept: str) -> list[str]:
+        return [self.canonical_prompt(concept)]
+
+    def banned_words(self, concept: str) -> frozenset[str]:
+        return frozenset({self.canonical_prompt(concept)})
+
+    def search_words(self, banned: Collection[str] = ()) -> tuple[str, ...]:
+        return tuple(c for c in ("a", *self.concepts) if c not in banned)
+
+    def word_embeddings(self, words: Sequence[str]) -> torch.Tensor:  # "a" (which names nothing): the null's
+        return torch.stack([self.null.mean(0) if w == "a" else self.table[self.index(w)].mean(0) for w in words])
+
+    def prefixed(self, slots: torch.Tensor, base: Sequence[str]) -> Conditioning:
+        states = self.prompt_states(base)[0].clone()
+        p = min(slots.shape[1], TOKENS)
+        states = torch.cat([slots[:, :p].to(states), states[:, p:]], dim=1)
+        return Conditioning.from_tokens(states, self.null)
+
     def prompt_states(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A shape's name reads as its row (its last word at the last position), a blank prompt as the null."""
-        rows = [self.null if not p.strip() else self.table[self.index(p)] for p in prompts]
+        """A prompt reads as its last word's shape (its row, its last word at the last position); blank: the null."""
+        rows = [self.null if not p.strip() else self.table[self.index(p.split()[-1])] for p in prompts]
         last = [0 if not p.strip() else TOKENS - 1 for p in prompts]
         return torch.stack(rows), torch.tensor(last)
 

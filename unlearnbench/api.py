@@ -86,6 +86,9 @@ class Task:
     # The arithmetic of the method's gradient steps (applied by :func:`run_unlearning` to every ``optimize``
     # inside it): "float32", or "bfloat16" autocast (a run's ``unlearn_precision``).
     unlearn_precision: str = "float32"
+    # The base model before any unlearning (shared and read-only: never train it), for an attack whose threat model
+    # holds it (P4D matches the attacked model's noise prediction to it); None where the task has none.
+    original_model: Any = None
     # Called by attacks every few steps with (step, model, cond) to record a recovery curve.
     checkpoint: Callable[[int, UNet2DModel, Conditioning | None], None] | None = None
 
@@ -252,6 +255,8 @@ class Attack(_Budgeted):
     """
 
     changes_weights: ClassVar[bool] = False
+    # The paper the attack (or the text-to-image attack it is the analogue of) comes from; "" for this project's own.
+    paper: ClassVar[str] = ""
     # The conditioning kinds (of the testbed's concepts) this attack works with (the searches of the class
     # embedding space say "label").
     supports: ClassVar[tuple[str, ...]] = TESTBED_KINDS
@@ -285,13 +290,16 @@ class Attacked:
     """The attack's result. ``cond`` is the conditioning to sample the "forget class" with (embedding
     vectors or labels: one row per forget class, or one per sample); None means the forget concepts'.
     ``x_T`` are initial noises to sample from instead of fresh ones (seed search). ``recovery`` is set
-    by attacks that record a curve (through ``task.checkpoint``)."""
+    by attacks that record a curve (through ``task.checkpoint``). ``prompts``: what a discrete prompt attack found,
+    as text (``cond`` is their encoding)."""
 
     model: UNet2DModel
     cond: Conditioning | None = None
     x_T: Tensor | None = None
     extra: list[Score] = field(default_factory=list)
     recovery: RecoverySettings | None = None
+    # The prompt a discrete prompt attack found, as text, one per forget concept (the ``attack_prompt`` column).
+    prompts: tuple[str, ...] = ()
 
 
 def run_attack(attack: Attack, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> tuple[Attacked, Cost]:

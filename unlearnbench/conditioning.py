@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,6 +299,36 @@ class Conditioner:
         """Free prompts as the text encoder's token states ``[N, L, D]``, with each prompt's position of its last
         token before the end token ``[N]`` (what an edit of the cross-attention projections reads)."""
         raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's token states")
+
+    def canonical_prompt(self, concept: Concept) -> str:
+        """The prompt behind the concept's one row (:meth:`encode`): its first canonical prompt. A testbed without
+        prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
+    def heldout_prompts(self, concept: Concept) -> list[str]:
+        """Every prompt that asks for the concept by a held-out name or phrasing (numerals, synonyms, other
+        languages: what no method is given), in a fixed order. A testbed without prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
+    def banned_words(self, concept: Concept) -> frozenset[str]:
+        """Every word of every name of the concept, canonical and held-out (what a search with the concept's names
+        banned may not choose). A testbed without prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its concepts are not named in prompts")
+
+    def search_words(self, banned: Collection[str] = ()) -> tuple[str, ...]:
+        """The words a token search may choose (the testbed's searchable vocabulary, each one token of its text
+        encoder), but those in ``banned``. A testbed without prompts has none: one line."""
+        raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's")
+
+    def word_embeddings(self, words: Sequence[str]) -> Tensor:
+        """The text encoder's input embeddings ``[len(words), width]`` of single-token words (the rows a soft token
+        mixes). A testbed without a text encoder has none: one line."""
+        raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's")
+
+    def prefixed(self, slots: Tensor, base: Sequence[str]) -> Conditioning:
+        """Prompts whose first ``P`` tokens are free input embeddings ``slots`` ``[B, P, width]`` (a soft or learned
+        token: differentiable), followed by the words of ``base[b]``. A testbed without a text encoder: one line."""
+        raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's")
 
     def draw_prompts(self, concepts: Sequence[Concept], per_concept: int, exclude: Sequence[Concept] = ()) -> list[str]:
         """The prompt behind each row of :meth:`draws` (a text testbed's; none where concepts are not prompts)."""

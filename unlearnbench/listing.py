@@ -30,7 +30,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             if kind in ("method", "attack"):
                 if getattr(cls, "paper", ""):
                     print(f"{'':<{width}}    paper: {cls.paper}")
-                if kind == "method" and set(cls.supports) != set(TESTBED_KINDS):
+                if set(cls.supports) != set(TESTBED_KINDS):
                     print(f"{'':<{width}}    conditioning: {', '.join(cls.supports)} only")
                 bound = f"{cls.budget_unit} <= {cls.max_budget:,}"
                 print(f"{'':<{width}}    budget: {bound} (its defaults: {cls().budget():,})")

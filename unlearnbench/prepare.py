@@ -122,6 +122,7 @@ def build_task(spec: RunSpec, tb: Testbed, device: torch.device) -> Task:
         device=device,
         recipe=tb.recipe,
         references=tb.references,
+        original_model=tb.model,
         eval_forget_samples=spec.eval.forget_samples,
         label_dropout=spec.label_dropout or 0.0,
         unlearn_precision=spec.unlearn_precision,

@@ -71,6 +71,11 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "seed": ("Int64", "run seed"),
     "method_args": ("string", "resolved method arguments, canonical JSON"),
     "attack_args": ("string", "resolved attack arguments, canonical JSON"),
+    "attack_prompt": (
+        "string",
+        "the prompt a discrete prompt attack found, as text (per forget concept on its class_id rows; every forget "
+        "concept's, joined by ' | ', on the others); empty otherwise",
+    ),
     "label_dropout": (
         "float64",
         "share of the method's training forwards given the null label (upstream's cond_drop_prob)",

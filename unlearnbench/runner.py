@@ -328,7 +328,12 @@ class Runner:
             scores += [s for m in self._metrics for s in m.on_curve(curve_in)]
         if self.save_model and resolved.attack.changes_weights:
             _save_model(self.save_model / "attacked", attacked.model, tb)
-        return curve + [_row(s, "attacked") for s in scores], grid
+        rows = curve + [_row(s, "attacked") for s in scores]
+        if attacked.prompts:  # what a discrete prompt attack found, as text: each concept's on its own rows
+            found = dict(zip(task.forget_classes, attacked.prompts, strict=True))
+            for r in rows:
+                r["attack_prompt"] = found.get(r["class_id"], "; ".join(attacked.prompts))
+        return rows, grid
 
     # -- rows --------------------------------------------------------------------------------
 

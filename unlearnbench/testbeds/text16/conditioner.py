@@ -6,7 +6,7 @@ conditioning of classifier-free guidance is the empty prompt's states."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import Tensor
@@ -64,6 +64,42 @@ class CaptionConditioner(Conditioner):
         """Free prompts (captions, an attack's found prompt) as a conditioning; ``concepts`` says which concept
         each row stands for, when it stands for one."""
         return Conditioning.from_tokens(self.states(prompts), self.null, concepts=concepts)
+
+    def canonical_prompt(self, concept: str) -> str:
+        return self.grammar.render(concept)
+
+    def heldout_prompts(self, concept: str) -> list[str]:
+        return list(self.grammar.prompts(concept, "heldout"))
+
+    def banned_words(self, concept: str) -> frozenset[str]:
+        return frozenset(w for name in self.grammar.concept(concept).names for w in name.split())
+
+    def search_words(self, banned: Collection[str] = ()) -> tuple[str, ...]:
+        """The grammar's vocabulary (``Grammar.vocabulary``) but ``banned``, less the few words the encoder's BPE
+        splits into several tokens (a soft token is one input embedding)."""
+        words = [w for w in self.grammar.vocabulary() if w not in banned]
+        return tuple(w for w, ids in zip(words, self.encoder.word_ids(words), strict=True) if len(ids) == 1)
+
+    def word_embeddings(self, words: Sequence[str]) -> Tensor:
+        ids = self.encoder.word_ids(list(words))
+        several = [w for w, i in zip(words, ids, strict=True) if len(i) != 1]
+        if several:
+            raise UserError(f"not one token of the text encoder each: {', '.join(several)}")
+        return self.encoder.token_embedding.weight[torch.tensor([i[0] for i in ids])].detach()
+
+    def prefixed(self, slots: Tensor, base: Sequence[str]) -> Conditioning:
+        if slots.ndim != 3 or slots.shape[0] != len(base) or slots.shape[2] != self.encoder.width:
+            raise ValueError(f"slots must be [{len(base)}, P, {self.encoder.width}], got {list(slots.shape)}")
+        p = slots.shape[1]
+        ids = self.encoder.tokenize(list(base))
+        words = (ids != 0).sum(dim=1) - 1  # the start token, the words, the end token
+        if int(words.max()) + p > self.encoder.context_length:
+            raise UserError(f"{p} soft tokens and {base[int(words.argmax())]!r} do not fit the encoder's context")
+        filler = ids[:, 1:2].clone()  # any id: the fixed causal mask makes the states depend on the embeddings only
+        ids = torch.cat([ids[:, :1], filler.expand(-1, p), ids[:, 1 : ids.shape[1] - p]], dim=1)
+        table = self.encoder.token_embedding
+        embeds = torch.cat([table(ids[:, :1]), slots.to(table.weight), table(ids[:, 1 + p :])], dim=1)
+        return Conditioning.from_tokens(self.encoder.encode_embeds(embeds, ids), self.null)
 
     def draws(self, concepts: Sequence[str], per_concept: int, exclude: Sequence[str] = ()) -> Conditioning:
         """Each concept's block of ``per_concept`` rows spread over its canonical prompt set ("seven", "a red seven",

@@ -115,6 +115,11 @@ class TextEncoder(nn.Module):
                 )
         return tok(list(prompts)).to(self.device)
 
+    def word_ids(self, words: list[str]) -> list[list[int]]:
+        """Each word's BPE token ids (without the start and end tokens)."""
+        tok = _tokenizer()
+        return [list(tok.encode(w)) for w in words]
+
     def _check_ids(self, ids: Tensor) -> None:
         if ids.ndim != 2 or ids.shape[1] != self.context_length or ids.dtype != torch.long:
             raise ValueError(f"token ids must be int64 [B, {self.context_length}], got {ids.dtype} {list(ids.shape)}")
