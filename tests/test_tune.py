@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
 import pytest
 
-from unlearnbench import registry, tune
+from unlearnbench import grid, registry, tune
 from unlearnbench.cli import main
+from unlearnbench.errors import UserError
 from unlearnbench.results import load_results
 
 
@@ -180,3 +182,19 @@ def test_a_step_observer_sees_every_step_of_a_method_without_changing_it():
     assert all(
         torch.equal(a, b) for a, b in zip(watched.state_dict().values(), plain.state_dict().values(), strict=True)
     )
+
+
+def test_what_the_config_sets_for_a_method_holds_in_every_trial(tmp_path, monkeypatch):
+    """configs/text-tune.toml tunes ESD as ESD-x (``params = "cross_attention"``): every trial keeps that and
+    varies only the grid, and the written choice records it; a config that sets a knob the grid searches is one line.
+    """
+    seen = []
+    monkeypatch.setattr("unlearnbench.sweep.run_sweep", lambda specs, out, **kw: seen.extend(specs))
+    g = grid.Grid(methods=[("esd", {"params": "cross_attention"}, "")], attacks=[("none", {})], forget=[("5",)],
+                  seeds=[0])  # fmt: skip
+    tune.tune(g, str(tmp_path), limit=3, plan_only=True)
+    assert len(seen) == 3 and all(s.method_args["params"] == "cross_attention" for s in seen)
+    assert [s.method_args.get("lr") for s in seen][1:] != [None, None]  # the grid still varies the rest
+    clash = dataclasses.replace(g, methods=[("esd", {"lr": 1e-3}, "")])
+    with pytest.raises(UserError, match="the config sets lr, which the tuning grid searches"):
+        tune.tune(clash, str(tmp_path), limit=3, plan_only=True)

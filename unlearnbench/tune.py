@@ -27,6 +27,7 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.defaults import DEFAULT_TESTBED, PRIMARY_UA
+from unlearnbench.errors import UserError
 from unlearnbench.io import atomic_write_text
 from unlearnbench.results import Store, final_rows
 
@@ -142,7 +143,12 @@ def tune(grid: Grid, out: str, *, limit: int | None = None, **sweep_options: Any
     tunable = [m[0] for m in grid.methods if registry.get("method", m[0]).search_space]
     methods = list(dict.fromkeys(tunable))
     arms = [(m, v) for m in methods for v in ["", *registry.get("method", m).search_variants]]
-    settings = [(m, t, tuned_key("tune", v)) for m, v in arms for t in trials_for(m, v, limit)]
+    # what the config sets for a method (ESD's params = "cross_attention": ESD-x) holds in every trial
+    fixed = {m[0]: dict(m[1]) for m in grid.methods}
+    clash = sorted({k for m, v in arms for t in trials_for(m, v) for k in t if k in fixed.get(m, {})})
+    if clash:
+        raise UserError(f"tune: the config sets {', '.join(clash)}, which the tuning grid searches; leave it out")
+    settings = [(m, {**fixed.get(m, {}), **t}, tuned_key("tune", v)) for m, v in arms for t in trials_for(m, v, limit)]
     grid = dataclasses.replace(grid, attacks=[("none", {})], methods=settings)
     specs = grid.specs()
     report = run_sweep(specs, out, **sweep_options)
