@@ -866,3 +866,16 @@ def test_stores_and_tuned_files_must_match_their_testbeds(small_store, tmp_path)
     g = grid.Grid(methods=[("safemax", {}, "")], attacks=[("none", {})], forget=[("2",)], seeds=[0])
     with pytest.raises(UserError, match="'safemax' was tuned on text16, and these runs are on digits16"):
         g.with_tuned(grid.read_tuned(str(tuned)))
+
+
+def test_the_robustness_table_shows_the_prompts_a_discrete_attack_found_as_text(small_store):
+    """A prompt attack's ``attack_prompt`` rows become the table's "found prompts" cell (concept by concept, as
+    text); a store where no attack reports one (digits16's) has no such column."""
+    from unlearnbench.report.robustness import FOUND, robustness_table
+
+    df = split_by_sampler(load_results(small_store))
+    assert FOUND not in robustness_table(df, intervals=False).columns
+    attacked = (df.attack == "relearn") & (df.phase == "attacked") & (df.method == "safemax")
+    found = df.assign(attack_prompt=pd.Series(pd.NA, index=df.index, dtype="string").mask(attacked, "7 sept seven"))
+    table = robustness_table(found, intervals=False).set_index("method")
+    assert table.loc["safemax", FOUND] == '2: "7 sept seven"' and table.loc["noop", FOUND] == ""

@@ -17,6 +17,8 @@ from unlearnbench.report.cells import Stat, column_format, phase_label
 from unlearnbench.report.frames import SETTING, by_method_order, with_attack_setting
 from unlearnbench.results import final_rows
 
+FOUND = "found prompts"  # the column of what the discrete prompt attacks found, as text
+
 
 def robustness_metrics() -> list[tuple[str, str, str]]:
     """The robustness table's columns, (metric, split, phase), in their declared order."""
@@ -36,6 +38,16 @@ def recovered_note(runs: pd.DataFrame) -> str:
         return ""
     recovered = runs[(runs.metric == "recovered") & (runs.phase == "attacked")]["value"]
     return f" (recovered {int(recovered.sum())}/{int(forgot.sum())})"
+
+
+def found_prompts(runs: pd.DataFrame) -> str:
+    """What a discrete prompt attack found, per run, as text: ``seven: "7 sept seven"; three: "..."`` (seed by seed,
+    in run order); empty for an attack that reports no prompt."""
+    if "attack_prompt" not in runs:
+        return ""
+    found = runs[runs["attack_prompt"].notna() & runs["class_id"].isna()].drop_duplicates("run_id")
+    found = found.sort_values(["forget_concept", "seed", "run_id"])
+    return "; ".join(f'{c}: "{p}"' for c, p in zip(found["forget_concept"], found["attack_prompt"], strict=True))
 
 
 def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
@@ -59,8 +71,11 @@ def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
             rec[phase_label(metric, split, phase)] = Stat.of_rows(
                 part, column_format(metric, split), note, intervals=intervals
             )
+        rec[FOUND] = found_prompts(g[g.phase == "attacked"])
         rows.append(rec)
     robustness = pd.DataFrame(rows)
+    if len(robustness) and not robustness[FOUND].astype(bool).any():
+        robustness = robustness.drop(columns=FOUND)  # no attack here reports a prompt (digits16's)
     return by_method_order(robustness, ["label", "attack", "method"]) if len(robustness) else robustness
 
 
