@@ -36,6 +36,8 @@ class EmbeddingMixArgs:
 class EmbeddingMix(Attack):
     """Black-box search over mixtures of class embeddings, scored by the attacker's classifier."""
 
+    paper = "none (this project's black-box search of the class-embedding space)"
+
     supports = ("label",)  # it searches the class-embedding space (text prompts: the prompt attacks)
 
     Args = EmbeddingMixArgs

@@ -31,6 +31,8 @@ class SeedSearchArgs:
 class SeedSearch(Attack):
     """Black-box search over initial noises: keep the seeds the attacker's classifier finds most forget-like."""
 
+    paper = "none (this project's black-box search of the sampler's initial noises)"
+
     Args = SeedSearchArgs
     smoke_args = {"candidates_per_sample": 2, "sample_steps": 2}
     budget_unit = "candidates_per_sample x sample_steps (per forget sample)"
