@@ -74,7 +74,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "attack_prompt": (
         "string",
         "the prompt a discrete prompt attack found, as text (per forget concept on its class_id rows; every forget "
-        "concept's, joined by ' | ', on the others); empty otherwise",
+        "concept's, joined by '; ', on the others); empty otherwise",
     ),
     "label_dropout": (
         "float64",
