@@ -189,3 +189,32 @@ def test_text_prompt_attacks_never_end_below_the_model_as_it_is_and_say_what_the
     else:
         assert len(out.prompts) == 2 and all(isinstance(p, str) and p for p in out.prompts)
         assert torch.equal(out.cond.values, task.conditioner.prompts(list(out.prompts)).values)
+
+
+# Selective Amnesia's priors (replay and Fisher over every one of text16's 21 concepts) take minutes even at its
+# smoke settings (272 s beside other jobs): in the slow suite.
+TEXT16_METHODS = [
+    pytest.param(n, marks=pytest.mark.slow) if n == "selective_amnesia" else n
+    for n in registry.names("method")
+    if n != "given"  # it loads a model unlearned elsewhere: tests/test_given.py
+]
+
+
+@pytest.mark.parametrize("name", TEXT16_METHODS)
+def test_every_method_unlearns_on_text16_at_smoke_settings(name, text16):
+    """Every method on the text testbed's shipped model, forgetting "seven", at its smoke settings (retrain: its
+    defaults, which load the shipped reference): a model of the same architecture with finite weights, changed unless
+    the method is noop; the shipped model untouched."""
+    from unlearnbench.api import run_unlearning
+
+    cls = registry.get("method", name)
+    args = {} if name == "retrain" else cls.smoke_args
+    spec = resolve(RunSpec(method=name, forget=("seven",), testbed="text16", method_args=args)).spec
+    task = build_task(spec, text16, torch.device("cpu"))
+    before = state(text16.model)
+    out = run_unlearning(cls(args), text16.model, task, generator=torch.Generator().manual_seed(0))
+    public = [{k: v for k, v in m.config.items() if not k.startswith("_")} for m in (out.model, text16.model)]
+    assert type(out.model) is type(text16.model) and public[0] == public[1]  # a loaded one has its own _name_or_path
+    assert all(torch.isfinite(p).all() for p in out.model.parameters())
+    assert same(state(text16.model), before)
+    assert (name == "noop") == same(state(out.model), before)
