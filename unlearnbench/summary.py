@@ -33,4 +33,8 @@ def summary_table(df: pd.DataFrame) -> str:
         cols[phase] = values
     table = pd.DataFrame(cols)
     table = table[(table != "-").any(axis=1)]
+    found = final[final["phase"] == "attacked"]
+    found = found[found["attack_prompt"].notna() & found["class_id"].isna()] if "attack_prompt" in found else found[:0]
+    if len(found):  # what a discrete prompt attack found, as text
+        return table.to_string() + f"\nprompt found: {found['attack_prompt'].iloc[0]!r}"
     return table.to_string()
