@@ -329,7 +329,7 @@ def test_page_sorts_and_filters_offline_in_chromium(browser_binaries, small_stor
         keyed = quality.assign(key=means(column))
         return list(keyed.sort_values("key", ascending=not descending, kind="stable")["method"])
 
-    metrics = [column_format(m, s).label for m, s in quality_metrics()]
+    metrics = [c for c in (column_format(m, s).label for m, s in quality_metrics()) if c in quality]  # its runs' own
     generated = list(quality["method"])
     untied = [c for c in metrics if means(c).nunique() == len(quality)]
     column, clicks = next((c, n) for n in (1, 2) for c in untied if ordered(c, descending=n == 2) != generated)
