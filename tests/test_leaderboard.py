@@ -497,7 +497,8 @@ def test_every_label_and_digit_comes_from_column_format(small_store, monkeypatch
     fid = t.quality["Fréchet ↓"].iloc[0]
     assert str(fid) == f"{fid.mean:.1f} [{fid.lo:.1f}, {fid.hi:.1f}]"  # one run: its own interval, 1 digit
     assert {"pre-success ↓", "success ↓"} <= set(t.robustness.columns)
-    assert "| Fréchet ↓ |" in page.readme_summary(t, 4, "cmd", "some/store")
+    board = page.Board("digits16", "some/store", t, 4, {})
+    assert "| Fréchet ↓ |" in page.readme_summary([board], "cmd")
     # the grid sets each method's utility (retained accuracy, FID: their declared labels) before its ASR columns
     assert html_page.heatmap(t)["columns"][:3] == ["retain acc ↑", "Fréchet ↓", "pre-success ↓"]
     assert column_format("not_a_metric", "all") == ("not_a_metric", 3, None)
