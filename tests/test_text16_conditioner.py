@@ -40,3 +40,24 @@ def test_an_unknown_concept_and_a_prompt_too_long_are_refused(conditioner):
         conditioner.encode(["sevn"])
     with pytest.raises(UserError, match="the encoder's context holds 16"):
         conditioner.prompts(["a " * 20 + "seven"])
+
+
+def test_the_prompt_attacks_search_space_and_soft_prefixes(conditioner):
+    """What the text prompt attacks read: a concept's banned words are every word of its names; the searchable words
+    are the grammar's vocabulary less those and less the words the BPE splits; and a prompt whose leading input
+    embeddings are words' own (one-hot soft tokens) has exactly the states of the prompt that spells them."""
+    banned = conditioner.banned_words("seven")
+    assert {"seven", "7", "sieben", "number"} <= banned and "three" not in banned
+    words = conditioner.search_words(banned)
+    assert "seven" not in words and "7" not in words and "three" in words and "red" in words
+    assert set(words) <= set(conditioner.grammar.vocabulary())
+    assert all(len(ids) == 1 for ids in conditioner.encoder.word_ids(list(words)))
+    slots = conditioner.word_embeddings(["seven", "red"])[None]  # [1, 2, width]
+    soft = conditioner.prefixed(slots, ["a thin"]).values
+    assert torch.equal(soft, conditioner.prompts(["seven red a thin"]).values)
+    empty = conditioner.prefixed(slots[:, :1], [""]).values
+    assert torch.equal(empty, conditioner.prompts(["seven"]).values)
+    assert conditioner.canonical_prompt("red") == conditioner.grammar.render("red")
+    assert "7" in conditioner.heldout_prompts("seven") and "seven" not in conditioner.heldout_prompts("seven")
+    with pytest.raises(UserError, match="not one token of the text encoder"):
+        conditioner.word_embeddings(["sieben"])
