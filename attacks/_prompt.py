@@ -11,7 +11,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import RATE, Attacked, Row, Score, Task, Tolerance
+from unlearnbench.api import RATE, Attack, Attacked, Row, Score, Task, Tolerance
 from unlearnbench.args import arg, positive
 from unlearnbench.conditioning import Concept, Conditioning
 from unlearnbench.diffusion import ddim_sample, randn
@@ -107,8 +107,19 @@ class _Best:
     rule that keeps a candidate (a higher attacker ASR, then a higher mean log-probability of the concept) and the
     :data:`SELECTION_ROWS` they report."""
 
-    def __init__(self, model: UNet2DModel, task: Task, x_T: Tensor, *, samples: int, steps: int) -> None:
-        self.model, self.task, self.samples, self.steps, self.x_T = model, task, samples, steps, x_T
+    def __init__(
+        self,
+        model: UNet2DModel,
+        task: Task,
+        *,
+        samples: int,
+        steps: int,
+        generator: torch.Generator,
+        like: Tensor | None = None,
+    ) -> None:
+        self.model, self.task, self.samples, self.steps = model, task, samples, steps
+        like = torch.empty(0, device=task.device) if like is None else like  # the noises' device and dtype
+        self.x_T = randn((len(task.forget_concepts) * samples, *task.data.image_shape), generator, like)
 
     @torch.no_grad()
     def score_cond(self, cond: Conditioning) -> tuple[Tensor, Tensor, Tensor]:
@@ -161,8 +172,7 @@ class BestByAttacker(_Best):
     ) -> None:
         table = task.conditioner.embedding_table(model)
         n = len(task.forget_concepts)
-        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, table), samples=samples,
-                         steps=steps)  # fmt: skip
+        super().__init__(model, task, samples=samples, steps=steps, generator=generator, like=table)
         self.pre_asr = self.score(table[list(task.forget_classes)])[0]
         self.vectors = start.detach().clone()
         self.asr, self.log_p, self.p = self.score(self.vectors)
@@ -208,10 +218,7 @@ class BestPrompt(_Best):
         steps: int,
         generator: torch.Generator,
     ) -> None:
-        n = len(task.forget_concepts)
-        like = torch.empty(0, device=task.device)
-        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, like), samples=samples,
-                         steps=steps)  # fmt: skip
+        super().__init__(model, task, samples=samples, steps=steps, generator=generator)
         canonical = [task.conditioner.canonical_prompt(c) for c in task.forget_concepts]
         self.pre_asr = self.score(canonical)[0]
         self.prompts = list(canonical if start is None else start)
@@ -248,10 +255,7 @@ class BestSlots(_Best):
         steps: int,
         generator: torch.Generator,
     ) -> None:
-        n = len(task.forget_concepts)
-        like = torch.empty(0, device=task.device)
-        super().__init__(model, task, randn((n * samples, *task.data.image_shape), generator, like), samples=samples,
-                         steps=steps)  # fmt: skip
+        super().__init__(model, task, samples=samples, steps=steps, generator=generator)
         self.base = base
         self.cond = task.concept_cond()
         self.asr, self.log_p, self.p = self.score_cond(self.cond)
@@ -265,6 +269,12 @@ class BestSlots(_Best):
 
     def attacked(self, model: UNet2DModel) -> Attacked:
         return Attacked(model, cond=self.cond, extra=self.extra())
+
+
+def check_images(attack: Attack, k: int, task: Task) -> None:
+    """One line when an attack asks for more images of the concept than the attacker holds."""
+    if k > len(task.forget_x):
+        raise UserError(f"{attack.name}: k = {k} images, but the attacker holds {len(task.forget_x)}")
 
 
 def for_class(task: Task, concept: Concept) -> Task:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
-from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestSlots, selection_budget
+from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestSlots, check_images, selection_budget
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.errors import UserError
@@ -64,8 +64,7 @@ class ConceptInversion(Attack):
         return a.steps + selection_budget(a.steps, a)  # type: ignore[arg-type]
 
     def check(self, task: Task) -> None:
-        if self.args.k > len(task.forget_x):
-            raise UserError(f"{self.name}: k = {self.args.k} images, but the attacker holds {len(task.forget_x)}")
+        check_images(self, self.args.k, task)
         if self.args.init not in task.conditioner.search_words():
             raise UserError(f"{self.name}: init {self.args.init!r} is not one of the testbed's searchable words")
         named = [c for c in task.forget_concepts if self.args.init in task.conditioner.banned_words(c)]

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
-from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestPrompt, selection_budget
+from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestPrompt, check_images, selection_budget
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import add_noise, per_sample_mse, predict_noise
 from unlearnbench.errors import UserError
@@ -86,8 +86,7 @@ class UnlearnDiffAtk(Attack):
         return a.steps * a.batch_size + selection_budget(a.steps, a)  # type: ignore[arg-type]
 
     def check(self, task: Task) -> None:
-        if self.args.k > len(task.forget_x):
-            raise UserError(f"{self.name}: k = {self.args.k} images, but the attacker holds {len(task.forget_x)}")
+        check_images(self, self.args.k, task)
         if self.args.loss == "p4d" and task.original_model is None:
             raise UserError(f"{self.name}: loss=p4d needs the original model, and this task has none")
 
