@@ -7,13 +7,9 @@ from __future__ import annotations
 import base64
 import html
 import re
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from markupsafe import Markup
-
-if TYPE_CHECKING:
-    from unlearnbench.report.page import Board
 
 from unlearnbench.report.cells import Stat
 from unlearnbench.report.cost import COST_NOTE, reference_name
@@ -21,7 +17,7 @@ from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.robustness import asr_by_attack, utility_columns
-from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Tables
+from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, Tables
 from unlearnbench.report.tuning import TUNING_TITLE
 from unlearnbench.testbeds import plugin
 

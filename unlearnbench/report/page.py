@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from unlearnbench import registry
@@ -26,7 +26,7 @@ from unlearnbench.report.quality import headline_metrics
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.recovery import UNCERTAINTY_NOTE
 from unlearnbench.report.robustness import asr_by_attack
-from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Tables, build_tables
+from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, build_tables
 from unlearnbench.report.tuning import TUNING_TITLE, tuning_note, tuning_table
 from unlearnbench.results import Store, atomic_write_text, load_results
 from unlearnbench.testbeds import plugin
@@ -50,36 +50,6 @@ INTRO_INTERVALS = (
 )
 
 
-@dataclass
-class Board:
-    """One testbed's part of the page: its tables and figures, from its runs in one store. The first board is the
-    page's body; each further one is a section of its own ("The text16 testbed"), its figures' files and the HTML
-    ids of its tables prefixed with its testbed's name."""
-
-    testbed: str
-    results: str
-    tables: Tables
-    n_runs: int
-    images: dict[str, bytes]
-    prefix: str = ""
-
-    @property
-    def intro(self) -> str:
-        """The paragraph above the tables: how to read them, and what the columns mean on this testbed."""
-        if not self.tables.intervals:
-            return INTRO
-        return INTRO_INTERVALS + plugin(self.testbed).glossary
-
-    @property
-    def title(self) -> str:
-        """The heading of a further board's section."""
-        return f"The {self.testbed} testbed"
-
-    @property
-    def figure_names(self) -> list[str]:
-        return [n[: -len(".png")] for n in self.images if n.endswith(".png")]
-
-
 def command(results: list[str], out: str, cost_reference: str = COST_REFERENCE, tuned: list[str] | None = None) -> str:
     flag = f" --cost-reference {cost_reference}" if cost_reference != COST_REFERENCE else ""
     flag += f" --tuned {' '.join(tuned)}" if tuned else ""
@@ -97,13 +67,20 @@ def render_markdown(boards: list[Board], cmd: str) -> str:
     return "\n".join(md)
 
 
+def intro(board: Board) -> str:
+    """The paragraph above a board's tables: how to read them, and what the columns mean on its testbed."""
+    if not board.tables.intervals:
+        return INTRO
+    return INTRO_INTERVALS + plugin(board.testbed).glossary
+
+
 def board_markdown(board: Board, h: str) -> list[str]:
     """One board's paragraphs and tables, its headings at level ``h`` ("##")."""
     t, ref = board.tables, reference_name(board.tables.cost_reference)
     md = [
         *([t.sweep_note, ""] if t.sweep_note else []),
         t.sampler,
-        board.intro,
+        intro(board),
         "",
         f"{h} {TITLES['quality']}",
         "",

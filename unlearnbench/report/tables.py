@@ -78,3 +78,26 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         tables = replace(tables, survival=survival, uncertainty=uncertainty_against_recovery(runs).round(3))
     return tables
+
+
+@dataclass
+class Board:
+    """One testbed's part of the page: its tables and figures, from its runs in one store. The first board is the
+    page's body; each further one is a section of its own ("The text16 testbed"), its figures' files and the HTML
+    ids of its tables prefixed with its testbed's name."""
+
+    testbed: str
+    results: str
+    tables: Tables
+    n_runs: int
+    images: dict[str, bytes]
+    prefix: str = ""
+
+    @property
+    def title(self) -> str:
+        """The heading of a further board's section."""
+        return f"The {self.testbed} testbed"
+
+    @property
+    def figure_names(self) -> list[str]:
+        return [n[: -len(".png")] for n in self.images if n.endswith(".png")]
