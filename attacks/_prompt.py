@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import torch
 from diffusers import UNet2DModel
@@ -42,7 +43,15 @@ class SelectionArgs:
 SELECTION_BUDGET = "(steps / select_every + 1) x select_steps"
 
 
-def selection_budget(steps: int, a: SelectionArgs) -> int:
+class Selecting(Protocol):
+    """Any attack's arguments that choose what they return by the attacker's score (:class:`SelectionArgs`'s two
+    knobs, which the text attacks have without its label-space ``start``)."""
+
+    select_steps: int
+    select_every: int
+
+
+def selection_budget(steps: int, a: Selecting) -> int:
     """The scoring sampler's steps over an attack of ``steps`` steps: a chain of ``select_steps`` every
     ``select_every`` steps and at the last."""
     return (steps // a.select_every + 1) * a.select_steps
@@ -101,7 +110,10 @@ def attacker_log_prob(
     return log_probs.gather(1, target[:, None])[:, 0]
 
 
-class _Best:
+C = TypeVar("C")  # a candidate: a vector, a prompt's text, a learned token's embedding
+
+
+class _Best(Generic[C]):
     """What :class:`BestByAttacker` and :class:`BestPrompt` share: fixed initial noises (``samples`` per forget
     concept), the attacker's score of one conditioning row per forget concept on them (``steps`` DDIM steps), the
     rule that keeps a candidate (a higher attacker ASR, then a higher mean log-probability of the concept) and the
@@ -132,6 +144,19 @@ class _Best:
         log_p = log_probs.gather(1, target[:, None]).view(-1, self.samples)
         return hits.mean(1), log_p.mean(1), log_p.exp().mean(1)
 
+    def offer(self, candidate: C) -> None:
+        """Score one candidate per forget concept; keep each that beats the best so far."""
+        raise NotImplementedError
+
+    def every(self, n: int, total: int, candidate: Callable[[], C]) -> Callable[[int], None]:
+        """An ``optimize`` callback that offers ``candidate()`` every ``n`` steps and at the last (``total``)."""
+
+        def callback(step: int) -> None:
+            if step % n == 0 or step == total:
+                self.offer(candidate())
+
+        return callback
+
     def keep(self, asr: Tensor, log_p: Tensor, p: Tensor) -> Tensor:
         """Which forget concepts' candidates beat the best so far (and become it)."""
         better = (asr > self.asr) | ((asr == self.asr) & (log_p > self.log_p))
@@ -156,7 +181,7 @@ class _Best:
         return extra
 
 
-class BestByAttacker(_Best):
+class BestByAttacker(_Best[Tensor]):
     """Keeps, per forget concept, the best conditioning vector seen so far by the attacker's classifier.
 
     Every candidate is scored on the same fixed noises (``samples`` per forget concept, ``steps`` DDIM
@@ -187,21 +212,12 @@ class BestByAttacker(_Best):
         better = self.keep(*self.score(vectors))
         self.vectors[better] = vectors.detach()[better]
 
-    def every(self, n: int, total: int, vectors: Tensor) -> Callable[[int], None]:
-        """An ``optimize`` callback that offers ``vectors`` every ``n`` steps and at the last (``total``)."""
-
-        def callback(step: int) -> None:
-            if step % n == 0 or step == total:
-                self.offer(vectors)
-
-        return callback
-
     def attacked(self, model: UNet2DModel) -> Attacked:
         """The kept vectors as the attack's result, with the :data:`SELECTION_ROWS` (overall and per class)."""
         return Attacked(model, cond=self.task.conditioner.vectors(self.vectors), extra=self.extra())
 
 
-class BestPrompt(_Best):
+class BestPrompt(_Best[list[str]]):
     """Keeps, per forget concept, the best *prompt* (text) seen so far by the attacker's classifier, by
     :class:`BestByAttacker`'s rule on fixed noises. The pre-attack score is the concept's own canonical prompt's
     (the model as it is, as the evaluator's pre-ASR asks for it); ``start`` (one prompt per forget concept; by
@@ -238,7 +254,7 @@ class BestPrompt(_Best):
         return Attacked(model, cond=cond, extra=self.extra(), prompts=tuple(self.prompts))
 
 
-class BestSlots(_Best):
+class BestSlots(_Best[Tensor]):
     """Keeps, per forget concept, the best learned input embedding(s) of a text prompt (``slots`` ``[P, width]``,
     fed by :meth:`~unlearnbench.conditioning.Conditioner.prefixed` before ``base``), by :class:`BestByAttacker`'s
     rule. The concept's own prompt (the model as it is) is the first candidate and the pre-attack score, so the
@@ -269,6 +285,14 @@ class BestSlots(_Best):
 
     def attacked(self, model: UNet2DModel) -> Attacked:
         return Attacked(model, cond=self.cond, extra=self.extra())
+
+
+def concept_rows(task: Task, cond: Conditioning) -> Tensor:
+    """Each row's forget concept as its position in the task (which of the attack's per-concept vectors, prefixes or
+    tokens a training image of that concept trains)."""
+    slot = {k: i for i, k in enumerate(task.forget_classes)}
+    assert cond.concepts is not None, "the attacker's images stand for their concepts"
+    return torch.tensor([slot[int(k)] for k in cond.concepts], device=cond.device)
 
 
 def check_images(attack: Attack, k: int, task: Task) -> None:

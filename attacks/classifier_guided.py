@@ -86,6 +86,6 @@ class ClassifierGuided(Attack):
             desc="classifier_guided",
             meter=task.meter,
             lr_schedule=a.lr_schedule,
-            callback=best.every(a.select_every, a.steps, vectors),
+            callback=best.every(a.select_every, a.steps, lambda: vectors),
         )
         return dataclasses.replace(best.attacked(model), recovery=RecoverySettings(a.steps))

@@ -27,7 +27,14 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
-from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestSlots, check_images, selection_budget
+from unlearnbench.attacks._prompt import (
+    SELECTION_BUDGET,
+    SELECTION_ROWS,
+    BestSlots,
+    check_images,
+    concept_rows,
+    selection_budget,
+)
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import denoising_loss
 from unlearnbench.errors import UserError
@@ -61,7 +68,7 @@ class ConceptInversion(Attack):
 
     def budget(self) -> int:
         a: ConceptInversionArgs = self.args
-        return a.steps + selection_budget(a.steps, a)  # type: ignore[arg-type]
+        return a.steps + selection_budget(a.steps, a)
 
     def check(self, task: Task) -> None:
         check_images(self, self.args.k, task)
@@ -79,17 +86,13 @@ class ConceptInversion(Attack):
         base = [""] * n
         best = BestSlots(model, task, slots, base, samples=a.select_samples, steps=a.select_steps, generator=generator)
         x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
-        slot = {k: i for i, k in enumerate(task.forget_classes)}  # each image's concept -> its token
 
         def loss_fn(_step: int) -> Tensor:
             xb, cb = sample_batch(x, c, a.batch_size, generator)
-            rows = torch.tensor([slot[int(k)] for k in cb.concepts], device=xb.device)
+            rows = concept_rows(task, cb)
             cond = task.conditioner.prefixed(slots[rows], [base[int(r)] for r in rows])
             return denoising_loss(model, task.schedule, xb, cond, generator=generator)
 
-        def callback(step: int) -> None:
-            if step % a.select_every == 0 or step == a.steps:
-                best.offer(slots)
-
+        callback = best.every(a.select_every, a.steps, lambda: slots)
         optimize([slots], loss_fn, steps=a.steps, lr=a.lr, desc=self.name, meter=task.meter, callback=callback)
         return dataclasses.replace(best.attacked(model), recovery=RecoverySettings(a.steps))

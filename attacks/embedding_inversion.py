@@ -29,6 +29,7 @@ from unlearnbench.attacks._prompt import (
     SELECTION_ROWS,
     BestByAttacker,
     SelectionArgs,
+    concept_rows,
     selection_budget,
     start_vector,
 )
@@ -77,15 +78,13 @@ class EmbeddingInversion(Attack):
         x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
         vectors = torch.nn.Parameter(start_vector(model, task, a.start, generator))
         best = BestByAttacker(model, task, vectors, samples=a.select_samples, steps=a.select_steps, generator=generator)
-        slot = {k: i for i, k in enumerate(task.forget_classes)}  # each image's concept -> its vector
 
         def loss_fn(_step: int) -> Tensor:
             xb, cb = sample_batch(x, c, a.batch_size, generator)
-            rows = torch.tensor([slot[int(k)] for k in cb.concepts], device=xb.device)
-            cond = task.conditioner.vectors(vectors[rows])
+            cond = task.conditioner.vectors(vectors[concept_rows(task, cb)])
             return denoising_loss(model, task.schedule, xb, cond, generator=generator)
 
-        callback = best.every(a.select_every, a.steps, vectors)
+        callback = best.every(a.select_every, a.steps, lambda: vectors)
         optimize(
             [vectors], loss_fn, steps=a.steps, lr=a.lr, desc="embedding_inversion", meter=task.meter, callback=callback
         )

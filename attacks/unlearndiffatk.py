@@ -36,7 +36,14 @@ from torch import Tensor
 
 from unlearnbench.api import Attack, Attacked, RecoverySettings, Task
 from unlearnbench.args import arg, positive
-from unlearnbench.attacks._prompt import SELECTION_BUDGET, SELECTION_ROWS, BestPrompt, check_images, selection_budget
+from unlearnbench.attacks._prompt import (
+    SELECTION_BUDGET,
+    SELECTION_ROWS,
+    BestPrompt,
+    check_images,
+    concept_rows,
+    selection_budget,
+)
 from unlearnbench.attacks.relearn import attacker_images
 from unlearnbench.diffusion import add_noise, per_sample_mse, predict_noise
 from unlearnbench.errors import UserError
@@ -83,7 +90,7 @@ class UnlearnDiffAtk(Attack):
 
     def budget(self) -> int:
         a: UnlearnDiffAtkArgs = self.args
-        return a.steps * a.batch_size + selection_budget(a.steps, a)  # type: ignore[arg-type]
+        return a.steps * a.batch_size + selection_budget(a.steps, a)
 
     def check(self, task: Task) -> None:
         check_images(self, self.args.k, task)
@@ -113,7 +120,6 @@ class UnlearnDiffAtk(Attack):
         pad = torch.tensor([[j >= len(w) for j in range(width)] for w in words], device=task.device)
         logits = torch.nn.Parameter(torch.zeros(n, a.prefix, width, device=task.device))
         x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
-        slot = {k: i for i, k in enumerate(task.forget_classes)}  # each image's concept -> its search
         target = conditioner.prompts(canonical).to(task.device)  # P4D: the original model under the concept's prompt
         start = None if a.base == "concept" else base  # the model as it is, or the empty prompt
         best = BestPrompt(model, task, start, samples=a.select_samples, steps=a.select_steps, generator=generator)
@@ -124,7 +130,7 @@ class UnlearnDiffAtk(Attack):
 
         def loss_fn(_step: int) -> Tensor:
             xb, cb = sample_batch(x, c, a.batch_size, generator)
-            rows = torch.tensor([slot[int(k)] for k in cb.concepts], device=xb.device)
+            rows = concept_rows(task, cb)
             cond = conditioner.prefixed(soft(rows), [base[int(r)] for r in rows])
             x_t, t, eps = add_noise(task.schedule, xb, generator=generator)
             pred = predict_noise(model, x_t, t, cond)
@@ -138,9 +144,6 @@ class UnlearnDiffAtk(Attack):
             rows = zip(words, chosen.tolist(), base, strict=True)
             return [" ".join([*(w[j] for j in row), b]).strip() for w, row, b in rows]
 
-        def callback(step: int) -> None:
-            if step % a.select_every == 0 or step == a.steps:
-                best.offer(projected())
-
+        callback = best.every(a.select_every, a.steps, projected)
         optimize([logits], loss_fn, steps=a.steps, lr=a.lr, desc=self.name, meter=task.meter, callback=callback)
         return dataclasses.replace(best.attacked(model), recovery=RecoverySettings(a.steps))

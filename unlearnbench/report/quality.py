@@ -37,6 +37,13 @@ def quality_cells(g: pd.DataFrame, intervals: bool = False) -> dict[str, Stat]:
     return flag_disagreements(cells, g) if intervals else cells
 
 
+def without_empty(table: pd.DataFrame) -> pd.DataFrame:
+    """The table less every column no run has (a text testbed's CLIP score on digits16): left out, not a column
+    of dashes."""
+    empty = [c for c in table.columns if len(table) and all(isinstance(v, Stat) and v.empty for v in table[c])]
+    return table.drop(columns=empty)
+
+
 def quality_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
     """The original model (a row per sampler setting) and every (label, method) of the unlearned rows, with the
     ``sampler_setting`` column that ties are marked within."""
@@ -44,10 +51,7 @@ def quality_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
         {"label": label, "method": method, "runs": runs, SETTING: g[SETTING].iloc[0], **quality_cells(g, intervals)}
         for label, method, runs, g in table_groups(df)
     ]
-    table = pd.DataFrame(rows)
-    # a column no run has (a text testbed's CLIP score on digits16): left out, not a column of dashes
-    empty = [c for c in table.columns if len(table) and all(isinstance(v, Stat) and v.empty for v in table[c])]
-    return table.drop(columns=empty)
+    return without_empty(pd.DataFrame(rows))
 
 
 # The count table's columns: forgetting (canonical and held-out names) and retention (all, in-domain, cross-domain,
@@ -86,6 +90,4 @@ def concept_count_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
             }
             rows.append({"label": label or "-", "method": method, "concepts": int(k), "runs": part.run_id.nunique(),
                          **cells})  # fmt: skip
-    table = pd.DataFrame(rows)
-    empty = [c for c in table.columns if len(table) and all(isinstance(v, Stat) and v.empty for v in table[c])]
-    return table.drop(columns=empty)
+    return without_empty(pd.DataFrame(rows))

@@ -72,8 +72,17 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     agreement = agreement_table(df) if intervals else pd.DataFrame()
     efficiency = efficiency_table(df, cost_reference)
     runs = recovery_runs(df)
-    tables = Tables(quality, robustness, settings, efficiency, cost_reference, intervals, agreement, sampler_note(df))
-    tables.concept_count = counts
+    tables = Tables(
+        quality,
+        robustness,
+        settings,
+        efficiency,
+        cost_reference,
+        intervals,
+        agreement,
+        sampler_note(df),
+        concept_count=counts,
+    )
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         tables = replace(tables, survival=survival, uncertainty=uncertainty_against_recovery(runs).round(3))
