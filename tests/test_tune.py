@@ -198,3 +198,12 @@ def test_what_the_config_sets_for_a_method_holds_in_every_trial(tmp_path, monkey
     clash = dataclasses.replace(g, methods=[("esd", {"lr": 1e-3}, "")])
     with pytest.raises(UserError, match="the config sets lr, which the tuning grid searches"):
         tune.tune(clash, str(tmp_path), limit=3, plan_only=True)
+
+
+def test_tune_forgets_the_configs_concepts_and_the_tuning_concepts_only_when_none_is_given(tmp_path, capsys):
+    """The testbed's tuning concepts (5 and 9) fill in only what neither the flags nor the config set."""
+    for forget, runs in (('forget = ["3"]\n', 1), ("forget_classes = [3]\n", 1), ("", 2)):
+        config = tmp_path / "tune.toml"
+        config.write_text('methods = ["finetune"]\n' + forget)
+        assert main(["tune", "--config", str(config), "--out", str(tmp_path / "t"), "--plan", "--trials", "1"]) == 0
+        assert f"sweep: {runs} runs," in capsys.readouterr().err, forget

@@ -45,7 +45,7 @@ class SamplerSettings:
     # (``generalized_steps`` in the SA/SalUn DDPM code) does not; only the final image is clamped.
     clip_sample: bool = False
     # The model forwards' arithmetic: "bfloat16" autocast (the default since it moved no judged score outside its
-    # interval: results/perf/precision.md; 1.8x faster on processors with AVX-512 BF16 or AMX) or "float32".
+    # interval: results/perf/precision.md; 1.7-1.9x faster on processors with AVX-512 BF16 or AMX) or "float32".
     # Runs stored before the default changed say which they used (a spec without it used float32).
     precision: str = "bfloat16"
 

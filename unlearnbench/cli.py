@@ -105,8 +105,9 @@ def _grids(args: argparse.Namespace, *, one_grid: str = "", defaults: dict[str, 
     cfg: dict[str, Any] = load_config(args.config) if args.config else {}
     if "parts" in cfg and one_grid:
         raise UserError(f"{one_grid}, not a config of [[parts]] ({args.config})")
-    for key, value in (defaults or {}).items():
-        if getattr(args, key) is None:
+    for key, value in (defaults or {}).items():  # a default fills what neither the flags nor the config set
+        configured = key in cfg or (key == "forget" and "forget_classes" in cfg)
+        if getattr(args, key) is None and not configured:
             setattr(args, key, value)
     narrowing = {
         "methods": args.methods,
@@ -241,12 +242,12 @@ def cmd_testbed(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _sweep_parser(sub: Any, name: str, helptext: str) -> argparse.ArgumentParser:
+def _sweep_parser(sub: Any, name: str, helptext: str, forget_default: str) -> argparse.ArgumentParser:
     sw = sub.add_parser(name, help=helptext)
     sw.add_argument("--config", default=None, help="TOML or JSON grid (see configs/*.toml)")
     sw.add_argument("--methods", action=flags.ListOf, default=None, help="methods (overrides the config)")
     sw.add_argument("--attacks", action=flags.ListOf, default=None, help="attacks (default: the config's, or none)")
-    flags.forget_flags(sw, each=True)
+    flags.forget_flags(sw, each=True, default=forget_default)
     sw.add_argument("--seeds", action=flags.ListOf, type=int, default=None, help="seeds (default 0)")
     sw.add_argument("--label", default=None, help="label stored in every row (default: the config's, or none)")
     sw.add_argument(
@@ -420,12 +421,19 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra metrics")
     vf.set_defaults(func=cmd_verify)
 
-    sw = _sweep_parser(sub, "sweep", "run a grid of methods x attacks x forget classes x seeds (resumable)")
+    sw = _sweep_parser(
+        sub, "sweep", "run a grid of methods x attacks x forget classes x seeds (resumable)", "the config's, or 0"
+    )
     sw.add_argument("--tuned", default=None, help="use the settings chosen by 'unlearnbench tune' (label 'tuned')")
     sw.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs execute (default local)")
     sw.add_argument("--address", default=None, help="Ray cluster: 'auto' or HOST:PORT (default: a local one)")
     sw.set_defaults(func=cmd_sweep)
-    tu = _sweep_parser(sub, "tune", "give every method the same trials over its knobs; pick one by a fixed rule")
+    tu = _sweep_parser(
+        sub,
+        "tune",
+        "give every method the same trials over its knobs; pick one by a fixed rule",
+        "the config's, or the testbed's tuning concepts: 5 and 9 on digits16, five and green on text16",
+    )
     tu.add_argument(
         "--trials", type=int, default=None, help="only the first N trials of each grid (smoke tests; default: all)"
     )

@@ -146,7 +146,7 @@ def sampler_flags(p: argparse.ArgumentParser) -> None:
         "--precision",
         choices=["float32", "bfloat16"],
         default=None,
-        help="the sampler's model forwards: bfloat16 autocast (1.8x faster on processors with AVX-512 BF16 or AMX; "
+        help="the sampler's model forwards: bfloat16 autocast (1.7-1.9x faster on processors with AVX-512 BF16 or AMX; "
         "no judged score moved outside its interval) or float32 (default bfloat16)",
     )
     g.add_argument(
@@ -191,15 +191,17 @@ def eval_flags(p: argparse.ArgumentParser) -> None:
     sampler_flags(p)
 
 
-def forget_flags(p: argparse.ArgumentParser, *, each: bool) -> None:
-    """``--forget CONCEPT ...`` and its alias ``--forget-class N ...`` (class-conditional testbeds)."""
+def forget_flags(p: argparse.ArgumentParser, *, each: bool, default: str = "0") -> None:
+    """``--forget CONCEPT ...`` and its alias ``--forget-class N ...`` (class-conditional testbeds); ``default``
+    says in the help what a command forgets without it."""
     what = "one run per concept" if each else "forgotten together"
     p.add_argument(
         "--forget",
         action=ListOf,
         default=None,
         metavar="CONCEPT",
-        help=f"concept(s) to forget, as the testbed names them ({what}; 'unlearnbench list testbeds -v') (default 0)",
+        help=f"concept(s) to forget, as the testbed names them ({what}; 'unlearnbench list testbeds -v') "
+        f"(default: {default})",
     )
     p.add_argument(
         "--forget-class",
@@ -239,7 +241,7 @@ def machine_flags(p: argparse.ArgumentParser) -> None:
         "--compile",
         action="store_true",
         help="compile the sampler's model forwards with torch.compile: each process pays 10-140 s once, then "
-        "sampling is 1.3x (float32) to 1.8x (bfloat16) faster on a CPU (default: $UNLEARNBENCH_COMPILE=1)",
+        "sampling is 1.15-1.19x faster on a CPU (bfloat16 at s = 3: 0.93x, slower) (default: $UNLEARNBENCH_COMPILE=1)",
     )
     g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
     g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")

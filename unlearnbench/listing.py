@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from unlearnbench.conditioning import TESTBED_KINDS
 from unlearnbench.errors import UserError
 
 
@@ -27,21 +26,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             cls = registry.get(kind, name)
             for arg_name, default, help_text in describe(cls.Args):
                 print(f"{'':<{width}}    {arg_name}={default!r}: {help_text}")
-            if kind in ("method", "attack"):
-                if getattr(cls, "paper", ""):
-                    print(f"{'':<{width}}    paper: {cls.paper}")
-                if set(cls.supports) != set(TESTBED_KINDS):
-                    print(f"{'':<{width}}    conditioning: {', '.join(cls.supports)} only")
-                bound = f"{cls.budget_unit} <= {cls.max_budget:,}"
-                print(f"{'':<{width}}    budget: {bound} (its defaults: {cls().budget():,})")
-            if kind == "method":
-                source = cls.label_dropout_source or "upstream trains without it, or has no public code"
-                print(f"{'':<{width}}    label dropout while unlearning: {cls.upstream_label_dropout:g} ({source})")
-                for label, grid in [("", cls.search_space), *cls.search_variants.items()]:
-                    knobs = "; ".join(f"{k} in {v}" for k, v in grid.items()) or "none"
-                    print(f"{'':<{width}}    tuning grid{f' ({label})' if label else ''}: {knobs}")
-                if cls.search_note:
-                    print(f"{'':<{width}}    tuning budget: {cls.search_note}")
+            for label, text in registry.facts(kind, cls):
+                print(f"{'':<{width}}    {label}: {text}")
             if kind == "testbed":
                 _describe_testbed(name, width)
     return 0

@@ -173,3 +173,28 @@ def get(kind: str, name: str) -> Any:
 def describe(kind: str) -> list[tuple[str, str]]:
     """(name, one-line description) for every entry of ``kind``."""
     return [(n, _REGISTRY[kind][n].summary()) for n in names(kind)]
+
+
+def facts(kind: str, cls: Any) -> list[tuple[str, str]]:
+    """What a method or attack declares besides its arguments, as (label, text) pairs: its paper, the
+    conditioning it needs, its budget bound, and (methods) its label dropout and tuning grids. ``unlearnbench
+    list -v`` prints them and the documentation's reference pages render them: one source for both."""
+    from unlearnbench.conditioning import TESTBED_KINDS
+
+    if kind not in ("method", "attack"):
+        return []
+    out = []
+    if getattr(cls, "paper", ""):
+        out.append(("paper", cls.paper))
+    if set(cls.supports) != set(TESTBED_KINDS):
+        out.append(("conditioning", f"{', '.join(cls.supports)} only"))
+    out.append(("budget", f"{cls.budget_unit} <= {cls.max_budget:,} (its defaults: {cls().budget():,})"))
+    if kind == "method":
+        source = cls.label_dropout_source or "upstream trains without it, or has no public code"
+        out.append(("label dropout while unlearning", f"{cls.upstream_label_dropout:g} ({source})"))
+        for label, grid in [("", cls.search_space), *cls.search_variants.items()]:
+            knobs = "; ".join(f"{k} in {v}" for k, v in grid.items()) or "none"
+            out.append((f"tuning grid{f' ({label})' if label else ''}", knobs))
+        if cls.search_note:
+            out.append(("tuning budget", cls.search_note))
+    return out

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from unlearnbench.report.cost import COST_NOTE, reference_name
 from unlearnbench.report.frames import evaluation_rows, split_by_sampler
 from unlearnbench.report.html_page import render_html
 from unlearnbench.report.judges import AGREEMENT_NOTE
-from unlearnbench.report.provenance import sweep_note
+from unlearnbench.report.provenance import code_note, sweep_note
 from unlearnbench.report.quality import headline_metrics
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.recovery import UNCERTAINTY_NOTE
@@ -123,8 +124,9 @@ SPREAD = {
 }
 
 
-def readme_summary(boards: list[Board], cmd: str) -> str:
-    """The README's copy of the leaderboard: per board, the headline columns and ASR (11-way) by attack."""
+def readme_summary(boards: list[Board], cmd: str, page_link: str = "leaderboard.md") -> str:
+    """The README's copy of the leaderboard: per board, the headline columns and ASR (11-way) by attack; cost
+    ratios, tuned settings and every other table stay on the full page (``page_link``), which it links."""
     parts = []
     for i, board in enumerate(boards):
         t = board.tables
@@ -140,21 +142,21 @@ def readme_summary(boards: list[Board], cmd: str) -> str:
         ]
         if len(t.concept_count):
             parts += [f"{TITLES['concept_count']}:", "", to_markdown(t.concept_count)]
-        if len(t.efficiency):
-            ref = reference_name(t.cost_reference)
-            cost = to_markdown(t.efficiency)
-            parts += [f"Cost relative to {ref} (same sweep), beside the published ratios:", "", cost]
         grid = asr_by_attack(t.robustness, t.quality)  # attacks at their default budgets; the others: the full page
         if len(grid):
             parts += [
+                "",
                 "ASR (11-way, judged by the evaluator) after each attack, beside the method's retained accuracy and "
                 "FID (a model that collapsed resists every attack by having nothing left); "
                 "pre-ASR is before any attack:",
                 "",
                 to_markdown(grid),
             ]
-        if len(t.tuning):
-            parts += [t.tuning_note, "", to_markdown(t.tuning)]
+    parts += [
+        "",
+        f"Cost ratios, how each tuned row was chosen, the settings behind every number, the survival statistics and "
+        f"the figures: [the full leaderboard]({page_link}).",
+    ]
     return "\n".join(parts)
 
 
@@ -189,10 +191,11 @@ def boards(results: list[str], cost_reference: str, tuned: list[str]) -> list[Bo
                 raise UserError(f"{testbed} runs are in two of the --results stores: give one store per testbed")
             df = split_by_sampler(rows[rows["testbed"] == testbed])  # one sampler setting per label
             tables = build_tables(df, cost_reference)
+            note = code_note(df)  # which code and when: the commits and dates of the runs shown
             if store is not None:  # the sweeps that wrote the store (a store of two testbeds: on both boards)
                 ids = store.run_ids()
-                note = sweep_note(store.sweeps(), results_path, len(ids), [store.meta(r) for r in ids])
-                tables = replace(tables, sweep_note=note)
+                note = f"{sweep_note(store.sweeps(), results_path, len(ids), [store.meta(r) for r in ids])} {note}"
+            tables = replace(tables, sweep_note=note.strip())
             prefix = f"{testbed}-" if out else ""
             images = {prefix + n: b for n, b in figs_.encode(figs_.figures(df, store)).items()}
             out.append(Board(testbed, results_path, tables, int(df["run_id"].nunique()), images, prefix))
@@ -232,7 +235,8 @@ def write(
         if not Path(readme).is_file():
             raise UserError(f"no README at {readme!r}")
         readme_text = Path(readme).read_text()
-        readme_fresh = splice_readme(readme_text, readme_summary(made, readme_cmd))
+        link = Path(os.path.relpath(Path(out) / "leaderboard.md", Path(readme).parent)).as_posix()
+        readme_fresh = splice_readme(readme_text, readme_summary(made, readme_cmd, link))
     if check:
         problems = []
         if readme_text is not None and readme_text != readme_fresh:

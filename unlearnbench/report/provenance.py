@@ -91,6 +91,32 @@ def repeated_work(metas: list[dict]) -> tuple[float, float]:
     return total, sum(sum(times) - max(times) for times in computed.values())
 
 
+def code_note(df: pd.DataFrame, most: int = 8) -> str:
+    """One sentence on which code made the runs shown and when: each commit (``git_sha``) with its run count and
+    the dates its runs started (``started_at``), the largest ``most`` of them, so that a reader can cite the
+    version behind the numbers and check it out."""
+    runs = df.drop_duplicates("run_id")
+    if runs.empty:
+        return ""
+    day = runs["started_at"].astype("string").str[:10]
+    sha = runs["git_sha"].astype("string").fillna("").str[:7].replace("", "unknown")
+    groups = pd.DataFrame({"sha": sha, "day": day}).groupby("sha")["day"].agg(["size", "min", "max"])
+    groups = groups.sort_values(["size", "min"], ascending=[False, True])
+
+    def span(first: str, last: str) -> str:
+        return first if first == last else f"{first} to {last}"
+
+    parts = [f"`{c}` ({int(g['size'])} runs, {span(g['min'], g['max'])})" for c, g in groups.head(most).iterrows()]
+    if len(groups) > most:
+        parts.append(f"and {len(groups) - most} more")
+    when = span(day.min(), day.max())
+    versions = ", ".join(sorted(runs["version"].astype("string").dropna().unique()))
+    return (
+        f"The runs shown were made by unlearnbench {versions} "
+        f"at commit(s) {', '.join(parts)}, and started {when} (UTC; each row's `git_sha` and `started_at`)."
+    )
+
+
 def sweep_note(records: list[dict], results: str, complete: int, metas: list[dict] | None = None) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
     their spans, how many, on what; one on the work of its complete runs (``metas``, their ``runs/*.json``):
@@ -111,7 +137,9 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
         f"`{Path(results) / SWEEP_LOG}`)."
     )
     workers = {r.get("workers") for r in records}
-    if metas and len(workers) == 1 and isinstance(w := next(iter(workers)), int) and w > 0:
+    # segments at fewer workers (a sweep resumed beside other work) leave cores idle: the runs' own times, on the
+    # most workers any segment had, say what the config takes on that machine
+    if metas and all(isinstance(n, int) and n > 0 for n in workers) and (w := max(workers)) > 0:
         total, repeated = repeated_work(metas)
         note += (
             f" The {len(metas)} complete runs' own wall times sum to {total / 3600:.2f} worker-hours, "

@@ -1,0 +1,131 @@
+"""The documentation site's reference tables, generated from what the code declares, so that they cannot go
+stale: every registered method, attack, metric and testbed (their descriptions, arguments, budgets, tuning grids
+and the rows each metric writes) and every result column.
+
+A page asks for a table with a marker line, ``<!-- reference: methods -->`` (or ``attacks``, ``metrics``,
+``testbeds``, ``columns``); ``docs/hooks.py``, the site's mkdocs hook, replaces each marker with :func:`table` when
+the site is built. Plugins named in ``UNLEARNBENCH_DOCS_PLUGINS`` (comma-separated modules) are documented too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from typing import Any
+
+from unlearnbench import registry
+from unlearnbench.api import Row
+from unlearnbench.args import describe
+from unlearnbench.errors import UserError
+from unlearnbench.results import SCHEMA
+
+MARKER = re.compile(r"^<!-- reference: (\w+) -->$", re.MULTILINE)
+
+
+def _cell(text: object) -> str:
+    """Text for one Markdown table cell: pipes escaped, on one line."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _paragraphs(cls: type) -> list[str]:
+    """The class docstring as Markdown paragraphs (Sphinx roles such as ``:mod:`x``` read as plain code)."""
+    text = re.sub(r":\w+:`([^`]+)`", r"`\1`", inspect.cleandoc(cls.__doc__ or ""))
+    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def _arguments(cls: Any) -> list[str]:
+    args = describe(cls.Args)
+    if not args:
+        return ["No arguments."]
+    out = ["| argument | default | meaning |", "|---|---|---|"]
+    out += [f"| `{name}` | `{_cell(repr(default))}` | {_cell(help_text)} |" for name, default, help_text in args]
+    return out
+
+
+def _range(row: Row) -> str:
+    low, high = row.valid
+    if math.isinf(low) and math.isinf(high):
+        return "any"
+    return f"[{low:g}, {high:g}]".replace("inf", "∞")
+
+
+def _rows(rows: tuple[Row, ...]) -> list[str]:
+    out = ["| row | split | better | label | values | regression tolerance |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r.tolerance
+        tolerance = f"max({t.floor:g}, {t.relative:g}·\\|baseline\\|, {t.z:g} standard errors)"
+        if r.machine_dependent:
+            tolerance += ", with `--include-cost` only"
+        better = "lower" if r.goal == "min" else "higher"
+        out.append(f"| `{r.metric}` | {r.split} | {better} | {_cell(r.label)} | {_range(r)} | {tolerance} |")
+    return out
+
+
+def _entry(kind: str, name: str) -> list[str]:
+    cls = registry.get(kind, name)
+    out = [f"### `{name}`", ""]
+    for paragraph in _paragraphs(cls):
+        out += [paragraph, ""]
+    if kind in ("method", "attack"):
+        out += _arguments(cls) + [""]
+        out += [f"- **{label}**: {_cell(text)}" for label, text in registry.facts(kind, cls)] + [""]
+    rows = cls.rows if kind == "metric" else getattr(cls, "extra_rows", ())
+    if rows:
+        out += (["Rows it writes:", ""] if kind == "metric" else ["Rows it adds to the attacked phase:", ""]) + [
+            *_rows(tuple(rows)),
+            "",
+        ]
+    if kind == "testbed":
+        out += _testbed(name, cls)
+    return out
+
+
+def _testbed(name: str, cls: Any) -> list[str]:
+    from unlearnbench.testbeds import load_testbed
+
+    out = [f"- **columns mean**: {_cell(cls.glossary)}"]
+    if cls.tuning_concepts:
+        out.append(f"- **tuning concepts** (no evaluation table reads them): {', '.join(cls.tuning_concepts)}")
+    if cls.pretrain_targets:
+        out.append(f"- **`pretrain --what`**: {', '.join(cls.pretrain_targets)}")
+    try:
+        tb = load_testbed(name)
+    except UserError as e:  # its models are not here: say so rather than fail the site
+        out.append(f"- **concepts**: not loadable where this page was built ({_cell(e)})")
+    else:
+        out.append(f"- **concepts**: {', '.join(f'`{c}`' for c in tb.concepts)}")
+        out.append(f"- **conditioning**: {tb.conditioner.kind}; default guidance {cls().default_guidance():g}")
+    return [*out, ""]
+
+
+def _columns() -> list[str]:
+    out = ["| column | meaning |", "|---|---|"]
+    return out + [f"| `{column}` | {meaning} ({dtype}) |" for column, (dtype, meaning) in SCHEMA.items()]
+
+
+def table(kind: str) -> str:
+    """The Markdown a ``<!-- reference: KIND -->`` marker stands for."""
+    if kind == "columns":
+        return "\n".join(_columns())
+    singular = kind.rstrip("s")
+    if singular not in registry.KINDS:
+        raise ValueError(f"unknown reference table {kind!r} (methods, attacks, metrics, testbeds, columns)")
+    out = [f"| {singular} | what it does |", "|---|---|"]
+    names = registry.names(singular)
+    out += [f"| [`{n}`](#{n}) | {_cell((_paragraphs(registry.get(singular, n)) or [''])[0])} |" for n in names]
+    out.append("")
+    for name in names:
+        out += _entry(singular, name)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render(markdown: str) -> str:
+    """A page with each reference marker replaced by its table."""
+    return MARKER.sub(lambda m: table(m.group(1)), markdown)
+
+
+def load_plugins(modules: str) -> None:
+    """Register the plugins a site documents besides the built-ins (``UNLEARNBENCH_DOCS_PLUGINS``)."""
+    for module in filter(None, (m.strip() for m in modules.split(","))):
+        registry.load_module_plugin(module)
