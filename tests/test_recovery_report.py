@@ -8,7 +8,7 @@ import json
 import pytest
 
 from unlearnbench.report.figures import survival_figure, uncertainty_figure
-from unlearnbench.report.recovery import recovery_runs, survival_table, uncertainty_against_recovery
+from unlearnbench.report.recovery import answers, recovery_runs, survival_table, uncertainty_against_recovery
 from unlearnbench.results import to_frame
 
 STEPS = (0, 5, 10, 25, 50, 100, 200, 300)
@@ -79,3 +79,23 @@ def test_two_methods_that_forgot_on_different_concepts_are_not_paired_and_the_ta
     rows += run_rows("r20", "tuned", "salun", "2", 0, 50)  # SalUn only has a run on a concept SAFEMax lacks
     table = survival_table(recovery_runs(to_frame(rows)), compare_to=("tuned, retain term", "safemax"))
     assert table.set_index("method").loc["salun", "vs"] == "no shared class"
+
+
+def test_the_seed_papers_questions_are_answered_in_sentences_with_their_intervals(frame):
+    """SalUn recovers at 50 where SAFEMax (retain term) needs 200 or more: SAFEMax holds longer, by a paired interval
+    below 0; SalUn anchors and SAFEMax sends to noise, so noise holds longer. A random-label run recovering exactly
+    as SAFEMax does on every concept is a tie: "cannot tell"."""
+    extra = []
+    for concept in "0123":
+        for seed in (0, 1):
+            late = None if (concept, seed) == ("3", 1) else 200
+            extra += run_rows(f"l{concept}{seed}", "tuned", "random_label", concept, seed, late)
+    runs = recovery_runs(to_frame([*frame.to_dict("records"), *extra]))
+    first, second = answers(runs)
+    assert first.startswith("**Is forgetting by maximal uncertainty harder to undo?**")
+    assert "SAFEMax with its retain term recovers in a median of 200 [" in first and "8 runs" in first
+    assert "salun (tuned) -1" in first and "SAFEMax holds longer than salun (tuned)" in first
+    assert "random_label (tuned) +0 [+0, +0]" in first and "cannot tell against random_label (tuned)" in first
+    assert second.startswith("**Anchoring or noise?**") and "anchoring minus noise, -" in second
+    assert second.endswith("noise holds longer.") and "paired over 4 concepts" in second
+    assert answers(runs[runs["method"] != "safemax"]) == []  # nothing to compare with: no sentence

@@ -133,7 +133,18 @@ def test_kaplan_meier_censoring_mid_curve_by_hand():
     km = kaplan_meier([5, 10, 20, 30], [True, False, True, True])
     # the run censored at 10 is at risk at 5 but not at 20
     np.testing.assert_allclose(km.survival, [3 / 4, 3 / 4, 3 / 8, 0.0])
-    assert km.lo[-1] == 0.0 and km.hi[-1] == km.hi[-2]  # S = 0: lo = 0, hi carried (scipy: NaN)
+    # S = 0 (scipy: NaN): lo = 0; hi = the band before times the exact bound of 0 recoveries missed out of 1 at risk
+    assert km.lo[-1] == 0.0 and km.hi[-1] == pytest.approx(km.hi[-2] * (1 - 0.025))
+
+
+def test_every_run_recovering_at_one_step_bounds_the_median_there():
+    """Sixteen runs that all recover at step 25: the median is 25 and at most 25 (exact bound 1 - 0.025^(1/16) = 0.206
+    on the share still unrecovered), not "> 300" as a carried band would say; eight at 25 and eight at 50: [25, 50]."""
+    km = kaplan_meier([25] * 16, [True] * 16)
+    assert km.hi[-1] == pytest.approx(1 - 0.025 ** (1 / 16)) and km.hi[-1] < 0.5
+    assert median_time(km, BUDGET).text() == "25 [25, 25]"
+    assert median_time(kaplan_meier([25] * 8 + [50] * 8, [True] * 16), BUDGET).text() == "25 [25, 50]"
+    assert median_time(kaplan_meier([25, 25], [True, True]), BUDGET).text() == "25 [25, > 300]"  # two say little
 
 
 def test_event_and_censoring_tie_event_first():

@@ -148,13 +148,17 @@ class KaplanMeier:
         return np.concatenate([[1.0], self.survival])[i]
 
 
-def _band(survival: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _band(
+    survival: np.ndarray, lo: np.ndarray, hi: np.ndarray, at_risk: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Fill the points where the log-log band is undefined (scipy gives NaN there).
 
     The band transforms ``log(−log Ŝ)``, undefined at ``Ŝ = 1`` (no recovery yet: the band is ``[1, 1]``, as
     the curve is exactly 1 there) and at ``Ŝ = 0`` (everyone at risk recovered; Greenwood's variance divides
-    by zero): there ``lo = 0`` and ``hi`` keeps its last defined value (so a single run that recovers has
-    ``hi = 1``: one run says nothing about where the median lies).
+    by zero). There ``lo = 0``, and ``hi`` is the band just before times the exact (Clopper–Pearson) upper bound
+    of a share of 0 out of the ``n`` runs then at risk, ``1 − (α/2)^(1/n)``: sixteen runs that all recover by step
+    25 put the median at 25 at most (``hi`` 0.21), while a single run that recovers keeps ``hi`` at 0.975: one run
+    says nothing about where the median lies.
     """
     lo, hi = lo.copy(), hi.copy()
     one = survival >= 1.0
@@ -162,8 +166,11 @@ def _band(survival: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndar
     zero = survival <= 0.0
     lo[zero] = 0.0
     last = 1.0
+    alpha = 1.0 - confidence
     for i in range(hi.size):
-        if np.isnan(hi[i]):
+        if zero[i] and (i == 0 or not zero[i - 1]):  # the step where the last runs at risk all recovered
+            hi[i] = last * (1.0 - (alpha / 2) ** (1.0 / at_risk[i]))
+        elif np.isnan(hi[i]):
             hi[i] = last
         last = hi[i]
     if np.isnan(lo).any():  # not seen in scipy 1.17: only Ŝ in {0, 1} gives NaN; keep the band honest anyway
@@ -182,7 +189,7 @@ def kaplan_meier(
     the recovery counts first (the censored run is still at risk then).
 
     Every run censored: ``Ŝ = 1`` throughout and the band is ``[1, 1]`` (scipy returns a NaN band and warns;
-    see :func:`_band`). One run works too.
+    see :func:`_band`, which also bounds the band where every run still at risk recovers). One run works too.
 
     Raises:
         ValueError: no runs, or a NaN, infinite or negative time.
@@ -196,7 +203,9 @@ def kaplan_meier(
         warnings.simplefilter("ignore", RuntimeWarning)
         ci = sf.confidence_interval(confidence, method="log-log")
     survival = np.asarray(sf.probabilities, dtype=float)
-    lo, hi = _band(survival, np.asarray(ci.low.probabilities, dtype=float), np.asarray(ci.high.probabilities))
+    at_risk = np.array([np.sum(t >= q) for q in sf.quantiles], dtype=float)  # censored at q: still at risk at q
+    low, high = (np.asarray(c.probabilities, dtype=float) for c in (ci.low, ci.high))
+    lo, hi = _band(survival, low, high, at_risk, confidence)
     return KaplanMeier(
         t=_frozen(sf.quantiles),
         survival=_frozen(survival),

@@ -186,6 +186,7 @@ def board_html(board: Board) -> dict[str, object]:
         "title": board.title if p else "",
         "runs_note": f"From {board.n_runs} runs in {board.results}." if p else "",
         "sweep_note": re.sub(r"\*\*|`", "", t.sweep_note),
+        "answers": [re.sub(r"\*\*|`", "", a) for a in t.answers],
         "sampler": t.sampler,
         "intro": Markup(intro if t.intervals else HTML_INTRO),
         "heatmap": heatmap(t),

@@ -80,6 +80,7 @@ def board_markdown(board: Board, h: str) -> list[str]:
     t, ref = board.tables, reference_name(board.tables.cost_reference)
     md = [
         *([t.sweep_note, ""] if t.sweep_note else []),
+        *[line for answer in t.answers for line in (answer, "")],
         t.sampler,
         intro(board),
         "",
@@ -138,6 +139,7 @@ def readme_summary(boards: list[Board], cmd: str, page_link: str = "leaderboard.
             f"From {board.n_runs} runs in `{board.results}` ({SPREAD[t.intervals]}), {head}. {t.sampler}",
             "",
             *([t.sweep_note, ""] if t.sweep_note else []),
+            *[line for answer in t.answers for line in (answer, "")],
             to_markdown(t.quality[[c for c in summary_columns if c in t.quality.columns]]),
         ]
         if len(t.concept_count):

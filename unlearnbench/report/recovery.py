@@ -144,3 +144,79 @@ def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") ->
             where = attack + (f" · {setting}" if setting else "")
             out.append({"attack": where, "runs": name, "n": c.n, "rho": c.rho, "lo": c.lo, "hi": c.hi})
     return pd.DataFrame(out)
+
+
+# The seed paper's second question: methods that anchor the forgotten concept to another against those that send it
+# to noise, each at its tuned setting (the published defaults that collapse the model are no comparison).
+ANCHOR = ("salun", "random_label")
+NOISE = ("safemax", "selective_amnesia")
+
+
+def _name(label: str, method: str) -> str:
+    return f"{method} ({_base(label)})"
+
+
+def _difference(d: survival.PairedDifference) -> str:
+    return f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]"
+
+
+def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> list[str]:
+    """The seed paper's two questions, answered from the relearning runs in sentences with their intervals, per
+    sampler setting, at the relearning setting the comparison method ran most (the config's survival grid):
+
+    1. Is forgetting by maximal uncertainty harder to undo? SAFEMax with its retain term against every other
+       method that forgot, by the paired difference of restricted mean times to recover (positive: the other
+       method's forgetting holds longer); "cannot tell" where the paired interval holds 0.
+    2. Do methods that anchor the concept to another (SalUn, random label) resist relearning better than those
+       that send it to noise (SAFEMax, Selective Amnesia)? Their tuned runs pooled on each side, paired likewise.
+    """
+    if runs.empty:
+        return []
+    is_base = (runs["label"].map(_base) == compare_to[0]) & (runs["method"] == compare_to[1])
+    out = []
+    for setting, part in runs.groupby(SETTING, sort=True):
+        base = part[is_base.loc[part.index]]
+        if base.empty:
+            continue
+        # the relearning the comparison ran most (ties: the longest budget): the config's survival grid
+        counts = base.groupby("attack_setting").agg(n=("time", "size"), budget=("budget", "max"))
+        attack = counts.sort_values(["n", "budget"], ascending=False).index[0]
+        part, base = part[part["attack_setting"] == attack], base[base["attack_setting"] == attack]
+        budget = float(part["budget"].max())
+        median = survival.median_time(survival.kaplan_meier(base["time"], base["event"]), budget)
+        longer, shorter, ties, cells = [], [], [], []
+        for (label, method), g in part.groupby(["label", "method"], sort=True):
+            if (_base(label), method) == compare_to or not any(k in _paired(base) for k in _paired(g)):
+                continue
+            d = survival.paired_rmst_difference(_paired(g), _paired(base), budget)
+            name = _name(label, method)
+            cells.append(f"{name} {_difference(d)}")
+            (ties if d.tie else longer if d.value > 0 else shorter).append(name)
+        where = f"{setting}, {attack}" if setting else attack
+        if not cells:
+            continue
+        verdict = []
+        if longer:
+            verdict.append(f"{', '.join(longer)} hold{'s' if len(longer) == 1 else ''} longer than SAFEMax")
+        if shorter:
+            verdict.append(f"SAFEMax holds longer than {', '.join(shorter)}")
+        if ties:
+            verdict.append(f"cannot tell against {', '.join(ties)} (the paired interval holds 0)")
+        out.append(
+            f"**Is forgetting by maximal uncertainty harder to undo?** ({where}; {len(base)} runs) SAFEMax with its "
+            f"retain term recovers in a median of {median.text()} relearning steps; paired with it on the same "
+            f"concepts and seeds, the other methods' restricted mean time to recover (out of {budget:g} steps) "
+            f"differs by {'; '.join(cells)}. So: {'; '.join(verdict)}."
+        )
+        tuned = part[part["label"].map(_base).str.startswith("tuned")]
+        anchor, noise = tuned[tuned["method"].isin(ANCHOR)], tuned[tuned["method"].isin(NOISE)]
+        if len(anchor) and len(noise) and any(k in _paired(noise) for k in _paired(anchor)):
+            d = survival.paired_rmst_difference(_paired(anchor), _paired(noise), budget)
+            side = "cannot tell" if d.tie else "anchoring holds longer" if d.value > 0 else "noise holds longer"
+            out.append(
+                f"**Anchoring or noise?** ({where}) Tuned methods that anchor the concept to another "
+                f"({', '.join(sorted(set(anchor['method'])))}: {len(anchor)} runs) against those that send it to noise "
+                f"({', '.join(sorted(set(noise['method'])))}: {len(noise)} runs): restricted mean time to recover, "
+                f"anchoring minus noise, {_difference(d)} steps, paired over {d.n_clusters} concepts: {side}."
+            )
+    return out

@@ -19,7 +19,7 @@ from unlearnbench.report.frames import SETTING, split_by_sampler
 from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
 from unlearnbench.report.quality import concept_count_table, forget_counts, quality_table
-from unlearnbench.report.recovery import recovery_runs, survival_table, uncertainty_against_recovery
+from unlearnbench.report.recovery import answers, recovery_runs, survival_table, uncertainty_against_recovery
 from unlearnbench.report.robustness import robustness_table
 
 # The sections' headings, on every page that shows them (the cost table's names its reference method).
@@ -54,6 +54,7 @@ class Tables:
     survival: pd.DataFrame = field(default_factory=pd.DataFrame)  # recovery.survival_table; empty without curves
     uncertainty: pd.DataFrame = field(default_factory=pd.DataFrame)  # entropy against time to recover (rho)
     concept_count: pd.DataFrame = field(default_factory=pd.DataFrame)  # quality by how many concepts a run forgets
+    answers: list[str] = field(default_factory=list)  # the seed paper's questions, answered (recovery.answers)
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tables:
@@ -85,7 +86,8 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     )
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
-        tables = replace(tables, survival=survival, uncertainty=uncertainty_against_recovery(runs).round(3))
+        uncertainty = uncertainty_against_recovery(runs).round(3)
+        tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=answers(runs))
     return tables
 
 
