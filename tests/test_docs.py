@@ -31,14 +31,14 @@ def rendered(page: str) -> str:
 def test_every_registered_entry_has_its_section_on_the_generated_reference_page(kind):
     page = rendered(PAGES[kind])
     for name in registry.names(kind):
-        assert f"\n### `{name}`\n" in page, (kind, name)
         assert f"| [`{name}`](#{name}) |" in page, (kind, name)
+        assert f"### `{name}` {{ #{name} }}" in page, (kind, name)
 
 
 def test_the_results_page_lists_every_column_and_every_metric_row():
     page = rendered("metrics.md")
     for column, (dtype, meaning) in SCHEMA.items():
-        assert f"| `{column}` | {meaning} ({dtype}) |" in page, column
+        assert f"| `{column}` | {reference.cell(meaning)} ({dtype}) |" in page, column
     for name in registry.names("metric"):
         for row in registry.get("metric", name).rows:
             assert f"| `{row.metric}` | {row.split} |" in page, (name, row.metric)
@@ -96,15 +96,20 @@ def tutorials() -> list[tuple[str, str, list[str]]]:
 
 def test_the_contributing_page_has_four_tutorials():
     assert [name for name, _, _ in tutorials()] == [
-        "my_method.py",
-        "my_attack.py",
+        "null_anchor.py",
+        "other_concept.py",
         "forget_brightness.py",
         "words16.py",
     ]
 
 
+UNLEARNBENCH = Path(sys.executable).parent / "unlearnbench"  # the console script a reader types
+
+
 @pytest.mark.parametrize("tutorial", tutorials(), ids=lambda t: t[0])
 def test_each_tutorial_runs_as_written_at_smoke_settings(tutorial, tmp_path):
+    """The command as the page gives it, through the installed console script, in the folder that holds the file
+    (no PYTHONPATH: ``--plugin`` finds a module in the working folder)."""
     name, code, command = tutorial
     (tmp_path / name).write_text(code)
     assert command[:2] == ["unlearnbench", "run"] and f"--plugin {name[:-3]}" in " ".join(command)
@@ -112,21 +117,26 @@ def test_each_tutorial_runs_as_written_at_smoke_settings(tutorial, tmp_path):
     for entry, (flag, value) in SHORT.items():
         if entry in command and flag not in command:
             smoke += [flag, value]
-    argv = [sys.executable, "-m", "unlearnbench.cli", *command[1:], *smoke, "--out", "store", "--quiet"]
-    env = {"PYTHONPATH": str(tmp_path), "UNLEARNBENCH_PROGRESS": "0", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
+    argv = [str(UNLEARNBENCH), *command[1:], *smoke, "--out", "store", "--quiet"]
+    env = {"UNLEARNBENCH_PROGRESS": "0", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = pd.concat(pd.read_parquet(p) for p in (tmp_path / "store" / "runs").glob("*.parquet"))
     assert (rows.status == "ok").all()
-    if name == "my_method.py":
-        assert set(rows.method) == {"my_method"}
+    if name == "null_anchor.py":
+        assert set(rows.method) == {"null_anchor"}
         unlearned = rows[(rows.phase == "unlearned") & (rows.metric == "cost_steps")]
-        assert unlearned.value.iloc[0] == 2  # its own optimiser ran the steps it was given
-    elif name == "my_attack.py":
+        assert unlearned.value.iloc[0] == 20  # its own optimiser ran the steps the command gave it
+        # the same tuning budget as every built-in method: 12 trials on each of the 2 tuning classes
+        plan = [str(UNLEARNBENCH), "tune", "--plugin", "null_anchor", "--methods", "null_anchor", "--plan"]
+        planned = subprocess.run([*plan, "--out", "t"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert planned.returncode == 0 and "sweep: 24 runs," in planned.stderr, planned.stderr[-2000:]
+    elif name == "other_concept.py":
         assert set(rows.attack) == {"other_concept"} and "attacked" in set(rows.phase)
     elif name == "forget_brightness.py":
         brightness = rows[rows.metric == "forget_brightness"]
-        assert len(brightness) and brightness.value.between(-1, 1).all()
+        assert len(brightness) and brightness.value.between(-1, 1).all() and brightness.lo.notna().all()
+        assert {"unlearning_accuracy_11way", "fid"} & set(rows.metric)  # beside every other metric
     else:
         assert set(rows.testbed) == {"words16"} and set(rows.forget_concept) == {"seven"}
         assert {"original", "unlearned", "attacked"} <= set(rows.phase)

@@ -74,3 +74,27 @@ def test_plugins_are_not_imported_without_being_named(tmp_path):
         check=False,
     )
     assert out.returncode == 0 and "imported!" not in out.stderr
+
+
+def test_a_plugin_is_found_in_the_working_folder_or_by_its_file_path(tmp_path):
+    """``--plugin NAME`` finds a module in the working folder (a console script does not search it by itself),
+    ``--plugin path/to/file.py`` a file anywhere; a missing file is one line, exit 2."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    plugin = tmp_path / "elsewhere" / "plugin_probe.py"
+    plugin.parent.mkdir()
+    plugin.write_text(
+        "from unlearnbench.methods.noop import Noop\nfrom unlearnbench.registry import register\n\n\n"
+        '@register("probe_method")\nclass Probe(Noop):\n    """A probe."""\n'
+    )
+    script = Path(sys.executable).parent / "unlearnbench"
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for cwd, name in ((plugin.parent, "plugin_probe"), (tmp_path, str(plugin))):
+        done = subprocess.run([script, "list", "methods", "--plugin", name], cwd=cwd, env=env, capture_output=True)
+        assert done.returncode == 0 and re.search(rb"\nprobe_method +A probe\.\n", done.stdout), done.stderr
+    done = subprocess.run([script, "list", "methods", "--plugin", "nothing_here.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("error: --plugin 'nothing_here.py' could not be loaded")

@@ -124,4 +124,10 @@ def canonical_json(obj: Any) -> str:
 
 def describe(cls: type) -> list[tuple[str, Any, str]]:
     """(name, default, help) for documentation and ``unlearnbench list``."""
-    return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__qualname__} is not a dataclass: declare Args with @dataclass(frozen=True)")
+
+    def default(f: dataclasses.Field[Any]) -> Any:  # a default_factory's value, not dataclasses.MISSING
+        return f.default_factory() if f.default is dataclasses.MISSING and callable(f.default_factory) else f.default
+
+    return [(f.name, default(f), f.metadata.get("help", "")) for f in dataclasses.fields(cls)]

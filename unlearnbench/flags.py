@@ -243,7 +243,12 @@ def machine_flags(p: argparse.ArgumentParser) -> None:
         help="compile the sampler's model forwards with torch.compile: each process pays 10-140 s once, then "
         "sampling is 1.15-1.19x faster on a CPU (bfloat16 at s = 3: 0.93x, slower) (default: $UNLEARNBENCH_COMPILE=1)",
     )
-    g.add_argument("--plugin", action="append", default=[], help="import MODULE to register extra entries")
+    g.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        help="import MODULE (installed, or in the working folder) or a FILE.py to register its entries",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
     g.add_argument("--verbose", action="store_true", help="also log progress details and third-party messages")
 

@@ -10,9 +10,13 @@ else is imported.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import pkgutil
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TypeVar
 
 from unlearnbench.api import Row
@@ -142,14 +146,39 @@ def load_plugins(kind: str) -> None:
             raise UserError(f"plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}") from e
 
 
+def _import_plugin(module: str) -> None:
+    """A module by name, found on ``sys.path`` or in the working folder (a console script, unlike ``python -m``,
+    does not search it), or a ``.py`` file by its path."""
+    if module.endswith(".py"):
+        path = Path(module).resolve()
+        loaded = sys.modules.get(path.stem)
+        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == path:
+            return
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"no Python file at {path}")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = mod  # sweep workers and a second --plugin find it by name
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[path.stem]
+            raise
+        return
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # after everything installed: a local file never shadows a package
+    importlib.import_module(module)
+
+
 def load_module_plugin(module: str) -> None:
-    """``--plugin MODULE``: import one module explicitly; its ``@register`` calls add its entries. The built-ins
-    are registered first, so a plugin that takes a built-in's name is refused as it registers. A plugin that
-    raises ``KeyboardInterrupt`` at import is an interrupt (exit 130); one that calls ``sys.exit`` is refused."""
+    """``--plugin MODULE`` (or ``--plugin path/to/file.py``): import one module explicitly; its ``@register`` calls
+    add its entries. The built-ins are registered first, so a plugin that takes a built-in's name is refused as it
+    registers. A plugin that raises ``KeyboardInterrupt`` at import is an interrupt (exit 130); one that calls
+    ``sys.exit`` is refused."""
     for kind in KINDS:
         load_plugins(kind)
     try:
-        importlib.import_module(module)
+        _import_plugin(module)
     except Exception as e:  # ImportError, a SyntaxError in it, a duplicate name: one line, not a traceback
         raise UserError(f"--plugin {module!r} could not be loaded: {type(e).__name__}: {e}") from None
     except SystemExit as e:

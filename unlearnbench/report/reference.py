@@ -17,21 +17,39 @@ from typing import Any
 from unlearnbench import registry
 from unlearnbench.api import Row
 from unlearnbench.args import describe
-from unlearnbench.errors import UserError
 from unlearnbench.results import SCHEMA
 
-MARKER = re.compile(r"^<!-- reference: (\w+) -->$", re.MULTILINE)
+MARKER = re.compile(r"^<!-- reference: (\w+) -->[ \t]*\r?$", re.MULTILINE)
 
 
-def _cell(text: object) -> str:
+def cell(text: object) -> str:
     """Text for one Markdown table cell: pipes escaped, on one line."""
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+BULLET = re.compile(r"^(?:[-*]|\d+\.)\s")
+
+
+def _paragraph(text: str) -> str:
+    """One docstring paragraph as Markdown: its lines joined, except that a list keeps one item per line (a
+    continuation line joins its item)."""
+    items: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if BULLET.match(line) or not items:
+            items.append(line)
+        else:
+            items[-1] += " " + line
+    joined = "\n".join(" ".join(i.split()) for i in items)
+    return joined if BULLET.match(items[0]) else " ".join(joined.split("\n")) if len(items) == 1 else joined
+
+
 def _paragraphs(cls: type) -> list[str]:
-    """The class docstring as Markdown paragraphs (Sphinx roles such as ``:mod:`x``` read as plain code)."""
+    """The class docstring as Markdown paragraphs (Sphinx roles such as ``:mod:`x``` read as plain code; a line
+    that would read as a heading is escaped)."""
     text = re.sub(r":\w+:`([^`]+)`", r"`\1`", inspect.cleandoc(cls.__doc__ or ""))
-    return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    text = re.sub(r"^(\s*)#", r"\1\\#", text, flags=re.MULTILINE)
+    return [_paragraph(p) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
 def _arguments(cls: Any) -> list[str]:
@@ -39,7 +57,7 @@ def _arguments(cls: Any) -> list[str]:
     if not args:
         return ["No arguments."]
     out = ["| argument | default | meaning |", "|---|---|---|"]
-    out += [f"| `{name}` | `{_cell(repr(default))}` | {_cell(help_text)} |" for name, default, help_text in args]
+    out += [f"| `{name}` | `{cell(repr(default))}` | {cell(help_text)} |" for name, default, help_text in args]
     return out
 
 
@@ -58,18 +76,27 @@ def _rows(rows: tuple[Row, ...]) -> list[str]:
         if r.machine_dependent:
             tolerance += ", with `--include-cost` only"
         better = "lower" if r.goal == "min" else "higher"
-        out.append(f"| `{r.metric}` | {r.split} | {better} | {_cell(r.label)} | {_range(r)} | {tolerance} |")
+        out.append(f"| `{r.metric}` | {r.split} | {better} | {cell(r.label)} | {_range(r)} | {tolerance} |")
     return out
 
 
 def _entry(kind: str, name: str) -> list[str]:
+    """One entry's section; an entry whose declarations cannot be read (a broken third-party plugin) says why
+    instead of failing the site."""
+    try:
+        return _section(kind, name)
+    except Exception as e:  # any plugin error: named on the page, the build goes on
+        return [f"### `{name}` {{ #{name} }}", "", f"Could not be documented: {type(e).__name__}: {cell(e)}", ""]
+
+
+def _section(kind: str, name: str) -> list[str]:
     cls = registry.get(kind, name)
-    out = [f"### `{name}`", ""]
+    out = [f"### `{name}` {{ #{name} }}", ""]
     for paragraph in _paragraphs(cls):
         out += [paragraph, ""]
     if kind in ("method", "attack"):
         out += _arguments(cls) + [""]
-        out += [f"- **{label}**: {_cell(text)}" for label, text in registry.facts(kind, cls)] + [""]
+        out += [f"- **{label}**: {cell(text)}" for label, text in registry.facts(kind, cls)] + [""]
     rows = cls.rows if kind == "metric" else getattr(cls, "extra_rows", ())
     if rows:
         out += (["Rows it writes:", ""] if kind == "metric" else ["Rows it adds to the attacked phase:", ""]) + [
@@ -84,15 +111,15 @@ def _entry(kind: str, name: str) -> list[str]:
 def _testbed(name: str, cls: Any) -> list[str]:
     from unlearnbench.testbeds import load_testbed
 
-    out = [f"- **columns mean**: {_cell(cls.glossary)}"]
+    out = [f"- **columns mean**: {cell(cls.glossary)}"]
     if cls.tuning_concepts:
         out.append(f"- **tuning concepts** (no evaluation table reads them): {', '.join(cls.tuning_concepts)}")
     if cls.pretrain_targets:
         out.append(f"- **`pretrain --what`**: {', '.join(cls.pretrain_targets)}")
     try:
         tb = load_testbed(name)
-    except UserError as e:  # its models are not here: say so rather than fail the site
-        out.append(f"- **concepts**: not loadable where this page was built ({_cell(e)})")
+    except Exception as e:  # its models are not here, or it is broken: say so, not fail the site
+        out.append(f"- **concepts**: not loadable where this page was built ({cell(e)})")
     else:
         out.append(f"- **concepts**: {', '.join(f'`{c}`' for c in tb.concepts)}")
         out.append(f"- **conditioning**: {tb.conditioner.kind}; default guidance {cls().default_guidance():g}")
@@ -101,7 +128,12 @@ def _testbed(name: str, cls: Any) -> list[str]:
 
 def _columns() -> list[str]:
     out = ["| column | meaning |", "|---|---|"]
-    return out + [f"| `{column}` | {meaning} ({dtype}) |" for column, (dtype, meaning) in SCHEMA.items()]
+    return out + [f"| `{column}` | {cell(meaning)} ({dtype}) |" for column, (dtype, meaning) in SCHEMA.items()]
+
+
+def _first(kind: str, name: str) -> str:
+    """The first paragraph of an entry's docstring (its summary, however many lines it takes)."""
+    return (_paragraphs(registry.get(kind, name)) or [""])[0].split("\n")[0]
 
 
 def table(kind: str) -> str:
@@ -113,7 +145,7 @@ def table(kind: str) -> str:
         raise ValueError(f"unknown reference table {kind!r} (methods, attacks, metrics, testbeds, columns)")
     out = [f"| {singular} | what it does |", "|---|---|"]
     names = registry.names(singular)
-    out += [f"| [`{n}`](#{n}) | {_cell((_paragraphs(registry.get(singular, n)) or [''])[0])} |" for n in names]
+    out += [f"| [`{n}`](#{n}) | {cell(_first(singular, n))} |" for n in names]
     out.append("")
     for name in names:
         out += _entry(singular, name)
