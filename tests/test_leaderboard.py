@@ -129,6 +129,13 @@ def test_the_work_note_counts_each_unlearned_model_once_and_the_slowest_computat
     total, repeated = repeated_work(metas)
     assert total == 2060.0
     assert repeated == 100.0  # SAFEMax's two computations of one model: the slower (120 s) counts as its one
+    # measured beside other jobs: a one-thread run that computed for half its wall time counts half (as the
+    # estimate does); a run with several threads, or whose CPU seconds exceed its wall, counts whole
+    metas[1].update(cpu_s=165.0, threads=1)
+    metas[0].update(cpu_s=600.0, threads=1)
+    metas[4].update(cpu_s=100.0, threads=2)
+    busy, busy_repeated = repeated_work(metas, computing=True)
+    assert busy == 2060.0 - 165.0 and busy_repeated == 60.0  # the slower copy is now SAFEMax's 100 s, not 120 * 0.5
 
 
 def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_store, tmp_path):

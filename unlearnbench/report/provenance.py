@@ -65,17 +65,28 @@ def _training_note(final: pd.DataFrame) -> str:
     return " Unlearning: " + "; ".join(f"{p} ({', '.join(sorted(m))})" for p, m in methods.items()) + "."
 
 
-def repeated_work(metas: list[dict]) -> tuple[float, float]:
+def _busy(meta: dict) -> float:
+    """The share of a run's wall time it computed: its CPU seconds over its wall seconds for a one-thread run that
+    recorded them and waited for a core beside other jobs (as ``sweep --plan`` counts runs), else 1."""
+    wall, cpu = float(meta.get("wall_s", 0.0)), meta.get("cpu_s")
+    if isinstance(cpu, int | float) and meta.get("threads") == 1 and 0 < cpu < wall:
+        return cpu / wall
+    return 1.0
+
+
+def repeated_work(metas: list[dict], *, computing: bool = False) -> tuple[float, float]:
     """The complete runs' own wall seconds, summed, and the part of it spent computing an unlearned model that
     another of these runs computed too: a cache left on another machine, or a run that lost the race to it.
     Runs are matched by the unlearned model's key (``RunSpec.unlearn_key``; the base model's hash is left out:
     one store, one testbed). Of the runs that computed one model, the slowest counts as its one computation
-    (so the work left over errs high)."""
+    (so the work left over errs high). ``computing``: each run's seconds scaled by :func:`_busy`, without the
+    time a run measured beside other jobs spent waiting for a core."""
     from unlearnbench.spec import RunSpec
 
     total, computed = 0.0, defaultdict(list)
     for meta in metas:
-        total += float(meta.get("wall_s", 0.0))
+        scale = _busy(meta) if computing else 1.0
+        total += float(meta.get("wall_s", 0.0)) * scale
         unlearning = (meta.get("time_split_s") or {}).get("unlearning")
         if unlearning is None:  # it read its unlearned model from the cache
             continue
@@ -87,7 +98,7 @@ def repeated_work(metas: list[dict]) -> tuple[float, float]:
             uses_sampler=getattr(method, "uses_sampler", True),  # a method no longer installed: keyed
             uses_seed=getattr(method, "uses_seed", True),  # on everything, so no two of its runs match wrongly
         )
-        computed[key].append(float(unlearning))
+        computed[key].append(float(unlearning) * scale)
     return total, sum(sum(times) - max(times) for times in computed.values())
 
 
@@ -147,6 +158,13 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
             f"unlearned model another run here had computed (a cache stays on the machine that wrote it): with each "
             f"unlearned model computed once, their work is **{(total - repeated) / 3600 / w:.2f} h** on {w} workers."
         )
+        busy, busy_repeated = repeated_work(metas, computing=True)
+        if busy < 0.99 * total:  # some runs were measured beside other jobs: say what they computed
+            note += (
+                f" Counted at their CPU seconds where a one-thread run waited for a core beside other jobs (as "
+                f"`sweep --plan` counts them), that work is **{(busy - busy_repeated) / 3600 / w:.2f} h** on {w} "
+                f"workers."
+            )
     last = max(records, key=lambda r: r.get("started_unix", 0.0))
     if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
