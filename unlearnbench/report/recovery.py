@@ -72,7 +72,9 @@ NOTE = (
     'Median: Kaplan–Meier, with its 95% interval ("> budget" where more than half the runs never recovered). '
     "Restricted mean: the mean steps to recover within the budget (the area under the curve). vs SAFEMax "
     "(retain term): this row's restricted mean minus SAFEMax's on the same concepts and seeds, with a bootstrap "
-    "over concepts (few concepts: an optimistic interval; = marks an interval containing 0)."
+    "over concepts (few concepts: an optimistic interval; = marks an interval containing 0). log-rank p: "
+    "scipy's log-rank test of the two curves, which takes the runs as independent (they share concepts and "
+    "seeds: read the paired column first)."
 )
 
 
@@ -105,14 +107,17 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
             if any(k in theirs and len(mine[k]) and len(theirs[k]) for k in mine):  # a class both forgot: pairable
                 d = survival.paired_rmst_difference(mine, theirs, budget)  # this row minus the comparison
                 row["vs"] = f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]" + (" =" if d.tie else "")
+                _, p = survival.logrank(g["time"], g["event"], base["time"], base["event"])
+                row["log-rank p"] = f"{p:.2g}"
             elif len(base):
                 row["vs"] = "no shared class"  # the two forgot on different classes so far: nothing to pair
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    if "vs" in table:  # the comparison row itself, or a setting the comparison method has no runs at
-        table["vs"] = table["vs"].fillna("–")
+    for column in ("vs", "log-rank p"):  # the comparison row itself, or a setting the comparison has no runs at
+        if column in table:
+            table[column] = table[column].fillna("–")
     order = method_order(list(table["method"].unique()))
     return table.sort_values(["attack_setting", SETTING, "label", "method"], key=_by(order)).reset_index(drop=True)
 
