@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from unlearnbench.errors import UserError
-
 
 def cmd_list(args: argparse.Namespace) -> int:
     from unlearnbench import registry
@@ -29,18 +27,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             for label, text in registry.facts(kind, cls):
                 print(f"{'':<{width}}    {label}: {text}")
             if kind == "testbed":
-                _describe_testbed(name, width)
+                from unlearnbench.testbeds import facts
+
+                for label, text in facts(name):
+                    print(f"{'':<{width}}    {label}: {text}")
     return 0
-
-
-def _describe_testbed(name: str, width: int) -> None:
-    """``list testbeds -v``: the concepts and default sampler setting (the testbed is loaded)."""
-    from unlearnbench.testbeds import default_guidance, load_testbed
-
-    try:
-        tb = load_testbed(name)
-    except UserError as e:  # a testbed that cannot load here (its models are missing) says why
-        print(f"{'':<{width}}    not loadable here: {e}")
-        return
-    print(f"{'':<{width}}    concepts: {', '.join(tb.concepts)}")
-    print(f"{'':<{width}}    conditioning: {tb.conditioner.kind}; default guidance {default_guidance(name):g}")

@@ -104,26 +104,14 @@ def _section(kind: str, name: str) -> list[str]:
             "",
         ]
     if kind == "testbed":
-        out += _testbed(name, cls)
+        out += _testbed(name)
     return out
 
 
-def _testbed(name: str, cls: Any) -> list[str]:
-    from unlearnbench.testbeds import load_testbed
+def _testbed(name: str) -> list[str]:
+    from unlearnbench.testbeds import facts
 
-    out = [f"- **columns mean**: {cell(cls.glossary)}"]
-    if cls.tuning_concepts:
-        out.append(f"- **tuning concepts** (no evaluation table reads them): {', '.join(cls.tuning_concepts)}")
-    if cls.pretrain_targets:
-        out.append(f"- **`pretrain --what`**: {', '.join(cls.pretrain_targets)}")
-    try:
-        tb = load_testbed(name)
-    except Exception as e:  # its models are not here, or it is broken: say so, not fail the site
-        out.append(f"- **concepts**: not loadable where this page was built ({cell(e)})")
-    else:
-        out.append(f"- **concepts**: {', '.join(f'`{c}`' for c in tb.concepts)}")
-        out.append(f"- **conditioning**: {tb.conditioner.kind}; default guidance {cls().default_guidance():g}")
-    return [*out, ""]
+    return [*(f"- **{label}**: {cell(text)}" for label, text in facts(name)), ""]
 
 
 def _columns() -> list[str]:

@@ -51,4 +51,32 @@ def load_testbed(
     return tb
 
 
-__all__ = ["DEFAULT", "Overrides", "Testbed", "TestbedPlugin", "default_guidance", "load_testbed", "plugin"]
+def facts(name: str) -> list[tuple[str, str]]:
+    """What a testbed declares, as (label, text) pairs: what its columns mean, its tuning concepts, its pretrain
+    targets and, loaded, its concepts, conditioning and default guidance (or why it cannot load here). ``unlearnbench
+    list testbeds -v`` prints them and the documentation's reference page renders them: one source for both."""
+    declared = plugin(name)
+    out = [("columns mean", declared.glossary)]
+    if declared.tuning_concepts:
+        out.append(("tuning concepts (no evaluation table reads them)", ", ".join(declared.tuning_concepts)))
+    if declared.pretrain_targets:
+        out.append(("pretrain --what", ", ".join(declared.pretrain_targets)))
+    try:
+        tb = load_testbed(name)
+    except Exception as e:  # its models are missing here, or a plugin is broken: say why, in one line
+        return [*out, ("not loadable here", f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e))]
+    out.append(("concepts", ", ".join(tb.concepts)))
+    out.append(("conditioning", f"{tb.conditioner.kind}; default guidance {default_guidance(name):g}"))
+    return out
+
+
+__all__ = [
+    "DEFAULT",
+    "Overrides",
+    "Testbed",
+    "TestbedPlugin",
+    "default_guidance",
+    "facts",
+    "load_testbed",
+    "plugin",
+]
