@@ -14,10 +14,12 @@ holds the original model):
     z* = argmin_z E_{x ~ D_k, t, eps} || eps_u(x_t, [z; p], t) - eps_0(x_t, c, t) ||^2
 
 Here each prefix slot is a distribution ``softmax(logits / temperature)`` over the testbed's searchable words
-(:meth:`~unlearnbench.conditioning.Conditioner.search_words`; with ``ban_names``, none of the concept's names or
-synonyms), its input embedding the distribution's mix of the words' embeddings; every ``select_every`` steps the
-slots are projected to their most likely words and the *discrete* prompt is scored by the attacker's classifier
-(:class:`~unlearnbench.attacks._prompt.BestPrompt`), which keeps the best; the result is that prompt, as text.
+(:meth:`~unlearnbench.conditioning.Conditioner.search_words`: on text16 every word its encoder knows as one token,
+the BPE pieces of longer names that are words by themselves included, as the paper searches Stable Diffusion's whole
+vocabulary; with ``ban_names``, none of the concept's names or synonyms), its input embedding the distribution's
+mix of the words' embeddings; every ``select_every`` steps the slots are projected to their most likely words and
+the *discrete* prompt is scored by the attacker's classifier (:class:`~unlearnbench.attacks._prompt.BestPrompt`),
+which keeps the best; the result is that prompt, as text.
 
 Budget, scaled from the anchor (UnlearnDiffAtk: 5 prefix tokens, Adam lr 0.01, 40 iterations per timestep over
 50 timesteps, 2,000 denoising evaluations on one reference image): 5 prefix tokens, 100 Adam steps at lr 0.1 on

@@ -44,13 +44,18 @@ def test_an_unknown_concept_and_a_prompt_too_long_are_refused(conditioner):
 
 def test_the_prompt_attacks_search_space_and_soft_prefixes(conditioner):
     """What the text prompt attacks read: a concept's banned words are every word of its names; the searchable words
-    are the grammar's vocabulary less those and less the words the BPE splits; and a prompt whose leading input
-    embeddings are words' own (one-hot soft tokens) has exactly the states of the prompt that spells them."""
+    are every word the encoder knows as one token (the grammar's, and the pieces the BPE splits the others into that
+    are words by themselves) less those; and a prompt whose leading input embeddings are words' own (one-hot soft
+    tokens) has exactly the states of the prompt that spells them."""
     banned = conditioner.banned_words("seven")
     assert {"seven", "7", "sieben", "number"} <= banned and "three" not in banned
     words = conditioner.search_words(banned)
     assert "seven" not in words and "7" not in words and "three" in words and "red" in words
-    assert set(words) <= set(conditioner.grammar.vocabulary())
+    assert "sieben" not in words and "ben" in words  # "sieben" is "sie" + "ben": the word "ben" is that last token
+    assert "sie" not in words  # a piece that only starts a word is no word: text cannot spell it alone
+    vocabulary = conditioner.grammar.vocabulary()
+    pieces = {i for v in vocabulary for i in conditioner.encoder.word_ids([v])[0]}
+    assert all(w in vocabulary or conditioner.encoder.word_ids([w])[0][0] in pieces for w in words)  # no new token
     assert all(len(ids) == 1 for ids in conditioner.encoder.word_ids(list(words)))
     slots = conditioner.word_embeddings(["seven", "red"])[None]  # [1, 2, width]
     soft = conditioner.prefixed(slots, ["a thin"]).values

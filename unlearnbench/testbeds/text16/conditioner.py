@@ -75,9 +75,22 @@ class CaptionConditioner(Conditioner):
         return frozenset(w for name in self.grammar.concept(concept).names for w in name.split())
 
     def search_words(self, banned: Collection[str] = ()) -> tuple[str, ...]:
-        """The grammar's vocabulary (``Grammar.vocabulary``) but ``banned``, less the few words the encoder's BPE
-        splits into several tokens (a soft token is one input embedding)."""
-        words = [w for w in self.grammar.vocabulary() if w not in banned]
+        """Every word the encoder learned as one token, but ``banned``: the grammar's single-token words, and the
+        pieces its BPE splits the others into that are words by themselves (the word "ben" is the token that ends
+        "sieben"; a piece that only starts a word, "sie", is no word and is left out). As UnlearnDiffAtk searches
+        Stable Diffusion's whole vocabulary, a name's pieces stay searchable when they are not names themselves:
+        a found prompt shows them as text, and the evaluator reads that text."""
+        return tuple(w for w in self._searchable() if w not in banned)
+
+    def _searchable(self) -> tuple[str, ...]:
+        vocabulary = self.grammar.vocabulary()
+        pieces = {
+            w
+            for word in vocabulary
+            for ids in self.encoder.word_ids([word])
+            for w in self.encoder.word_pieces(ids)  # the pieces that are words: "ben" of "sieben"
+        }
+        words = sorted({*vocabulary, *pieces})
         return tuple(w for w, ids in zip(words, self.encoder.word_ids(words), strict=True) if len(ids) == 1)
 
     def word_embeddings(self, words: Sequence[str]) -> Tensor:

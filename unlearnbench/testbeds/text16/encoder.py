@@ -120,6 +120,17 @@ class TextEncoder(nn.Module):
         tok = _tokenizer()
         return [list(tok.encode(w)) for w in words]
 
+    def word_pieces(self, ids: list[int]) -> list[str]:
+        """The tokens among ``ids`` that end a word ("ben</w>"), as the words they spell alone ("ben"), where that
+        word is exactly that one token again; a token that only starts a word ("sie") is none."""
+        tok = _tokenizer()
+        pieces = [tok.decoder[i][: -len("</w>")] for i in ids if tok.decoder[i].endswith("</w>")]
+        return [
+            p
+            for p, i in zip(pieces, self.word_ids(pieces), strict=True)
+            if len(i) == 1 and tok.decoder[i[0]] == p + "</w>"
+        ]
+
     def _check_ids(self, ids: Tensor) -> None:
         if ids.ndim != 2 or ids.shape[1] != self.context_length or ids.dtype != torch.long:
             raise ValueError(f"token ids must be int64 [B, {self.context_length}], got {ids.dtype} {list(ids.shape)}")
