@@ -14,12 +14,13 @@ holds the original model):
     z* = argmin_z E_{x ~ D_k, t, eps} || eps_u(x_t, [z; p], t) - eps_0(x_t, c, t) ||^2
 
 Here each prefix slot is a distribution ``softmax(logits / temperature)`` over the testbed's searchable words
-(:meth:`~unlearnbench.conditioning.Conditioner.search_words`: on text16 every word its encoder knows as one token,
-the BPE pieces of longer names that are words by themselves included, as the paper searches Stable Diffusion's whole
-vocabulary; with ``ban_names``, none of the concept's names or synonyms), its input embedding the distribution's
-mix of the words' embeddings; every ``select_every`` steps the slots are projected to their most likely words and
-the *discrete* prompt is scored by the attacker's classifier (:class:`~unlearnbench.attacks._prompt.BestPrompt`),
-which keeps the best; the result is that prompt, as text.
+(:meth:`~unlearnbench.conditioning.Conditioner.search_words`: on text16 every token its encoder learned, the BPE
+pieces of longer names included, as the paper searches Stable Diffusion's whole vocabulary; with ``ban_names``, none
+of the concept's names or synonyms), its input embedding the distribution's mix of the words' embeddings; every
+``select_every`` steps the slots are projected to their most likely words, spelled as text
+(:meth:`~unlearnbench.conditioning.Conditioner.spell`: a piece that starts a word is glued onto the next), and that
+*discrete* prompt is scored by the attacker's classifier (:class:`~unlearnbench.attacks._prompt.BestPrompt`), which
+keeps the best; a spelling that forms a banned word is never offered. The result is that prompt, as text.
 
 Budget, scaled from the anchor (UnlearnDiffAtk: 5 prefix tokens, Adam lr 0.01, 40 iterations per timestep over
 50 timesteps, 2,000 denoising evaluations on one reference image): 5 prefix tokens, 100 Adam steps at lr 0.1 on
@@ -141,10 +142,14 @@ class UnlearnDiffAtk(Attack):
                     eps = predict_noise(task.original_model, x_t, t, target[rows])
             return per_sample_mse(pred, eps).mean()
 
+        banned = [conditioner.banned_words(c) if a.ban_names else frozenset() for c in task.forget_concepts]
+
         def projected() -> list[str]:
             chosen = logits.detach().masked_fill(pad[:, None, :], float("-inf")).argmax(-1)  # [n, P]
-            rows = zip(words, chosen.tolist(), base, strict=True)
-            return [" ".join([*(w[j] for j in row), b]).strip() for w, row, b in rows]
+            rows = zip(words, chosen.tolist(), base, banned, strict=True)
+            texts = [(conditioner.spell([*(w[j] for j in row), b]), b, ban) for w, row, b, ban in rows]
+            # pieces glued into a banned word ("sie" + "ben"): not offered (the base prompt, which cannot win, instead)
+            return [b if ban & set(text.split()) else text for text, b, ban in texts]
 
         callback = best.every(a.select_every, a.steps, projected)
         optimize([logits], loss_fn, steps=a.steps, lr=a.lr, desc=self.name, meter=task.meter, callback=callback)

@@ -52,11 +52,18 @@ def test_the_prompt_attacks_search_space_and_soft_prefixes(conditioner):
     words = conditioner.search_words(banned)
     assert "seven" not in words and "7" not in words and "three" in words and "red" in words
     assert "sieben" not in words and "ben" in words  # "sieben" is "sie" + "ben": the word "ben" is that last token
-    assert "sie" not in words  # a piece that only starts a word is no word: text cannot spell it alone
+    # a piece that only starts a word is searchable marked "sie+", and spelled onto the word after it: the soft
+    # prefix of its embedding and "o"'s is exactly the prompt "sieo", which names no concept
+    assert "sie" not in words and "sie+" in words and conditioner.spell(["sie+", "o", "in", ""]) == "sieo in"
+    glued = conditioner.prefixed(conditioner.word_embeddings(["sie+", "o"])[None], [""]).values
+    assert torch.equal(glued, conditioner.prompts(["sieo"]).values)
+    assert conditioner.spell(["a", "sie+", "ben"]).split()[1] in banned  # a spelling can form a banned word
     vocabulary = conditioner.grammar.vocabulary()
     pieces = {i for v in vocabulary for i in conditioner.encoder.word_ids([v])[0]}
-    assert all(w in vocabulary or conditioner.encoder.word_ids([w])[0][0] in pieces for w in words)  # no new token
-    assert all(len(ids) == 1 for ids in conditioner.encoder.word_ids(list(words)))
+    whole = [w for w in words if not w.endswith("+")]
+    assert all(w in vocabulary or conditioner.encoder.word_ids([w])[0][0] in pieces for w in whole)  # no new token
+    assert all(len(ids) == 1 for ids in conditioner.encoder.word_ids(whole))
+    assert all(conditioner.encoder.piece_id(w[:-1]) in pieces for w in words if w.endswith("+"))
     slots = conditioner.word_embeddings(["seven", "red"])[None]  # [1, 2, width]
     soft = conditioner.prefixed(slots, ["a thin"]).values
     assert torch.equal(soft, conditioner.prompts(["seven red a thin"]).values)

@@ -320,6 +320,11 @@ class Conditioner:
         encoder), but those in ``banned``. A testbed without prompts has none: one line."""
         raise UserError(f"{type(self).__name__}: its conditioning is not a text encoder's")
 
+    def spell(self, words: Sequence[str]) -> str:
+        """The text of a prompt whose words a token search chose (``search_words``' entries, in order): joined by
+        spaces here; a testbed whose searchable words include pieces that start a word glues those on."""
+        return " ".join(w for w in words if w).strip()
+
     def word_embeddings(self, words: Sequence[str]) -> Tensor:
         """The text encoder's input embeddings ``[len(words), width]`` of single-token words (the rows a soft token
         mixes). A testbed without a text encoder has none: one line."""

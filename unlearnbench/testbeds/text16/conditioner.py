@@ -74,31 +74,43 @@ class CaptionConditioner(Conditioner):
     def banned_words(self, concept: str) -> frozenset[str]:
         return frozenset(w for name in self.grammar.concept(concept).names for w in name.split())
 
+    GLUE = "+"  # marks a searchable piece that starts a word: "sie+" is spelled onto the word after it
+
     def search_words(self, banned: Collection[str] = ()) -> tuple[str, ...]:
-        """Every word the encoder learned as one token, but ``banned``: the grammar's single-token words, and the
-        pieces its BPE splits the others into that are words by themselves (the word "ben" is the token that ends
-        "sieben"; a piece that only starts a word, "sie", is no word and is left out). As UnlearnDiffAtk searches
-        Stable Diffusion's whole vocabulary, a name's pieces stay searchable when they are not names themselves:
-        a found prompt shows them as text, and the evaluator reads that text."""
+        """Every token the encoder learned, as a word a prompt can spell, but ``banned``: the grammar's single-token
+        words; the pieces its BPE splits the others into that are words by themselves (the word "ben" is the token
+        that ends "sieben"); and the pieces that only start a word, marked ``"sie+"``, which :meth:`spell` glues onto
+        the next word ("sie+" "o" is the text "sieo"). As UnlearnDiffAtk searches Stable Diffusion's whole
+        vocabulary, a name's pieces stay searchable when they are not names themselves; a found prompt is that
+        text, the attacker and the evaluator read it re-encoded, and a spelling that forms a banned word is never
+        offered (the attack checks it)."""
         return tuple(w for w in self._searchable() if w not in banned)
 
     def _searchable(self) -> tuple[str, ...]:
         vocabulary = self.grammar.vocabulary()
-        pieces = {
-            w
-            for word in vocabulary
-            for ids in self.encoder.word_ids([word])
-            for w in self.encoder.word_pieces(ids)  # the pieces that are words: "ben" of "sieben"
-        }
+        ids = [i for word_ids in self.encoder.word_ids(list(vocabulary)) for i in word_ids]
+        pieces = set(self.encoder.word_pieces(ids))  # the pieces that are words: "ben" of "sieben"
         words = sorted({*vocabulary, *pieces})
-        return tuple(w for w, ids in zip(words, self.encoder.word_ids(words), strict=True) if len(ids) == 1)
+        whole = [w for w, i in zip(words, self.encoder.word_ids(words), strict=True) if len(i) == 1]
+        starts = sorted({p + self.GLUE for p in self.encoder.start_pieces(ids)})  # "sie+" of "sieben"
+        return (*whole, *starts)
+
+    def spell(self, words: Sequence[str]) -> str:
+        text = ""
+        for w in words:
+            if not w:
+                continue
+            text += w[: -len(self.GLUE)] if w.endswith(self.GLUE) else w + " "
+        return text.strip()
 
     def word_embeddings(self, words: Sequence[str]) -> Tensor:
-        ids = self.encoder.word_ids(list(words))
-        several = [w for w, i in zip(words, ids, strict=True) if len(i) != 1]
+        whole = [w for w in words if not w.endswith(self.GLUE)]
+        ids = dict(zip(whole, self.encoder.word_ids(whole), strict=True))
+        several = [w for w, i in ids.items() if len(i) != 1]
         if several:
             raise UserError(f"not one token of the text encoder each: {', '.join(several)}")
-        return self.encoder.token_embedding.weight[torch.tensor([i[0] for i in ids])].detach()
+        rows = [self.encoder.piece_id(w[: -len(self.GLUE)]) if w.endswith(self.GLUE) else ids[w][0] for w in words]
+        return self.encoder.token_embedding.weight[torch.tensor(rows)].detach()
 
     def prefixed(self, slots: Tensor, base: Sequence[str]) -> Conditioning:
         if slots.ndim != 3 or slots.shape[0] != len(base) or slots.shape[2] != self.encoder.width:

@@ -120,6 +120,15 @@ class TextEncoder(nn.Module):
         tok = _tokenizer()
         return [list(tok.encode(w)) for w in words]
 
+    def start_pieces(self, ids: list[int]) -> list[str]:
+        """The tokens among ``ids`` that only start a word ("sie" of "sieben"), as the BPE spells them."""
+        tok = _tokenizer()
+        return [tok.decoder[i] for i in ids if not tok.decoder[i].endswith("</w>")]
+
+    def piece_id(self, piece: str) -> int:
+        """The token id of a piece that starts a word ("sie")."""
+        return int(_tokenizer().encoder[piece])
+
     def word_pieces(self, ids: list[int]) -> list[str]:
         """The tokens among ``ids`` that end a word ("ben</w>"), as the words they spell alone ("ben"), where that
         word is exactly that one token again; a token that only starts a word ("sie") is none."""
