@@ -36,6 +36,16 @@ class _Measured(NamedTuple):
     unlearning_s: float | None
 
 
+def busy_share(meta: dict[str, Any]) -> float:
+    """The share of a run's wall seconds it computed: its CPU seconds over its wall seconds for a one-thread run that
+    recorded them and waited for a core beside other jobs, else 1 (a run with several threads: their overlap is
+    unknown)."""
+    wall, cpu = float(meta.get("wall_s", 0.0)), meta.get("cpu_s")
+    if isinstance(cpu, int | float) and meta.get("threads") == 1 and 0 < cpu < wall:
+        return cpu / wall
+    return 1.0
+
+
 def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     """Split a run's wall time. Runs that recorded ``time_split_s`` say it; older ones are split with their
     cost rows (the unlearning's recorded wall seconds, less a prior's read from the cache): a run whose wall
@@ -47,10 +57,7 @@ def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     import pandas as pd
 
     key, wall = _cost_key(meta["spec"]), float(meta["wall_s"])
-    scale = 1.0
-    cpu = meta.get("cpu_s")
-    if isinstance(cpu, int | float) and meta.get("threads") == 1 and 0 < cpu < wall:
-        scale = cpu / wall
+    scale = busy_share(meta)
     split = meta.get("time_split_s")
     if isinstance(split, dict):  # a run that read its unlearned model from the cache has no "unlearning" part
         unlearning = split.get("unlearning")

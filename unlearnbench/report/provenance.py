@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from unlearnbench import registry
+from unlearnbench.estimate import busy_share
 from unlearnbench.evaluate import PROTOCOLS
 from unlearnbench.regression import BEFORE_RECORDED
 from unlearnbench.report.frames import clips_x0
@@ -65,27 +66,18 @@ def _training_note(final: pd.DataFrame) -> str:
     return " Unlearning: " + "; ".join(f"{p} ({', '.join(sorted(m))})" for p, m in methods.items()) + "."
 
 
-def _busy(meta: dict) -> float:
-    """The share of a run's wall time it computed: its CPU seconds over its wall seconds for a one-thread run that
-    recorded them and waited for a core beside other jobs (as ``sweep --plan`` counts runs), else 1."""
-    wall, cpu = float(meta.get("wall_s", 0.0)), meta.get("cpu_s")
-    if isinstance(cpu, int | float) and meta.get("threads") == 1 and 0 < cpu < wall:
-        return cpu / wall
-    return 1.0
-
-
 def repeated_work(metas: list[dict], *, computing: bool = False) -> tuple[float, float]:
     """The complete runs' own wall seconds, summed, and the part of it spent computing an unlearned model that
     another of these runs computed too: a cache left on another machine, or a run that lost the race to it.
     Runs are matched by the unlearned model's key (``RunSpec.unlearn_key``; the base model's hash is left out:
     one store, one testbed). Of the runs that computed one model, the slowest counts as its one computation
-    (so the work left over errs high). ``computing``: each run's seconds scaled by :func:`_busy`, without the
-    time a run measured beside other jobs spent waiting for a core."""
+    (so the work left over errs high). ``computing``: each run's seconds scaled by ``estimate.busy_share``, without
+    the time a run measured beside other jobs spent waiting for a core (as ``sweep --plan`` counts it)."""
     from unlearnbench.spec import RunSpec
 
     total, computed = 0.0, defaultdict(list)
     for meta in metas:
-        scale = _busy(meta) if computing else 1.0
+        scale = busy_share(meta) if computing else 1.0
         total += float(meta.get("wall_s", 0.0)) * scale
         unlearning = (meta.get("time_split_s") or {}).get("unlearning")
         if unlearning is None:  # it read its unlearned model from the cache

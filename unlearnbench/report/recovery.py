@@ -78,6 +78,10 @@ NOTE = (
 )
 
 
+def _difference(d: survival.PairedDifference) -> str:
+    return f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]"
+
+
 def _base(label: str) -> str:
     return str(label).split(" · ")[0]  # the label without the sampler setting split_by_sampler appends
 
@@ -106,7 +110,7 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
             mine, theirs = _paired(g), _paired(base)
             if any(k in theirs and len(mine[k]) and len(theirs[k]) for k in mine):  # a class both forgot: pairable
                 d = survival.paired_rmst_difference(mine, theirs, budget)  # this row minus the comparison
-                row["vs"] = f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]" + (" =" if d.tie else "")
+                row["vs"] = _difference(d) + (" =" if d.tie else "")
                 _, p = survival.logrank(g["time"], g["event"], base["time"], base["event"])
                 row["log-rank p"] = f"{p:.2g}"
             elif len(base):
@@ -161,10 +165,6 @@ def _name(label: str, method: str) -> str:
     return f"{method} ({_base(label)})"
 
 
-def _difference(d: survival.PairedDifference) -> str:
-    return f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]"
-
-
 def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> list[str]:
     """The seed paper's two questions, answered from the relearning runs in sentences with their intervals, per
     sampler setting, at the relearning setting the comparison method ran most (the config's survival grid):
@@ -189,11 +189,13 @@ def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> lis
         part, base = part[part["attack_setting"] == attack], base[base["attack_setting"] == attack]
         budget = float(part["budget"].max())
         median = survival.median_time(survival.kaplan_meier(base["time"], base["event"]), budget)
+        theirs = _paired(base)
         longer, shorter, ties, cells = [], [], [], []
         for (label, method), g in part.groupby(["label", "method"], sort=True):
-            if (_base(label), method) == compare_to or not any(k in _paired(base) for k in _paired(g)):
+            mine = _paired(g)
+            if (_base(label), method) == compare_to or not any(k in theirs for k in mine):
                 continue
-            d = survival.paired_rmst_difference(_paired(g), _paired(base), budget)
+            d = survival.paired_rmst_difference(mine, theirs, budget)
             name = _name(label, method)
             cells.append(f"{name} {_difference(d)}")
             (ties if d.tie else longer if d.value > 0 else shorter).append(name)
@@ -215,8 +217,9 @@ def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> lis
         )
         tuned = part[part["label"].map(_base).str.startswith("tuned")]
         anchor, noise = tuned[tuned["method"].isin(ANCHOR)], tuned[tuned["method"].isin(NOISE)]
-        if len(anchor) and len(noise) and any(k in _paired(noise) for k in _paired(anchor)):
-            d = survival.paired_rmst_difference(_paired(anchor), _paired(noise), budget)
+        anchored, noised = _paired(anchor), _paired(noise)
+        if any(k in noised for k in anchored):
+            d = survival.paired_rmst_difference(anchored, noised, budget)
             side = "cannot tell" if d.tie else "anchoring holds longer" if d.value > 0 else "noise holds longer"
             out.append(
                 f"**Anchoring or noise?** ({where}) Tuned methods that anchor the concept to another "
