@@ -588,6 +588,39 @@ def test_overlapping_intervals_are_tied_with_the_best_and_a_judge_disagreement_i
     assert not judges_disagree(cell(0.97, 0.95, 0.99), cell(0.96, 0.93, 0.99))
 
 
+def test_rows_that_share_concepts_and_seeds_are_tied_by_their_paired_difference_not_by_overlap():
+    fmt = ColumnFormat("UA ↑", 3, "max")
+    effects = np.linspace(0.2, 1.0, 8)
+
+    def rows(shift: float) -> pd.DataFrame:  # eight concepts x two seeds, concept difficulty shared by every row
+        v = np.repeat(effects, 2) + shift
+        return pd.DataFrame({"forget_concept": np.repeat([f"c{i}" for i in range(8)], 2), "seed": [0, 1] * 8,
+                             "value": v, "lo": v - 0.01, "hi": v + 0.01})  # fmt: skip
+
+    a, b, c = (Stat.of_rows(rows(x), fmt, intervals=True) for x in (0.0, -0.03, -0.03))
+    assert a.interval.lo <= b.interval.hi  # side by side the intervals overlap ...
+    c = dataclasses.replace(c, runs=tuple((("other", 0), v) for _, v in c.runs[:1]))  # ... and c shares no run with a
+    marked = mark_ties(pd.DataFrame({"method": ["a", "b", "c"], "UA ↑": [a, b, c]}))["UA ↑"].tolist()
+    # ... but b is below a on every concept and seed, so it is not tied; c falls back to its interval's overlap
+    assert [m.mark for m in marked] == ["best", "", "tied"]
+
+
+def test_a_cost_column_marks_its_best_among_the_rows_that_forgot():
+    time = column_format("cost_wall_s", "all")
+    ua = column_format("unlearning_accuracy_11way", "forget")
+
+    def cell(fmt, mean):
+        return Stat(mean, math.nan, fmt.digits, fmt.goal, lo=mean - 0.1, hi=mean + 0.1)
+
+    t = pd.DataFrame({"label": ["x", "y", "z"], "method": ["kept", "slow", "fast"],
+                      ua.label: [cell(ua, 0.0), cell(ua, 1.0), cell(ua, 0.99)],
+                      time.label: [cell(time, 2.0), cell(time, 80.0), cell(time, 60.0)]})  # fmt: skip
+    marked = mark_ties(t, forgot=pd.Series([False, True, True]))
+    # the 2-second row kept the concept: the cheapest that forgot is the best cost; UA still ranks every row
+    assert [c.mark for c in marked[time.label]] == ["", "", "best"]
+    assert [c.mark for c in marked[ua.label]] == ["", "best", "tied"]
+
+
 def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_store):
     df = load_results(small_store)
     second = df.metric == "retain_accuracy_10way_judge2"

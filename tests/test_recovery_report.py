@@ -101,3 +101,37 @@ def test_the_seed_papers_questions_are_answered_in_sentences_with_their_interval
     assert second.startswith("**Anchoring or noise?**") and "anchoring minus noise, -" in second
     assert second.endswith("noise holds longer.") and "paired over 4 concepts" in second
     assert answers(runs[runs["method"] != "safemax"]) == []  # nothing to compare with: no sentence
+
+
+def test_prompt_attacks_answer_the_seed_question_by_paired_asr_differences():
+    import numpy as np
+    import pandas as pd
+
+    from unlearnbench.report.cells import Stat, column_format, phase_label
+    from unlearnbench.report.frames import SETTING
+    from unlearnbench.report.recovery import prompt_answers
+
+    after = phase_label("asr_11way", "forget", "attacked")
+    fmt = column_format("asr_11way", "forget")
+    effects = np.linspace(0.0, 0.4, 4)
+
+    def cell(shift: float) -> Stat:  # four concepts x two seeds sharing each concept's difficulty
+        rows = pd.DataFrame({"forget_concept": np.repeat(list("0123"), 2), "seed": [0, 1] * 4,
+                             "value": np.repeat(effects, 2) + shift})  # fmt: skip
+        rows = rows.assign(lo=rows["value"] - 0.01, hi=rows["value"] + 0.01)
+        return Stat.of_rows(rows, fmt, intervals=True)
+
+    table = pd.DataFrame({
+        "label": ["tuned, retain term", "tuned", "tuned", "paper", "tuned", "tuned"],
+        "method": ["safemax", "selective_amnesia", "salun", "safemax", "esd", "random_label"],
+        "attack": ["embedding_inversion"] * 5 + ["relearn"],
+        SETTING: [""] * 6,
+        after: [cell(0.1), cell(0.5), cell(0.1), cell(0.0), cell(0.5), cell(0.9)],
+    })  # fmt: skip
+    forgot = pd.Series([True, True, True, True, False, True])
+    (text,) = prompt_answers(table, forgot, {"relearn"}, collapsed=frozenset({("paper", "safemax")}))
+    assert "selective_amnesia (tuned) +0.400 [" in text and "easier to attack back" in text
+    assert "harder to attack back): safemax (paper, collapsed) -0.100 [" in text
+    assert "cannot tell: salun (tuned)" in text
+    assert "esd" not in text  # it kept the concept: nothing to attack back
+    assert "random_label" not in text  # relearning is the survival sentences' question

@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from unlearnbench.stats import Interval, bootstrap, bootstrap_mean, combine_runs, overlap, subsample
+from unlearnbench.stats import (
+    Interval,
+    bootstrap,
+    bootstrap_mean,
+    combine_runs,
+    overlap,
+    paired_difference,
+    subsample,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +82,37 @@ def test_combined_interval_covers_the_true_mean_of_class_effects_and_samples():
         ci = combine_runs([v.mean() for v in per_run], [i.lo for i in intervals], [i.hi for i in intervals])
         covered += ci.lo <= rates.mean() <= ci.hi
     assert covered >= 90
+
+
+def test_two_seeds_of_one_concept_are_resampled_together():
+    # eight concepts whose effects differ, two seeds each with the same value: 8 observations, not 16
+    effects = np.linspace(0.0, 1.0, 8)
+    values, concepts = np.repeat(effects, 2), np.repeat([f"c{i}" for i in range(8)], 2)
+    clustered = combine_runs(values, clusters=list(concepts))
+    as_runs = combine_runs(values)
+    of_means = combine_runs(effects, clusters=[f"c{i}" for i in range(8)])
+    width = clustered.hi - clustered.lo
+    assert width > 1.25 * (as_runs.hi - as_runs.lo)  # treating seeds as independent understates the spread
+    assert width == pytest.approx(of_means.hi - of_means.lo, rel=0.15)
+    # one concept: nothing to resample between concepts, so its runs (seeds) are resampled
+    one = combine_runs([0.2, 0.6, 0.4], clusters=["x", "x", "x"])
+    assert one == combine_runs([0.2, 0.6, 0.4])
+
+
+def test_a_paired_difference_orders_rows_that_overlapping_intervals_cannot():
+    # concept difficulty spreads both rows over [0, 1]; A is 0.05 above B on every concept and seed
+    effects = np.linspace(0.0, 1.0, 8)
+    b = {(f"c{i}", s): (float(e), float(e) - 0.01, float(e) + 0.01) for i, e in enumerate(effects) for s in (0, 1)}
+    a = {k: (v + 0.05, lo + 0.05, hi + 0.05) for k, (v, lo, hi) in b.items()}
+    d = paired_difference(a, b)
+    assert d is not None and d.value == pytest.approx(0.05) and d.n_pairs == 16 and d.n_clusters == 8
+    assert 0 < d.interval.lo < 0.05 < d.interval.hi and not d.tie
+    side_by_side = [combine_runs(*zip(*x.values(), strict=True), clusters=[k[0] for k in x]) for x in (a, b)]
+    assert overlap(*side_by_side)  # set side by side the two intervals overlap: they cannot order A and B
+    # a difference that changes sign between concepts is a tie; rows that share no run cannot be paired
+    mixed = {k: (v + (0.3 if int(k[0][1]) % 2 else -0.3), lo, hi) for k, (v, lo, hi) in b.items()}
+    assert paired_difference(mixed, b).tie
+    assert paired_difference(a, {("other", 0): (0.5, 0.4, 0.6)}) is None
 
 
 def test_overlap():

@@ -371,6 +371,9 @@ class Row:
     # attack's step budget) or where the number is not comparable across rows (a mean over the runs that
     # happened to recover, beside runs censored at the budget: the survival table orders those instead).
     ranked: bool = True
+    # Whether a table marks this column's best among the rows that forgot (in at least half their runs) only: a
+    # cost, where the cheapest row that kept the concept did nothing useful.
+    best_among_forgetting: bool = False
     # The values this number can take (``RATE``, ``NONNEGATIVE``, ...): a stored value, or an interval end,
     # outside it is damage or a hand edit, and the store refuses the run that holds it (unlearnbench.integrity).
     valid: tuple[float, float] = (-math.inf, math.inf)

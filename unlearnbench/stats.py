@@ -15,17 +15,21 @@ the same interval.
   full-set value is ``σ²/m · (1 − m/n)``, so deviations scaled by ``sqrt(m / (n − m))`` have the full-set
   estimator's spread; the interval is the estimate plus their central quantiles (centring removes the
   smaller sets' bias).
-- :func:`combine_runs`: the interval of a mean over runs: resample the runs with replacement and redraw
-  each chosen run's value from its own sample interval (a normal with the run's bootstrap standard
-  error, ``(hi − lo) / (2 · 1.96)``), so the interval holds both the spread between classes and seeds
-  and each run's sampling error, clipped to the runs' own range. A run without an interval counts as exact.
-- :func:`overlap`: two intervals overlap: the leaderboard calls such methods tied on that column.
+- :func:`combine_runs`: the interval of a mean over runs: resample the forget concepts with replacement (a
+  cluster bootstrap: a drawn concept brings every seed's run; with one concept, the runs) and redraw each
+  chosen run's value from its own sample interval (a normal with the run's bootstrap standard error,
+  ``(hi − lo) / (2 · 1.96)``), so the interval holds both the spread between concepts and seeds and each
+  run's sampling error, clipped to the runs' own range. A run without an interval counts as exact.
+- :func:`paired_difference`: two rows' difference on the runs they share (same concept and seed), with the
+  same cluster bootstrap: the leaderboard calls two rows tied on a column when this interval holds 0.
+- :func:`overlap`: two intervals overlap (the two judges' reading of the same runs; two rows that share no
+  run).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -139,16 +143,46 @@ def subsample(
     return Interval(estimate + shift.lo, estimate + shift.hi), se
 
 
+def _cluster_weights(clusters: Sequence[Hashable] | None, n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_boot, n)`` weights of ``n`` runs in each replicate: how often each run is drawn. With ``clusters``
+    (a label per run: its forget concept) the clusters are drawn with replacement and a drawn cluster brings all
+    its runs (a cluster bootstrap: two seeds of one concept are not two independent observations); without, or
+    with a single cluster (nothing to resample between), the runs themselves are drawn."""
+    if clusters is None or len({str(c) for c in clusters}) < 2:
+        return _counts(rng.integers(0, n, size=(n_boot, n)), n)
+    _, member = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    k = int(member.max()) + 1
+    return _counts(rng.integers(0, k, size=(n_boot, k)), k)[:, member]
+
+
+def _counts(draws: np.ndarray, k: int) -> np.ndarray:
+    """How often each of ``k`` indices appears in each row of ``draws``."""
+    out = np.zeros((draws.shape[0], k))
+    np.add.at(out, (np.arange(draws.shape[0])[:, None], draws), 1.0)
+    return out
+
+
+def _redraw(
+    v: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float, shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Each run's value redrawn from its own interval (normal, its half-width / z as the standard error; exact
+    where it has none), once per replicate."""
+    se = np.where(np.isfinite(hi - lo), (hi - lo) / (2 * _z(level)), 0.0)
+    return v + se * rng.standard_normal(shape)
+
+
 def combine_runs(
     values: Sequence[float],
     lo: Sequence[float] | None = None,
     hi: Sequence[float] | None = None,
     *,
+    clusters: Sequence[Hashable] | None = None,
     n_boot: int = N_BOOT,
     level: float = LEVEL,
     seed: int = SEED,
 ) -> Interval:
-    """Interval of the mean over runs: runs resampled, each run's value redrawn from its own interval.
+    """Interval of the mean over runs: runs resampled (with ``clusters``, a label per run, the clusters: every
+    run of a drawn cluster), each run's value redrawn from its own interval.
 
     Runs whose interval is unknown count as exact. A single run keeps its own interval (none if it has
     none). The result stays within the runs' own range (their values and intervals), which the normal redraw
@@ -164,16 +198,59 @@ def combine_runs(
     lo_, hi_ = lo_[keep], hi_[keep]
     if v.size == 1:  # one run: its own interval over its samples (none if it has none)
         return Interval(float(lo_[0]), float(hi_[0])) if np.isfinite(lo_[0]) and np.isfinite(hi_[0]) else NO_INTERVAL
-    se = (hi_ - lo_) / (2 * _z(level))
-    se = np.where(np.isfinite(se), se, 0.0)
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, v.size, size=(n_boot, v.size))
-    reps = (v[pick] + se[pick] * rng.standard_normal(pick.shape)).mean(axis=1)
+    kept = None if clusters is None else [c for c, k in zip(clusters, keep, strict=True) if k]
+    weights = _cluster_weights(kept, v.size, n_boot, rng)
+    reps = (weights * _redraw(v, lo_, hi_, level, weights.shape, rng)).sum(axis=1) / weights.sum(axis=1)
     ci = percentile_interval(reps, level)
     # the normal redraw can leave the runs' own range (a rate above 1): keep within it
     floor = float(np.nanmin(np.fmin(lo_, v))) if np.isfinite(lo_).any() else float(v.min())
     ceiling = float(np.nanmax(np.fmax(hi_, v))) if np.isfinite(hi_).any() else float(v.max())
     return Interval(max(ci.lo, floor), min(ci.hi, ceiling))
+
+
+class Paired(NamedTuple):
+    """A paired difference ``A − B`` over the runs both rows have (same concept and seed): its mean, its 95%
+    interval from a cluster bootstrap over concepts, and how many pairs and concepts it rests on."""
+
+    value: float
+    interval: Interval
+    n_pairs: int
+    n_clusters: int
+
+    @property
+    def tie(self) -> bool:
+        """The data cannot order A and B: the paired interval holds 0."""
+        return self.interval.known and self.interval.lo <= 0 <= self.interval.hi
+
+
+def paired_difference(
+    a: Mapping[tuple[Hashable, Hashable], tuple[float, float, float]],
+    b: Mapping[tuple[Hashable, Hashable], tuple[float, float, float]],
+    *,
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = SEED,
+) -> Paired | None:
+    """``A − B`` paired on the runs both have. ``a`` and ``b`` map a run's ``(cluster, seed)`` (its forget
+    concept and seed) to its ``(value, lo, hi)``. Each replicate draws the shared clusters with replacement,
+    takes every pair of a drawn cluster and redraws each run's value from its own interval (A's and B's
+    independently: their samples are); the interval is the central ``level`` share of the replicates' mean
+    difference. Concept difficulty that both rows share cancels, which two intervals set side by side cannot
+    see. None when the rows share no run."""
+    shared = sorted((k for k in a if k in b), key=str)
+    if not shared:
+        return None
+    va, la, ha = (np.array(x, dtype=float) for x in zip(*(a[k] for k in shared), strict=True))
+    vb, lb, hb = (np.array(x, dtype=float) for x in zip(*(b[k] for k in shared), strict=True))
+    clusters = [k[0] for k in shared]
+    value = float((va - vb).mean())
+    rng = np.random.default_rng(seed)
+    weights = _cluster_weights(clusters, len(shared), n_boot, rng)
+    da = _redraw(va, la, ha, level, weights.shape, rng)
+    db = _redraw(vb, lb, hb, level, weights.shape, rng)
+    reps = (weights * (da - db)).sum(axis=1) / weights.sum(axis=1)
+    return Paired(value, percentile_interval(reps, level), len(shared), len(set(map(str, clusters))))
 
 
 def overlap(a: Interval, b: Interval) -> bool:
@@ -191,5 +268,7 @@ __all__ = [
     "combine_runs",
     "subsample",
     "overlap",
+    "Paired",
+    "paired_difference",
     "percentile_interval",
 ]

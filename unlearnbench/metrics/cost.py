@@ -37,6 +37,7 @@ def _rows(prefix: str, label_prefix: str) -> tuple[Row, ...]:
             headline=headline and not prefix,
             robustness=robustness if prefix else 0,  # the attack's own cost, beside its success
             ranked=not (prefix and name == "cost_steps"),  # an attack's steps are its budget: equal by design
+            best_among_forgetting=not prefix,  # an unlearning's cost counts where it forgot
             valid=NONNEGATIVE,
         )
         for name, (label, digits, summary, board, headline, robustness) in _FIELDS.items()

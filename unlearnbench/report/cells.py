@@ -15,7 +15,7 @@ import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.report.frames import competing
-from unlearnbench.stats import Interval, combine_runs, overlap
+from unlearnbench.stats import Interval, combine_runs, overlap, paired_difference
 
 Goal = Literal["max", "min"] | None
 
@@ -39,6 +39,14 @@ def column_format(metric: str, split: str) -> ColumnFormat:
     return ColumnFormat(declared.label + arrow, declared.digits, goal)  # type: ignore[arg-type]
 
 
+def among_forgetting_columns() -> frozenset[str]:
+    """The column labels whose best is marked among rows that forgot only (their rows declare
+    ``best_among_forgetting``: the costs)."""
+    return frozenset(
+        column_format(r.metric, r.split).label for r in registry.rows().values() if r.best_among_forgetting
+    )
+
+
 def phase_label(metric: str, split: str, phase: str) -> str:
     """The column label of a metric in a phase: the unlearned phase's is the pre-attack one ("pre-")."""
     label = column_format(metric, split).label
@@ -50,8 +58,9 @@ class Stat:
     """One table cell: the mean over runs, printed with ``digits``; beside it either the 95% bootstrap
     interval (``lo``, ``hi``: over the runs' classes and seeds and each run's samples, see
     :func:`unlearnbench.stats.combine_runs`) or, for a store written before intervals existed, the
-    standard deviation over runs. ``mark``: ``best`` (the column's best) or ``tied`` (its interval overlaps
-    the best's), set by :func:`mark_ties`."""
+    standard deviation over runs. ``runs``: each run's ``(concept, seed)`` and ``(value, lo, hi)``, which
+    :func:`mark_ties` pairs with another row's. ``mark``: ``best`` (the column's best) or ``tied`` (the paired
+    interval of its difference from the best holds 0), set by :func:`mark_ties`."""
 
     mean: float
     std: float
@@ -61,6 +70,7 @@ class Stat:
     lo: float = math.nan
     hi: float = math.nan
     mark: str = ""
+    runs: tuple[tuple[tuple[str, int], tuple[float, float, float]], ...] = ()
 
     @classmethod
     def of(cls, values: pd.Series, fmt: ColumnFormat, note: str = "") -> Stat:
@@ -72,13 +82,15 @@ class Stat:
     @classmethod
     def of_rows(cls, rows: pd.DataFrame, fmt: ColumnFormat, note: str = "", *, intervals: bool = False) -> Stat:
         """The cell of these rows (one per run); with ``intervals``, its bootstrap interval from the rows'
-        ``value``, ``lo`` and ``hi``."""
+        ``value``, ``lo`` and ``hi``, over their forget concepts (a cluster bootstrap), and the runs by concept
+        and seed for pairing."""
         stat = cls.of(rows["value"], fmt, note)
         if not intervals or stat.empty:
             return stat
         rows = rows[rows["value"].notna()]
-        ci = combine_runs(rows["value"], rows.get("lo"), rows.get("hi"))
-        return replace(stat, lo=ci.lo, hi=ci.hi)
+        clusters = rows["forget_concept"].astype(str).tolist() if "forget_concept" in rows else None
+        ci = combine_runs(rows["value"], rows.get("lo"), rows.get("hi"), clusters=clusters)
+        return replace(stat, lo=ci.lo, hi=ci.hi, runs=_by_run(rows))
 
     @classmethod
     def of_metric(
@@ -113,30 +125,61 @@ class Stat:
         return f"{mean}{self.spread()}" + (" =" if self.mark == "tied" else "")
 
 
+def _by_run(rows: pd.DataFrame) -> tuple[tuple[tuple[str, int], tuple[float, float, float]], ...]:
+    """Each run's ``(concept, seed)`` and ``(value, lo, hi)``; runs of the same concept and seed (one unlearning
+    under two attack settings) averaged."""
+    if "forget_concept" not in rows or "seed" not in rows:
+        return ()
+    frame = pd.DataFrame({
+        "concept": rows["forget_concept"].astype(str).to_numpy(),
+        "seed": pd.to_numeric(rows["seed"]).fillna(-1).astype(int).to_numpy(),
+        "value": rows["value"].astype(float).to_numpy(),
+        "lo": (rows["lo"] if "lo" in rows else pd.Series(math.nan, index=rows.index)).astype(float).to_numpy(),
+        "hi": (rows["hi"] if "hi" in rows else pd.Series(math.nan, index=rows.index)).astype(float).to_numpy(),
+    })  # fmt: skip
+    mean = frame.groupby(["concept", "seed"], sort=True)[["value", "lo", "hi"]].mean()
+    return tuple(((c, int(s)), (v, lo, hi)) for (c, s), (v, lo, hi) in zip(mean.index, mean.to_numpy(), strict=True))
+
+
+def tied(a: Stat, b: Stat) -> bool:
+    """Whether the data cannot order two cells: the paired interval of their difference over the runs both
+    rows have (same concept and seed, a cluster bootstrap over concepts) holds 0; rows that share no run
+    fall back to whether their own intervals overlap."""
+    d = paired_difference(dict(a.runs), dict(b.runs)) if a.runs and b.runs else None
+    if d is None or not d.interval.known:
+        return overlap(a.interval, b.interval)
+    return d.tie
+
+
 def has_intervals(df: pd.DataFrame) -> bool:
     """Whether the rows carry bootstrap intervals (stores written before them do not)."""
     return "lo" in df.columns and bool(df["lo"].notna().any())
 
 
-def mark_ties(t: pd.DataFrame, group: str | list[str] | None = None) -> pd.DataFrame:
+def mark_ties(t: pd.DataFrame, group: str | list[str] | None = None, forgot: pd.Series | None = None) -> pd.DataFrame:
     """Mark each column's best cell (by its mean and goal; comparison rows aside; within ``group``) as
-    ``best``, and every other cell whose interval overlaps the best's as ``tied``: on that column the data
-    cannot tell them apart."""
+    ``best``, and every other cell :func:`tied` with it as ``tied``: on that column the data cannot tell them
+    apart. ``forgot`` (a bool per row: it forgot in at least half its runs): a column whose row is declared
+    ``best_among_forgetting`` (a cost) marks its best among those rows only, as a fast row that kept the
+    concept did nothing useful."""
     if t.empty:
         return t
     out = t.copy()
     eligible = competing(t)
+    costs = among_forgetting_columns()
+    forgetting = eligible & (forgot.reindex(t.index).fillna(False).astype(bool) if forgot is not None else True)
     groups = [t.index] if group is None else [g.index for _, g in t.groupby(group, sort=False)]
     for col in t.columns:
         for idx in groups:
-            cells = {i: c for i, c in t.loc[idx, col].items() if eligible[i] and isinstance(c, Stat) and not c.empty}
+            among = forgetting if col in costs else eligible
+            cells = {i: c for i, c in t.loc[idx, col].items() if among[i] and isinstance(c, Stat) and not c.empty}
             cells = {i: c for i, c in cells.items() if c.goal is not None and c.interval.known}
             if not cells:
                 continue
             pick = max if next(iter(cells.values())).goal == "max" else min
             best = pick(cells, key=lambda i: cells[i].mean)
             for i, c in cells.items():
-                mark = "best" if i == best else ("tied" if overlap(c.interval, cells[best].interval) else "")
+                mark = "best" if i == best else ("tied" if tied(c, cells[best]) else "")
                 out.at[i, col] = replace(c, mark=mark)
     return out
 

@@ -13,7 +13,7 @@ from unlearnbench import registry
 from unlearnbench.defaults import COST_REFERENCE, PRIMARY_ASR, RETAIN_ACCURACY
 from unlearnbench.metrics.recovery import forgot
 from unlearnbench.report.cells import Stat, has_intervals
-from unlearnbench.report.frames import SETTING, comparison_only, method_order, unlearned_rows
+from unlearnbench.report.frames import SETTING, comparison_only, method_order, original_rows, unlearned_rows
 from unlearnbench.results import final_rows
 from unlearnbench.stats import bootstrap
 
@@ -42,6 +42,39 @@ def forgot_by_run(df: pd.DataFrame, unlearned: pd.DataFrame) -> pd.DataFrame:
     pre = pre.assign(original=pre["run_id"].map(original)).dropna(subset=["original"])
     did = [forgot(float(p), float(o)) for p, o in zip(pre["value"], pre["original"], strict=True)]
     return pre[["label", "method", "forget_concept", "run_id"]].assign(forgot=did)
+
+
+def forgot_in_half(df: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+    """Per row of a table with ``label`` and ``method`` columns: whether that unlearning forgot in at least half
+    its runs (:func:`forgot_by_run`)."""
+    if table.empty or not {"label", "method"} <= set(table.columns):
+        return pd.Series(False, index=table.index, dtype=bool)
+    share = forgot_by_run(df, unlearned_rows(df)).groupby(["label", "method"])["forgot"].mean()
+    keys = pd.MultiIndex.from_frame(table[["label", "method"]].astype(str))
+    return pd.Series(share.reindex(keys).to_numpy() >= 0.5, index=table.index, dtype=bool)
+
+
+# A row whose retained accuracy fell below this share of the original model's (same sampler setting) "forgot" by
+# breaking the model: it is named "collapsed" wherever a sentence compares robustness (it resists every attack by
+# having nothing left to find).
+COLLAPSE_SHARE = 0.5
+
+
+def collapsed(df: pd.DataFrame) -> frozenset[tuple[str, str]]:
+    """The (label, method) rows whose mean retained accuracy is below ``COLLAPSE_SHARE`` of the original
+    model's in the same sampler setting."""
+    final = final_rows(df)
+    final = final if SETTING in final else final.assign(**{SETTING: ""})
+    kept = (final.metric == RETAIN_ACCURACY) & (final.split == "retain")
+    original = original_rows(final[kept]).groupby(SETTING)["value"].mean()
+    u = unlearned_rows(df)
+    u = u if SETTING in u else u.assign(**{SETTING: ""})
+    mine = u[(u.metric == RETAIN_ACCURACY) & (u.split == "retain")].groupby(["label", "method", SETTING])["value"]
+    return frozenset(
+        (str(label), str(method))
+        for (label, method, setting), v in mine.mean().items()
+        if setting in original.index and v < COLLAPSE_SHARE * original[setting]
+    )
 
 
 def reference_row(

@@ -33,12 +33,14 @@ HTML_INTRO = "\n".join(  # the page's paragraph for a store without intervals, a
     ]
 )
 HTML_INTRO_INTERVALS = """<p>Values are means over forget classes and seeds (<code>runs</code>) with their 95% bootstrap
-interval in brackets (runs resampled, each run's value redrawn from its own interval over its
-samples). The best value of each column is highlighted and every value whose interval overlaps the
-best's is underlined: tied with it, the data cannot order them (reference rows aside; in the
-robustness table, within each attack). † marks a UA or retained accuracy that the second judge reads
-differently (the intervals do not overlap; see the two-judge table). {glossary} Each column sorts by its mean
-(click its header); the box above each table filters its rows.</p>"""
+interval in brackets (forget classes resampled, a drawn class bringing every seed's run; each run's value
+redrawn from its own interval over its samples). The best value of each column is highlighted and every
+value tied with it is underlined: the paired difference from the best, over the classes and seeds both rows
+ran, has an interval that holds 0 (rows that share none: their intervals overlap). Reference rows aside; in
+the robustness table, within each attack; a cost's best among the rows that forgot in at least half their
+runs. † marks a UA or retained accuracy that the second judge reads differently (the intervals do not
+overlap; see the two-judge table). {glossary} Each column sorts by its mean (click its header); the box above
+each table filters its rows.</p>"""
 TIED_CSS = ".tied { text-decoration: underline dotted; text-underline-offset: 3px; }\n"
 
 

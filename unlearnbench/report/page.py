@@ -43,11 +43,13 @@ INTRO = (
 )
 INTRO_INTERVALS = (
     "Values are means over forget classes and seeds (`runs`) with their 95% bootstrap interval in brackets: "
-    "runs resampled, and each run's value redrawn from its own interval over its samples (`unlearnbench.stats`). "
-    "In each column the best value is in bold and every value whose interval overlaps the best's is marked = "
-    "(tied with it: the data cannot order them); reference rows aside, in the robustness table within each "
-    "attack. † marks a UA or retained accuracy that the second judge reads differently (the two judges' "
-    "intervals do not overlap; see the two-judge table). "
+    "forget classes resampled (a cluster bootstrap: a drawn class brings every seed's run), and each run's value "
+    "redrawn from its own interval over its samples (`unlearnbench.stats`). In each column the best value is in "
+    "bold and every value tied with it is marked =: the paired difference from the best, over the classes and "
+    "seeds both rows ran (same bootstrap), has an interval that holds 0 (rows that share none: their intervals "
+    "overlap). Reference rows aside; in the robustness table within each attack; a cost's best among the rows "
+    "that forgot in at least half their runs. † marks a UA or retained accuracy that the second judge reads "
+    "differently (the two judges' intervals do not overlap; see the two-judge table). "
 )
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from unlearnbench import survival
 from unlearnbench.defaults import PRIMARY_ASR
-from unlearnbench.report.frames import SETTING, method_order, with_attack_setting
+from unlearnbench.report.cells import Stat, phase_label
+from unlearnbench.report.frames import SETTING, comparison_only, method_order, with_attack_setting
+from unlearnbench.stats import paired_difference
 
 GROUP = ["label", "method", "attack_setting", SETTING]
 UNCERTAINTY = ("entropy", "noise_autocorr")  # the unlearned model's forget-sample metrics set against recovery
@@ -161,11 +164,16 @@ ANCHOR = ("salun", "random_label")
 NOISE = ("safemax", "selective_amnesia")
 
 
-def _name(label: str, method: str) -> str:
-    return f"{method} ({_base(label)})"
+def _name(label: str, method: str, collapsed: frozenset[tuple[str, str]] = frozenset()) -> str:
+    broken = ", collapsed" if (label, method) in collapsed else ""
+    return f"{method} ({_base(label)}{broken})"
 
 
-def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> list[str]:
+def answers(
+    runs: pd.DataFrame,
+    compare_to: tuple[str, str] = COMPARE_TO,
+    collapsed: frozenset[tuple[str, str]] = frozenset(),
+) -> list[str]:
     """The seed paper's two questions, answered from the relearning runs in sentences with their intervals, per
     sampler setting, at the relearning setting the comparison method ran most (the config's survival grid):
 
@@ -196,7 +204,7 @@ def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> lis
             if (_base(label), method) == compare_to or not any(k in theirs for k in mine):
                 continue
             d = survival.paired_rmst_difference(mine, theirs, budget)
-            name = _name(label, method)
+            name = _name(label, method, collapsed)
             cells.append(f"{name} {_difference(d)}")
             (ties if d.tie else longer if d.value > 0 else shorter).append(name)
         where = f"{setting}, {attack}" if setting else attack
@@ -226,5 +234,63 @@ def answers(runs: pd.DataFrame, compare_to: tuple[str, str] = COMPARE_TO) -> lis
                 f"({', '.join(sorted(set(anchor['method'])))}: {len(anchor)} runs) against those that send it to noise "
                 f"({', '.join(sorted(set(noise['method'])))}: {len(noise)} runs): restricted mean time to recover, "
                 f"anchoring minus noise, {_difference(d)} steps, paired over {d.n_clusters} concepts: {side}."
+            )
+    return out
+
+
+def prompt_answers(
+    robustness: pd.DataFrame,
+    forgot: pd.Series,
+    relearning: set[str],
+    compare_to: tuple[str, str] = COMPARE_TO,
+    collapsed: frozenset[tuple[str, str]] = frozenset(),
+) -> list[str]:
+    """The seed paper's first question asked of the prompt attacks: per sampler setting and prompt attack (at its
+    default budget), each method's ASR after the attack minus SAFEMax's (with its retain term) on the concepts and
+    seeds both ran, with a cluster bootstrap over concepts (``stats.paired_difference``). ``robustness`` is the
+    robustness table before its setting column is dropped; ``forgot`` says which of its rows forgot in at least
+    half their runs (only those are compared: a model that kept the concept has nothing to be attacked back);
+    ``relearning``: the attack settings that relearn, which the survival sentences answer instead."""
+    if robustness.empty:
+        return []
+    after = phase_label(PRIMARY_ASR, "forget", "attacked")
+    r = robustness[forgot.reindex(robustness.index).fillna(False).astype(bool)]
+    r = r[~r["attack"].isin(relearning) & ~r["attack"].str.contains(" (", regex=False)]
+    r = r[~r["method"].isin(comparison_only())]
+    out = []
+    for setting, part in r.groupby(SETTING, sort=True):
+        is_base = (part["label"].map(_base) == compare_to[0]) & (part["method"] == compare_to[1])
+        sentences, concepts = [], set()
+        for attack, rows in part.groupby("attack", sort=True):
+            base = rows[is_base.loc[rows.index]]
+            if base.empty or not isinstance(base[after].iloc[0], Stat):
+                continue
+            mine = base[after].iloc[0]
+            higher, lower, ties = [], [], []
+            for _, row in rows[~is_base.loc[rows.index]].iterrows():
+                cell = row[after]
+                d = paired_difference(dict(cell.runs), dict(mine.runs)) if cell.runs and mine.runs else None
+                if d is None or not d.interval.known:
+                    continue
+                concepts |= {k[0] for k in dict(cell.runs) if k in dict(mine.runs)}
+                name = _name(row["label"], row["method"], collapsed)
+                text = f"{name} {d.value:+.3f} [{d.interval.lo:+.3f}, {d.interval.hi:+.3f}]"
+                (ties if d.tie else higher if d.value > 0 else lower).append(text if not d.tie else name)
+            if not (higher or lower or ties):
+                continue
+            said = [f"After {attack}, SAFEMax's ASR {replace(mine, mark='')}"]
+            if higher:
+                said.append(f"others higher (easier to attack back): {'; '.join(higher)}")
+            if lower:
+                said.append(f"others lower (harder to attack back): {'; '.join(lower)}")
+            if ties:
+                said.append(f"cannot tell: {', '.join(ties)}")
+            sentences.append(", ".join(said[:1]) + (": " + "; ".join(said[1:]) if len(said) > 1 else "") + ".")
+        if sentences:
+            where = f" ({setting}; {len(concepts)} concepts)" if setting else f" ({len(concepts)} concepts)"
+            out.append(
+                f"**And against prompt attacks?**{where} ASR after each attack at its default budget, another "
+                f"method's minus SAFEMax's (retain term) on the concepts and seeds both ran, with a bootstrap over "
+                f"concepts (only rows that forgot in at least half their runs): " + " ".join(sentences)
             )
     return out

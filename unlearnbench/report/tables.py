@@ -14,12 +14,18 @@ import pandas as pd
 
 from unlearnbench.defaults import COST_REFERENCE
 from unlearnbench.report.cells import has_intervals, mark_ties
-from unlearnbench.report.cost import efficiency_table
-from unlearnbench.report.frames import SETTING, split_by_sampler
+from unlearnbench.report.cost import collapsed, efficiency_table, forgot_in_half
+from unlearnbench.report.frames import SETTING, split_by_sampler, with_attack_setting
 from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
 from unlearnbench.report.quality import concept_count_table, forget_counts, quality_table
-from unlearnbench.report.recovery import answers, recovery_runs, survival_table, uncertainty_against_recovery
+from unlearnbench.report.recovery import (
+    answers,
+    prompt_answers,
+    recovery_runs,
+    survival_table,
+    uncertainty_against_recovery,
+)
 from unlearnbench.report.robustness import robustness_table
 
 # The sections' headings, on every page that shows them (the cost table's names its reference method).
@@ -64,9 +70,12 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     df = df[forget_counts(df) == 1]  # every other table: one concept at a time, never averaged with several
     quality = quality_table(df, intervals)
     robustness = robustness_table(df, intervals)
+    prompt = []
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
-        quality = mark_ties(quality, group=[SETTING])
+        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(df, quality))
         robustness = mark_ties(robustness, group=["attack", SETTING])
+        relearning = set(with_attack_setting(df[df["metric"] == "recover_threshold"])["attack_setting"])
+        prompt = prompt_answers(robustness, forgot_in_half(df, robustness), relearning, collapsed=collapsed(df))
     quality = quality.drop(columns=SETTING, errors="ignore")
     robustness = robustness.drop(columns=SETTING, errors="ignore")
     settings = settings_behind(df)
@@ -87,8 +96,10 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         uncertainty = uncertainty_against_recovery(runs).round(3)
-        tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=answers(runs))
-    return tables
+        tables = replace(
+            tables, survival=survival, uncertainty=uncertainty, answers=answers(runs, collapsed=collapsed(df))
+        )
+    return replace(tables, answers=tables.answers + prompt)
 
 
 @dataclass
