@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from unlearnbench import survival
 from unlearnbench.defaults import PRIMARY_ASR, PRIMARY_UA, RETAIN_ACCURACY
-from unlearnbench.report.frames import SETTING, method_order, unlearned_rows, with_attack_setting
+from unlearnbench.report.frames import SETTING, base_label, method_order, unlearned_rows, with_attack_setting
 from unlearnbench.report.recovery import recovery_runs
 from unlearnbench.results import Store
 
@@ -140,31 +141,51 @@ def recovery_curves(df: pd.DataFrame) -> Any:
     return fig
 
 
-def survival_figure(runs: pd.DataFrame) -> Any:
+def _row_colors(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """One colour per row (label without its sampler setting, method), the same in every panel: two SAFEMax rows
+    (its defaults and its tuned retain-term setting) are two colours."""
+    order = method_order(list(frame["method"].unique()))
+    rows = sorted({(base_label(label), method) for label, method in zip(frame["label"], frame["method"], strict=True)},
+                  key=lambda r: (order.index(r[1]), r[0]))  # fmt: skip
+    return {row: f"C{i % 10}" for i, row in enumerate(rows)}
+
+
+def survival_figure(runs: pd.DataFrame, columns: int = 3) -> Any:
     """Kaplan–Meier curves (share not yet recovered against relearning steps, with the log-log band; censored
-    runs marked), one panel per attack and sampler setting."""
+    runs marked), one panel per attack and sampler setting, the panels with the most runs first, ``columns`` to
+    a row; a row (method and its label) has one colour in every panel."""
     if runs.empty:
         return None
     plt = _pyplot()
-    panels = sorted(runs.groupby(["attack_setting", SETTING]).groups)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(runs["method"].unique())))}
-    for ax, (attack, setting) in zip(axes[0], panels, strict=True):
+    sizes = runs.groupby(["attack_setting", SETTING]).size()
+    panels = sorted(sizes.index, key=lambda k: (-int(sizes[k]), k))
+    ncols = min(columns, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.9 * nrows), squeeze=False)
+    colors = _row_colors(runs)
+    for ax, (attack, setting) in zip(axes.ravel(), panels, strict=False):
         part = runs[(runs["attack_setting"] == attack) & (runs[SETTING] == setting)]
+        budget = float(part["budget"].max())
         for (label, method), g in part.groupby(["label", "method"]):
+            color = colors[(base_label(label), method)]
             km = survival.kaplan_meier(g["time"].to_numpy(float), g["event"].to_numpy(bool))
-            t = np.concatenate([[0.0], km.t])
-            s, lo, hi = (np.concatenate([[1.0], a]) for a in (km.survival, km.lo, km.hi))
-            ax.step(t, s, where="post", color=colors[method], label=f"{method} ({label})")
-            ax.fill_between(t, lo, hi, step="post", color=colors[method], alpha=0.12)
+            # from 0 to the budget: a curve that stays up after its last recovery is drawn to the end
+            t = np.concatenate([[0.0], km.t, [budget]])
+            s, lo, hi = (np.concatenate([[1.0], a, a[-1:] if len(a) else [1.0]]) for a in (km.survival, km.lo, km.hi))
+            ax.step(t, s, where="post", color=color, label=f"{method} ({base_label(label)}, {len(g)} runs)")
+            ax.fill_between(t, lo, hi, step="post", color=color, alpha=0.12)
             if len(km.censored):
-                ax.plot(km.censored, km.evaluate(km.censored), "|", color=colors[method], markersize=8)
-        ax.set_title(f"{attack}" + (f" · {setting}" if setting else ""), fontsize=9)
+                ax.plot(km.censored, km.evaluate(km.censored), "|", color=color, markersize=8)
+        title = f"{attack}" + (f" · {setting}" if setting else "")
+        ax.set_title(textwrap.fill(title, 52), fontsize=8)
         ax.set_xlabel("relearning steps")
         ax.set_ylabel("share not yet recovered")
         ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(-0.02 * budget, 1.02 * budget)
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=6, loc="upper right")
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -176,15 +197,14 @@ def uncertainty_figure(runs: pd.DataFrame, metric: str = "entropy") -> Any:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    colors = {m: f"C{i % 10}" for i, m in enumerate(method_order(list(have["method"].unique())))}
+    colors = _row_colors(have)
     for (label, method), g in have.groupby(["label", "method"]):
+        color = colors[(base_label(label), method)]
         for event, marker in ((True, "o"), (False, "^")):
             part = g[g["event"] == event]
-            face = colors[method] if event else "none"
+            face = color if event else "none"
             name = f"{method} ({label})" if event else None
-            ax.scatter(
-                part[metric], part["time"], marker=marker, facecolors=face, edgecolors=colors[method], label=name
-            )
+            ax.scatter(part[metric], part["time"], marker=marker, facecolors=face, edgecolors=color, label=name)
     ax.set_xlabel(f"forget-class {metric} before the attack")
     ax.set_ylabel("relearning steps to recover (▲ censored)")
     ax.grid(alpha=0.3)

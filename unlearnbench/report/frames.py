@@ -104,6 +104,11 @@ def split_by_sampler(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{SETTING: setting, "label": label.where(label == "", label + " · ") + setting})
 
 
+def base_label(label: str) -> str:
+    """A row's label without the sampler setting that :func:`split_by_sampler` appends ("tuned · s = 1, η = 0")."""
+    return str(label).split(" · ")[0]
+
+
 def unlearned_rows(df: pd.DataFrame) -> pd.DataFrame:
     """One set of unlearned-phase rows per unlearning (runs with different attacks repeat them). The run
     without an attack is preferred: attack runs repeat its cost only while the unlearned-model cache lives,

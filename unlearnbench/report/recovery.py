@@ -22,7 +22,7 @@ import pandas as pd
 from unlearnbench import survival
 from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.report.cells import Stat, phase_label
-from unlearnbench.report.frames import SETTING, comparison_only, method_order, with_attack_setting
+from unlearnbench.report.frames import SETTING, base_label, comparison_only, method_order, with_attack_setting
 from unlearnbench.stats import paired_difference
 
 GROUP = ["label", "method", "attack_setting", SETTING]
@@ -85,10 +85,6 @@ def _difference(d: survival.PairedDifference) -> str:
     return f"{d.value:+.0f} [{d.lo:+.0f}, {d.hi:+.0f}]"
 
 
-def _base(label: str) -> str:
-    return str(label).split(" · ")[0]  # the label without the sampler setting split_by_sampler appends
-
-
 def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMPARE_TO) -> pd.DataFrame:
     """Per group: runs that forgot, recovered / censored, the median with its interval, the restricted mean, and
     (with ``compare_to``, a (label, method)) the paired difference of restricted means against it, per setting."""
@@ -107,9 +103,9 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
             restricted_mean=survival.restricted_mean(g["time"], g["event"], budget),
             budget=budget,
         )
-        if compare_to is not None and (_base(row["label"]), row["method"]) != compare_to:
+        if compare_to is not None and (base_label(row["label"]), row["method"]) != compare_to:
             same = (runs[["attack_setting", SETTING]] == [row["attack_setting"], row[SETTING]]).all(axis=1)
-            base = runs[same & (runs["label"].map(_base) == compare_to[0]) & (runs["method"] == compare_to[1])]
+            base = runs[same & (runs["label"].map(base_label) == compare_to[0]) & (runs["method"] == compare_to[1])]
             mine, theirs = _paired(g), _paired(base)
             if any(k in theirs and len(mine[k]) and len(theirs[k]) for k in mine):  # a class both forgot: pairable
                 d = survival.paired_rmst_difference(mine, theirs, budget)  # this row minus the comparison
@@ -166,7 +162,7 @@ NOISE = ("safemax", "selective_amnesia")
 
 def _name(label: str, method: str, collapsed: frozenset[tuple[str, str]] = frozenset()) -> str:
     broken = ", collapsed" if (label, method) in collapsed else ""
-    return f"{method} ({_base(label)}{broken})"
+    return f"{method} ({base_label(label)}{broken})"
 
 
 def answers(
@@ -185,7 +181,7 @@ def answers(
     """
     if runs.empty:
         return []
-    is_base = (runs["label"].map(_base) == compare_to[0]) & (runs["method"] == compare_to[1])
+    is_base = (runs["label"].map(base_label) == compare_to[0]) & (runs["method"] == compare_to[1])
     out = []
     for setting, part in runs.groupby(SETTING, sort=True):
         base = part[is_base.loc[part.index]]
@@ -201,7 +197,7 @@ def answers(
         longer, shorter, ties, cells = [], [], [], []
         for (label, method), g in part.groupby(["label", "method"], sort=True):
             mine = _paired(g)
-            if (_base(label), method) == compare_to or not any(k in theirs for k in mine):
+            if (base_label(label), method) == compare_to or not any(k in theirs for k in mine):
                 continue
             d = survival.paired_rmst_difference(mine, theirs, budget)
             name = _name(label, method, collapsed)
@@ -223,7 +219,7 @@ def answers(
             f"concepts and seeds, the other methods' restricted mean time to recover (out of {budget:g} steps) "
             f"differs by {'; '.join(cells)}. So: {'; '.join(verdict)}."
         )
-        tuned = part[part["label"].map(_base).str.startswith("tuned")]
+        tuned = part[part["label"].map(base_label).str.startswith("tuned")]
         anchor, noise = tuned[tuned["method"].isin(ANCHOR)], tuned[tuned["method"].isin(NOISE)]
         anchored, noised = _paired(anchor), _paired(noise)
         if any(k in noised for k in anchored):
@@ -259,7 +255,7 @@ def prompt_answers(
     r = r[~r["method"].isin(comparison_only())]
     out = []
     for setting, part in r.groupby(SETTING, sort=True):
-        is_base = (part["label"].map(_base) == compare_to[0]) & (part["method"] == compare_to[1])
+        is_base = (part["label"].map(base_label) == compare_to[0]) & (part["method"] == compare_to[1])
         sentences, concepts = [], set()
         for attack, rows in part.groupby("attack", sort=True):
             base = rows[is_base.loc[rows.index]]
