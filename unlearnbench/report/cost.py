@@ -44,14 +44,18 @@ def forgot_by_run(df: pd.DataFrame, unlearned: pd.DataFrame) -> pd.DataFrame:
     return pre[["label", "method", "forget_concept", "run_id"]].assign(forgot=did)
 
 
-def forgot_in_half(df: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+def forgot_shares(df: pd.DataFrame) -> pd.Series:
+    """Per (label, method): the share of its unlearnings that forgot (:func:`forgot_by_run`)."""
+    return forgot_by_run(df, unlearned_rows(df)).groupby(["label", "method"])["forgot"].mean()
+
+
+def forgot_in_half(shares: pd.Series, table: pd.DataFrame) -> pd.Series:
     """Per row of a table with ``label`` and ``method`` columns: whether that unlearning forgot in at least half
-    its runs (:func:`forgot_by_run`)."""
+    its runs (``shares``: :func:`forgot_shares`)."""
     if table.empty or not {"label", "method"} <= set(table.columns):
         return pd.Series(False, index=table.index, dtype=bool)
-    share = forgot_by_run(df, unlearned_rows(df)).groupby(["label", "method"])["forgot"].mean()
     keys = pd.MultiIndex.from_frame(table[["label", "method"]].astype(str))
-    return pd.Series(share.reindex(keys).to_numpy() >= 0.5, index=table.index, dtype=bool)
+    return pd.Series(shares.reindex(keys).to_numpy() >= 0.5, index=table.index, dtype=bool)
 
 
 # A row whose retained accuracy fell below this share of the original model's (same sampler setting) "forgot" by

@@ -262,13 +262,15 @@ def prompt_answers(
             if base.empty or not isinstance(base[after].iloc[0], Stat):
                 continue
             mine = base[after].iloc[0]
+            base_runs = dict(mine.runs)
             higher, lower, ties = [], [], []
             for _, row in rows[~is_base.loc[rows.index]].iterrows():
                 cell = row[after]
-                d = paired_difference(dict(cell.runs), dict(mine.runs)) if cell.runs and mine.runs else None
+                theirs = dict(cell.runs)
+                d = paired_difference(theirs, base_runs) if theirs and base_runs else None
                 if d is None or not d.interval.known:
                     continue
-                concepts |= {k[0] for k in dict(cell.runs) if k in dict(mine.runs)}
+                concepts |= {k[0] for k in theirs if k in base_runs}
                 name = _name(row["label"], row["method"], collapsed)
                 text = f"{name} {d.value:+.3f} [{d.interval.lo:+.3f}, {d.interval.hi:+.3f}]"
                 (ties if d.tie else higher if d.value > 0 else lower).append(text if not d.tie else name)

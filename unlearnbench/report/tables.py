@@ -14,7 +14,7 @@ import pandas as pd
 
 from unlearnbench.defaults import COST_REFERENCE
 from unlearnbench.report.cells import has_intervals, mark_ties
-from unlearnbench.report.cost import collapsed, efficiency_table, forgot_in_half
+from unlearnbench.report.cost import collapsed, efficiency_table, forgot_in_half, forgot_shares
 from unlearnbench.report.frames import SETTING, split_by_sampler, with_attack_setting
 from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
@@ -71,11 +71,13 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     quality = quality_table(df, intervals)
     robustness = robustness_table(df, intervals)
     prompt = []
+    broken = collapsed(df)
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
-        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(df, quality))
+        shares = forgot_shares(df)
+        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality))
         robustness = mark_ties(robustness, group=["attack", SETTING])
         relearning = set(with_attack_setting(df[df["metric"] == "recover_threshold"])["attack_setting"])
-        prompt = prompt_answers(robustness, forgot_in_half(df, robustness), relearning, collapsed=collapsed(df))
+        prompt = prompt_answers(robustness, forgot_in_half(shares, robustness), relearning, collapsed=broken)
     quality = quality.drop(columns=SETTING, errors="ignore")
     robustness = robustness.drop(columns=SETTING, errors="ignore")
     settings = settings_behind(df)
@@ -96,9 +98,7 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         uncertainty = uncertainty_against_recovery(runs).round(3)
-        tables = replace(
-            tables, survival=survival, uncertainty=uncertainty, answers=answers(runs, collapsed=collapsed(df))
-        )
+        tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=answers(runs, collapsed=broken))
     return replace(tables, answers=tables.answers + prompt)
 
 
