@@ -48,6 +48,7 @@ from unlearnbench.attacks._prompt import (
     selection_budget,
 )
 from unlearnbench.attacks.relearn import attacker_images
+from unlearnbench.conditioning import Conditioner
 from unlearnbench.diffusion import add_noise, per_sample_mse, predict_noise
 from unlearnbench.errors import UserError
 from unlearnbench.registry import register
@@ -66,13 +67,24 @@ class UnlearnDiffAtkArgs:
     base: str = arg(
         "concept",
         "the prompt after the prefix: concept (its canonical prompt, as the papers attack the prompt that asks for "
-        "it) | none (the empty prompt: the prefix alone must bring the concept back)",
+        "it; the canonical prompt is the first candidate, so the attack never ends below the model's own "
+        "pre-attack ASR under the attacker) | none (the empty prompt: the prefix alone must bring the concept back, "
+        "and the result may score below the canonical prompt)",
         choices=("concept", "none"),
     )
-    ban_names: bool = arg(False, "the prefix may not use any name or synonym of the concept")
+    ban_names: bool = arg(
+        False,
+        "the prefix may not use any name or synonym of the concept (needs base=none: the canonical prompt names it)",
+    )
     select_samples: int = positive(16, "fixed initial noises per forget concept on which the attacker scores prompts")
     select_steps: int = positive(10, "DDIM steps of the scoring sampler")
     select_every: int = positive(10, "project and score the prefix every this many steps (and at the last)")
+
+
+def spelled(conditioner: Conditioner, prefix: list[str], base: str) -> str:
+    """The prompt of a projected prefix before ``base``: the prefix spelled by itself, then the base, so a piece
+    in the last slot ("sie+") is not glued onto the base's first word."""
+    return " ".join(filter(None, (conditioner.spell(prefix), base)))
 
 
 @register("unlearndiffatk")
@@ -89,13 +101,20 @@ class UnlearnDiffAtk(Attack):
     Args = UnlearnDiffAtkArgs
     smoke_args = {"steps": 2, "prefix": 2, "k": 2, "batch_size": 2, "select_samples": 2, "select_steps": 2}
     extra_rows = SELECTION_ROWS
-    budget_unit = f"steps x batch_size (denoising evaluations) + {SELECTION_BUDGET}"
+    budget_unit = (
+        f"steps x batch_size (denoising evaluations; twice that with loss=p4d, whose original model runs on each "
+        f"draw too) + {SELECTION_BUDGET}"
+    )
 
     def budget(self) -> int:
         a: UnlearnDiffAtkArgs = self.args
-        return a.steps * a.batch_size + selection_budget(a.steps, a)
+        return (2 if a.loss == "p4d" else 1) * a.steps * a.batch_size + selection_budget(a.steps, a)
 
     def check(self, task: Task) -> None:
+        if self.args.ban_names and self.args.base == "concept":
+            raise UserError(
+                f"{self.name}: ban_names needs base=none (the canonical prompt after the prefix names the concept)"
+            )
         check_images(self, self.args.k, task)
         if self.args.loss == "p4d" and task.original_model is None:
             raise UserError(f"{self.name}: loss=p4d needs the original model, and this task has none")
@@ -147,7 +166,7 @@ class UnlearnDiffAtk(Attack):
         def projected() -> list[str]:
             chosen = logits.detach().masked_fill(pad[:, None, :], float("-inf")).argmax(-1)  # [n, P]
             rows = zip(words, chosen.tolist(), base, banned, strict=True)
-            texts = [(conditioner.spell([*(w[j] for j in row), b]), b, ban) for w, row, b, ban in rows]
+            texts = [(spelled(conditioner, [w[j] for j in row], b), b, ban) for w, row, b, ban in rows]
             # pieces glued into a banned word ("sie" + "ben"): not offered (the base prompt, which cannot win, instead)
             return [b if ban & set(text.split()) else text for text, b, ban in texts]
 

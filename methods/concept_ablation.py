@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import torch
 from diffusers import UNet2DModel
@@ -33,6 +34,13 @@ from unlearnbench.diffusion import add_noise, ddim_sample, per_sample_mse, predi
 from unlearnbench.errors import UserError
 from unlearnbench.registry import register
 from unlearnbench.training import optimize
+
+
+def interleaved(groups: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """Every concept's prompt pairs, taken in turn (one concept's order kept): the first ``anchor_images`` of them
+    cover every forget concept alike (listed concept by concept, a fifth object got none of 200)."""
+    return [p for turn in zip_longest(*groups) for p in turn if p is not None]
+
 
 PARAMS = ("cross_attention_kv", "cross_attention", "all")
 
@@ -82,7 +90,7 @@ class ConceptAblation(UnlearningMethod):
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: ConceptAblationArgs = self.args
         conditioner = task.conditioner
-        pairs = [p for c in task.forget_concepts for p in conditioner.prompt_pairs(c, self.anchor_of(task, c))]
+        pairs = interleaved([conditioner.prompt_pairs(c, self.anchor_of(task, c)) for c in task.forget_concepts])
         targets = conditioner.prompts([t for t, _ in pairs]).to(task.device)
         anchors = conditioner.prompts([s for _, s in pairs]).to(task.device)
         frozen = copy.deepcopy(model).eval().requires_grad_(False)

@@ -94,7 +94,7 @@ class ESD(UnlearningMethod):
         T = task.schedule.config.num_train_timesteps
         stride = T // a.sample_steps
         shape = (a.batch_size, *task.data.image_shape)
-        forget = task.concept_cond()
+        forget = task.told_cond()  # an attribute: over its prompts, not one
 
         def loss_fn(_step: int) -> Tensor:
             c = forget[torch.randint(0, len(forget), (a.batch_size,), generator=generator).to(task.device)]

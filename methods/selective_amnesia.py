@@ -196,7 +196,7 @@ class SelectiveAmnesia(UnlearningMethod):
         replay = task.conditioner.encode_ids(priors["replay.labels"].to(task.device))
         keep = ~replay.concept_mask(task.forget_classes)
         replay_x, replay_cond = priors["replay.images"].to(task.device)[keep], replay[keep]
-        forget = task.concept_cond()
+        forget = task.told_cond()  # an attribute: over its prompts, not one
         anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
         params = dict(model.named_parameters())
         ema = EMA(model, a.ema_decay) if a.ema_decay > 0 else None

@@ -5,6 +5,7 @@ model's conditioning is one line."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import tiny_cross_attention_unet
 from unlearnbench.errors import UserError
@@ -29,3 +30,11 @@ def test_esd_x_and_esd_u_split_a_text_models_parameters():
 def test_a_variant_that_does_not_fit_the_conditioning_is_one_line(params, kind, expect):
     with pytest.raises(UserError, match=expect):
         trained_parameters(tiny_cross_attention_unet(8, 4), params, kind)
+
+
+def test_the_class_conditional_testbed_gives_methods_one_row_per_concept():
+    """digits16's ``told`` is its ``encode``: ESD's and Selective Amnesia's draws there did not change."""
+    from unlearnbench.testbeds import load_testbed
+
+    conditioner = load_testbed("digits16").conditioner
+    assert torch.equal(conditioner.told(["3", "7"], 64).labels, conditioner.encode(["3", "7"]).labels)

@@ -73,3 +73,21 @@ def test_the_prompt_attacks_search_space_and_soft_prefixes(conditioner):
     assert "7" in conditioner.heldout_prompts("seven") and "seven" not in conditioner.heldout_prompts("seven")
     with pytest.raises(UserError, match="not one token of the text encoder"):
         conditioner.word_embeddings(["sieben"])
+
+
+def test_a_method_given_an_attribute_erases_it_over_every_object_not_one_prompt(conditioner):
+    """ESD and Selective Amnesia are given the concept, not images (``told``): an object by its name alone, as the
+    papers erase "car"; an attribute, which cannot be drawn without an object, over its canonical prompts, so "red"
+    is not erased as "a red zero" alone (its first canonical prompt)."""
+    assert conditioner.canonical_prompt("red") == "a red zero"
+    objects = conditioner.told(["seven", "three"], 64)
+    assert torch.equal(objects.values, conditioner.encode(["seven", "three"]).values)  # as before: one row each
+    mixed = conditioner.told(["seven", "red"], 64)
+    assert len(mixed) == 128 and mixed.concepts.tolist() == [conditioner.index("seven")] * 64 + [
+        conditioner.index("red")
+    ] * 64  # fmt: skip
+    assert torch.equal(mixed.values[:64], conditioner.encode(["seven"]).values.expand(64, -1, -1))
+    red = conditioner.draw_prompts(["red"], 64)
+    assert torch.equal(mixed.values[64:], conditioner.prompts(red).values)
+    named = {w for p in red for w in p.split() if any(w in conditioner.names(d) for d in ("zero", "one", "seven"))}
+    assert all("red" in p.split() for p in red) and len(set(red)) > 10 and len(named) >= 3

@@ -96,6 +96,11 @@ class Task:
         """One conditioning row per concept (default: per forget concept)."""
         return self.conditioner.encode(self.forget_concepts if concepts is None else concepts, self.device)
 
+    def told_cond(self, per_concept: int = 64) -> Conditioning:
+        """The forget concepts as a method that is given them by name conditions on (``Conditioner.told``): one
+        row per concept on a class-conditional testbed; on a text testbed an attribute spread over its prompts."""
+        return self.conditioner.told(self.forget_concepts, per_concept).to(self.device)
+
     @property
     def forget_classes(self) -> tuple[int, ...]:
         """The forget concepts' positions in the concept list: the judges' (and the attacker classifier's)

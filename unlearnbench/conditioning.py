@@ -265,6 +265,12 @@ class Conditioner:
         """One conditioning row per concept index in ``ids``."""
         raise NotImplementedError
 
+    def told(self, concepts: Sequence[Concept], per_concept: int) -> Conditioning:
+        """What a method that is given the concepts, not images of them, conditions on (ESD, Selective Amnesia):
+        one row per concept here; a text testbed whose concepts cannot all be asked for by name alone spreads
+        each over its canonical prompts, ``per_concept`` rows each (see the text16 conditioner)."""
+        return self.encode(concepts)
+
     def draws(self, concepts: Sequence[Concept], per_concept: int, exclude: Sequence[Concept] = ()) -> Conditioning:
         """What ``per_concept`` evaluation samples of each concept are conditioned on, in blocks by concept: the
         concept's row repeated; a testbed with prompt sets spreads each block over the concept's prompts, none of

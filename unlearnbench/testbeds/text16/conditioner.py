@@ -126,6 +126,23 @@ class CaptionConditioner(Conditioner):
         embeds = torch.cat([table(ids[:, :1]), slots.to(table.weight), table(ids[:, 1 + p :])], dim=1)
         return Conditioning.from_tokens(self.encoder.encode_embeds(embeds, ids), self.null)
 
+    def told(self, concepts: Sequence[str], per_concept: int) -> Conditioning:
+        """An object is given by its name alone ("seven": the papers erase the concept's own prompt, "Van Gogh",
+        "car"). An attribute cannot be drawn without an object, and its first canonical prompt names one ("a red
+        zero"): a concept list with an attribute is spread over each concept's canonical prompts, ``per_concept``
+        rows each (an object's name repeated), so "red" is erased over every digit and never as "a red zero"
+        alone."""
+        alone = [self.canonical_prompt(c) in self.names(c) for c in concepts]
+        if all(alone):
+            return self.encode(concepts)
+        prompts = [
+            p
+            for c, bare in zip(concepts, alone, strict=True)
+            for p in ([self.canonical_prompt(c)] * per_concept if bare else self.draw_prompts([c], per_concept))
+        ]
+        ids = torch.tensor([self.index(c) for c in concepts for _ in range(per_concept)], dtype=torch.long)
+        return self.prompts(prompts, concepts=ids)
+
     def draws(self, concepts: Sequence[str], per_concept: int, exclude: Sequence[str] = ()) -> Conditioning:
         """Each concept's block of ``per_concept`` rows spread over its canonical prompt set ("seven", "a red seven",
         "a thin blue seven", ...: a fixed spread-out subset when the set is larger, cycled when smaller), so that
