@@ -257,8 +257,9 @@ class BestPrompt(_Best[list[str]]):
 class BestSlots(_Best[Tensor]):
     """Keeps, per forget concept, the best learned input embedding(s) of a text prompt (``slots`` ``[P, width]``,
     fed by :meth:`~unlearnbench.conditioning.Conditioner.prefixed` before ``base``), by :class:`BestByAttacker`'s
-    rule. The concept's own prompt (the model as it is) is the first candidate and the pre-attack score, so the
-    result is never one the attacker rates below it; the start slots are the second."""
+    rule. The concept's own prompt (the model as it is) is the pre-attack score and, with ``keep_canonical``, the
+    first candidate, so the result is never one the attacker rates below it; the start slots are the second.
+    Without it (a sanity setting) the start slots are the first candidate: the result is always a learned token."""
 
     def __init__(
         self,
@@ -270,16 +271,24 @@ class BestSlots(_Best[Tensor]):
         samples: int,
         steps: int,
         generator: torch.Generator,
+        keep_canonical: bool = True,
     ) -> None:
         super().__init__(model, task, samples=samples, steps=steps, generator=generator)
         self.base = base
         self.cond = task.concept_cond()
         self.asr, self.log_p, self.p = self.score_cond(self.cond)
         self.pre_asr = self.asr
-        self.offer(start)
+        if keep_canonical:
+            self.offer(start)
+        else:
+            self.cond = self.slots_cond(start)
+            self.asr, self.log_p, self.p = self.score_cond(self.cond)
+
+    def slots_cond(self, slots: Tensor) -> Conditioning:
+        return self.task.conditioner.prefixed(slots.detach(), self.base).to(self.task.device)
 
     def offer(self, slots: Tensor) -> None:
-        cond = self.task.conditioner.prefixed(slots.detach(), self.base).to(self.task.device)
+        cond = self.slots_cond(slots)
         better = self.keep(*self.score_cond(cond))
         self.cond = self.cond.replaced(better, cond)
 

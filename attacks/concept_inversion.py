@@ -9,7 +9,8 @@ unlearned model and the text encoder frozen, textual inversion learns the input 
 ``v`` starts from the embedding of ``init`` (a word that names nothing: the article "a"), so no name of the
 concept is ever given. The result is that learned token, fed through the frozen encoder (not a word: no prompt is
 reported as text), kept by the attacker's classifier every ``select_every`` steps
-(:class:`~unlearnbench.attacks._prompt.BestSlots`: the start is the first candidate).
+(:class:`~unlearnbench.attacks._prompt.BestSlots`: the concept's canonical prompt is the first candidate, the start
+the second; ``keep_canonical = false`` leaves the canonical prompt out, so the result is a learned token).
 
 Budget, scaled from the anchor (CCE: 25 images, 5,000 steps at lr 5e-3 on Stable Diffusion's 768-wide
 embeddings): 25 images, 300 Adam steps at lr 2e-2 on text16's 64-wide one, batches of 16; digits16's
@@ -52,6 +53,11 @@ class ConceptInversionArgs:
     select_samples: int = positive(16, "fixed initial noises per forget concept on which the attacker scores")
     select_steps: int = positive(10, "DDIM steps of the scoring sampler")
     select_every: int = positive(25, "score the learned token every this many steps (and at the last)")
+    keep_canonical: bool = arg(
+        True,
+        "the concept's canonical prompt is the first candidate, so the result is never below the model as it is "
+        "(false: learned tokens only, the sanity check of the inversion itself)",
+    )
 
 
 @register("concept_inversion")
@@ -84,7 +90,8 @@ class ConceptInversion(Attack):
         init = task.conditioner.word_embeddings([a.init]).to(task.device)  # [1, width]
         slots = torch.nn.Parameter(init.expand(n, -1).clone()[:, None, :])  # one new token per concept
         base = [""] * n
-        best = BestSlots(model, task, slots, base, samples=a.select_samples, steps=a.select_steps, generator=generator)
+        best = BestSlots(model, task, slots, base, samples=a.select_samples, steps=a.select_steps, generator=generator,
+                         keep_canonical=a.keep_canonical)  # fmt: skip
         x, c = attacker_images(task.forget_x, task.forget_cond, a.k, generator)
 
         def loss_fn(_step: int) -> Tensor:

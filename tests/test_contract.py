@@ -191,6 +191,23 @@ def test_text_prompt_attacks_never_end_below_the_model_as_it_is_and_say_what_the
         assert torch.equal(out.cond.values, task.conditioner.prompts(list(out.prompts)).values)
 
 
+def test_concept_inversion_without_the_canonical_prompt_returns_a_learned_token(text16):
+    """The sanity setting (keep_canonical = false): against a model that forgot nothing the canonical prompt would
+    win, so the result would judge the name, not the inversion; without it every concept's result is a token
+    learned from "a", and the pre-attack score is still the canonical prompt's."""
+    cls = registry.get("attack", "concept_inversion")
+    spec = resolve(RunSpec(method="noop", attack="concept_inversion", forget=("seven", "red"), testbed="text16")).spec
+    task = build_task(spec, text16, torch.device("cpu"))
+    kept, _ = run_attack(cls(cls.smoke_args), text16.model, task, generator=torch.Generator().manual_seed(0))
+    args = dict(cls.smoke_args, keep_canonical=False)
+    out, _ = run_attack(cls(args), text16.model, task, generator=torch.Generator().manual_seed(0))
+    canonical = task.concept_cond().values
+    assert all(not torch.equal(out.cond.values[i], canonical[i]) for i in range(2))
+    got = {(s.metric, s.class_id): s.value for s in out.extra}
+    pre = {(s.metric, s.class_id): s.value for s in kept.extra}
+    assert got[("attacker_asr_pre", None)] == pre[("attacker_asr_pre", None)]
+
+
 # Selective Amnesia's priors (replay and Fisher over every one of text16's 21 concepts) take minutes even at its
 # smoke settings (272 s beside other jobs): in the slow suite.
 TEXT16_METHODS = [
