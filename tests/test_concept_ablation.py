@@ -71,3 +71,22 @@ def test_several_concepts_share_the_anchor_images_alike(bed):
     counts = [sum(p in set(g) for p in first) for g in groups]
     assert min(counts) >= 200 // 5 - 1 and sum(counts) == 200
     assert interleaved(groups[:1]) == groups[0]  # one concept: its order, as before
+
+
+def test_the_method_trains_on_the_interleaved_pairs(bed, monkeypatch):
+    """Forgetting two objects with 4 anchor images: the pairs the method encodes start seven, three, seven, three
+    (concept by concept, all 4 were seven's)."""
+    args = ConceptAblation.smoke_args
+    spec = resolve(RunSpec(method="concept_ablation", forget=("seven", "three"), testbed="text16", method_args=args))
+    task = build_task(spec.spec, bed, torch.device("cpu"))
+    seen: list[list[str]] = []
+    prompts = task.conditioner.prompts
+    monkeypatch.setattr(
+        task.conditioner, "prompts", lambda texts, **kw: seen.append(list(texts)) or prompts(texts, **kw)
+    )
+    method = ConceptAblation(args)
+    run_unlearning(method, bed.model, task, generator=torch.Generator().manual_seed(0))
+    targets = seen[0][:4]
+    seven, three = (bed.conditioner.prompt_pairs(c, method.anchor_of(task, c)) for c in ("seven", "three"))
+    assert [any(t == p[0] for p in seven) for t in targets] == [True, False, True, False]
+    assert [any(t == p[0] for p in three) for t in targets] == [False, True, False, True]

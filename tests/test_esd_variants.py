@@ -38,3 +38,25 @@ def test_the_class_conditional_testbed_gives_methods_one_row_per_concept():
 
     conditioner = load_testbed("digits16").conditioner
     assert torch.equal(conditioner.told(["3", "7"], 64).labels, conditioner.encode(["3", "7"]).labels)
+
+
+def test_esd_on_text16_is_told_an_attribute_over_its_prompts(monkeypatch):
+    """ESD's forget conditioning on text16 is ``Task.told_cond``: for "red", 64 rows of red's prompts over the digits
+    (not the one row "a red zero"); the run calls it."""
+    from unlearnbench.api import run_unlearning
+    from unlearnbench.methods.esd import ESD
+    from unlearnbench.runner import build_task, resolve
+    from unlearnbench.spec import RunSpec
+    from unlearnbench.testbeds import load_testbed
+
+    bed = load_testbed("text16")
+    spec = resolve(RunSpec(method="esd", forget=("red",), testbed="text16", method_args=ESD.smoke_args)).spec
+    task = build_task(spec, bed, torch.device("cpu"))
+    told = task.told_cond()
+    red = bed.conditioner.index("red")
+    assert len(told) == 64 and told.concepts.tolist() == [red] * 64 and told.device == torch.device("cpu")
+    assert len({bytes(v.numpy().tobytes()) for v in told.values}) > 10  # many prompts, not one row repeated
+    calls = []
+    monkeypatch.setattr(type(task), "told_cond", lambda self, n=64: calls.append(n) or told)
+    run_unlearning(ESD(ESD.smoke_args), bed.model, task, generator=torch.Generator().manual_seed(0))
+    assert calls == [64]
