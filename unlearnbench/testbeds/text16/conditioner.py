@@ -135,13 +135,12 @@ class CaptionConditioner(Conditioner):
         alone = [self.canonical_prompt(c) in self.names(c) for c in concepts]
         if all(alone):
             return self.encode(concepts)
-        prompts = [
-            p
-            for c, bare in zip(concepts, alone, strict=True)
-            for p in ([self.canonical_prompt(c)] * per_concept if bare else self.draw_prompts([c], per_concept))
-        ]
-        ids = torch.tensor([self.index(c) for c in concepts for _ in range(per_concept)], dtype=torch.long)
-        return self.prompts(prompts, concepts=ids)
+        return Conditioning.cat(
+            [
+                self.encode([c]).repeat_interleave(per_concept) if bare else self.draws([c], per_concept)
+                for c, bare in zip(concepts, alone, strict=True)
+            ]
+        )
 
     def draws(self, concepts: Sequence[str], per_concept: int, exclude: Sequence[str] = ()) -> Conditioning:
         """Each concept's block of ``per_concept`` rows spread over its canonical prompt set ("seven", "a red seven",
