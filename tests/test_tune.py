@@ -59,7 +59,8 @@ def _trial_rows(
             ):
                 rows.append(
                     {"run_id": f"{setting}-{c}", "status": "ok", "phase": phase, "metric": metric, "split": split,
-                     "value": value, "class_id": pd.NA, "attack_step": pd.NA, "method_args": args}
+                     "value": value, "class_id": pd.NA, "attack_step": pd.NA, "method_args": args,
+                     "forget_concept": str(c), "seed": 0}
                 )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -84,6 +85,38 @@ def test_a_setting_is_scored_by_its_mean_over_the_tuning_classes_not_its_best_cl
     choice = tune.select(df)
     assert choice.args == {"steps": 100} and choice.run_ids == ["r100-5", "r100-9"]
     assert choice.ua == pytest.approx(0.70) and choice.original_retain == pytest.approx(0.95)
+
+
+def test_a_setting_whose_run_failed_on_one_tuning_concept_is_not_chosen_on_the_other_alone():
+    # r200 forgets best on class 5 but its class-9 run failed: judged on class 5 alone it would win (1.00 > 0.70)
+    df = _trial_rows({"r100": (0.70, 0.94, 9.0), "r200": (1.00, 0.95, 9.0)}, 0.95, classes=(5, 9))
+    df.loc[df.run_id == "r200-9", "status"] = "failed"
+    choice = tune.select(df)
+    assert choice.args == {"steps": 100} and choice.run_ids == ["r100-5", "r100-9"]
+    # the same when the run is missing its retained FID row
+    df = _trial_rows({"r100": (0.70, 0.94, 9.0), "r200": (1.00, 0.95, 9.0)}, 0.95, classes=(5, 9))
+    df = df[~((df.run_id == "r200-9") & (df.metric == "fid") & (df.phase == "unlearned"))]
+    assert tune.select(df).args == {"steps": 100}
+    with pytest.raises(ValueError, match="no setting completed on every tuning concept"):
+        tune.select(df[df.run_id != "r100-9"].assign(status=lambda d: d.status.where(d.run_id != "r200-9", "failed")))
+
+
+def test_a_trials_cap_keeps_a_subset_that_tries_every_value_of_every_knob():
+    """``--trials 6`` on a 12-point grid: not its first six (which hold the first knob at one value) but six that
+    try every value of every knob, the paper default first, in the grid's order."""
+    for name, variant in (("safemax", ""), ("safemax", "retain term"), ("salun", "")):
+        cls = registry.get("method", name)
+        space = cls.search_variants[variant] if variant else cls.search_space
+        every = tune.trials_for(name, variant)
+        capped = tune.trials_for(name, variant, limit=6)
+        assert len(capped) == 6 and capped[0] == every[0] and capped == [t for t in every if t in capped]
+        defaults = cls.Args()
+        full = [{k: t.get(k, getattr(defaults, k)) for k in space} for t in capped]
+        for knob, values in space.items():
+            assert {t[knob] for t in full} == set(values), (name, variant, knob)
+        assert capped != every[:6]  # the prefix misses a value
+    assert tune.trials_for("esd", limit=6) == tune.trials_for("esd")  # a 6-point grid is kept whole
+    assert tune.trials_for("safemax", limit=1) == [{}]
 
 
 def test_selection_refuses_a_trial_whose_retained_fid_is_above_twice_the_originals():

@@ -56,7 +56,9 @@ def grid_of(method: str, variant: str = "") -> list[dict[str, Any]]:
 
 def trials_for(method: str, variant: str = "", limit: int | None = None) -> list[dict[str, Any]]:
     """The trials of a method: its paper default (``{}``), then its grid without the default again; a
-    variant's trials are its grid alone. ``limit`` keeps the first ones (smoke tests)."""
+    variant's trials are its grid alone. ``limit`` (``--trials``) keeps that many, chosen by :func:`covering`
+    so that every value of every knob is tried when the limit allows (not the grid's first few, which would
+    hold its first knob at one value)."""
     cls = registry.get("method", method)
     defaults = cls.Args()
     out: list[dict[str, Any]] = [] if variant else [{}]
@@ -64,7 +66,34 @@ def trials_for(method: str, variant: str = "", limit: int | None = None) -> list
         if not variant and all(getattr(defaults, k) == v for k, v in combo.items()):
             continue  # that is the default, already trial 0
         out.append(combo)
-    return out if limit is None else out[:limit]
+    if limit is None or limit >= len(out):
+        return out
+    full = {k: getattr(defaults, k) for k in grid_of(method, variant)[0]}
+    return covering(out, limit, default=None if variant else full)
+
+
+def covering(trials: list[dict[str, Any]], limit: int, default: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``limit`` of ``trials`` (in their order), the first always kept, chosen greedily: next, the trial that tries
+    the most (knob, value) pairs not tried yet, then the one farthest (in knobs that differ) from its nearest
+    chosen trial, then the earliest. ``default`` stands for the ``{}`` trial's values (the paper default)."""
+
+    def pairs(t: dict[str, Any]) -> set[tuple[str, str]]:
+        full = {**(default or {}), **t} if not t else t
+        return {(k, json.dumps(v)) for k, v in full.items()}
+
+    chosen = [trials[0]]
+    tried = pairs(trials[0])
+
+    def gain(i: int, tried: set[tuple[str, str]]) -> tuple[int, int, int]:
+        mine = pairs(trials[i])
+        nearest = min(len(mine - pairs(c)) for c in chosen)
+        return (len(mine - tried), nearest, -i)
+
+    while len(chosen) < limit:
+        best = max((i for i, t in enumerate(trials) if t not in chosen), key=lambda i: gain(i, tried))
+        chosen.append(trials[best])
+        tried |= pairs(trials[best])
+    return [t for t in trials if t in chosen]
 
 
 def _final(df: pd.DataFrame, phase: str, metric: str, split: str) -> pd.Series:
@@ -105,7 +134,20 @@ def select(df: pd.DataFrame, tolerance: float = TOLERANCE, fid_factor: float = F
     if per_run.empty:
         raise ValueError("no successful trial to select from")
     # method_args is canonical JSON (sorted keys), so equal settings are equal strings
-    per_run["setting"] = ok.drop_duplicates("run_id").set_index("run_id")["method_args"].reindex(per_run.index)
+    runs = ok.drop_duplicates("run_id").set_index("run_id")
+    per_run["setting"] = runs["method_args"].reindex(per_run.index)
+    # A setting is scored only on every tuning concept and seed its trials asked for: one whose run failed (or
+    # lost its FID) on one of them would be judged on the others alone and could win on the easier concept.
+    asked = df.drop_duplicates("run_id")
+    asked = set(zip(asked.forget_concept, asked.seed, strict=True))
+    per_run = per_run.dropna(subset=["fid"])
+    done = per_run.groupby("setting").apply(
+        lambda g: set(zip(runs.forget_concept.reindex(g.index), runs.seed.reindex(g.index), strict=True)) >= asked,
+        include_groups=False,
+    )
+    per_run = per_run[per_run.setting.map(done)]
+    if per_run.empty:
+        raise ValueError("no setting completed on every tuning concept and seed")
     table = per_run.groupby("setting").agg(
         ua=("ua", "mean"), ra=("ra", "mean"), fid=("fid", "mean"), ra0=("ra0", "mean"), fid0=("fid0", "mean")
     )

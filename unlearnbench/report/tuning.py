@@ -63,11 +63,16 @@ def tuning_note(tuned: str) -> str:
     """What the tuning table shows, and the rule, as ``unlearnbench.tune`` fixes it."""
     from unlearnbench import tune
 
+    entries = load_tuned(tuned).values()
+    concepts = dict.fromkeys(str(c) for e in entries for fc in e.forget_classes or [] for c in fc)
+    testbeds = sorted({e.testbed or DEFAULT for e in entries}) or [DEFAULT]
+    named = ", ".join(concepts) or ", ".join(c for t in testbeds for c in plugin(t).tuning_concepts)
     return (
         f"How each `tuned` row's setting was chosen (`{tuned}`, written by `unlearnbench tune`): every method's "
         f"paper default plus its grid ({tune.TRIALS} trials; {tune.EXPENSIVE_TRIALS} for a method whose trials "
-        f"are expensive), on the tuning classes {', '.join(plugin(DEFAULT).tuning_concepts)}, which no other table "
-        f"reads. Rule: the highest UA (11-way) among settings whose retained accuracy stays within "
+        f"are expensive; under a `--trials` cap, a subset that tries every value of every knob: the trials "
+        f"column), on the tuning classes {named}, which no other table reads. Rule: the highest UA (11-way) "
+        f"among settings whose retained accuracy stays within "
         f"{tune.TOLERANCE} of the original model's and whose retained FID is at most {tune.FID_FACTOR:g}× the "
         f"original's, each a mean over the tuning classes. CPU s: the unlearning CPU seconds of all its trials."
     )
