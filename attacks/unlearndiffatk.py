@@ -101,6 +101,7 @@ class UnlearnDiffAtk(Attack):
     Args = UnlearnDiffAtkArgs
     smoke_args = {"steps": 2, "prefix": 2, "k": 2, "batch_size": 2, "select_samples": 2, "select_steps": 2}
     extra_rows = SELECTION_ROWS
+    variant_args = ("loss",)  # loss=p4d is P4D, its own attack at its own default budget: unlearndiffatk[loss=p4d]
     budget_unit = (
         f"steps x batch_size (denoising evaluations; twice that with loss=p4d, whose original model runs on each "
         f"draw too) + {SELECTION_BUDGET}"

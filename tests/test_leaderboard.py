@@ -21,6 +21,7 @@ from tests.conftest import rewrite_rows
 from unlearnbench import grid, registry
 from unlearnbench.api import SamplerSettings
 from unlearnbench.cli import main
+from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.errors import UserError
 from unlearnbench.evaluate import EvalSettings
 from unlearnbench.report import html_page, page, tables
@@ -920,3 +921,26 @@ def test_the_robustness_table_shows_the_prompts_a_discrete_attack_found_as_text(
     found = df.assign(attack_prompt=pd.Series(pd.NA, index=df.index, dtype="string").mask(attacked, "7 sept seven"))
     table = robustness_table(found, intervals=False).set_index("method")
     assert table.loc["safemax", FOUND] == '2: "7 sept seven"' and table.loc["noop", FOUND] == ""
+
+
+def test_p4d_is_unlearndiffatks_other_attack_at_its_default_budget_not_a_budget_change():
+    """``loss = "p4d"`` chooses another attack (``Attack.variant_args``): it is named in brackets and reads as a
+    default budget, so the ASR grid and the prompt answers keep it; a budget change stays in parentheses."""
+    from unlearnbench.report.frames import with_attack_setting
+    from unlearnbench.report.robustness import asr_by_attack
+
+    args = ["{}", '{"loss": "p4d"}', '{"loss": "p4d", "steps": 10}', '{"loss": "denoising", "steps": 10}']
+    df = pd.DataFrame({"attack": "unlearndiffatk", "attack_args": args})
+    assert with_attack_setting(df)["attack_setting"].tolist() == [
+        "unlearndiffatk",
+        "unlearndiffatk[loss=p4d]",
+        "unlearndiffatk[loss=p4d] (steps=10)",
+        "unlearndiffatk (steps=10)",
+    ]
+    pre, after = (phase_label(PRIMARY_ASR, "forget", phase) for phase in ("unlearned", "attacked"))
+    table = pd.DataFrame(
+        {"label": "paper", "method": "noop", "attack": with_attack_setting(df)["attack_setting"], pre: 0.1, after: 0.9}
+    )
+    grid = asr_by_attack(table)
+    assert {"unlearndiffatk", "unlearndiffatk[loss=p4d]"} <= set(grid.columns)
+    assert not any("steps=10" in c for c in grid.columns)

@@ -135,3 +135,18 @@ def test_prompt_attacks_answer_the_seed_question_by_paired_asr_differences():
     assert "cannot tell: salun (tuned)" in text
     assert "esd" not in text  # it kept the concept: nothing to attack back
     assert "random_label" not in text  # relearning is the survival sentences' question
+
+
+def test_a_comparison_on_one_concept_is_said_to_have_no_interval():
+    """Retrain on text16 runs on one concept: its paired difference against SAFEMax has no interval, the table says
+    so and the answer cannot tell (a single pair is no evidence either way)."""
+    rows = []
+    for concept in "01":
+        rows += run_rows(f"s{concept}", "tuned, retain term", "safemax", concept, 0, 200)
+    rows += run_rows("g0", "paper", "retrain", "0", 0, 50)
+    runs = recovery_runs(to_frame(rows))
+    table = survival_table(runs, compare_to=("tuned, retain term", "safemax")).set_index("method")
+    assert table.loc["retrain", "vs"] == "-150 (one concept: no interval) ="
+    said = " ".join(answers(runs))
+    assert "retrain (paper) -150 (one concept: no interval)" in said and "cannot tell against retrain" in said
+    assert "one concept gives none" in said and "SAFEMax holds longer" not in said

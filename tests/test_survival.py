@@ -331,6 +331,16 @@ def test_paired_difference_sign_and_pairing():
     assert flipped.value == pytest.approx(-10.0) and not flipped.tie
 
 
+def test_paired_difference_on_one_cluster_has_no_interval_and_cannot_tell():
+    """One shared concept (text16's retrain runs on "seven" only): the bootstrap over concepts has nothing to draw,
+    so there is no interval (NaN), not a zero-width one that would call a one-run difference certain."""
+    late, early = clusters_of(10.0, n_clusters=1), clusters_of(0.0, n_clusters=1)
+    diff = paired_rmst_difference(late, early, BUDGET, n_boot=300)
+    assert diff.value == pytest.approx(10.0) and diff.n_clusters == 1
+    assert math.isnan(diff.lo) and math.isnan(diff.hi) and diff.tie
+    assert not paired_rmst_difference(clusters_of(10.0, n_clusters=2), clusters_of(0.0, 2), BUDGET, n_boot=300).tie
+
+
 def test_paired_difference_interval_contains_estimate():
     rng = np.random.default_rng(3)
     a = {c: [(float(t), bool(t < BUDGET)) for t in np.minimum(rng.choice(STEPS[1:], 3) + 50, BUDGET)] for c in range(8)}

@@ -267,6 +267,9 @@ class Attack(_Budgeted):
     supports: ClassVar[tuple[str, ...]] = TESTBED_KINDS
     smoke_args: ClassVar[dict[str, Any]] = {}
     extra_rows: ClassVar[tuple[Row, ...]] = ()
+    # Arguments that choose another attack of the same file (UnlearnDiffAtk's ``loss = "p4d"``: P4D), not a budget:
+    # the page names such a run ``attack[arg=value]`` and reads it at its default budget beside the others.
+    variant_args: ClassVar[tuple[str, ...]] = ()
 
     def attack(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> Attacked:
         raise NotImplementedError

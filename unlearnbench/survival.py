@@ -292,7 +292,8 @@ class PairedDifference:
 
     @property
     def tie(self) -> bool:
-        return self.lo <= 0.0 <= self.hi
+        """Whether the interval holds 0, or there is no interval (one concept): either way, cannot tell."""
+        return not (self.lo > 0.0 or self.hi < 0.0)
 
 
 Run = tuple[float, bool]
@@ -325,6 +326,9 @@ def paired_rmst_difference(
     With few clusters (8 forget classes) the bootstrap sees only 8 distinct values per draw and its
     percentile interval is optimistic (too narrow); read it as a screen, not as a calibrated 95%.
 
+    With one shared cluster there is nothing to resample: ``lo`` and ``hi`` are NaN and :attr:`~PairedDifference.tie`
+    holds (cannot tell).
+
     Raises:
         ValueError: no cluster with runs under both methods.
     """
@@ -340,6 +344,8 @@ def paired_rmst_difference(
         )
 
     k = len(shared)
+    if k < 2:  # one concept: the bootstrap over concepts has nothing to draw; a zero-width interval would be a lie
+        return PairedDifference(value=delta(np.arange(k)), lo=math.nan, hi=math.nan, n_clusters=k)
     # clusters are the rows that stats.bootstrap resamples: each replicate gets a draw of cluster indices
     (lo, hi), _ = bootstrap(delta, np.arange(k), n_boot=n_boot, level=confidence, seed=seed)
     return PairedDifference(value=delta(np.arange(k)), lo=lo, hi=hi, n_clusters=k)

@@ -65,12 +65,19 @@ def short_args(args_json: str, defaults: dict[str, object]) -> str:
 
 def with_attack_setting(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``attack_setting``: the attack's name, plus its arguments where they differ from the defaults
-    (``relearn (k=1)``), so that runs of one attack under different budgets are never averaged together."""
+    (``relearn (k=1)``), so that runs of one attack under different budgets are never averaged together. An
+    argument that chooses another attack of the same file (``Attack.variant_args``) goes in brackets instead
+    (``unlearndiffatk[loss=p4d]``): without parentheses, the setting reads as that attack at its default budget."""
     names = {}
     for attack, args in df[["attack", "attack_args"]].drop_duplicates().itertuples(index=False):
-        defaults = json.loads(json.dumps(asdict(registry.get("attack", attack).Args())))  # tuples as JSON lists
-        short = short_args(args, defaults) if args else "(defaults)"
-        names[(attack, args)] = attack if short == "(defaults)" else f"{attack} ({short})"
+        cls = registry.get("attack", attack)
+        defaults = json.loads(json.dumps(asdict(cls.Args())))  # tuples as JSON lists
+        given = json.loads(args) if args else {}
+        variant = {k: v for k, v in given.items() if k in cls.variant_args}
+        budget = short_args(json.dumps({k: v for k, v in given.items() if k not in variant}), defaults)
+        chosen = short_args(json.dumps(variant), defaults)
+        name = attack if chosen == "(defaults)" else f"{attack}[{chosen}]"
+        names[(attack, args)] = name if budget == "(defaults)" else f"{name} ({budget})"
     out = df.copy()
     out["attack_setting"] = [names[key] for key in zip(df["attack"], df["attack_args"], strict=True)]
     return out
