@@ -435,7 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the config's, or the testbed's tuning concepts: 5 and 9 on digits16, five and green on text16",
     )
     tu.add_argument(
-        "--trials", type=int, default=None, help="only the first N trials of each grid (smoke tests; default: all)"
+        "--trials",
+        type=int,
+        default=None,
+        help="N trials of each grid, the paper default first, chosen to try every value of every knob (default: all)",
     )
     tu.add_argument(
         "--write", type=flags.out_path, default=None, help="write the chosen settings (JSON) here (default: print only)"
