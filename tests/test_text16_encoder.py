@@ -132,9 +132,14 @@ def test_save_load_round_trip_through_open_clip(encoder, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.encode(ids), encoder.encode(ids))
         assert torch.equal(loaded.pooled(ids), encoder.pooled(ids))
-        # The folder is open_clip's own "local-dir:" layout too.
+        # The folder is open_clip's own "local-dir:" layout too: the same weights, bit for bit. open_clip builds its
+        # own modules around them, whose kernels may order a sum differently on another CPU (1 ulp on an AMD EPYC):
+        # the outputs agree to float32 rounding, not bitwise.
         other = open_clip.create_model(f"local-dir:{tmp_path / 'enc'}").eval()
-        assert torch.equal(TextEncoder(other).encode(ids), encoder.encode(ids))
+        mine = encoder.clip.state_dict()
+        assert mine.keys() == other.state_dict().keys()
+        assert all(torch.equal(v, mine[k]) for k, v in other.state_dict().items())
+        torch.testing.assert_close(TextEncoder(other).encode(ids), encoder.encode(ids), rtol=1e-5, atol=1e-5)
 
     with pytest.raises(UserError, match="does not match the recorded"):
         load_encoder(tmp_path / "enc", expected_sha256="0" * 64)
