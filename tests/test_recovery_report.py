@@ -15,10 +15,10 @@ STEPS = (0, 5, 10, 25, 50, 100, 200, 300)
 ARGS = json.dumps({"k": 10, "steps": 300, "curve_steps": [5, 10, 25, 50, 100, 200], "recover_fraction": 0.8})
 
 
-def run_rows(run_id, label, method, concept, seed, recover_at, *, pre=0.0, entropy=1.0):
+def run_rows(run_id, label, method, concept, seed, recover_at, *, pre=0.0, entropy=1.0, testbed="digits16"):
     """The rows one relearning run writes: original ASR 1.0, a curve back at ``recover_at`` (None: never)."""
     common = dict(run_id=run_id, label=label, method=method, attack="relearn", attack_args=ARGS, status="ok")
-    common.update(forget_concept=concept, seed=seed, guidance=1.0, eta=0.0, sample_steps=50, testbed="digits16")
+    common.update(forget_concept=concept, seed=seed, guidance=1.0, eta=0.0, sample_steps=50, testbed=testbed)
     rows = [dict(common, phase="original", split="forget", metric="asr_11way", value=1.0)]
     rows.append(dict(common, phase="attacked", split="forget", metric="recover_threshold", value=0.8))
     rows.append(dict(common, phase="unlearned", split="forget", metric="entropy", value=entropy))
@@ -150,3 +150,22 @@ def test_a_comparison_on_one_concept_is_said_to_have_no_interval():
     said = " ".join(answers(runs))
     assert "retrain (paper) -150 (one concept: no interval)" in said and "cannot tell against retrain" in said
     assert "one concept gives none" in said and "SAFEMax holds longer" not in said
+
+
+def test_entropy_is_set_against_recovery_within_each_family_of_concepts():
+    """text16's judges read a digit 10 ways and a colour 8 ways, so their entropies have different maxima: with
+    digits and a colour forgotten, rho is computed per family; digits16 (one family) keeps one group."""
+    rows = []
+    for concept in ("seven", "three", "red"):
+        for seed in (0, 1, 2):
+            for method, entropy, back in (("safemax", 2.0, 200), ("salun", 0.1, 50)):
+                e = entropy + 0.01 * seed
+                rows += run_rows(f"{method}{concept}{seed}", "tuned", method, concept, seed, back, entropy=e,
+                                 testbed="text16")  # fmt: skip
+    runs = recovery_runs(to_frame(rows))
+    assert set(runs["family"]) == {"object", "colour"}
+    rho = uncertainty_against_recovery(runs).set_index("runs")
+    assert {"all methods (object)", "all methods (colour)"} <= set(rho.index) and "all methods" not in rho.index
+    assert rho.loc["all methods (object)", "n"] == 12 and rho.loc["all methods (colour)", "n"] == 6
+    digits = uncertainty_against_recovery(recovery_runs(to_frame([{**r, "testbed": "digits16"} for r in rows])))
+    assert "all methods" in set(digits["runs"])

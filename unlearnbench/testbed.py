@@ -218,6 +218,11 @@ class TestbedPlugin(_Registered):
         """The guidance scale a run uses when it does not say (1.0: plain conditional sampling)."""
         return 1.0
 
+    def concept_family(self, concept: str) -> str:
+        """The family a concept's judge reads it in (text16: object, colour or style), where scores such as the
+        entropy are only comparable within one family; "" for a testbed with one family."""
+        return ""
+
     def pretrain(self, args: Any) -> int:
         """``unlearnbench pretrain --testbed NAME``: rebuild the testbed's models with their recipes."""
         raise UserError(f"the {self.label()} testbed has no pretrain recipes")

@@ -22,9 +22,11 @@ import pandas as pd
 
 from unlearnbench import survival
 from unlearnbench.defaults import PRIMARY_ASR
+from unlearnbench.errors import UserError
 from unlearnbench.report.cells import Stat, phase_label
 from unlearnbench.report.frames import SETTING, base_label, comparison_only, method_order, with_attack_setting
 from unlearnbench.stats import paired_difference
+from unlearnbench.testbeds import plugin
 
 GROUP = ["label", "method", "attack_setting", SETTING]
 UNCERTAINTY = ("entropy", "noise_autocorr")  # the unlearned model's forget-sample metrics set against recovery
@@ -57,6 +59,7 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
             continue
         record = {c: getattr(row, c) for c in GROUP}
         record.update(run_id=row.run_id, forget_concept=row.forget_concept, seed=row.seed)
+        record["family"] = _family(getattr(row, "testbed", None), row.forget_concept)
         record.update(time=observed.time, event=observed.event, budget=observed.budget)
         for metric in UNCERTAINTY:
             record[metric] = unlearned.at[row.run_id, metric] if metric in unlearned.columns else math.nan
@@ -139,14 +142,34 @@ UNCERTAINTY_NOTE = (
 )
 
 
+def _family(testbed: object, concept: str) -> str:
+    """The concept's family on its testbed ("" on a testbed of one family, or one not installed here)."""
+    if not isinstance(testbed, str) or not testbed:
+        return ""
+    try:
+        return plugin(testbed).concept_family(concept)
+    except UserError:
+        return ""
+
+
 def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") -> pd.DataFrame:
     """Spearman's rho between the unlearned model's forget-class ``metric`` and the time to recover (censored
     runs tie at the budget), per attack and sampler setting, over every method's runs and within each method,
-    with an interval from resampling the forget concepts; a group whose values do not vary is left out."""
+    with an interval from resampling the forget concepts; a group whose values do not vary is left out. Where the
+    runs forgot concepts of several families (text16's digits and colours, whose judges' entropies have different
+    maxima), each family is its own group: "all methods (colour)"."""
     have = runs.dropna(subset=[metric])
+    if "family" not in have:
+        have = have.assign(family="")
     out = []
     for (attack, setting), part in have.groupby(["attack_setting", SETTING], sort=True):
-        for name, g in [("all methods", part), *part.groupby("method")]:
+        families = sorted(part["family"].fillna("").unique())
+        groups = []
+        for family in families:
+            mine = part[part["family"].fillna("") == family]
+            tag = f" ({family})" if len(families) > 1 else ""
+            groups += [(f"all methods{tag}", mine), *((f"{m}{tag}", g) for m, g in mine.groupby("method"))]
+        for name, g in groups:
             if len(g) < 4 or g[metric].nunique() < 2 or g["time"].nunique() < 2:
                 continue
             c = survival.rank_correlation(

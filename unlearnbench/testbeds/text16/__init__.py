@@ -65,6 +65,12 @@ class Text16(TestbedPlugin):
         folder = SHIPPED if model is None else Path(model)
         return float(read_manifest(folder).get("sampler", {}).get("guidance_scale", 1.0))
 
+    def concept_family(self, concept: str) -> str:
+        from unlearnbench.testbeds.text16.grammar import load_grammar
+
+        families = {load_grammar().concept(c).family for c in concept.split(",")}
+        return families.pop() if len(families) == 1 else "mixed"
+
     def pretrain(self, args: Any) -> int:
         from unlearnbench.testbeds.text16.build import pretrain
 
