@@ -78,7 +78,7 @@ def covering(trials: list[dict[str, Any]], limit: int, default: dict[str, Any] |
     chosen trial, then the earliest. ``default`` stands for the ``{}`` trial's values (the paper default)."""
 
     def pairs(t: dict[str, Any]) -> set[tuple[str, str]]:
-        full = {**(default or {}), **t} if not t else t
+        full = t or default or {}  # the {} trial stands for the paper default
         return {(k, json.dumps(v)) for k, v in full.items()}
 
     chosen = [trials[0]]
