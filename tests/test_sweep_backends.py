@@ -464,3 +464,22 @@ def test_ray_ctrl_c_cancels_outstanding_runs_and_writes_nothing_partial(tmp_path
     assert proc.returncode == 130, text[-2000:]
     assert "interrupted" in text and "Traceback" not in text
     assert check_store(store).run_id.nunique() < RUNS  # outstanding runs were cancelled, finished ones kept
+
+
+def test_a_plan_builds_one_task_per_forget_set_and_none_for_an_attack_that_checks_nothing(tmp_path, monkeypatch):
+    """The budget checks read the task's images; on text16 a task encodes every training caption, so a plan that
+    built one per run took minutes on configs/text.toml. 'none' checks nothing; relearn's four runs share two."""
+    from unlearnbench import prepare
+    from unlearnbench.sweep import plan
+
+    built: list[tuple[str, ...]] = []
+    real = prepare.build_task
+
+    def counting(spec: Any, tb: Any, device: Any) -> Any:
+        built.append(tuple(spec.forget))
+        return real(spec, tb, device)
+
+    monkeypatch.setattr(prepare, "build_task", counting)
+    jobs, skipped = plan(specs(), str(tmp_path / "s"))
+    assert (sum(len(j) for j in jobs), skipped) == (RUNS, 0)
+    assert sorted(built) == [("1",), ("7",)]

@@ -15,12 +15,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearnbench.backends import Backend, make_backend
 from unlearnbench.errors import UserError
 from unlearnbench.estimate import estimate
 from unlearnbench.spec import RunSpec
+
+if TYPE_CHECKING:
+    from unlearnbench.api import Task
 
 # ---------------------------------------------------------------------------------------------
 # Execution
@@ -56,12 +59,13 @@ def plan(
 
     store = Store(store_root)
     groups: dict[str, Job] = {}
+    tasks: dict[tuple[int, tuple[str, ...]], Task] = {}  # each testbed's task per forget set, for the budget checks
     skipped = 0
     for spec in specs:
         resolved = resolve(spec)
         tb = testbed_for(spec, download=download)
         resolved.spec = validate(resolved.spec, tb)
-        check_budgets(resolved, tb)
+        check_budgets(resolved, tb, tasks)
         if store.rows_path(resolved.run_id).is_file():
             verdict = store.verify(resolved.run_id)[0]
             if verdict.ok:
