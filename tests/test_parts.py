@@ -128,10 +128,19 @@ def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
     assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").iterdir())
 
 
-@pytest.mark.parametrize(("name", "runs"), [("core.toml", 690), ("full.toml", 1884)])
-def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("name", "runs", "within"),
+    [
+        ("core.toml", 690, ""),
+        ("full.toml", 1884, "core.toml"),
+        ("text.toml", 156, ""),
+        ("text-full.toml", 263, "text.toml"),
+        ("text-robustness.toml", 132, ""),
+    ],
+)
+def test_the_leaderboard_configs_plan_from_anywhere(name, runs, within, tmp_path, monkeypatch):
     """Their 'tuned' file is found beside them (not from the working directory), and every run resolves and
-    validates as a sweep's plan does; core's runs are all in full."""
+    validates as a sweep's plan does; each full config holds every run of its core one."""
     from unlearnbench.sweep import plan
 
     monkeypatch.chdir(tmp_path)
@@ -139,8 +148,8 @@ def test_the_leaderboard_configs_plan_from_anywhere(name, runs, tmp_path, monkey
     specs = specs_of(grids_from_config(load_config(path), base=path.parent))
     jobs, skipped = plan(specs, str(tmp_path / "store"))
     assert skipped == 0 and sum(len(j) for j in jobs) == len(specs) == runs
-    if name == "full.toml":
-        core = ROOT / "configs" / "core.toml"
+    if within:
+        core = ROOT / "configs" / within
         assert {s.run_id for s in specs_of(grids_from_config(load_config(core), base=core.parent))} <= {
             s.run_id for s in specs
         }
