@@ -180,6 +180,12 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
         f"**Incomplete:** the last sweep stopped before the end (interrupted); the store holds {held} complete "
         f"runs of the {held + 2} it planned" in (out / "leaderboard.md").read_text()
     )
+    # a sweep the machine killed: its latest line is the progress it logged after its last saved run
+    log.log_sweep({"started_unix": 30000.0, "wall_s": 0.0, "status": "running", "planned": 5, "done": 0})
+    log.log_sweep({"started_unix": 30000.0, "wall_s": 900.0, "status": "running", "planned": 5, "done": 1})
+    assert len(log.sweeps()) == 5 and sweep_wall_s(log.sweeps()) == 5400.0 + 60.0 + 900.0
+    assert page.write(str(store), str(out)) == []
+    assert "(its last line says running: killed, or still running)" in (out / "leaderboard.md").read_text()
     assert page.write(str(small_store), str(tmp_path / "plain")) == []  # a store no logged sweep wrote
     assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 

@@ -246,15 +246,21 @@ def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(
     from unlearnbench.results import Store
     from unlearnbench.sweep import run_sweep
 
+    root = str(tmp_path / "s")
+    seen: list[list[dict]] = []
+
     class Interrupted(RecordingBackend):
         def _wait(self, timeout: float) -> list[Finished]:
             if sum(event == "finish" for event, *_ in self.log) == 3:
+                seen.append(Store(root).sweeps())  # what a SIGKILL here (no finally) would leave
                 raise KeyboardInterrupt  # Ctrl-C after three runs
             return super()._wait(timeout)
 
-    root = str(tmp_path / "s")
     with pytest.raises(KeyboardInterrupt):
         run_sweep(specs(), root, workers=2, threads=2, backend=Interrupted())
+    [running] = seen[0]  # one sweep, by its latest line: the progress after its third saved run
+    assert (running["status"], running["done"], running["planned"]) == ("running", 3, RUNS)
+    assert running["wall_s"] >= 0 and running["workers"] == 2
     run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend())
     first, second = Store(root).sweeps()
     assert (first["status"], first["done"], first["planned"]) == ("interrupted", 3, RUNS)

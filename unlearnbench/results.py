@@ -5,7 +5,8 @@ Layout of a store folder::
     runs/<run_id>.parquet      the run's rows (its presence means the run is complete)
     runs/<run_id>.json         its resolved spec, status, environment and the hashes of its files
     runs/<run_id>.samples.npz  its sample grids (for the report's figures)
-    sweeps.jsonl               one line per sweep that ran here: when, how long, on what, how it ended
+    sweeps.jsonl               the sweeps that ran here, a line as each starts, saves a run and ends: when,
+                               how long, on what, how it ended
     cache/                     reusable work (original-model scores, unlearned models); safe to delete
 
 Every file is written to a temporary name in the same folder and renamed into place, so a crash or a
@@ -279,18 +280,20 @@ class Store:
             os.close(fd)
 
     def sweeps(self) -> list[dict[str, Any]]:
-        """The sweeps that ran here, oldest first; a damaged line (a crash mid-write) is skipped."""
+        """The sweeps that ran here, oldest first, each by its latest line (a sweep logs as it goes: its lines
+        share its ``started_unix``); a damaged line (a crash mid-write) is skipped. A sweep whose latest line says
+        ``running`` was stopped without its last line (a killed machine), unless it is still running."""
         if not self.sweep_log.is_file():
             return []
-        records = []
+        records: dict[float, dict[str, Any]] = {}
         for line in self.sweep_log.read_text().splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
             if isinstance(record, dict) and isinstance(record.get("started_unix"), int | float):
-                records.append(record)
-        return sorted(records, key=lambda r: r["started_unix"])
+                records[record["started_unix"]] = record  # appended in time order: the later line wins
+        return sorted(records.values(), key=lambda r: r["started_unix"])
 
 
 SWEEP_LOG = "sweeps.jsonl"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -135,7 +135,7 @@ def run_sweep(
                     print(f"sweep:   {name:<40} {seconds / max(1, workers) / 3600:6.2f} h", file=sys.stderr)
         if not jobs or plan_only:
             return report
-        with logged(store_root, runner, workers, total, report):
+        with logged(store_root, runner, workers, total, report) as progress:
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
             for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
@@ -153,6 +153,7 @@ def run_sweep(
                 else:
                     report.done += 1
                     report.failed += finished.status != "ok"
+                progress()
                 next(ticker, None)
             for _ in ticker:
                 pass
@@ -160,12 +161,17 @@ def run_sweep(
 
 
 @contextmanager
-def logged(store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport) -> Iterator[None]:
-    """Append the sweep's record to the store's ``sweeps.jsonl`` when it ends, however it ends (finished,
-    interrupted, or an error; a SIGKILL leaves no line): its start, wall time, workers and threads, the
-    processor, the runs already complete before it, and the runs it planned, finished and lost. A config's
-    measured wall time over several sessions is the union of these spans (``results.sweep_wall_s``; the
-    leaderboard prints it, and says when the last sweep stopped short)."""
+def logged(
+    store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport
+) -> Iterator[Callable[[], None]]:
+    """Log the sweep in the store's ``sweeps.jsonl``: a line when it starts, one each time a run finishes
+    (status ``running``: what it has done so far, so a sweep the machine kills, which runs no ``finally``, still
+    leaves its wall time up to its last saved run), and its last when it ends, however it ends (finished,
+    interrupted, or an error). Each line holds its start, wall time, workers and threads, the processor, the runs
+    already complete before it, and the runs it planned, finished and lost; the lines of one sweep share its
+    ``started_unix`` and ``Store.sweeps`` keeps its latest. A config's measured wall time over several sessions is
+    the union of these spans (``results.sweep_wall_s``; the leaderboard prints it, and says when the last sweep
+    stopped short). Yields the callable the sweep calls after each finished run."""
     import datetime as dt
     import time
 
@@ -173,29 +179,31 @@ def logged(store_root: str, runner: Backend, workers: int, planned: int, report:
     from unlearnbench.results import Store
 
     started, t0 = time.time(), time.perf_counter()
+    fixed = {
+        "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        "started_unix": round(started, 3),
+        "backend": runner.name,
+        "workers": workers,
+        "threads_per_run": runner.threads,
+        "processor": processor(),
+        "cpus": os.cpu_count(),
+        "already_complete": report.skipped,
+        "planned": planned,
+        "git_commit": git_sha(),
+    }
+    store = Store(store_root)
+
+    def log(status: str) -> None:
+        wall = round(time.perf_counter() - t0, 3)
+        store.log_sweep({**fixed, "wall_s": wall, "status": status, "done": report.done, "failed": report.failed})
+
+    log("running")
     status = "error"
     try:
-        yield
+        yield lambda: log("running")
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        Store(store_root).log_sweep(
-            {
-                "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
-                "started_unix": round(started, 3),
-                "wall_s": round(time.perf_counter() - t0, 3),
-                "status": status,
-                "backend": runner.name,
-                "workers": workers,
-                "threads_per_run": runner.threads,
-                "processor": processor(),
-                "cpus": os.cpu_count(),
-                "already_complete": report.skipped,
-                "planned": planned,
-                "done": report.done,
-                "failed": report.failed,
-                "git_commit": git_sha(),
-            }
-        )
+        log(status)

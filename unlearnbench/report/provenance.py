@@ -120,6 +120,9 @@ def code_note(df: pd.DataFrame, most: int = 8) -> str:
     )
 
 
+ENDED = {"running": "its last line says running: killed, or still running"}  # a sweep logs as it goes
+
+
 def sweep_note(records: list[dict], results: str, complete: int, metas: list[dict] | None = None) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
     their spans, how many, on what; one on the work of its complete runs (``metas``, their ``runs/*.json``):
@@ -161,8 +164,9 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
     if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
     before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
+    ended = ENDED.get(last.get("status", "?"), last.get("status", "?"))
     return note + (
-        f" **Incomplete:** the last sweep stopped before the end ({last.get('status', '?')}); the store holds "
+        f" **Incomplete:** the last sweep stopped before the end ({ended}); the store holds "
         f"{complete} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
         f"running the same sweep again resumes it."
     )
