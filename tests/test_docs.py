@@ -127,7 +127,7 @@ def test_each_tutorial_runs_as_written_at_smoke_settings(tutorial, tmp_path):
         assert set(rows.method) == {"null_anchor"}
         unlearned = rows[(rows.phase == "unlearned") & (rows.metric == "cost_steps")]
         assert unlearned.value.iloc[0] == 20  # its own optimiser ran the steps the command gave it
-        # the same tuning budget as every built-in method: 12 trials on each of the 2 tuning classes
+        # the same tuning budget as every built-in method: 12 trials on each of the 2 tuning concepts
         plan = [str(UNLEARNBENCH), "tune", "--plugin", "null_anchor", "--methods", "null_anchor", "--plan"]
         planned = subprocess.run([*plan, "--out", "t"], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert planned.returncode == 0 and "sweep: 24 runs," in planned.stderr, planned.stderr[-2000:]

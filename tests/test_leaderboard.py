@@ -753,7 +753,7 @@ def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_p
     )
     t = tuning_table(grid.load_tuned(tuned)).set_index("method")
     row = t.loc["salun"]
-    assert row["trials"] == 12 and row["CPU s"] == "1834" and row["tuning classes"] == "5, 9"
+    assert row["trials × concepts"] == "6 × 2" and row["CPU s"] == "1834" and row["tuning concepts"] == "5, 9"
     assert row["grid"] == "alpha ∈ {0.01, 0.1}; lr ∈ {0.0001, 0.001}"
     assert row["chosen"] == "alpha 0.01, lr 0.001"  # SalUn's default alpha is 0.001: not marked (default)
     assert row["retain acc (original)"] == "0.978 (0.997)" and row["passed the rule"] == "yes"
@@ -761,7 +761,7 @@ def test_the_tuning_table_shows_how_each_tuned_row_was_chosen(small_store, tmp_p
     out = tmp_path / "lb"
     assert page.write(str(small_store), str(out), tuned=str(tuned)) == []
     md = (out / "leaderboard.md").read_text()
-    assert "## How the tuned rows were chosen" in md and "| salun | 12 |" in md and f"--tuned {tuned}" in md
+    assert "## How the tuned rows were chosen" in md and "| salun | 6 × 2 |" in md and f"--tuned {tuned}" in md
     assert 'id="tuning_table"' in (out / "leaderboard.html").read_text()
     assert page.write(str(small_store), str(out), tuned=str(tuned), check=True) == []
     assert page.write(str(small_store), str(out), check=True)  # without it, the committed page is stale

@@ -166,7 +166,7 @@ def test_tune_writes_its_choice_and_sweep_tuned_uses_it(tmp_path, capsys, monkey
     assert chosen["finetune"]["grid"] == registry.get("method", "finetune").search_space
     assert chosen["finetune"]["cpu_s"] > 0 and 0 <= chosen["finetune"]["scores"]["ua_11way"] <= 1
     page = (tmp_path / "tuned.md").read_text()  # the tuning table, generated beside the file
-    assert "| finetune | 2 | steps ∈ {2, 3} |" in page and "retained FID is at most 2×" in page
+    assert "| finetune | 2 × 1 | steps ∈ {2, 3} |" in page and "retained FID is at most 2×" in page
     code = main(
         ["sweep", "--methods", "finetune", "--forget", "0", "--tuned", str(chosen_file),
          "--out", str(tmp_path / "s"), *smoke]

@@ -20,11 +20,20 @@ def _value(v: object) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _trials(e: TunedEntry) -> str:
+    """Settings tried × tuning concepts: the file records its runs (``trials``), each setting once per concept;
+    a count the concepts do not divide (a failed run) is shown as runs."""
+    if e.trials is None:
+        return "–"
+    n = len(e.forget_classes or []) or 1
+    return f"{e.trials // n} × {n}" if e.trials % n == 0 else f"{e.trials} runs"
+
+
 def tuning_table(tuned: dict[str, TunedEntry]) -> pd.DataFrame:
-    """One row per tuned method (and variant) of a ``tune --write`` file: trials, grid, unlearning CPU
-    seconds, the chosen values of the grid's knobs, the chosen setting's scores (means over the tuning
-    classes) beside the original model's, and whether it passed the rule. Entries written before grids and
-    scores were recorded show what they hold."""
+    """One row per tuned method (and variant) of a ``tune --write`` file: trials (settings × tuning concepts),
+    grid, unlearning CPU seconds, the chosen values of the grid's knobs, the chosen setting's scores (means over
+    the tuning concepts) beside the original model's, and whether it passed the rule. Entries written before
+    grids and scores were recorded show what they hold."""
     rows = []
     for key, e in tuned.items():
         method, _, variant = key.partition(":")
@@ -39,7 +48,7 @@ def tuning_table(tuned: dict[str, TunedEntry]) -> pd.DataFrame:
         rows.append(
             {
                 "method": f"{method}, {variant}" if variant else method,
-                "trials": e.trials if e.trials is not None else "–",
+                "trials × concepts": _trials(e),
                 "grid": "; ".join(f"{k} ∈ {{{', '.join(map(_value, v))}}}" for k, v in sorted(grid.items())) or "–",
                 "CPU s": f"{e.cpu_s:.0f}" if e.cpu_s is not None else "–",
                 "chosen": chosen or "–",
@@ -53,7 +62,7 @@ def tuning_table(tuned: dict[str, TunedEntry]) -> pd.DataFrame:
                     f"{s['retain_fid']:.2f} ({s['original_retain_fid']:.2f})" if "retain_fid" in s else "–"
                 ),
                 "passed the rule": "–" if e.passed is None else ("yes" if e.passed else "no: best UA + retain acc"),
-                "tuning classes": ", ".join(str(c) for fc in e.forget_classes or [] for c in fc) or "–",
+                "tuning concepts": ", ".join(str(c) for fc in e.forget_classes or [] for c in fc) or "–",
             }
         )
     return pd.DataFrame(rows)
@@ -71,10 +80,11 @@ def tuning_note(tuned: str) -> str:
         f"How each `tuned` row's setting was chosen (`{tuned}`, written by `unlearnbench tune`): every method's "
         f"paper default plus its grid ({tune.TRIALS} trials; {tune.EXPENSIVE_TRIALS} for a method whose trials "
         f"are expensive; under a `--trials` cap, a subset that tries every value of every knob: the trials "
-        f"column), on the tuning classes {named}, which no other table reads. Rule: the highest UA (11-way) "
+        f"column, settings × concepts), on the tuning concepts {named}, which no other table reads. Rule: the "
+        f"highest UA (11-way) "
         f"among settings whose retained accuracy stays within "
         f"{tune.TOLERANCE} of the original model's and whose retained FID is at most {tune.FID_FACTOR:g}× the "
-        f"original's, each a mean over the tuning classes. CPU s: the unlearning CPU seconds of all its trials."
+        f"original's, each a mean over the tuning concepts. CPU s: the unlearning CPU seconds of all its trials."
     )
 
 
