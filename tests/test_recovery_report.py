@@ -169,3 +169,39 @@ def test_entropy_is_set_against_recovery_within_each_family_of_concepts():
     assert rho.loc["all methods (object)", "n"] == 12 and rho.loc["all methods (colour)", "n"] == 6
     digits = uncertainty_against_recovery(recovery_runs(to_frame([{**r, "testbed": "digits16"} for r in rows])))
     assert "all methods" in set(digits["runs"])
+
+
+def test_the_seed_question_is_compared_across_testbeds_method_by_method():
+    """digits16 and text16 answer the seed's question with their own verdicts; the page's first paragraph says, per
+    method both ran, whether they put it on the same side of SAFEMax: the same label, or a method each ran once at
+    another label (ESD: tuned on digits16, its paper setting on text16); prompt attacks by the side most put it on."""
+    from unlearnbench.report.recovery import Verdict, testbeds_agree
+
+    s = "s = 1, η = 0"
+    digits = [
+        Verdict(s, "relearning", "tuned", "salun", "more robust"),
+        Verdict(s, "relearning", "tuned", "esd", "more robust"),
+        Verdict(s, "relearning", "tuned", "selective_amnesia", "less robust"),
+        Verdict(s, "classifier_guided", "tuned", "salun", "cannot tell"),
+        Verdict(s, "embedding_mix", "tuned", "salun", "more robust"),
+        Verdict(s, "seed_search", "tuned", "salun", "more robust"),
+    ]
+    text = [
+        Verdict(s, "relearning", "tuned", "salun", "more robust"),
+        Verdict(s, "relearning", "ESD-x", "esd", "cannot tell"),
+        Verdict(s, "relearning", "paper", "uce", "more robust"),  # digits16 has no UCE: not compared
+        Verdict(s, "other_names", "tuned", "salun", "less robust"),
+    ]
+    said = testbeds_agree([("digits16", digits), ("text16", text)])
+    assert said.startswith("**Does text16 agree with digits16?** (s = 1, η = 0)")
+    assert "the same answer in 1 of 3." in said
+    assert "Agree: salun (tuned), relearning: more robust on digits16, more robust on text16." in said
+    assert (
+        "esd (tuned on digits16, ESD-x on text16), relearning: more robust on digits16, cannot tell on text16" in said
+    )
+    assert (
+        "salun (tuned), prompt attacks: more robust (2 more robust, 1 cannot tell of 3 attacks) on digits16, "
+        "less robust (1 less robust of 1 attacks) on text16"
+    ) in said
+    assert "uce" not in said and "selective_amnesia" not in said
+    assert testbeds_agree([("digits16", digits)]) == "" and testbeds_agree([("digits16", digits), ("text16", [])]) == ""

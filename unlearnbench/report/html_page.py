@@ -17,7 +17,7 @@ from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.robustness import asr_by_attack, utility_columns
-from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, Tables
+from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, Tables, across
 from unlearnbench.report.tuning import TUNING_TITLE
 from unlearnbench.testbeds import plugin
 
@@ -210,6 +210,7 @@ def render_html(boards: list[Board], cmd: str) -> str:
     )
     return env.get_template("leaderboard.html.j2").render(
         command=cmd,
+        agreement=[re.sub(r"\*\*|`", "", a) for a in across(boards).split("\n\n") if a],
         n_runs=sum(b.n_runs for b in boards),
         boards=[board_html(b) for b in boards],
         extra_css=Markup(TIED_CSS if any(b.tables.intervals for b in boards) else ""),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -186,6 +186,23 @@ ANCHOR = ("salun", "random_label")
 NOISE = ("safemax", "selective_amnesia")
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One method's answer to the seed's question, as :func:`testbeds_agree` compares it across testbeds: against
+    SAFEMax with its retain term, under one sampler setting and one attack (``relearning``, or a prompt attack's
+    name), the method's forgetting is "more robust", "less robust", or "cannot tell"."""
+
+    setting: str
+    attack: str
+    label: str
+    method: str
+    direction: str
+
+
+def _direction(tie: bool, other_more_robust: bool) -> str:
+    return "cannot tell" if tie else "more robust" if other_more_robust else "less robust"
+
+
 def _name(label: str, method: str, collapsed: frozenset[tuple[str, str]] = frozenset()) -> str:
     broken = ", collapsed" if (label, method) in collapsed else ""
     return f"{method} ({base_label(label)}{broken})"
@@ -195,6 +212,7 @@ def answers(
     runs: pd.DataFrame,
     compare_to: tuple[str, str] = COMPARE_TO,
     collapsed: frozenset[tuple[str, str]] = frozenset(),
+    verdicts: list[Verdict] | None = None,
 ) -> list[str]:
     """The seed paper's two questions, answered from the relearning runs in sentences with their intervals, per
     sampler setting, at the relearning setting the comparison method ran most (the config's survival grid):
@@ -204,6 +222,8 @@ def answers(
        method's forgetting holds longer); "cannot tell" where the paired interval holds 0.
     2. Do methods that anchor the concept to another (SalUn, random label) resist relearning better than those
        that send it to noise (SAFEMax, Selective Amnesia)? Their tuned runs pooled on each side, paired likewise.
+
+    Each method's answer to the first is also appended to ``verdicts`` (attack ``relearning``), when given.
     """
     if runs.empty:
         return []
@@ -231,6 +251,8 @@ def answers(
             cells.append(f"{name} {_difference(d)}")
             (ties if d.tie else longer if d.value > 0 else shorter).append(name)
             lone = lone or math.isnan(d.lo)
+            if verdicts is not None:
+                verdicts.append(Verdict(setting, "relearning", label, method, _direction(d.tie, d.value > 0)))
         where = f"{setting}, {attack}" if setting else attack
         if not cells:
             continue
@@ -269,13 +291,15 @@ def prompt_answers(
     relearning: set[str],
     compare_to: tuple[str, str] = COMPARE_TO,
     collapsed: frozenset[tuple[str, str]] = frozenset(),
+    verdicts: list[Verdict] | None = None,
 ) -> list[str]:
     """The seed paper's first question asked of the prompt attacks: per sampler setting and prompt attack (at its
     default budget), each method's ASR after the attack minus SAFEMax's (with its retain term) on the concepts and
     seeds both ran, with a cluster bootstrap over concepts (``stats.paired_difference``). ``robustness`` is the
     robustness table before its setting column is dropped; ``forgot`` says which of its rows forgot in at least
     half their runs (only those are compared: a model that kept the concept has nothing to be attacked back);
-    ``relearning``: the attack settings that relearn, which the survival sentences answer instead."""
+    ``relearning``: the attack settings that relearn, which the survival sentences answer instead. Each method's
+    answer per attack is also appended to ``verdicts``, when given."""
     if robustness.empty:
         return []
     after = phase_label(PRIMARY_ASR, "forget", "attacked")
@@ -303,6 +327,10 @@ def prompt_answers(
                 name = _name(row["label"], row["method"], collapsed)
                 text = f"{name} {d.value:+.3f} [{d.interval.lo:+.3f}, {d.interval.hi:+.3f}]"
                 (ties if d.tie else higher if d.value > 0 else lower).append(text if not d.tie else name)
+                if verdicts is not None:  # a lower ASR after the attack: harder to attack back
+                    verdicts.append(
+                        Verdict(setting, attack, row["label"], row["method"], _direction(d.tie, d.value < 0))
+                    )
             if not (higher or lower or ties):
                 continue
             said = [f"After {attack}, SAFEMax's ASR {replace(mine, mark='')}"]
@@ -321,3 +349,80 @@ def prompt_answers(
                 f"concepts (only rows that forgot in at least half their runs): " + " ".join(sentences)
             )
     return out
+
+
+def testbeds_agree(boards: list[tuple[str, list[Verdict]]]) -> str:
+    """The seed's question across testbeds, for the page's first paragraph: for each method both the first testbed
+    and another answered at one sampler setting (matched by label and method, else by method where each testbed
+    ran it once), whether relearning and the prompt attacks (each testbed's own: they are not the same attacks)
+    put it on the same side of SAFEMax with its retain term. Empty with fewer than two testbeds that answer."""
+    (first, mine), others = boards[0], [(t, v) for t, v in boards[1:] if v]
+    if not mine or not others:
+        return ""
+
+    def summary(vs: list[Verdict]) -> dict[tuple[str, str], dict[str, str]]:
+        """Per (label, method): relearning's direction, and the prompt attacks' counted ("2 more robust, 1 ...")."""
+        out: dict[tuple[str, str], dict[str, str]] = {}
+        for (label, method), g in pd.DataFrame(vs).groupby(["label", "method"], sort=True):
+            relearn = g[g["attack"] == "relearning"]["direction"]
+            prompt = g[g["attack"] != "relearning"]["direction"].value_counts()
+            out[(base_label(label), method)] = {
+                "relearning": relearn.iloc[0] if len(relearn) else "",
+                "prompt": ", ".join(f"{n} {d}" for d, n in prompt.items()) + f" of {int(prompt.sum())} attacks"
+                if len(prompt)
+                else "",
+                "prompt side": _side(prompt),
+            }
+        return out
+
+    sentences = []
+    for other, theirs in others:
+        for setting in sorted({v.setting for v in mine} & {v.setting for v in theirs}):
+            a = summary([v for v in mine if v.setting == setting])
+            b = summary([v for v in theirs if v.setting == setting])
+            pairs = _match(a, b)
+            if not pairs:
+                continue
+            same, differ = [], []
+            for ka, kb in pairs:
+                name = f"{ka[1]} ({ka[0]})" if ka == kb else f"{ka[1]} ({ka[0]} on {first}, {kb[0]} on {other})"
+                for question, key in (("relearning", "relearning"), ("prompt attacks", "prompt side")):
+                    x, y = a[ka][key], b[kb][key]
+                    if x and y:
+                        said = {t: v[key] + (f" ({v['prompt']})" if key == "prompt side" else "") for t, v in
+                                ((first, a[ka]), (other, b[kb]))}  # fmt: skip
+                        text = f"{name}, {question}: {said[first]} on {first}, {said[other]} on {other}"
+                        (same if x == y else differ).append(text)
+            if not same and not differ:
+                continue
+            sentences.append(
+                f"**Does {other} agree with {first}?** ({setting}) Each method against SAFEMax with its retain term "
+                f"on both testbeds (relearning: the paired restricted mean time to recover; prompt attacks: each "
+                f"testbed's own, on the side most of them put it): the same answer in {len(same)} of "
+                f"{len(same) + len(differ)}. "
+                + (f"Agree: {'; '.join(same)}. " if same else "")
+                + (f"Differ: {'; '.join(differ)}." if differ else "")
+            )
+    return "\n\n".join(s.strip() for s in sentences)
+
+
+def _side(counts: pd.Series) -> str:
+    """The side most prompt attacks put a method on ("cannot tell" on a tie between sides)."""
+    if counts.empty:
+        return ""
+    top = counts[counts == counts.max()]
+    return str(top.index[0]) if len(top) == 1 else "cannot tell"
+
+
+def _match(
+    a: dict[tuple[str, str], dict[str, str]], b: dict[tuple[str, str], dict[str, str]]
+) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """Rows of two testbeds' answers that are the same method: same label and method, else the one row of a
+    method each testbed has at another label (text16's ESD-x at its paper setting against digits16's tuned ESD)."""
+    pairs = [(k, k) for k in a if k in b]
+    taken = {k for k, _ in pairs}
+    for method in sorted({m for _, m in a} - {m for (_, m) in taken}):
+        mine, theirs = [k for k in a if k[1] == method], [k for k in b if k[1] == method]
+        if len(mine) == 1 and len(theirs) == 1:
+            pairs.append((mine[0], theirs[0]))
+    return pairs

@@ -20,10 +20,12 @@ from unlearnbench.report.judges import agreement_table
 from unlearnbench.report.provenance import sampler_note, settings_behind
 from unlearnbench.report.quality import concept_count_table, forget_counts, quality_table
 from unlearnbench.report.recovery import (
+    Verdict,
     answers,
     prompt_answers,
     recovery_runs,
     survival_table,
+    testbeds_agree,
     uncertainty_against_recovery,
 )
 from unlearnbench.report.robustness import robustness_table
@@ -61,6 +63,7 @@ class Tables:
     uncertainty: pd.DataFrame = field(default_factory=pd.DataFrame)  # entropy against time to recover (rho)
     concept_count: pd.DataFrame = field(default_factory=pd.DataFrame)  # quality by how many concepts a run forgets
     answers: list[str] = field(default_factory=list)  # the seed paper's questions, answered (recovery.answers)
+    verdicts: list[Verdict] = field(default_factory=list)  # each method's answer, for recovery.testbeds_agree
 
 
 def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tables:
@@ -70,14 +73,16 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     df = df[forget_counts(df) == 1]  # every other table: one concept at a time, never averaged with several
     quality = quality_table(df, intervals)
     robustness = robustness_table(df, intervals)
-    prompt = []
+    prompt: list[str] = []
+    verdicts: list[Verdict] = []
     broken = collapsed(df)
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
         shares = forgot_shares(df)
         quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality))
         robustness = mark_ties(robustness, group=["attack", SETTING])
         relearning = set(with_attack_setting(df[df["metric"] == "recover_threshold"])["attack_setting"])
-        prompt = prompt_answers(robustness, forgot_in_half(shares, robustness), relearning, collapsed=broken)
+        forgot = forgot_in_half(shares, robustness)
+        prompt = prompt_answers(robustness, forgot, relearning, collapsed=broken, verdicts=verdicts)
     quality = quality.drop(columns=SETTING, errors="ignore")
     robustness = robustness.drop(columns=SETTING, errors="ignore")
     settings = settings_behind(df)
@@ -98,8 +103,9 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         uncertainty = uncertainty_against_recovery(runs).round(3)
-        tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=answers(runs, collapsed=broken))
-    return replace(tables, answers=tables.answers + prompt)
+        said = answers(runs, collapsed=broken, verdicts=verdicts)
+        tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=said)
+    return replace(tables, answers=tables.answers + prompt, verdicts=verdicts)
 
 
 @dataclass
@@ -123,3 +129,8 @@ class Board:
     @property
     def figure_names(self) -> list[str]:
         return [n[: -len(".png")] for n in self.images if n.endswith(".png")]
+
+
+def across(boards: list[Board]) -> str:
+    """The seed's question across the page's testbeds (``recovery.testbeds_agree``): the page's first paragraph."""
+    return testbeds_agree([(b.testbed, b.tables.verdicts) for b in boards])
