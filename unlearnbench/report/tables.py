@@ -105,7 +105,17 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
         uncertainty = uncertainty_against_recovery(runs).round(3)
         said = answers(runs, collapsed=broken, verdicts=verdicts)
         tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=said)
-    return replace(tables, answers=tables.answers + prompt, verdicts=verdicts)
+    return replace(tables, answers=tables.answers + prompt, verdicts=_named(verdicts, df))
+
+
+def _named(verdicts: list[Verdict], df: pd.DataFrame) -> list[Verdict]:
+    """Verdicts of a store sampled at one setting carry its name too ("s = 1, η = 0", as ``split_by_sampler``
+    names it where a store has several), so :func:`across` can match them with another testbed's."""
+    one = df[["guidance", "eta"]].drop_duplicates()
+    if len(one) != 1:
+        return verdicts
+    name = f"s = {one['guidance'].iloc[0]:g}, η = {one['eta'].iloc[0]:g}"
+    return [v if v.setting else replace(v, setting=name) for v in verdicts]
 
 
 @dataclass
