@@ -131,7 +131,7 @@ SPREAD = {
 def readme_summary(boards: list[Board], cmd: str, page_link: str = "leaderboard.md") -> str:
     """The README's copy of the leaderboard: per board, the headline columns and ASR (11-way) by attack; cost
     ratios, tuned settings and every other table stay on the full page (``page_link``), which it links."""
-    parts = [across(boards), ""] if across(boards) else []
+    parts = [agreement, ""] if (agreement := across(boards)) else []
     for i, board in enumerate(boards):
         t = board.tables
         if i:
