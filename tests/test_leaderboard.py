@@ -190,6 +190,34 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 
 
+def test_a_store_several_configs_wrote_states_each_configs_time_and_completeness():
+    from unlearnbench.report.provenance import sweep_note
+
+    def sweep(config, started, wall, status, before, planned, done, sha="a"):
+        return {"config": config, "config_sha256": sha, "started_unix": started, "wall_s": wall, "status": status,
+                "already_complete": before, "planned": planned, "done": done, "failed": 0, "workers": 2,
+                "threads_per_run": 1, "processor": "Some CPU"}  # fmt: skip
+
+    records = [
+        sweep("configs/a.toml", 0.0, 3600.0, "running", 0, 132, 20),  # killed after 20 runs
+        sweep("configs/a.toml", 7200.0, 1800.0, "finished", 20, 112, 112),
+        sweep("configs/b.toml", 10000.0, 5400.0, "interrupted", 0, 156, 5),
+        sweep("configs/b.toml", 20000.0, 1800.0, "running", 5, 151, 12, sha="b"),  # edited, then killed
+    ]
+    note = sweep_note(records, "store", complete=149)  # the store's 149 runs: 132 of a's and 17 of b's
+    assert "ran for **3.50 h** of wall time in all (4 sweep(s), 3 of them stopped before the end" in note
+    assert "By config: `configs/a.toml` **1.50 h** (2 sweep(s); all 132 of its runs); " in note
+    assert (
+        "`configs/b.toml` **2.00 h** (2 sweep(s), the file changed between them; **incomplete:** its last sweep "
+        "stopped before the end (its last line says running: killed, or still running) with 17 of its 156 runs "
+        "complete" in note
+    )
+    assert "the store holds 149" not in note  # the store's count mixes the configs: each config's own is given
+    legacy = [{k: v for k, v in r.items() if not k.startswith("config")} for r in records]
+    assert "By config" not in sweep_note(legacy, "store", complete=149)  # a log from before configs were named
+    assert "the store holds 149 complete runs of the 156 it planned" in sweep_note(legacy, "store", complete=149)
+
+
 def test_a_figure_the_runs_no_longer_support_is_removed_not_left_stale(small_store, tmp_path):
     out = tmp_path / "lb"
     assert page.write(str(small_store), str(out)) == []

@@ -8,6 +8,7 @@ in the default suite; those that need Ray skip without it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -261,8 +262,13 @@ def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(
     [running] = seen[0]  # one sweep, by its latest line: the progress after its third saved run
     assert (running["status"], running["done"], running["planned"]) == ("running", 3, RUNS)
     assert running["wall_s"] >= 0 and running["workers"] == 2
-    run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend())
+    config = tmp_path / "grid.toml"
+    config.write_text("methods = ['safemax']\n")
+    run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend(), config=str(config))
     first, second = Store(root).sweeps()
+    assert first["config"] == "(flags)" and "config_sha256" not in first  # the command line alone described it
+    assert second["config"] == str(config)
+    assert second["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
     assert (first["status"], first["done"], first["planned"]) == ("interrupted", 3, RUNS)
     assert (second["status"], second["done"], second["planned"]) == ("finished", RUNS, RUNS)
     assert first["already_complete"] == second["already_complete"] == 0  # this backend writes no run

@@ -154,6 +154,7 @@ def _sweep_options(args: argparse.Namespace) -> dict[str, Any]:
         "estimate_from": args.estimate_from,
         "plan_only": args.plan,
         "max_minutes": args.max_minutes,
+        "config": args.config,
     }
 
 

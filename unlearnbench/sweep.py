@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unlearnbench.backends import Backend, make_backend
@@ -100,13 +101,15 @@ def run_sweep(
     estimate_from: Iterable[str] = (),
     plan_only: bool = False,
     max_minutes: float | None = None,
+    config: str | None = None,
 ) -> SweepReport:
     """Plan, then run every unfinished spec on ``backend`` (``local``, ``ray`` or a :class:`Backend`).
 
     Each run gets ``threads // workers`` torch threads on every backend. Runs that share an unlearning
     form a job: its first run goes first, and the others follow once it has finished, so the unlearned
     model is computed once and read from the store's cache (in parallel, where the backend has room). A job
-    whose model is already cached or shipped goes out whole, in config order.
+    whose model is already cached or shipped goes out whole, in config order. ``config``, the file the specs
+    came from, is named in the store's sweep log, so a store that several configs wrote states each one's time.
     """
     from unlearnbench.progress import bar
 
@@ -135,7 +138,7 @@ def run_sweep(
                     print(f"sweep:   {name:<40} {seconds / max(1, workers) / 3600:6.2f} h", file=sys.stderr)
         if not jobs or plan_only:
             return report
-        with logged(store_root, runner, workers, total, report) as progress:
+        with logged(store_root, runner, workers, total, report, config) as progress:
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
             for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
@@ -160,15 +163,26 @@ def run_sweep(
     return report
 
 
+def config_record(config: str | None) -> dict[str, str]:
+    """The sweep log's record of the config a sweep ran: its path as given, and its bytes' sha256 (an edited
+    config is another config)."""
+    if not config:
+        return {"config": "(flags)"}
+    import hashlib
+
+    return {"config": config, "config_sha256": hashlib.sha256(Path(config).read_bytes()).hexdigest()}
+
+
 @contextmanager
 def logged(
-    store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport
+    store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport, config: str | None = None
 ) -> Iterator[Callable[[], None]]:
     """Log the sweep in the store's ``sweeps.jsonl``: a line when it starts, one each time a run finishes
     (status ``running``: what it has done so far, so a sweep the machine kills, which runs no ``finally``, still
     leaves its wall time up to its last saved run), and its last when it ends, however it ends (finished,
     interrupted, or an error). Each line holds its start, wall time, workers and threads, the processor, the runs
-    already complete before it, and the runs it planned, finished and lost; the lines of one sweep share its
+    already complete before it, the runs it planned, finished and lost, and its config (the path as given and
+    the file's sha256; "(flags)" for a sweep the command line alone described); the lines of one sweep share its
     ``started_unix`` and ``Store.sweeps`` keeps its latest. A config's measured wall time over several sessions is
     the union of these spans (``results.sweep_wall_s``; the leaderboard prints it, and says when the last sweep
     stopped short). Yields the callable the sweep calls after each finished run."""
@@ -190,6 +204,7 @@ def logged(
         "already_complete": report.skipped,
         "planned": planned,
         "git_commit": git_sha(),
+        **config_record(config),
     }
     store = Store(store_root)
 

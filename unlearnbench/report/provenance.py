@@ -160,13 +160,54 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
                 f"`sweep --plan` counts them), that work is **{(busy - busy_repeated) / 3600 / w:.2f} h** on {w} "
                 f"workers."
             )
+    configs = by_config(records)
+    if list(configs) != [UNNAMED]:  # the log names the configs: each one's time, and whether it is complete
+        return note + " By config: " + "; ".join(config_part(name, recs) for name, recs in configs.items()) + "."
     last = max(records, key=lambda r: r.get("started_unix", 0.0))
-    if last.get("status") == "finished" and last.get("failed", 0) == 0:
+    if ended_well(last):
         return note
     before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
-    ended = ENDED.get(last.get("status", "?"), last.get("status", "?"))
     return note + (
-        f" **Incomplete:** the last sweep stopped before the end ({ended}); the store holds "
+        f" **Incomplete:** the last sweep stopped before the end ({ending(last)}); the store holds "
         f"{complete} complete runs of the {before + last.get('planned', 0)} it planned, and every table only those: "
         f"running the same sweep again resumes it."
+    )
+
+
+UNNAMED = "config not recorded"  # sweeps logged before the log named their config
+
+
+def by_config(records: list[dict]) -> dict[str, list[dict]]:
+    """The sweeps (oldest first) by the config they ran, in the order each config first ran."""
+    out: dict[str, list[dict]] = {}
+    for r in sorted(records, key=lambda r: r.get("started_unix", 0.0)):
+        out.setdefault(str(r.get("config") or UNNAMED), []).append(r)
+    return out
+
+
+def ended_well(record: dict) -> bool:
+    return record.get("status") == "finished" and record.get("failed", 0) == 0
+
+
+def ending(record: dict) -> str:
+    return ENDED.get(record.get("status", "?"), record.get("status", "?"))
+
+
+def config_part(name: str, records: list[dict]) -> str:
+    """One config's share of the sweep note: the wall time of its sweeps (their union), how many, and how many
+    of its runs are complete by its last sweep's count (the runs complete before it, plus those it wrote
+    without an error)."""
+    from unlearnbench.results import sweep_wall_s
+
+    last = records[-1]
+    runs = last.get("already_complete", 0) + last.get("planned", 0)
+    edited = len({r.get("config_sha256") for r in records}) > 1
+    head = f"`{name}` **{sweep_wall_s(records) / 3600:.2f} h** ({len(records)} sweep(s)"
+    head += ", the file changed between them" if edited else ""
+    if ended_well(last):
+        return f"{head}; all {runs} of its runs)"
+    done = last.get("already_complete", 0) + last.get("done", 0) - last.get("failed", 0)
+    return (
+        f"{head}; **incomplete:** its last sweep stopped before the end ({ending(last)}) with {done} of its {runs} "
+        f"runs complete, and every table holds only those: running the same sweep again resumes it)"
     )
