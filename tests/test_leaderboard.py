@@ -190,32 +190,39 @@ def test_the_page_states_the_wall_time_of_the_sweeps_that_wrote_the_store(small_
     assert "The sweeps that wrote" not in (tmp_path / "plain" / "leaderboard.md").read_text()
 
 
-def test_a_store_several_configs_wrote_states_each_configs_time_and_completeness():
+def test_a_store_several_configs_wrote_states_each_grids_time_and_what_of_it_the_store_holds():
     from unlearnbench.report.provenance import sweep_note
 
-    def sweep(config, started, wall, status, before, planned, done, sha="a"):
-        return {"config": config, "config_sha256": sha, "started_unix": started, "wall_s": wall, "status": status,
-                "already_complete": before, "planned": planned, "done": done, "failed": 0, "workers": 2,
-                "threads_per_run": 1, "processor": "Some CPU"}  # fmt: skip
+    a, b = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(6)]
+
+    def sweep(config, started, wall, status, runs, **extra):
+        return {"config": config, "started_unix": started, "wall_s": wall, "status": status, "run_ids": runs,
+                "workers": 2, "threads_per_run": 1, "processor": "Some CPU", **extra}  # fmt: skip
 
     records = [
-        sweep("configs/a.toml", 0.0, 3600.0, "running", 0, 132, 20),  # killed after 20 runs
-        sweep("configs/a.toml", 7200.0, 1800.0, "finished", 20, 112, 112),
-        sweep("configs/b.toml", 10000.0, 5400.0, "interrupted", 0, 156, 5),
-        sweep("configs/b.toml", 20000.0, 1800.0, "running", 5, 151, 12, sha="b"),  # edited, then killed
+        sweep("configs/a.toml", 0.0, 3600.0, "running", a),  # killed
+        sweep("configs/a.toml", 7200.0, 1800.0, "finished", a),  # resumed: the same grid
+        sweep("configs/b.toml", 10000.0, 5400.0, "interrupted", b),
+        sweep("configs/b.toml", 20000.0, 1800.0, "running", b[:3]),  # the same file, another grid (other flags)
     ]
-    note = sweep_note(records, "store", complete=149)  # the store's 149 runs: 132 of a's and 17 of b's
+    held = [{"run_id": i, "status": "ok"} for i in a + b[:2]] + [{"run_id": "b2", "status": "failed"}]
+    note = sweep_note(records, "store", complete=len(held), metas=None)
     assert "ran for **3.50 h** of wall time in all (4 sweep(s), 3 of them stopped before the end" in note
-    assert "By config: `configs/a.toml` **1.50 h** (2 sweep(s); all 132 of its runs); " in note
+    assert "By config: `configs/a.toml` **1.50 h** (2 sweep(s))" in note  # no runs given: no count
+    note = " ".join(sweep_note(records, "store", complete=len(held), metas=held).split())
+    assert "By config: `configs/a.toml` **1.50 h** (2 sweep(s); all 4 of its runs); " in note
     assert (
-        "`configs/b.toml` **2.00 h** (2 sweep(s), the file changed between them; **incomplete:** its last sweep "
-        "stopped before the end (its last line says running: killed, or still running) with 17 of its 156 runs "
-        "complete" in note
-    )
-    assert "the store holds 149" not in note  # the store's count mixes the configs: each config's own is given
-    legacy = [{k: v for k, v in r.items() if not k.startswith("config")} for r in records]
-    assert "By config" not in sweep_note(legacy, "store", complete=149)  # a log from before configs were named
-    assert "the store holds 149 complete runs of the 156 it planned" in sweep_note(legacy, "store", complete=149)
+        "`configs/b.toml` (grid 1) **1.50 h** (1 sweep(s); **incomplete:** its last sweep stopped before the end "
+        "(interrupted); 3 of its 6 runs, 1 of them failed (kept with their error, in no table) are in the store"
+    ) in note
+    assert (
+        "`configs/b.toml` (grid 2) **0.50 h** (1 sweep(s); all 3 of its runs, 1 of them failed (kept with their "
+        "error, in no table))."
+    ) in note
+    assert "the store holds 7" not in note  # the store's count mixes the grids: each grid's own is given
+    legacy = [{k: v for k, v in r.items() if k not in ("config", "run_ids")} for r in records]
+    assert "By config" not in sweep_note(legacy, "store", complete=7)  # a log from before configs were named
+    assert "the store holds 7 complete runs" in sweep_note(legacy, "store", complete=7)
 
 
 def test_a_figure_the_runs_no_longer_support_is_removed_not_left_stale(small_store, tmp_path):

@@ -146,8 +146,8 @@ def test_the_leaderboard_configs_plan_from_anywhere(name, runs, within, tmp_path
     monkeypatch.chdir(tmp_path)
     path = ROOT / "configs" / name
     specs = specs_of(grids_from_config(load_config(path), base=path.parent))
-    jobs, skipped = plan(specs, str(tmp_path / "store"))
-    assert skipped == 0 and sum(len(j) for j in jobs) == len(specs) == runs
+    jobs, complete = plan(specs, str(tmp_path / "store"))
+    assert complete == [] and sum(len(j) for j in jobs) == len(specs) == runs
     if within:
         core = ROOT / "configs" / within
         assert {s.run_id for s in specs_of(grids_from_config(load_config(core), base=core.parent))} <= {

@@ -28,6 +28,8 @@ from unlearnbench.backends import Backend, Finished
 from unlearnbench.cli import main
 from unlearnbench.results import Store
 
+ROOT = Path(__file__).resolve().parent.parent
+
 # Two methods x two attacks x two classes: 8 runs in 4 jobs (a relearning run follows its unlearning).
 GRID = """
 methods = [{ name = "noop" }, { name = "safemax", args = { steps = 2, batch_size = 8 } }]
@@ -243,7 +245,7 @@ def test_a_job_whose_unlearned_model_is_ready_goes_out_whole_in_config_order(tmp
         )
 
 
-def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(tmp_path):
+def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(tmp_path, monkeypatch):
     from unlearnbench.results import Store
     from unlearnbench.sweep import run_sweep
 
@@ -267,14 +269,23 @@ def test_each_sweep_logs_how_long_it_ran_and_how_it_ended_even_when_interrupted(
     run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend(), config=str(config))
     first, second = Store(root).sweeps()
     assert first["config"] == "(flags)" and "config_sha256" not in first  # the command line alone described it
-    assert second["config"] == str(config)
+    assert second["config"] == config.resolve().as_posix()  # outside a git work tree: absolute
     assert second["config_sha256"] == hashlib.sha256(config.read_bytes()).hexdigest()
+    from unlearnbench.prepare import resolve, testbed_for, validate
+    from unlearnbench.sweep import config_record
+
+    ids = sorted(validate(resolve(s).spec, testbed_for(s)).run_id for s in specs())
+    assert first["run_ids"] == second["run_ids"] == ids  # the grid's runs, from its first line
     assert (first["status"], first["done"], first["planned"]) == ("interrupted", 3, RUNS)
     assert (second["status"], second["done"], second["planned"]) == ("finished", RUNS, RUNS)
     assert first["already_complete"] == second["already_complete"] == 0  # this backend writes no run
     assert first["workers"] == 2 and first["threads_per_run"] == 1 and first["backend"] == "recording"
     assert 0 <= first["wall_s"] < 60 and second["started_unix"] >= first["started_unix"] + first["wall_s"]
     assert first["processor"] and first["started"].endswith("+00:00")
+    monkeypatch.chdir(tmp_path)  # inside a git work tree: from its top, whatever the folder
+    text = ROOT / "configs" / "text.toml"
+    in_git = "configs/text.toml" if (ROOT / ".git").exists() else text.as_posix()  # a clone, or an unpacked tarball
+    assert config_record(str(text))["config"] == in_git
     planner = RecordingBackend()
     run_sweep(specs(), str(tmp_path / "plan"), workers=2, threads=2, backend=planner, plan_only=True)
     run_sweep(specs(), root, workers=2, threads=2, backend=RecordingBackend(), plan_only=True)
@@ -492,6 +503,6 @@ def test_a_plan_builds_one_task_per_forget_set_and_none_for_an_attack_that_check
         return real(spec, tb, device)
 
     monkeypatch.setattr(prepare, "build_task", counting)
-    jobs, skipped = plan(specs(), str(tmp_path / "s"))
-    assert (sum(len(j) for j in jobs), skipped) == (RUNS, 0)
+    jobs, complete = plan(specs(), str(tmp_path / "s"))
+    assert (sum(len(j) for j in jobs), complete) == (RUNS, [])
     assert sorted(built) == [("1",), ("7",)]

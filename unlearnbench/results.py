@@ -280,8 +280,9 @@ class Store:
             os.close(fd)
 
     def sweeps(self) -> list[dict[str, Any]]:
-        """The sweeps that ran here, oldest first, each by its latest line (a sweep logs as it goes: its lines
-        share its ``started_unix``); a damaged line (a crash mid-write) is skipped. A sweep whose latest line says
+        """The sweeps that ran here, oldest first, each its lines merged, the latest winning (a sweep logs as it
+        goes: its lines share its ``started_unix``, and its first lists its runs); a damaged line (a crash
+        mid-write) is skipped. A sweep whose latest line says
         ``running`` was stopped without its last line (a killed machine), unless it is still running."""
         if not self.sweep_log.is_file():
             return []
@@ -292,7 +293,8 @@ class Store:
             except ValueError:
                 continue
             if isinstance(record, dict) and isinstance(record.get("started_unix"), int | float):
-                records[record["started_unix"]] = record  # appended in time order: the later line wins
+                key = record["started_unix"]  # appended in time order: the later line wins
+                records[key] = {**records.get(key, {}), **record}
         return sorted(records.values(), key=lambda r: r["started_unix"])
 
 

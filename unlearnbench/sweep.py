@@ -48,8 +48,9 @@ class Job(list[RunSpec]):
 
 def plan(
     specs: Iterable[RunSpec], store_root: str, backend: Backend | None = None, *, download: bool = False
-) -> tuple[list[Job], int]:
-    """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning.
+) -> tuple[list[Job], list[str]]:
+    """Resolve and validate every spec (fail before any work), drop finished runs, group by unlearning:
+    the jobs to run, and the ids of the runs already complete.
 
     With a backend (a sweep that will run), the store must be writable and, with work to do, the backend's
     workers are started and each must be able to write the store (else :class:`UserError`), so a store that
@@ -61,7 +62,7 @@ def plan(
     store = Store(store_root)
     groups: dict[str, Job] = {}
     tasks: dict[tuple[int, tuple[str, ...]], Task] = {}  # each testbed's task per forget set, for the budget checks
-    skipped = 0
+    complete: list[str] = []
     for spec in specs:
         resolved = resolve(spec)
         tb = testbed_for(spec, download=download)
@@ -70,7 +71,7 @@ def plan(
         if store.rows_path(resolved.run_id).is_file():
             verdict = store.verify(resolved.run_id)[0]
             if verdict.ok:
-                skipped += 1
+                complete.append(resolved.run_id)
                 continue
             print(f"warning: run {resolved.run_id} runs again: {verdict.problem}", file=sys.stderr)
         key = resolved.unlearn_key(tb.model_sha)
@@ -80,11 +81,11 @@ def plan(
             groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget)
         groups[key].append(resolved.spec)
     if backend is None:
-        return list(groups.values()), skipped
+        return list(groups.values()), complete
     store.check_writable()  # after every spec is validated: a refused sweep leaves its folder untouched
     if groups:
         backend.start(str(store_root))
-    return list(groups.values()), skipped
+    return list(groups.values()), complete
 
 
 def run_sweep(
@@ -122,7 +123,8 @@ def run_sweep(
     options["max_minutes"] = max_minutes
     runner = make_backend(backend, threads=per_run, device=device, plugins=plugins or [], workers=workers, **options)
     with runner:
-        jobs, skipped = plan(specs, store_root, None if plan_only else runner, download=download)
+        jobs, complete = plan(specs, store_root, None if plan_only else runner, download=download)
+        skipped = len(complete)
         report = SweepReport(skipped=skipped)
         total = sum(len(j) for j in jobs)
         print(
@@ -138,7 +140,8 @@ def run_sweep(
                     print(f"sweep:   {name:<40} {seconds / max(1, workers) / 3600:6.2f} h", file=sys.stderr)
         if not jobs or plan_only:
             return report
-        with logged(store_root, runner, workers, total, report, config) as progress:
+        run_ids = complete + [s.run_id for job in jobs for s in job]
+        with logged(store_root, runner, workers, run_ids, report, config) as progress:
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
             for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
@@ -164,26 +167,36 @@ def run_sweep(
 
 
 def config_record(config: str | None) -> dict[str, str]:
-    """The sweep log's record of the config a sweep ran: its path as given, and its bytes' sha256 (an edited
-    config is another config)."""
+    """The sweep log's record of the config a sweep ran: its path (from the top of the git work tree it is in,
+    so ``configs/text.toml`` from any folder, else absolute) and its bytes' sha256; ``"(flags)"`` for a sweep
+    the command line alone described."""
     if not config:
         return {"config": "(flags)"}
     import hashlib
 
-    return {"config": config, "config_sha256": hashlib.sha256(Path(config).read_bytes()).hexdigest()}
+    path = Path(config).resolve()
+    top = next((p for p in path.parents if (p / ".git").exists()), None)
+    name = path.relative_to(top).as_posix() if top else path.as_posix()
+    return {"config": name, "config_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 @contextmanager
 def logged(
-    store_root: str, runner: Backend, workers: int, planned: int, report: SweepReport, config: str | None = None
+    store_root: str,
+    runner: Backend,
+    workers: int,
+    run_ids: list[str],
+    report: SweepReport,
+    config: str | None = None,
 ) -> Iterator[Callable[[], None]]:
     """Log the sweep in the store's ``sweeps.jsonl``: a line when it starts, one each time a run finishes
     (status ``running``: what it has done so far, so a sweep the machine kills, which runs no ``finally``, still
     leaves its wall time up to its last saved run), and its last when it ends, however it ends (finished,
     interrupted, or an error). Each line holds its start, wall time, workers and threads, the processor, the runs
-    already complete before it, the runs it planned, finished and lost, and its config (the path as given and
-    the file's sha256; "(flags)" for a sweep the command line alone described); the lines of one sweep share its
-    ``started_unix`` and ``Store.sweeps`` keeps its latest. A config's measured wall time over several sessions is
+    already complete before it, the runs it planned, finished and lost, and its config (``config_record``); its
+    first line also lists every run id of its grid (``run_ids``: which runs the config's share of the page
+    counts, and which sweeps ran the same grid). The lines of one sweep share its ``started_unix``, and
+    ``Store.sweeps`` merges them, the latest winning. A config's measured wall time over several sessions is
     the union of these spans (``results.sweep_wall_s``; the leaderboard prints it, and says when the last sweep
     stopped short). Yields the callable the sweep calls after each finished run."""
     import datetime as dt
@@ -202,17 +215,18 @@ def logged(
         "processor": processor(),
         "cpus": os.cpu_count(),
         "already_complete": report.skipped,
-        "planned": planned,
+        "planned": len(run_ids) - report.skipped,
         "git_commit": git_sha(),
         **config_record(config),
     }
     store = Store(store_root)
 
-    def log(status: str) -> None:
+    def log(status: str, **first: Any) -> None:
         wall = round(time.perf_counter() - t0, 3)
-        store.log_sweep({**fixed, "wall_s": wall, "status": status, "done": report.done, "failed": report.failed})
+        progress = {"wall_s": wall, "status": status, "done": report.done, "failed": report.failed}
+        store.log_sweep({**fixed, **progress, **first})
 
-    log("running")
+    log("running", run_ids=sorted(run_ids))
     status = "error"
     try:
         yield lambda: log("running")

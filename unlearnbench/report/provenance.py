@@ -3,7 +3,7 @@ them, and how long the sweeps that wrote the store ran."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -126,9 +126,10 @@ ENDED = {"running": "its last line says running: killed, or still running"}  # a
 def sweep_note(records: list[dict], results: str, complete: int, metas: list[dict] | None = None) -> str:
     """One sentence on the wall time of the sweeps that wrote the store (its ``sweeps.jsonl``): the union of
     their spans, how many, on what; one on the work of its complete runs (``metas``, their ``runs/*.json``):
-    their own wall times summed, and what is left with each unlearned model counted once; and, when the last
-    sweep stopped short, how many of its planned runs the store holds (``complete``). Empty for a store no
-    logged sweep wrote."""
+    their own wall times summed, and what is left with each unlearned model counted once; and, where the log
+    names the configs, each grid's time and how many of its runs the store holds (``config_part``), else, when
+    the last sweep stopped short, how many of its planned runs the store holds (``complete``). Empty for a store
+    no logged sweep wrote."""
     from unlearnbench.results import SWEEP_LOG, sweep_wall_s
 
     if not records:
@@ -161,10 +162,11 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
                 f"workers."
             )
     configs = by_config(records)
-    if list(configs) != [UNNAMED]:  # the log names the configs: each one's time, and whether it is complete
-        return note + " By config: " + "; ".join(config_part(name, recs) for name, recs in configs.items()) + "."
+    if list(configs) != [UNNAMED]:  # the log names the configs: each one's time, and how much of it is here
+        held = {str(m.get("run_id")): str(m.get("status", "ok")) for m in metas} if metas is not None else None
+        return note + " By config: " + "; ".join(config_part(n, recs, held) for n, recs in configs.items()) + "."
     last = max(records, key=lambda r: r.get("started_unix", 0.0))
-    if ended_well(last):
+    if last.get("status") == "finished" and last.get("failed", 0) == 0:
         return note
     before = last.get("already_complete", 0)  # absent from records of a sweep that started from an empty store
     return note + (
@@ -174,40 +176,51 @@ def sweep_note(records: list[dict], results: str, complete: int, metas: list[dic
     )
 
 
-UNNAMED = "config not recorded"  # sweeps logged before the log named their config
+UNNAMED = "sweeps from before the log named their config"
+FLAGS = "(flags)"  # a sweep the command line alone described
 
 
 def by_config(records: list[dict]) -> dict[str, list[dict]]:
-    """The sweeps (oldest first) by the config they ran, in the order each config first ran."""
-    out: dict[str, list[dict]] = {}
+    """The sweeps (oldest first) by the grid they ran: its config and its runs (one config run with other flags,
+    ``--protocol papers``, is another grid), in the order each first ran. Named by the config's path, numbered
+    where one path ran several grids; plain words for the sweeps that named no config file."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
     for r in sorted(records, key=lambda r: r.get("started_unix", 0.0)):
-        out.setdefault(str(r.get("config") or UNNAMED), []).append(r)
+        ids = r.get("run_ids")
+        runs = tuple(sorted(map(str, ids))) if isinstance(ids, list) else ()
+        groups.setdefault((str(r.get("config") or UNNAMED), runs), []).append(r)
+    grids, seen = Counter(path for path, _ in groups), Counter[str]()
+    out: dict[str, list[dict]] = {}
+    for (path, _), recs in groups.items():
+        seen[path] += 1
+        name = path if path in (UNNAMED, FLAGS) else f"`{path}`"
+        out[name + (f" (grid {seen[path]})" if grids[path] > 1 else "")] = recs
     return out
-
-
-def ended_well(record: dict) -> bool:
-    return record.get("status") == "finished" and record.get("failed", 0) == 0
 
 
 def ending(record: dict) -> str:
     return ENDED.get(record.get("status", "?"), record.get("status", "?"))
 
 
-def config_part(name: str, records: list[dict]) -> str:
-    """One config's share of the sweep note: the wall time of its sweeps (their union), how many, and how many
-    of its runs are complete by its last sweep's count (the runs complete before it, plus those it wrote
-    without an error)."""
+def config_part(name: str, records: list[dict], held: dict[str, str] | None) -> str:
+    """One grid's share of the sweep note: the wall time of its sweeps (their union) and how many, and, where
+    they listed their runs, how many of those the store holds now (``held``: run id to status), how many of
+    them failed, and whether the same sweep has runs left to do (no count without ``held``)."""
     from unlearnbench.results import sweep_wall_s
 
+    head = f"{name} **{sweep_wall_s(records) / 3600:.2f} h** ({len(records)} sweep(s)"
     last = records[-1]
-    runs = last.get("already_complete", 0) + last.get("planned", 0)
-    edited = len({r.get("config_sha256") for r in records}) > 1
-    head = f"`{name}` **{sweep_wall_s(records) / 3600:.2f} h** ({len(records)} sweep(s)"
-    head += ", the file changed between them" if edited else ""
-    if ended_well(last):
-        return f"{head}; all {runs} of its runs)"
-    done = last.get("already_complete", 0) + last.get("done", 0) - last.get("failed", 0)
+    ids = set(map(str, last.get("run_ids") or []))
+    if not ids or held is None:
+        return f"{head})"
+    here = ids & held.keys()
+    failed = sum(held[i] != "ok" for i in here)
+    state = f"all {len(ids)} of its runs" if len(here) == len(ids) else f"{len(here)} of its {len(ids)} runs"
+    state += f", {failed} of them failed (kept with their error, in no table)" if failed else ""
+    if len(here) == len(ids):
+        return f"{head}; {state})"
+    stopped = "" if last.get("status") == "finished" else f"its last sweep stopped before the end ({ending(last)}); "
     return (
-        f"{head}; **incomplete:** its last sweep stopped before the end ({ending(last)}) with {done} of its {runs} "
-        f"runs complete, and every table holds only those: running the same sweep again resumes it)"
+        f"{head}; **incomplete:** {stopped}{state} are in the store, and every table holds only those: running the "
+        f"same sweep again resumes it)"
     )
