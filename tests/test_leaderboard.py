@@ -903,6 +903,24 @@ def _as_text16(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([one, three], ignore_index=True)
 
 
+def test_the_concept_count_table_reads_only_the_concepts_the_several_concept_runs_erase(small_store):
+    """One-concept runs of a concept no several-concept run erases (a colour beside three objects) stay out of the
+    count table: the counts compare the same concepts."""
+    from unlearnbench.report.quality import concept_count_table
+
+    text = _as_text16(load_results(small_store))
+    one = text[text["n_forget"].isna()] if "n_forget" in text else text
+    one = one[one["forget_concept"] == "seven"]
+    red = one.assign(run_id=one["run_id"] + "-red", forget_concept="red", value=one["value"] * 0.0)
+    ua = column_format("unlearning_accuracy_11way", "forget").label
+    before = concept_count_table(text, intervals=False).set_index(["method", "concepts"])
+    after = concept_count_table(pd.concat([text, red], ignore_index=True), intervals=False)
+    after = after.set_index(["method", "concepts"])
+    assert after.loc[("safemax", 1), "runs"] == before.loc[("safemax", 1), "runs"]  # red is not among the three
+    assert after.loc[("safemax", 1), ua].mean == pytest.approx(before.loc[("safemax", 1), ua].mean)
+    assert after.loc[("safemax", 3), "runs"] == before.loc[("safemax", 3), "runs"]
+
+
 def test_a_second_store_is_its_testbeds_section_with_its_columns_and_its_tuned_table(small_store, tmp_path):
     """``--results`` takes one store per testbed: the first makes the page as before, each further one a section of
     its own ("The text16 testbed") with the columns its runs have (a CLIP score; digits16's has none), a table of

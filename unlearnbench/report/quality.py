@@ -75,14 +75,20 @@ def forget_counts(df: pd.DataFrame) -> pd.Series:
 def concept_count_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
     """Forgetting and retention against how many concepts a run forgets at once, for every (label, method) that
     has runs at more than one count (MACE's question: does retention fall as erased concepts add up?). Each
-    count's runs forget different concept sets, so a row averages over its sets and seeds."""
+    count's runs forget different concept sets, so a row averages over its sets and seeds; every row reads only
+    runs whose concepts are all among those the method's several-concept runs erase."""
     unl = unlearned_rows(df)
     counts = forget_counts(unl)
+    sets = unl["forget_concept"].astype(str).str.split(",").map(frozenset)
     rows = []
     for (label, method), g in method_groups(unl):
         n = counts[g.index]
         if n.nunique() < 2:
             continue
+        # only the concepts the larger sets erase: one-concept runs of an attribute do not stand beside three objects
+        erased = frozenset().union(*sets[g.index][n > 1])
+        inside = sets[g.index].map(lambda concepts, erased=erased: concepts <= erased)
+        g, n = g[inside], n[inside]
         for k in sorted(n.unique()):
             part = g[n == k]
             cells = {

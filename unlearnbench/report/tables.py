@@ -42,7 +42,9 @@ TITLES = {
 }
 CONCEPT_COUNT_NOTE = (
     "Forgetting and retention as a run erases more concepts at once (1, 3, 5: each count's runs erase different "
-    "concept sets, and a row averages over its sets and seeds); every other table reads the runs that erase one."
+    "concept sets, and a row averages over its sets and seeds). Every row reads only the runs whose concepts are all "
+    "among those the method's several-concept runs erase, so one-concept runs of other concepts (a colour beside "
+    "three objects) stay out; every other table reads the runs that erase one."
 )
 
 
