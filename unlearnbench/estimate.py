@@ -12,9 +12,12 @@ from unlearnbench.spec import RunSpec
 
 
 def _cost_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    """What a run's evaluation cost depends on: its testbed, method and attack, sampler and sample counts (the
+    testbed first: a run on another testbed says nothing of this one's cost)."""
     ev = spec.get("eval", {})
     sampler = ev.get("sampler", {})
     return (
+        spec.get("testbed", "digits16"),
         spec["method"],
         spec.get("attack", "none"),
         sampler.get("guidance_scale"),
@@ -34,6 +37,11 @@ class _Measured(NamedTuple):
     key: tuple[Any, ...]
     evaluation_s: float
     unlearning_s: float | None
+    args: str = "{}"  # the method's arguments, canonical: a method's cost depends on its steps and batch
+
+
+def _args(spec: dict[str, Any]) -> str:
+    return json.dumps(spec.get("method_args", {}), sort_keys=True, default=str)
 
 
 def busy_share(meta: dict[str, Any]) -> float:
@@ -56,22 +64,22 @@ def _measured(meta: dict[str, Any], rows: Path) -> _Measured:
     have one (a run measured with several threads is counted at its wall time: their overlap is unknown)."""
     import pandas as pd
 
-    key, wall = _cost_key(meta["spec"]), float(meta["wall_s"])
+    key, args, wall = _cost_key(meta["spec"]), _args(meta["spec"]), float(meta["wall_s"])
     scale = busy_share(meta)
     split = meta.get("time_split_s")
     if isinstance(split, dict):  # a run that read its unlearned model from the cache has no "unlearning" part
         unlearning = split.get("unlearning")
         if unlearning is None:
-            return _Measured(key, wall * scale, None)
-        return _Measured(key, max(0.0, wall - float(unlearning)) * scale, float(unlearning) * scale)
+            return _Measured(key, wall * scale, None, args)
+        return _Measured(key, max(0.0, wall - float(unlearning)) * scale, float(unlearning) * scale, args)
     df = pd.read_parquet(rows, columns=["phase", "metric", "value"])
     cost = df[df["phase"] == "unlearned"].drop_duplicates("metric").set_index("metric")["value"]
     # the recorded unlearning time includes its priors'; a prior read from the cache was not spent in this run
     cached_prior = float(cost.get("cost_prior_wall_s", 0.0)) if cost.get("cost_prior_cached", 0.0) else 0.0
     unlearning = float(cost.get("cost_wall_s", 0.0)) - cached_prior
     if wall > unlearning:
-        return _Measured(key, (wall - unlearning) * scale, unlearning * scale)
-    return _Measured(key, wall * scale, None)
+        return _Measured(key, (wall - unlearning) * scale, unlearning * scale, args)
+    return _Measured(key, wall * scale, None, args)
 
 
 def estimate(
@@ -81,11 +89,12 @@ def estimate(
     breakdown: dict[str, float] | None = None,
 ) -> str:
     """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
-    once (the median unlearning time of measured runs with the same method and settings) plus each run's
-    evaluation (the median of runs with the same method, attack, sampler and sample counts, else of the same
-    method and attack at any settings, else of the same attack, sampler and sample counts with other methods:
-    rough figures, the last because an attack's and the evaluation's cost barely depend on which method made
-    the weights; else unknown). One line. ``breakdown``, when given,
+    once (the median unlearning time of measured runs with the same method, arguments and settings, else of the
+    same method at any) plus each run's evaluation (the median of runs with the same method, attack, sampler and
+    sample counts, else of the same method and attack at any settings, else of the same attack, sampler and
+    sample counts with other methods: rough figures, the last because an attack's and the evaluation's cost
+    barely depend on which method made the weights; else unknown). Only runs on the planned run's testbed
+    count. One line. ``breakdown``, when given,
     receives the estimated seconds of one worker per ``method/attack`` (a job's unlearning goes to its
     method's ``method/unlearning``)."""
     import statistics
@@ -105,29 +114,31 @@ def estimate(
     rough: dict[tuple[Any, ...], list[float]] = {}
     other_method: dict[tuple[Any, ...], list[float]] = {}
     unlearn_exact: dict[tuple[Any, ...], list[float]] = {}
-    unlearn_rough: dict[str, list[float]] = {}
+    unlearn_rough: dict[tuple[Any, ...], list[float]] = {}
+    # keys: key[:3] is (testbed, method, attack); an unlearning's key drops the attack and adds the arguments
     for m in seen:
         exact.setdefault(m.key, []).append(m.evaluation_s)
-        rough.setdefault(m.key[:2], []).append(m.evaluation_s)
-        other_method.setdefault(m.key[1:], []).append(m.evaluation_s)
+        rough.setdefault(m.key[:3], []).append(m.evaluation_s)
+        other_method.setdefault((m.key[0], *m.key[2:]), []).append(m.evaluation_s)
         if m.unlearning_s is not None:
-            unlearn_exact.setdefault((m.key[0], *m.key[2:]), []).append(m.unlearning_s)
-            unlearn_rough.setdefault(m.key[0], []).append(m.unlearning_s)
+            unlearn_exact.setdefault((*m.key[:2], m.args, *m.key[3:]), []).append(m.unlearning_s)
+            unlearn_rough.setdefault(m.key[:2], []).append(m.unlearning_s)
     total, unknown, planned = 0.0, set(), 0
     counts = [0, 0, 0]  # runs estimated from each tier: same settings, same method and attack, other methods
     parts = breakdown if breakdown is not None else {}
     for job in jobs:
-        first = _cost_key(job[0].to_dict())
-        unlearning = unlearn_exact.get((first[0], *first[2:])) or unlearn_rough.get(first[0])
+        first_spec = job[0].to_dict()
+        first = _cost_key(first_spec)
+        unlearning = unlearn_exact.get((*first[:2], _args(first_spec), *first[3:])) or unlearn_rough.get(first[:2])
         cached = getattr(job, "cached", False)  # a model in the cache (or a shipped reference) costs nothing
         if unlearning and not cached:
             seconds = statistics.median(unlearning)
             total += seconds
-            parts[f"{first[0]}/unlearning"] = parts.get(f"{first[0]}/unlearning", 0.0) + seconds
+            parts[f"{first[1]}/unlearning"] = parts.get(f"{first[1]}/unlearning", 0.0) + seconds
         for spec in job:
             planned += 1
             key = _cost_key(spec.to_dict())
-            tiers = ((exact, key), (rough, key[:2]), (other_method, key[1:])) if unlearning or cached else ()
+            tiers = ((exact, key), (rough, key[:3]), (other_method, (key[0], *key[2:]))) if unlearning or cached else ()
             tier = next((i for i, (seen_s, k) in enumerate(tiers) if k in seen_s), None)
             if tier is None:
                 unknown.add(f"{spec.method}/{spec.attack}")
