@@ -510,17 +510,19 @@ def test_recovered_counts_only_the_runs_that_forgot():
     """Three relearning runs: two forgot (one recovers at step 25, one never does), one never forgot
     (pre-attack ASR above the threshold). Steps to recover averages the one recovery, not a 0 for the run
     that never forgot, and the cell says ``recovered 1/2``."""
-    per_run = {
-        "f_rec": {"forgot": 1.0, "recovered": 1.0, "steps_to_recover": 25.0},
-        "f_never": {"forgot": 1.0, "recovered": 0.0, "steps_to_recover": float("nan")},
-        "no_forget": {"forgot": 0.0},
+    per_run = {  # the unlearned model's ASR on the forget samples, then the relearning curve
+        "f_rec": (0.0, {0: 0.0, 5: 0.1, 25: 0.9, 300: 0.9}),
+        "f_never": (0.0, {0: 0.0, 5: 0.1, 25: 0.1, 300: 0.1}),
+        "no_forget": (0.95, {0: 0.95, 5: 0.95, 25: 0.95, 300: 0.95}),
     }
-    attacked = {"attack": "relearn", "attack_args": "{}", "phase": "attacked"}
-    rows = [
-        _row(run_id=run_id, forget_concept=str(i), metric=m, value=x, **attacked)
-        for i, (run_id, metrics) in enumerate(per_run.items())
-        for m, x in metrics.items()
-    ]
+    attacked = {"attack": "relearn", "attack_args": "{}"}
+    rows = []
+    for i, (run_id, (pre, curve)) in enumerate(per_run.items()):
+        run = dict(run_id=run_id, forget_concept=str(i), **attacked)
+        rows += [_row(**run, phase="original", metric="asr_11way", value=1.0),
+                 _row(**run, phase="unlearned", metric="asr_11way", value=pre),
+                 _row(**run, phase="attacked", metric="recover_threshold", value=0.8)]  # fmt: skip
+        rows += [_row(**run, phase="attacked", metric="asr_11way", value=v, attack_step=k) for k, v in curve.items()]
     t = tables.build_tables(to_frame(rows))
     cell = t.robustness.iloc[0][phase_label("steps_to_recover", "forget", "attacked")]
     assert cell.mean == 25.0 and cell.note == " (recovered 1/2)"

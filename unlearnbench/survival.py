@@ -415,7 +415,8 @@ def rank_correlation(
     For entropy against time-to-recover, pass censored runs at the budget: that is a rank correlation in
     which the censored runs tie at the top rank (they recovered "no sooner than the budget"); runs that
     never forgot have no time and are left out by the caller. Replicates whose draw is constant in ``x`` or
-    ``y`` have no rho and are dropped. ``rho`` is NaN when the data themselves are constant.
+    ``y`` have no rho and are dropped. ``rho`` is NaN when the data themselves are constant; the interval is
+    NaN given a single cluster (every draw is the data again: a zero-width interval would be a lie).
 
     Raises:
         ValueError: lengths differ, fewer than 2 pairs, or a NaN/infinite value.
@@ -441,6 +442,8 @@ def rank_correlation(
         return _spearman(xs[rows], ys[rows])
 
     rho = _spearman(xs, ys)
+    if len(groups) < 2:
+        return Correlation(rho=rho, lo=math.nan, hi=math.nan, n=int(xs.size), n_clusters=n_clusters)
     # centred: a draw repeats points (whole clusters), and the repeats pull the replicates' rho away from the
     # estimate (toward 0 when the correlation lives between clusters), so that a plain percentile interval
     # missed its own estimate (rho 0.967, interval [0.81, 0.963], 8 clusters of 3)

@@ -3,7 +3,7 @@
 A relearning run that recorded a curve gives one observation (:func:`unlearnbench.survival.recovery_time`): the
 first curve step whose ASR reaches the recovery threshold (an event), or the attack's budget (censored) when it
 never does; a run whose model never forgot is neither. Per method (and attack and sampler setting) the table
-shows the Kaplan–Meier median with its interval ("> 300" when more than half the runs are censored), the
+shows the Kaplan–Meier median with its interval ("> 300" beyond the budget), the
 restricted mean time to the budget, and, against the comparison method (SAFEMax with its retain term when the
 store has it), the paired difference of restricted means with a bootstrap over forget concepts: runs share
 concepts and seeds, so they are compared as pairs and the concepts resampled (a cluster bootstrap). A few
@@ -13,6 +13,7 @@ tell"); a tie is a paired interval containing zero.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, replace
@@ -34,7 +35,13 @@ UNCERTAINTY = ("entropy", "noise_autocorr")  # the unlearned model's forget-samp
 
 def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per relearning run with a curve: its group, concept, seed, ``time``, ``event``, ``budget`` and the
-    unlearned model's forget-class entropy (and noise-likeness); runs that never forgot are left out."""
+    unlearned model's forget-class entropy (and noise-likeness); runs that never forgot are left out.
+
+    Whether a run forgot is read from the unlearned model's forget-class ASR as the run measured it on its
+    ``forget_samples``, the figure the forgetting and cost tables read, and not from the curve's first point (the
+    same model on the fewer ``curve_samples``): two draws of one model near the threshold could otherwise put a
+    run among those that forgot in one table and not in another. The curve's later points give the time (a run
+    without that figure falls back on the curve's first point)."""
     if SETTING not in df:
         df = df.assign(**{SETTING: ""})
     ok = df[df["status"] == "ok"]
@@ -42,11 +49,13 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     relearning = set(ok.loc[ok["metric"] == "recover_threshold", "run_id"])
     curve = ok[ok["attack_step"].notna() & (ok["metric"] == PRIMARY_ASR) & (ok["split"] == "forget")]
     curve = curve[curve["run_id"].isin(relearning)]
+    columns = [*GROUP, "run_id", "forget_concept", "seed", "time", "event", "budget"]
     if curve.empty:
-        return pd.DataFrame(columns=[*GROUP, "run_id", "forget_concept", "seed", "time", "event", "budget"])
+        return pd.DataFrame(columns=columns)
     final = ok[ok["attack_step"].isna() & ok["class_id"].isna() & (ok["split"] == "forget")]
     original = final[(final["phase"] == "original") & (final["metric"] == PRIMARY_ASR)].set_index("run_id")["value"]
     unlearned = final[final["phase"] == "unlearned"].pivot_table(index="run_id", columns="metric", values="value")
+    has_pre = PRIMARY_ASR in unlearned.columns
     runs = with_attack_setting(curve.drop_duplicates("run_id"))
     by_run = dict(tuple(curve.groupby("run_id")))  # one pass over the curve rows, not one filter per run
     records: list[dict[str, Any]] = []
@@ -54,6 +63,9 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
         points = by_run[row.run_id]
         fraction = float(json.loads(row.attack_args).get("recover_fraction", survival.FORGOT_FRACTION))
         pairs = sorted((int(s), float(v)) for s, v in zip(points["attack_step"], points["value"], strict=True))
+        measured = unlearned.at[row.run_id, PRIMARY_ASR] if has_pre and row.run_id in unlearned.index else math.nan
+        if math.isfinite(measured):  # the model before the attack, read on the run's forget samples
+            pairs = [(0, float(measured)), *((s, v) for s, v in pairs if s != 0)]
         observed = survival.recovery_time(pairs, float(original.get(row.run_id, math.nan)), fraction)
         if observed is None:  # never forgot: nothing to recover, neither an event nor at risk
             continue
@@ -64,7 +76,7 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
         for metric in UNCERTAINTY:
             record[metric] = unlearned.at[row.run_id, metric] if metric in unlearned.columns else math.nan
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
 
 
 def _paired(group: pd.DataFrame) -> dict[str, list[tuple[float, bool]]]:
@@ -76,10 +88,12 @@ COMPARE_TO = ("tuned, retain term", "safemax")
 NOTE = (
     "Relearning runs whose unlearned model forgot (pre-attack ASR below 0.8 × the original's), as a time to "
     "recover: the first curve step whose ASR is back at that threshold, or censored at the attack's budget. "
-    'Median: Kaplan–Meier, with its 95% interval ("> budget" where more than half the runs never recovered). '
+    'Median: Kaplan–Meier, with its 95% interval ("> budget": beyond the budget, where more than half the runs '
+    "never recovered, or, for an interval's upper end, where too few runs recovered to bound it). "
     "Restricted mean: the mean steps to recover within the budget (the area under the curve). vs SAFEMax "
     "(retain term): this row's restricted mean minus SAFEMax's on the same concepts and seeds, with a bootstrap "
-    "over concepts (few concepts: an optimistic interval; = marks an interval containing 0). log-rank p: "
+    "over concepts (few concepts: an optimistic interval; = marks an interval containing 0; one concept gives "
+    "no interval). log-rank p: "
     "scipy's log-rank test of the two curves, which takes the runs as independent (they share concepts and "
     "seeds: read the paired column first)."
 )
@@ -115,7 +129,7 @@ def survival_table(runs: pd.DataFrame, compare_to: tuple[str, str] | None = COMP
             mine, theirs = _paired(g), _paired(base)
             if any(k in theirs and len(mine[k]) and len(theirs[k]) for k in mine):  # a class both forgot: pairable
                 d = survival.paired_rmst_difference(mine, theirs, budget)  # this row minus the comparison
-                row["vs"] = _difference(d) + (" =" if d.tie else "")
+                row["vs"] = _difference(d) + (" =" if d.tie and not math.isnan(d.lo) else "")
                 _, p = survival.logrank(g["time"], g["event"], base["time"], base["event"])
                 row["log-rank p"] = f"{p:.2g}"
             elif len(base):
@@ -137,8 +151,8 @@ def _by(order: list[str]) -> Any:
 
 UNCERTAINTY_NOTE = (
     "Uncertainty against robustness: Spearman's rho between the unlearned model's forget-class entropy and the "
-    "steps to recover (censored runs at the budget), over every run and within each method, with an interval "
-    "from resampling the concepts."
+    "steps to recover (censored runs at the budget), over every run and within each setting of a method (4 runs "
+    "or more), with an interval from resampling the concepts (none where the runs share one concept)."
 )
 
 
@@ -154,8 +168,9 @@ def _family(testbed: object, concept: str) -> str:
 
 def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") -> pd.DataFrame:
     """Spearman's rho between the unlearned model's forget-class ``metric`` and the time to recover (censored
-    runs tie at the budget), per attack and sampler setting, over every method's runs and within each method,
-    with an interval from resampling the forget concepts; a group whose values do not vary is left out. Where the
+    runs tie at the budget), per attack and sampler setting, over every method's runs and within each setting of
+    each method ("safemax (tuned)"), with an interval from resampling the forget concepts (none from one concept:
+    NaN); a group of fewer than 4 runs, or whose values do not vary, is left out. Where the
     runs forgot concepts of several families (text16's digits and colours, whose judges' entropies have different
     maxima), each family is its own group: "all methods (colour)"."""
     have = runs.dropna(subset=[metric])
@@ -168,7 +183,8 @@ def uncertainty_against_recovery(runs: pd.DataFrame, metric: str = "entropy") ->
         for family in families:
             mine = part[part["family"].fillna("") == family]
             tag = f" ({family})" if len(families) > 1 else ""
-            groups += [(f"all methods{tag}", mine), *((f"{m}{tag}", g) for m, g in mine.groupby("method"))]
+            within = mine.groupby(["label", "method"], sort=True)  # one setting of one method, never pooled
+            groups += [(f"all methods{tag}", mine), *((f"{_name(lb, m)}{tag}", g) for (lb, m), g in within)]
         for name, g in groups:
             if len(g) < 4 or g[metric].nunique() < 2 or g["time"].nunique() < 2:
                 continue
@@ -271,18 +287,38 @@ def answers(
             f"differs by {'; '.join(cells)}. So: {'; '.join(verdict)}."
         )
         tuned = part[part["label"].map(base_label).str.startswith("tuned")]
-        anchor, noise = tuned[tuned["method"].isin(ANCHOR)], tuned[tuned["method"].isin(NOISE)]
-        anchored, noised = _paired(anchor), _paired(noise)
-        if any(k in noised for k in anchored):
+        for anchor, noise in _sides(tuned[tuned["method"].isin(ANCHOR)], tuned[tuned["method"].isin(NOISE)]):
+            anchored, noised = _paired(anchor), _paired(noise)
+            if not any(k in noised for k in anchored):
+                continue
             d = survival.paired_rmst_difference(anchored, noised, budget)
             side = "cannot tell" if d.tie else "anchoring holds longer" if d.value > 0 else "noise holds longer"
             out.append(
                 f"**Anchoring or noise?** ({where}) Tuned methods that anchor the concept to another "
-                f"({', '.join(sorted(set(anchor['method'])))}: {len(anchor)} runs) against those that send it to noise "
-                f"({', '.join(sorted(set(noise['method'])))}: {len(noise)} runs): restricted mean time to recover, "
+                f"({_members(anchor)}: {len(anchor)} runs) against those that send it to noise "
+                f"({_members(noise)}: {len(noise)} runs): restricted mean time to recover, "
                 f"anchoring minus noise, {_difference(d)} steps, paired over {d.n_clusters} concepts: {side}."
             )
     return out
+
+
+def _sides(anchor: pd.DataFrame, noise: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The anchoring and noise sides to compare, each method at one tuned setting: a method tuned at several
+    ("tuned" and "tuned, retain term" SAFEMax) gives one comparison per setting, never the two pooled (their times
+    to recover differ by more than the methods' do)."""
+
+    def choices(side: pd.DataFrame) -> list[pd.DataFrame]:
+        settings = side["label"].map(base_label) + "\0" + side["method"]  # one setting of one method
+        per_method = [sorted(set(settings[side["method"] == m])) for m in sorted(set(side["method"]))]
+        return [side[settings.isin(pick)] for pick in itertools.product(*per_method)] if per_method else []
+
+    return [(a, n) for a in choices(anchor) for n in choices(noise)]
+
+
+def _members(side: pd.DataFrame) -> str:
+    """The methods of one side with their settings: "safemax (tuned, retain term), selective_amnesia (tuned)"."""
+    pairs = side[["label", "method"]].drop_duplicates()
+    return ", ".join(sorted(_name(lb, m) for lb, m in zip(pairs["label"], pairs["method"], strict=True)))
 
 
 def prompt_answers(

@@ -30,14 +30,16 @@ def robustness_metrics() -> list[tuple[str, str, str]]:
     ]
 
 
-def recovered_note(runs: pd.DataFrame) -> str:
-    """`` (recovered k/n)`` for the final rows of a group of attack runs: ``n`` counts the runs that forgot
-    (pre-attack ASR below the recovery threshold), ``k`` those of them that recovered; empty without a curve."""
-    forgot = runs[(runs.metric == "forgot") & (runs.phase == "attacked")]["value"]
-    if forgot.empty:
-        return ""
-    recovered = runs[(runs.metric == "recovered") & (runs.phase == "attacked")]["value"]
-    return f" (recovered {int(recovered.sum())}/{int(forgot.sum())})"
+def steps_cell(runs: pd.DataFrame, recovery: pd.DataFrame, intervals: bool) -> Stat:
+    """The steps-to-recover cell of a group of relearning runs (their final rows): the mean steps of those that
+    recovered, then `` (recovered k/n)``: ``n`` the runs that forgot, ``k`` those of them that recovered. Both
+    read from ``recovery`` (:func:`unlearnbench.report.recovery.recovery_runs`), which decides "forgot" as the
+    forgetting and survival tables do; a run's own recovery rows judged it on its curve's first point."""
+    mine = recovery[recovery["run_id"].isin(set(runs["run_id"]))]
+    back = mine[mine["event"].astype(bool)]
+    rows = back[["forget_concept", "seed"]].assign(value=back["time"].astype(float))
+    note = f" (recovered {len(back)}/{len(mine)})"
+    return Stat.of_rows(rows, column_format("steps_to_recover", "forget"), note, intervals=intervals)
 
 
 def found_prompts(runs: pd.DataFrame) -> str:
@@ -50,9 +52,14 @@ def found_prompts(runs: pd.DataFrame) -> str:
     return "; ".join(f'{c}: "{p}"' for c, p in zip(found["forget_concept"], found["attack_prompt"], strict=True))
 
 
-def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+def robustness_table(df: pd.DataFrame, intervals: bool, recovery: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (label, method, attack setting) of the attack runs, with the ``sampler_setting`` column
-    that ties are marked within."""
+    that ties are marked within. ``recovery``: the relearning runs as times to recover (computed from ``df`` when
+    not given)."""
+    from unlearnbench.report.recovery import recovery_runs
+
+    recovery = recovery_runs(df) if recovery is None else recovery
+    relearning = set(df.loc[df["metric"] == "recover_threshold", "run_id"])
     attacked = with_attack_setting(df[df["attack"] != "none"])
     columns = robustness_metrics()
     rows = []
@@ -65,11 +72,14 @@ def robustness_table(df: pd.DataFrame, intervals: bool) -> pd.DataFrame:
             "runs": g["run_id"].nunique(),
             SETTING: g[SETTING].iloc[0],
         }
+        curves = bool(relearning & set(g["run_id"]))
         for metric, split, phase in columns:
+            if metric == "steps_to_recover" and curves:
+                rec[phase_label(metric, split, phase)] = steps_cell(g, recovery, intervals)
+                continue
             part = g[(g.metric == metric) & (g.split == split) & (g.phase == phase)]
-            note = recovered_note(g) if metric == "steps_to_recover" else ""
             rec[phase_label(metric, split, phase)] = Stat.of_rows(
-                part, column_format(metric, split), note, intervals=intervals
+                part, column_format(metric, split), intervals=intervals
             )
         rec[FOUND] = found_prompts(g[g.phase == "attacked"])
         rows.append(rec)

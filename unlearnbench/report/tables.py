@@ -74,7 +74,8 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     counts = concept_count_table(df, intervals)
     df = df[forget_counts(df) == 1]  # every other table: one concept at a time, never averaged with several
     quality = quality_table(df, intervals)
-    robustness = robustness_table(df, intervals)
+    runs = recovery_runs(df)  # the relearning runs as times to recover: the robustness and survival tables'
+    robustness = robustness_table(df, intervals, runs)
     prompt: list[str] = []
     verdicts: list[Verdict] = []
     broken = collapsed(df)
@@ -90,7 +91,6 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     settings = settings_behind(df)
     agreement = agreement_table(df) if intervals else pd.DataFrame()
     efficiency = efficiency_table(df, cost_reference)
-    runs = recovery_runs(df)
     tables = Tables(
         quality,
         robustness,
@@ -105,6 +105,8 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         uncertainty = uncertainty_against_recovery(runs).round(3)
+        for end in ("lo", "hi") if len(uncertainty) else ():  # no interval (one concept): a dash, not "nan"
+            uncertainty[end] = uncertainty[end].map(lambda v: "–" if pd.isna(v) else v)
         said = answers(runs, collapsed=broken, verdicts=verdicts)
         tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=said)
     return replace(tables, answers=tables.answers + prompt, verdicts=_named(verdicts, df))
