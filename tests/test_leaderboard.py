@@ -465,6 +465,12 @@ def test_efficiency_table_divides_by_safemax_on_shared_classes():
     with_intervals = pd.DataFrame(rows).assign(lo=0.0, hi=0.0)
     sa = efficiency_table(with_intervals).set_index("method").loc["selective_amnesia", "wall ×, with priors"]
     assert sa.mean == 20.0 and sa.lo == pytest.approx(50 / 3) and sa.hi == pytest.approx(30.0)  # 500/30 .. 300/10
+    # a cost recorded with a shipped result (retrain's reference) gives a ratio that says so, with no interval
+    shipped = [{**r, "metric": "cost_recorded", "value": 1.0} for r in rows
+               if r["method"] == "selective_amnesia" and r["metric"] == "cost_wall_s"]  # fmt: skip
+    sa = efficiency_table(pd.concat([with_intervals, pd.DataFrame(shipped)], ignore_index=True))
+    sa = sa.set_index("method").loc["selective_amnesia", "wall ×, with priors"]
+    assert str(sa) == "20.0 (recorded)" and not sa.interval.known
 
 
 def test_unlearning_cost_comes_from_the_run_without_an_attack():
@@ -667,6 +673,33 @@ def test_a_cost_column_marks_its_best_among_the_rows_that_forgot():
     # the 2-second row kept the concept: the cheapest that forgot is the best cost; UA still ranks every row
     assert [c.mark for c in marked[time.label]] == ["", "", "best"]
     assert [c.mark for c in marked[ua.label]] == ["", "best", "tied"]
+    # an attack's own time is the attacker's budget, not the defence: that column orders nothing
+    assert column_format("attack_cost_wall_s", "all").goal is None and time.goal == "min"
+
+
+def test_a_recorded_cost_is_said_to_be_recorded_and_competes_with_nothing():
+    """Retrain loads a shipped reference whose cost was recorded when it was built (other threads, other load):
+    its cost cells say "(recorded)", carry no interval and no goal, and the HTML page highlights the marked
+    best, not the lowest mean."""
+    from unlearnbench.report.html_page import _cells_html
+    from unlearnbench.report.quality import quality_cells
+
+    def run(run_id, method, recorded, wall):
+        common = {"run_id": run_id, "label": "paper", "method": method, "forget_concept": "0", "seed": 0,
+                  "attack": "none", "phase": "unlearned", "status": "ok", "lo": math.nan, "hi": math.nan}  # fmt: skip
+        return [{**common, "split": "all", "metric": "cost_wall_s", "value": wall},
+                {**common, "split": "all", "metric": "cost_recorded", "value": recorded}]  # fmt: skip
+
+    time = column_format("cost_wall_s", "all").label
+    shipped = quality_cells(to_frame(run("g", "retrain", 1.0, 2036.9)))[time]
+    assert str(shipped) == "2036.9 (recorded)" and shipped.goal is None and not shipped.interval.known
+    measured = quality_cells(to_frame(run("s", "safemax", 0.0, 45.6)))[time]
+    assert measured.goal == "min" and "recorded" not in str(measured)
+    # the HTML page shows the marks mark_ties set (its cost rule), not the lowest mean among every row
+    t = pd.DataFrame({"method": ["fast", "slow"], time: [Stat(1.0, math.nan, 1, "min"),
+                                                          Stat(9.0, math.nan, 1, "min", mark="best")]})  # fmt: skip
+    cells = _cells_html(t)[time].tolist()
+    assert "v best" not in cells[0] and "v best" in cells[1]
 
 
 def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_store):

@@ -420,6 +420,22 @@ def test_rank_correlation_cluster_bootstrap():
         rank_correlation([1.0], [1.0])
 
 
+def test_rank_correlation_gives_no_interval_where_few_draws_catch_the_runs_that_vary():
+    """Selective Amnesia on digits16: 15 of 16 runs recover at step 5, one at 10. A third of the draws over its 8
+    classes miss that run's class and have no rho; the rest all hold it, and an interval from them alone looked
+    precise ([-0.400, -0.351]) about one run. One cluster alone gives none either."""
+    labels = np.repeat(np.arange(8), 2)
+    entropy = np.linspace(1.0, 2.0, labels.size)
+    times = np.full(labels.size, 5.0)
+    times[3] = 10.0
+    one = rank_correlation(entropy, times, clusters=labels.tolist(), n_boot=400)
+    assert math.isfinite(one.rho) and math.isnan(one.lo) and math.isnan(one.hi)
+    spread = rank_correlation(entropy, entropy**2, clusters=labels.tolist(), n_boot=400)  # every class varies
+    assert spread.lo <= spread.rho <= spread.hi
+    single = rank_correlation(entropy[:4], entropy[:4], clusters=[0] * 4, n_boot=50)
+    assert single.rho == pytest.approx(1.0) and math.isnan(single.lo)
+
+
 # properties
 
 

@@ -36,7 +36,9 @@ def _rows(prefix: str, label_prefix: str) -> tuple[Row, ...]:
             leaderboard=0 if prefix else board,
             headline=headline and not prefix,
             robustness=robustness if prefix else 0,  # the attack's own cost, beside its success
-            ranked=not (prefix and name == "cost_steps"),  # an attack's steps are its budget: equal by design
+            # an attack's time and steps are the attacker's budget (its steps equal by design), not how well the
+            # unlearning held: no best
+            ranked=not prefix,
             best_among_forgetting=not prefix,  # an unlearning's cost counts where it forgot
             valid=NONNEGATIVE,
         )

@@ -159,9 +159,9 @@ def has_intervals(df: pd.DataFrame) -> bool:
 def mark_ties(t: pd.DataFrame, group: str | list[str] | None = None, forgot: pd.Series | None = None) -> pd.DataFrame:
     """Mark each column's best cell (by its mean and goal; comparison rows aside; within ``group``) as
     ``best``, and every other cell :func:`tied` with it as ``tied``: on that column the data cannot tell them
-    apart. ``forgot`` (a bool per row: it forgot in at least half its runs): a column whose row is declared
-    ``best_among_forgetting`` (a cost) marks its best among those rows only, as a fast row that kept the
-    concept did nothing useful."""
+    apart. ``forgot`` (a bool per row: it forgot in at least half its runs, and did not collapse the model): a
+    column whose row is declared ``best_among_forgetting`` (a cost) marks its best among those rows only, as a
+    fast row that kept the concept, or broke the model, did nothing useful."""
     if t.empty:
         return t
     out = t.copy()

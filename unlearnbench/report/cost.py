@@ -18,8 +18,11 @@ from unlearnbench.results import final_rows
 from unlearnbench.stats import bootstrap
 
 COST_NOTE = (
-    "Each method's unlearning cost divided by {ref}'s on the same forget classes, within one sampler setting and "
-    "sweep (same machine and thread count). The reference is the {ref} row that, of those that forgot in at least "
+    "Each method's unlearning cost divided by {ref}'s on the same forget classes, within one sampler setting (the "
+    "unlearnings may come from different sweeps, with other worker counts beside them: the settings table gives "
+    "their devices and threads). (recorded): the method's cost is a shipped result's, recorded when it was made "
+    "(retrain's reference, trained on other threads under other load), so its ratio is an order of magnitude, "
+    "with no interval. The reference is the {ref} row that, of those that forgot in at least "
     "half their runs, kept the most retained accuracy (the reference column names it): neither a setting that "
     "kept the class nor one that collapsed the model is a yardstick. Published: SAFEMax poster, CIFAR-10 on a "
     "GPU (time without priors, GPU memory)."
@@ -107,7 +110,7 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
     intervals = has_intervals(df)
     u = unlearned_rows(df)
     did_forget = forgot_by_run(df, u)
-    cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb"])]
+    cost = u[u.metric.isin(["cost_wall_s", "cost_cpu_s", "cost_prior_wall_s", "cost_peak_mem_mb", "cost_recorded"])]
     wide = cost.pivot_table(index=["label", "method", "forget_concept"], columns="metric", values="value")
     if wide.empty or "cost_wall_s" not in wide:
         return pd.DataFrame()
@@ -142,10 +145,16 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
             if shared.empty:
                 continue
             m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
+            recorded = bool(m.get("cost_recorded", 0.0) == 1.0)  # every shared class's cost was recorded
 
-            def measured(column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r) -> Stat:
-                """The ratio of means; with intervals, its bootstrap interval over the shared forget classes."""
+            def measured(
+                column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r, recorded=recorded
+            ) -> Stat:
+                """The ratio of means; with intervals, its bootstrap interval over the shared forget classes (none
+                for a recorded cost: one figure repeated, not a measurement)."""
                 cell = ratio(m[column] / r[column], digits)
+                if recorded:
+                    return replace(cell, note=" (recorded)")
                 if not intervals or len(shared) < 2:
                     return cell
                 a, b = mine.loc[shared, column].to_numpy(), ref.loc[shared, column].to_numpy()

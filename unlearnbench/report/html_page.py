@@ -36,10 +36,13 @@ HTML_INTRO_INTERVALS = """<p>Values are means over forget classes and seeds (<co
 interval in brackets (forget classes resampled, a drawn class bringing every seed's run; each run's value
 redrawn from its own interval over its samples). The best value of each column is highlighted and every
 value tied with it is underlined: the paired difference from the best, over the classes and seeds both rows
-ran, has an interval that holds 0 (rows that share none: their intervals overlap). Reference rows aside; in
-the robustness table, within each attack; a cost's best among the rows that forgot in at least half their
-runs. † marks a UA or retained accuracy that the second judge reads differently (the intervals do not
-overlap; see the two-judge table). {glossary} Each column sorts by its mean (click its header); the box above
+ran, has an interval that holds 0 (rows that share none: their intervals overlap). Marks are set within each
+sampler setting, reference rows aside; in the robustness table, within each attack (an attack's own time and
+steps mark nothing); a cost's best among the rows that forgot in at least half their runs (forget-class ASR
+below 0.8 × the original's) and kept at least half the original's retained accuracy. A cost marked (recorded)
+is a shipped result's, recorded when it was made, not measured here: it marks nothing. † marks a UA or
+retained accuracy that the second judge reads differently (the intervals do not overlap; see the two-judge
+table). {glossary} Each column sorts by its mean (click its header); the box above
 each table filters its rows.</p>"""
 TIED_CSS = ".tied { text-decoration: underline dotted; text-underline-offset: 3px; }\n"
 
@@ -47,12 +50,13 @@ TIED_CSS = ".tied { text-decoration: underline dotted; text-underline-offset: 3p
 def _best(cells: list[object], eligible: list[bool]) -> list[bool]:
     """Which cells hold the best value of their column, as printed (ties all count), among eligible rows."""
     stats = [c for c, ok in zip(cells, eligible, strict=True) if ok and isinstance(c, Stat) and not c.empty]
-    if not stats or stats[0].goal is None:
+    stats = [s for s in stats if s.goal is not None]  # a recorded cost orders nothing
+    if not stats:
         return [False] * len(cells)
     shown = [round(s.mean, s.digits) for s in stats]
     top = max(shown) if stats[0].goal == "max" else min(shown)
     return [
-        ok and isinstance(c, Stat) and not c.empty and round(c.mean, c.digits) == top
+        ok and isinstance(c, Stat) and not c.empty and c.goal is not None and round(c.mean, c.digits) == top
         for c, ok in zip(cells, eligible, strict=True)
     ]
 
@@ -67,7 +71,9 @@ def _stat_html(s: Stat, best: bool) -> str:
 
 
 def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
-    """The table with every cell as HTML, the best of each column (within ``group``) highlighted."""
+    """The table with every cell as HTML, the best of each column highlighted: the cell :func:`cells.mark_ties`
+    marked (which applies the cost and collapse rules), else, in a table it did not mark, the best mean among the
+    competing rows (within ``group``)."""
     out = pd.DataFrame(index=t.index)
     eligible = competing(t)
     groups = [t.index] if group is None else [g.index for _, g in t.groupby(group, sort=False)]
@@ -75,8 +81,11 @@ def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
         values = t[col].tolist()
         if any(isinstance(v, Stat) for v in values):
             best = pd.Series(False, index=t.index)
-            for idx in groups:
-                best[idx] = _best(t.loc[idx, col].tolist(), eligible[idx].tolist())
+            if any(isinstance(v, Stat) and v.mark for v in values):  # marked (cells.mark_ties): as the Markdown page
+                best[:] = [isinstance(v, Stat) and v.mark == "best" for v in values]
+            else:
+                for idx in groups:
+                    best[idx] = _best(t.loc[idx, col].tolist(), eligible[idx].tolist())
             out[col] = [_stat_html(v, b) for v, b in zip(values, best, strict=True)]
         elif pd.api.types.is_numeric_dtype(t[col].dtype) and not pd.api.types.is_bool_dtype(t[col].dtype):
             out[col] = t[col]

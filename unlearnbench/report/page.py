@@ -47,8 +47,13 @@ INTRO_INTERVALS = (
     "redrawn from its own interval over its samples (`unlearnbench.stats`). In each column the best value is in "
     "bold and every value tied with it is marked =: the paired difference from the best, over the classes and "
     "seeds both rows ran (same bootstrap), has an interval that holds 0 (rows that share none: their intervals "
-    "overlap). Reference rows aside; in the robustness table within each attack; a cost's best among the rows "
-    "that forgot in at least half their runs. † marks a UA or retained accuracy that the second judge reads "
+    "overlap). Marks are set within each sampler setting, reference rows aside; in the robustness table within "
+    "each attack (an attack's own time and steps mark nothing: they are the attacker's budget, not the defence); "
+    "a cost's best among the rows that forgot in at least half their runs (a run forgot when its forget-class "
+    "ASR is below 0.8 × the original model's, the relearning attacks' recovery threshold) and kept at least half "
+    "the original's retained accuracy (a collapsed model's cost is no achievement). A cost marked (recorded) is a "
+    "shipped result's, recorded when it was made (retrain's reference), not measured here: it marks nothing. "
+    "† marks a UA or retained accuracy that the second judge reads "
     "differently (the two judges' intervals do not overlap; see the two-judge table). "
 )
 
@@ -123,8 +128,9 @@ def board_markdown(board: Board, h: str) -> list[str]:
 
 SPREAD = {
     False: "mean ± std over forget classes",
-    True: "mean [95% bootstrap interval over forget classes and samples]; **the best** of each column, "
-    "= tied with it, † the second judge disagrees",
+    True: "mean [95% bootstrap interval over forget classes and samples]; **the best** of each column within a "
+    "sampler setting, = tied with it (a cost's best among the rows that forgot without collapsing the model; "
+    "(recorded): a shipped result's cost, competing with nothing), † the second judge disagrees",
 }
 
 

@@ -6,12 +6,15 @@ README's copy keeps those marked ``Row.headline``.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import pandas as pd
 
 from unlearnbench import registry
 from unlearnbench.api import Row
 from unlearnbench.defaults import PRIMARY_UA, RETAIN_ACCURACY
-from unlearnbench.report.cells import Stat, column_format
+from unlearnbench.report.cells import Stat, among_forgetting_columns, column_format
 from unlearnbench.report.frames import SETTING, method_groups, table_groups, unlearned_rows
 from unlearnbench.report.judges import flag_disagreements
 
@@ -32,8 +35,16 @@ def headline_metrics() -> list[tuple[str, str]]:
 
 def quality_cells(g: pd.DataFrame, intervals: bool = False) -> dict[str, Stat]:
     """The quality table's cells of the rows ``g`` (one per run), by column label; with ``intervals``, each
-    with its interval and the second judge's † where it reads the number otherwise."""
+    with its interval and the second judge's † where it reads the number otherwise. The cost cells of runs that
+    loaded a shipped result (``cost_recorded`` = 1: retrain's reference) show the cost recorded when it was made,
+    marked "(recorded)", with no interval and no goal: one figure repeated, measured elsewhere, competes with
+    nothing measured here."""
     cells = {column_format(m, s).label: Stat.of_metric(g, m, s, intervals=intervals) for m, s in quality_metrics()}
+    recorded = g.loc[(g.metric == "cost_recorded") & (g.phase == "unlearned"), "value"]
+    if len(recorded) and bool((recorded == 1.0).all()):
+        for label in among_forgetting_columns() & cells.keys():
+            cell = cells[label]
+            cells[label] = replace(cell, goal=None, std=math.nan, lo=math.nan, hi=math.nan, runs=(), note=" (recorded)")
     return flag_disagreements(cells, g) if intervals else cells
 
 

@@ -81,7 +81,10 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     broken = collapsed(df)
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
         shares = forgot_shares(df)
-        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality))
+        # a cost's best among the rows that forgot and did not collapse: a broken model's speed is no achievement
+        kept = pd.Series([(lb, m) not in broken for lb, m in zip(quality["label"], quality["method"], strict=True)],
+                         index=quality.index)  # fmt: skip
+        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality) & kept)
         robustness = mark_ties(robustness, group=["attack", SETTING])
         relearning = set(with_attack_setting(df[df["metric"] == "recover_threshold"])["attack_setting"])
         forgot = forgot_in_half(shares, robustness)
