@@ -16,6 +16,7 @@ from unlearnbench.report.cost import COST_NOTE, reference_name
 from unlearnbench.report.frames import competing
 from unlearnbench.report.judges import AGREEMENT_NOTE
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
+from unlearnbench.report.robustness import NOTE as ROBUSTNESS_NOTE
 from unlearnbench.report.robustness import asr_by_attack, utility_columns
 from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, Tables, across
 from unlearnbench.report.tuning import TUNING_TITLE
@@ -180,7 +181,7 @@ def board_html(board: Board) -> dict[str, object]:
             datatable(t.efficiency, f"{p}efficiency_table"),
             COST_NOTE.format(ref=ref),
         ),
-        ("robustness", TITLES["robustness"], robustness, ""),
+        ("robustness", TITLES["robustness"], robustness, ROBUSTNESS_NOTE),
         *(
             [("survival", TITLES["survival"], datatable(t.survival.round(1), f"{p}survival_table"), SURVIVAL_NOTE)]
             if len(t.survival)

@@ -26,6 +26,7 @@ from unlearnbench.report.provenance import code_note, sweep_note
 from unlearnbench.report.quality import headline_metrics
 from unlearnbench.report.recovery import NOTE as SURVIVAL_NOTE
 from unlearnbench.report.recovery import UNCERTAINTY_NOTE
+from unlearnbench.report.robustness import NOTE as ROBUSTNESS_NOTE
 from unlearnbench.report.robustness import asr_by_attack
 from unlearnbench.report.tables import CONCEPT_COUNT_NOTE, TITLES, Board, across, build_tables
 from unlearnbench.report.tuning import TUNING_TITLE, tuning_note, tuning_table
@@ -107,6 +108,8 @@ def board_markdown(board: Board, h: str) -> list[str]:
         "",
         to_markdown(t.efficiency),
         f"{h} {TITLES['robustness']}",
+        "",
+        ROBUSTNESS_NOTE,
         "",
         to_markdown(t.robustness),
     ]
