@@ -152,7 +152,8 @@ def _by(order: list[str]) -> Any:
 UNCERTAINTY_NOTE = (
     "Uncertainty against robustness: Spearman's rho between the unlearned model's forget-class entropy and the "
     "steps to recover (censored runs at the budget), over every run and within each setting of a method (4 runs "
-    "or more), with an interval from resampling the concepts (none where the runs share one concept)."
+    "or more), with an interval from resampling the concepts (none where the runs share one concept, or where more "
+    "than 5% of the draws miss every concept whose times vary: the draws left would all hold those few runs)."
 )
 
 

@@ -20,8 +20,8 @@ from unlearnbench.results import final_rows
 FOUND = "found prompts"  # the column of what the discrete prompt attacks found, as text
 NOTE = (
     "One row per method and attack setting: an attack run with other arguments (a relearning with another "
-    "budget or curve) is a row of its own, with its own runs. ASR: the share of the forget prompts' samples the "
-    "judge reads as the forgotten concept (11-way: with a noise class; 10-way: without), before the attack "
+    "budget or curve) is a row of its own, with its own runs. ASR: the share of the samples generated for the "
+    "forgotten concept that the judge reads as it (11-way: with a noise class; 10-way: without), before the attack "
     '("pre-") and after it. Steps to recover: the mean over the runs that recovered only, the others left out; '
     "(recovered k/n): of the n runs that forgot, k came back within the budget. The survival table orders "
     "recovery, censored runs included. Attack time and steps: the attacker's cost and budget, marking nothing. "
