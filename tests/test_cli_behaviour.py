@@ -277,15 +277,16 @@ def test_a_sweep_plan_estimates_its_time_from_the_runs_measured_before(tmp_path,
     assert code == 0 and "estimate: 0.1 h on 1 worker(s) for 1 runs" in err
     assert "safemax/none" in err and "safemax/unlearning" in err  # and where the time goes
     assert not out.exists()  # a plan starts no worker and writes nothing, not even the folder
-    # a method's unlearning is estimated from runs with its own arguments (600 s at 10x the steps), else from
-    # the method's runs at any (the median of 60, 60, 60, 60 and 600 s)
+    # a method's unlearning is estimated from runs with its own arguments (600 s at 10x the steps; also when it is
+    # evaluated on other sample counts), else from the method's runs at any (the median of 60, 60, 60, 60, 600 s)
     from dataclasses import replace
 
     longer = replace(spec, method_args={**spec.method_args, "steps": 10 * spec.method_args["steps"]})
     measured("long", longer, 800.0, {"unlearning": 600.0, "sampling": 200.0}, 600.0)
-    for args, seconds in ((longer.method_args, 600.0), ({**spec.method_args, "steps": 1}, 60.0)):
+    fewer = replace(longer, eval=replace(longer.eval, forget_samples=longer.eval.forget_samples + 1))
+    for planned, seconds in ((longer, 600.0), (fewer, 600.0), (replace(longer, method_args={"steps": 1}), 60.0)):
         parts = {}
-        estimate([[replace(spec, method_args=args)]], [str(tmp_path)], 1, parts)
+        estimate([[planned]], [str(tmp_path)], 1, parts)
         assert parts["safemax/unlearning"] == seconds
     # a run on another testbed says nothing of this one's cost
     assert estimate([[replace(spec, testbed="text16")]], [str(tmp_path)], 1).startswith("estimate: none")

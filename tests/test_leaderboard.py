@@ -695,11 +695,42 @@ def test_a_recorded_cost_is_said_to_be_recorded_and_competes_with_nothing():
     assert str(shipped) == "2036.9 (recorded)" and shipped.goal is None and not shipped.interval.known
     measured = quality_cells(to_frame(run("s", "safemax", 0.0, 45.6)))[time]
     assert measured.goal == "min" and "recorded" not in str(measured)
-    # the HTML page shows the marks mark_ties set (its cost rule), not the lowest mean among every row
+    mixed = quality_cells(to_frame(run("g", "retrain", 1.0, 2036.9) + run("h", "retrain", 0.0, 900.0)))[time]
+    assert str(mixed).endswith("(partly recorded)") and mixed.goal is None
+    # the HTML page shows the marks mark_ties set (its cost rule), not the lowest mean among every row; a table
+    # it did not mark (a store without intervals) highlights the best mean
     t = pd.DataFrame({"method": ["fast", "slow"], time: [Stat(1.0, math.nan, 1, "min"),
                                                           Stat(9.0, math.nan, 1, "min", mark="best")]})  # fmt: skip
-    cells = _cells_html(t)[time].tolist()
+    cells = _cells_html(t, marked=True)[time].tolist()
     assert "v best" not in cells[0] and "v best" in cells[1]
+    assert "v best" in _cells_html(t)[time].tolist()[0]
+    unmarked = t.assign(**{time: [Stat(1.0, math.nan, 1, "min"), Stat(9.0, math.nan, 1, "min")]})
+    assert not any("v best" in c for c in _cells_html(unmarked, marked=True)[time])  # no row qualified: none
+
+
+def test_a_collapsed_models_cost_is_never_the_best_cost():
+    """Two unlabelled methods forget; the fast one keeps a tenth of the original's retained accuracy. Its cost is
+    no achievement: the slow one's is marked best (through build_tables, the label shown as "-")."""
+
+    def run(run_id, method, concept, retained, wall):
+        common = {"run_id": run_id, "label": "", "method": method, "forget_concept": concept, "seed": 0,
+                  "attack": "none", "status": "ok", "guidance": 1.0, "eta": 0.0, "sample_steps": 50}  # fmt: skip
+        return [{**common, "phase": "original", "split": "forget", "metric": "asr_11way", "value": 1.0},
+                {**common, "phase": "original", "split": "retain", "metric": "retain_accuracy_10way", "value": 1.0,
+                 "lo": 0.98, "hi": 1.0},
+                {**common, "phase": "unlearned", "split": "forget", "metric": "asr_11way", "value": 0.0},
+                {**common, "phase": "unlearned", "split": "retain", "metric": "retain_accuracy_10way",
+                 "value": retained, "lo": retained - 0.02, "hi": retained + 0.02},
+                {**common, "phase": "unlearned", "split": "all", "metric": "cost_wall_s", "value": wall,
+                 "lo": wall - 1.0, "hi": wall + 1.0},
+                {**common, "phase": "unlearned", "split": "all", "metric": "cost_prior_wall_s",
+                 "value": 0.0}]  # fmt: skip
+
+    rows = [r for c in "012" for r in run(f"f{c}", "fast", c, 0.1, 5.0) + run(f"s{c}", "slow", c, 0.95, 50.0)]
+    quality = tables.build_tables(to_frame(rows)).quality.set_index("method")
+    time = column_format("cost_wall_s", "all").label
+    assert quality.loc["slow", "label"] == "-"
+    assert quality.loc["slow", time].mark == "best" and quality.loc["fast", time].mark == ""
 
 
 def test_quality_cells_flag_the_numbers_the_second_judge_reads_otherwise(small_store):

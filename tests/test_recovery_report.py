@@ -224,11 +224,16 @@ def test_whether_a_run_forgot_is_read_on_its_forget_samples_as_every_table_reads
         rows += run_rows(f"s{concept}", "tuned, retain term", "safemax", concept, 0, 200, measured=0.0)
     rows += run_rows("e0", "paper", "esd", "0", 0, 5, pre=0.74, measured=0.81)  # kept it, by 100 samples
     rows += run_rows("e1", "paper", "esd", "1", 0, 50, pre=0.85, measured=0.5)  # forgot it, by 100 samples
+    # the unlearning's run without an attack is the one the forgetting and cost tables read: it decides
+    rows += run_rows("e2", "paper", "esd", "2", 0, 25, pre=0.85, measured=0.81)
+    rows.append({**rows[-1], "run_id": "n2", "attack": "none", "attack_step": None, "phase": "unlearned",
+                 "metric": "asr_11way", "value": 0.5})  # fmt: skip
     frame = split_by_sampler(to_frame(rows))
     runs = recovery_runs(frame).set_index("run_id")
     assert "e0" not in runs.index and runs.loc["e1", "time"] == 50 and runs.loc["e1", "event"]
+    assert runs.loc["e2", "time"] == 25  # forgot, as its unlearning's run without an attack read it
     table = robustness_table(frame, intervals=False, recovery=runs.reset_index()).set_index("method")
-    assert str(table.loc["esd", "steps to recover ↑"]).endswith("(recovered 1/1)")  # e1 only, as in the survival
+    assert str(table.loc["esd", "steps to recover ↑"]).endswith("(recovered 2/2)")  # e1 and e2, as in the survival
     assert str(table.loc["safemax", "steps to recover ↑"]) == "200 (recovered 2/2)"
 
 

@@ -37,7 +37,7 @@ class _Measured(NamedTuple):
     key: tuple[Any, ...]
     evaluation_s: float
     unlearning_s: float | None
-    args: str = "{}"  # the method's arguments, canonical: a method's cost depends on its steps and batch
+    args: str  # the method's arguments, canonical: a method's cost depends on its steps and batch
 
 
 def _args(spec: dict[str, Any]) -> str:
@@ -89,14 +89,14 @@ def estimate(
     breakdown: dict[str, float] | None = None,
 ) -> str:
     """The planned jobs' wall time, from runs measured before (``runs/*`` of ``stores``): each job's unlearning
-    once (the median unlearning time of measured runs with the same method, arguments and settings, else of the
-    same method at any) plus each run's evaluation (the median of runs with the same method, attack, sampler and
-    sample counts, else of the same method and attack at any settings, else of the same attack, sampler and
-    sample counts with other methods: rough figures, the last because an attack's and the evaluation's cost
-    barely depend on which method made the weights; else unknown). Only runs on the planned run's testbed
-    count. One line. ``breakdown``, when given,
-    receives the estimated seconds of one worker per ``method/attack`` (a job's unlearning goes to its
-    method's ``method/unlearning``)."""
+    once (the median unlearning time of measured runs with the same method, arguments and settings, else with the
+    same arguments at other settings, else of the same method at any) plus each run's evaluation (the median of
+    runs with the same method, attack, sampler and sample counts, else of the same method and attack at any
+    settings, else of the same attack, sampler and sample counts with other methods: rough figures, the last
+    because an attack's and the evaluation's cost barely depend on which method made the weights; else unknown).
+    Only runs on the planned run's testbed count. One line. ``breakdown``, when given, receives the estimated
+    seconds of one worker per ``method/attack`` (a job's unlearning goes to its method's
+    ``method/unlearning``)."""
     import statistics
 
     seen: list[_Measured] = []
@@ -114,6 +114,7 @@ def estimate(
     rough: dict[tuple[Any, ...], list[float]] = {}
     other_method: dict[tuple[Any, ...], list[float]] = {}
     unlearn_exact: dict[tuple[Any, ...], list[float]] = {}
+    unlearn_args: dict[tuple[Any, ...], list[float]] = {}
     unlearn_rough: dict[tuple[Any, ...], list[float]] = {}
     # keys: key[:3] is (testbed, method, attack); an unlearning's key drops the attack and adds the arguments
     for m in seen:
@@ -122,6 +123,7 @@ def estimate(
         other_method.setdefault((m.key[0], *m.key[2:]), []).append(m.evaluation_s)
         if m.unlearning_s is not None:
             unlearn_exact.setdefault((*m.key[:2], m.args, *m.key[3:]), []).append(m.unlearning_s)
+            unlearn_args.setdefault((*m.key[:2], m.args), []).append(m.unlearning_s)
             unlearn_rough.setdefault(m.key[:2], []).append(m.unlearning_s)
     total, unknown, planned = 0.0, set(), 0
     counts = [0, 0, 0]  # runs estimated from each tier: same settings, same method and attack, other methods
@@ -129,7 +131,12 @@ def estimate(
     for job in jobs:
         first_spec = job[0].to_dict()
         first = _cost_key(first_spec)
-        unlearning = unlearn_exact.get((*first[:2], _args(first_spec), *first[3:])) or unlearn_rough.get(first[:2])
+        args = _args(first_spec)
+        unlearning = (
+            unlearn_exact.get((*first[:2], args, *first[3:]))  # the same arguments and settings
+            or unlearn_args.get((*first[:2], args))  # the same arguments, evaluated otherwise
+            or unlearn_rough.get(first[:2])  # the method at any arguments
+        )
         cached = getattr(job, "cached", False)  # a model in the cache (or a shipped reference) costs nothing
         if unlearning and not cached:
             seconds = statistics.median(unlearning)

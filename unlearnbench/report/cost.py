@@ -57,7 +57,8 @@ def forgot_in_half(shares: pd.Series, table: pd.DataFrame) -> pd.Series:
     its runs (``shares``: :func:`forgot_shares`)."""
     if table.empty or not {"label", "method"} <= set(table.columns):
         return pd.Series(False, index=table.index, dtype=bool)
-    keys = pd.MultiIndex.from_frame(table[["label", "method"]].astype(str))
+    labels = table["label"].astype(str).replace("-", "")  # the table shows "-" for a run without a label
+    keys = pd.MultiIndex.from_arrays([labels, table["method"].astype(str)])
     return pd.Series(shares.reindex(keys).to_numpy() >= 0.5, index=table.index, dtype=bool)
 
 
@@ -145,7 +146,10 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
             if shared.empty:
                 continue
             m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
-            recorded = bool(m.get("cost_recorded", 0.0) == 1.0)  # every shared class's cost was recorded
+            flags = mine.loc[shared, "cost_recorded"].fillna(0.0) if "cost_recorded" in mine else pd.Series(0.0)
+            recorded = (
+                "" if not (flags == 1.0).any() else " (recorded)" if (flags == 1.0).all() else " (partly recorded)"
+            )
 
             def measured(
                 column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r, recorded=recorded
@@ -154,7 +158,7 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
                 for a recorded cost: one figure repeated, not a measurement)."""
                 cell = ratio(m[column] / r[column], digits)
                 if recorded:
-                    return replace(cell, note=" (recorded)")
+                    return replace(cell, note=recorded)
                 if not intervals or len(shared) < 2:
                     return cell
                 a, b = mine.loc[shared, column].to_numpy(), ref.loc[shared, column].to_numpy()

@@ -71,10 +71,10 @@ def _stat_html(s: Stat, best: bool) -> str:
     return f'<span class="{cls}" data-after="{html.escape(s.spread())}">{s.mean:.{s.digits}f}</span>'
 
 
-def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
-    """The table with every cell as HTML, the best of each column highlighted: the cell :func:`cells.mark_ties`
-    marked (which applies the cost and collapse rules), else, in a table it did not mark, the best mean among the
-    competing rows (within ``group``)."""
+def _cells_html(t: pd.DataFrame, group: str | None = None, marked: bool = False) -> pd.DataFrame:
+    """The table with every cell as HTML, the best of each column highlighted: with ``marked`` (a table
+    :func:`cells.mark_ties` marked, which applies the cost and collapse rules), the cells it marked best and no
+    other; else the best mean among the competing rows (within ``group``)."""
     out = pd.DataFrame(index=t.index)
     eligible = competing(t)
     groups = [t.index] if group is None else [g.index for _, g in t.groupby(group, sort=False)]
@@ -82,7 +82,7 @@ def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
         values = t[col].tolist()
         if any(isinstance(v, Stat) for v in values):
             best = pd.Series(False, index=t.index)
-            if any(isinstance(v, Stat) and v.mark for v in values):  # marked (cells.mark_ties): as the Markdown page
+            if marked:  # as the Markdown page: a column mark_ties left unmarked highlights nothing
                 best[:] = [isinstance(v, Stat) and v.mark == "best" for v in values]
             else:
                 for idx in groups:
@@ -95,7 +95,7 @@ def _cells_html(t: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def datatable(t: pd.DataFrame, table_id: str, group: str | None = None) -> Markup:
+def datatable(t: pd.DataFrame, table_id: str, group: str | None = None, marked: bool = False) -> Markup:
     """An interactive (sortable, filterable) table from itables, offline: it needs the bundle that
     :func:`itables_bundle` puts once in the page."""
     from itables import to_html_datatable
@@ -105,7 +105,7 @@ def datatable(t: pd.DataFrame, table_id: str, group: str | None = None) -> Marku
     layout = {"topStart": None, "topEnd": "search", "bottomStart": "info", "bottomEnd": None}
     return Markup(
         to_html_datatable(
-            _cells_html(t, group),
+            _cells_html(t, group, marked),
             table_id=table_id,
             connected=False,
             allow_html=True,
@@ -164,9 +164,10 @@ def board_html(board: Board) -> dict[str, object]:
     """One board's part of the page, as the template reads it; its ids prefixed with its testbed's name."""
     t, p = board.tables, board.prefix
     ref = reference_name(t.cost_reference)
-    robustness = datatable(t.robustness, f"{p}robustness_table", group="attack")  # best within each attack
+    # the tables mark_ties marked (a store with intervals) show its marks; the others their best mean
+    robustness = datatable(t.robustness, f"{p}robustness_table", group="attack", marked=t.intervals)
     # (id, title, table, the paragraph above it)
-    sections = [("quality", TITLES["quality"], datatable(t.quality, f"{p}quality_table"), "")]
+    sections = [("quality", TITLES["quality"], datatable(t.quality, f"{p}quality_table", marked=t.intervals), "")]
     if len(t.agreement):
         sections.append(
             ("agreement", TITLES["agreement"], datatable(t.agreement, f"{p}agreement_table"), AGREEMENT_NOTE)

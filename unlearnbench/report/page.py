@@ -116,7 +116,7 @@ def board_markdown(board: Board, h: str) -> list[str]:
     if len(t.survival):
         md += [f"{h} {TITLES['survival']}", "", SURVIVAL_NOTE, "", to_markdown(t.survival.round(1))]
         if len(t.uncertainty):
-            md += [UNCERTAINTY_NOTE, "", to_markdown(t.uncertainty)]
+            md += [UNCERTAINTY_NOTE, "", to_markdown(t.uncertainty.astype(object).fillna("–"))]  # no interval: –
     md += [f"{h} {TITLES['settings']}", "", to_markdown(t.settings)]
     if len(t.tuning):
         md += [f"{h} {TUNING_TITLE}", "", t.tuning_note, "", to_markdown(t.tuning)]

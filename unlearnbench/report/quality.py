@@ -37,14 +37,14 @@ def quality_cells(g: pd.DataFrame, intervals: bool = False) -> dict[str, Stat]:
     """The quality table's cells of the rows ``g`` (one per run), by column label; with ``intervals``, each
     with its interval and the second judge's † where it reads the number otherwise. The cost cells of runs that
     loaded a shipped result (``cost_recorded`` = 1: retrain's reference) show the cost recorded when it was made,
-    marked "(recorded)", with no interval and no goal: one figure repeated, measured elsewhere, competes with
-    nothing measured here."""
+    marked "(recorded)" ("(partly recorded)" where only some of the row's runs did), with no interval and no
+    goal: one figure repeated, measured elsewhere, competes with nothing measured here."""
     cells = {column_format(m, s).label: Stat.of_metric(g, m, s, intervals=intervals) for m, s in quality_metrics()}
-    recorded = g.loc[(g.metric == "cost_recorded") & (g.phase == "unlearned"), "value"]
-    if len(recorded) and bool((recorded == 1.0).all()):
+    recorded = set(g.loc[(g.metric == "cost_recorded") & (g.value == 1.0), "run_id"])
+    if recorded:  # "(partly recorded)" where the row pools recorded and measured costs
+        note = " (recorded)" if recorded == set(g["run_id"]) else " (partly recorded)"
         for label in among_forgetting_columns() & cells.keys():
-            cell = cells[label]
-            cells[label] = replace(cell, goal=None, std=math.nan, lo=math.nan, hi=math.nan, runs=(), note=" (recorded)")
+            cells[label] = replace(cells[label], goal=None, std=math.nan, lo=math.nan, hi=math.nan, runs=(), note=note)
     return flag_disagreements(cells, g) if intervals else cells
 
 

@@ -25,7 +25,15 @@ from unlearnbench import survival
 from unlearnbench.defaults import PRIMARY_ASR
 from unlearnbench.errors import UserError
 from unlearnbench.report.cells import Stat, phase_label
-from unlearnbench.report.frames import SETTING, base_label, comparison_only, method_order, with_attack_setting
+from unlearnbench.report.frames import (
+    IDENTITY,
+    SETTING,
+    base_label,
+    comparison_only,
+    method_order,
+    unlearned_rows,
+    with_attack_setting,
+)
 from unlearnbench.stats import paired_difference
 from unlearnbench.testbeds import plugin
 
@@ -37,11 +45,13 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per relearning run with a curve: its group, concept, seed, ``time``, ``event``, ``budget`` and the
     unlearned model's forget-class entropy (and noise-likeness); runs that never forgot are left out.
 
-    Whether a run forgot is read from the unlearned model's forget-class ASR as the run measured it on its
-    ``forget_samples``, the figure the forgetting and cost tables read, and not from the curve's first point (the
-    same model on the fewer ``curve_samples``): two draws of one model near the threshold could otherwise put a
-    run among those that forgot in one table and not in another. The curve's later points give the time (a run
-    without that figure falls back on the curve's first point)."""
+    Whether a run forgot is read from its unlearning's forget-class ASR on the ``forget_samples``, from the run
+    the forgetting and cost tables read it from (:func:`frames.unlearned_rows`: the unlearning's run without an
+    attack where there is one), and not from the curve's first point (the same model on the fewer
+    ``curve_samples``): two draws of one model near the threshold could otherwise put a run among those that
+    forgot in one table and not in another. It is set against the run's own threshold (its ``recover_fraction``
+    of the original's ASR: 0.8, the other tables' rule, unless the attack set another). The curve's later points
+    give the time (a run whose unlearning has no such figure falls back on the curve's first point)."""
     if SETTING not in df:
         df = df.assign(**{SETTING: ""})
     ok = df[df["status"] == "ok"]
@@ -55,7 +65,7 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
     final = ok[ok["attack_step"].isna() & ok["class_id"].isna() & (ok["split"] == "forget")]
     original = final[(final["phase"] == "original") & (final["metric"] == PRIMARY_ASR)].set_index("run_id")["value"]
     unlearned = final[final["phase"] == "unlearned"].pivot_table(index="run_id", columns="metric", values="value")
-    has_pre = PRIMARY_ASR in unlearned.columns
+    before = _before_attack(ok)
     runs = with_attack_setting(curve.drop_duplicates("run_id"))
     by_run = dict(tuple(curve.groupby("run_id")))  # one pass over the curve rows, not one filter per run
     records: list[dict[str, Any]] = []
@@ -63,8 +73,8 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
         points = by_run[row.run_id]
         fraction = float(json.loads(row.attack_args).get("recover_fraction", survival.FORGOT_FRACTION))
         pairs = sorted((int(s), float(v)) for s, v in zip(points["attack_step"], points["value"], strict=True))
-        measured = unlearned.at[row.run_id, PRIMARY_ASR] if has_pre and row.run_id in unlearned.index else math.nan
-        if math.isfinite(measured):  # the model before the attack, read on the run's forget samples
+        measured = before.get(_identity(row, before.index.names), math.nan)
+        if math.isfinite(measured):  # the model before the attack, read on the forget samples
             pairs = [(0, float(measured)), *((s, v) for s, v in pairs if s != 0)]
         observed = survival.recovery_time(pairs, float(original.get(row.run_id, math.nan)), fraction)
         if observed is None:  # never forgot: nothing to recover, neither an event nor at risk
@@ -77,6 +87,26 @@ def recovery_runs(df: pd.DataFrame) -> pd.DataFrame:
             record[metric] = unlearned.at[row.run_id, metric] if metric in unlearned.columns else math.nan
         records.append(record)
     return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+
+
+def _before_attack(ok: pd.DataFrame) -> pd.Series:
+    """Each unlearning's forget-class ASR before any attack, as the forgetting and cost tables read it, by its
+    identity (:data:`frames.IDENTITY`, as text)."""
+    rows = unlearned_rows(ok)
+    rows = rows[(rows["metric"] == PRIMARY_ASR) & (rows["split"] == "forget") & rows["class_id"].isna()]
+    identity = [c for c in IDENTITY if c in rows]
+    keyed = rows.assign(**{c: rows[c].map(_text) for c in identity}).drop_duplicates(identity)
+    return keyed.set_index(identity)["value"].astype(float)
+
+
+def _text(value: object) -> str:
+    """An identity column's value as the key's text: every kind of missing ("nan", "<NA>") alike."""
+    return "" if pd.isna(value) else str(value)  # type: ignore[arg-type]
+
+
+def _identity(row: Any, names: list[str | None]) -> tuple[str, ...] | str:
+    key = tuple(_text(getattr(row, str(c))) for c in names)
+    return key if len(key) > 1 else key[0]
 
 
 def _paired(group: pd.DataFrame) -> dict[str, list[tuple[float, bool]]]:

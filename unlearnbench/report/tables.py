@@ -82,9 +82,10 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if intervals:  # ties within one sampler setting (and attack): numbers from two samplers never compete
         shares = forgot_shares(df)
         # a cost's best among the rows that forgot and did not collapse: a broken model's speed is no achievement
-        kept = pd.Series([(lb, m) not in broken for lb, m in zip(quality["label"], quality["method"], strict=True)],
-                         index=quality.index)  # fmt: skip
-        quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality) & kept)
+        if len(quality):
+            shown = zip(quality["label"].replace("-", ""), quality["method"], strict=True)  # "-": no label
+            kept = pd.Series([(lb, m) not in broken for lb, m in shown], index=quality.index)
+            quality = mark_ties(quality, group=[SETTING], forgot=forgot_in_half(shares, quality) & kept)
         robustness = mark_ties(robustness, group=["attack", SETTING])
         relearning = set(with_attack_setting(df[df["metric"] == "recover_threshold"])["attack_setting"])
         forgot = forgot_in_half(shares, robustness)
@@ -108,8 +109,6 @@ def build_tables(df: pd.DataFrame, cost_reference: str = COST_REFERENCE) -> Tabl
     if len(runs):
         survival = survival_table(runs).drop(columns=SETTING, errors="ignore")
         uncertainty = uncertainty_against_recovery(runs).round(3)
-        for end in ("lo", "hi") if len(uncertainty) else ():  # no interval (one concept): a dash, not "nan"
-            uncertainty[end] = uncertainty[end].map(lambda v: "–" if pd.isna(v) else v)
         said = answers(runs, collapsed=broken, verdicts=verdicts)
         tables = replace(tables, survival=survival, uncertainty=uncertainty, answers=said)
     return replace(tables, answers=tables.answers + prompt, verdicts=_named(verdicts, df))
