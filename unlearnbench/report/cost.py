@@ -29,6 +29,13 @@ COST_NOTE = (
 )
 
 
+def recorded_note(flags: pd.Series) -> str:
+    """The note of a cost pooled over runs whose ``cost_recorded`` flags are these: " (recorded)" where every run
+    loaded a shipped result's recorded cost, " (partly recorded)" where some did, "" where none did."""
+    shipped = flags.fillna(0.0) == 1.0
+    return "" if not shipped.any() else " (recorded)" if shipped.all() else " (partly recorded)"
+
+
 def reference_name(method: str) -> str:
     """The cost reference as its class spells it (``SAFEMax``)."""
     return registry.get("method", method).__name__
@@ -146,10 +153,7 @@ def efficiency_table(df: pd.DataFrame, reference: str = COST_REFERENCE) -> pd.Da
             if shared.empty:
                 continue
             m, r = mine.loc[shared].mean(), ref.loc[shared].mean()
-            flags = mine.loc[shared, "cost_recorded"].fillna(0.0) if "cost_recorded" in mine else pd.Series(0.0)
-            recorded = (
-                "" if not (flags == 1.0).any() else " (recorded)" if (flags == 1.0).all() else " (partly recorded)"
-            )
+            recorded = recorded_note(mine.loc[shared, "cost_recorded"] if "cost_recorded" in mine else pd.Series(0.0))
 
             def measured(
                 column: str, digits: int, mine=mine, ref=ref, shared=shared, m=m, r=r, recorded=recorded

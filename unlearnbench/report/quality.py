@@ -15,6 +15,7 @@ from unlearnbench import registry
 from unlearnbench.api import Row
 from unlearnbench.defaults import PRIMARY_UA, RETAIN_ACCURACY
 from unlearnbench.report.cells import Stat, among_forgetting_columns, column_format
+from unlearnbench.report.cost import recorded_note
 from unlearnbench.report.frames import SETTING, method_groups, table_groups, unlearned_rows
 from unlearnbench.report.judges import flag_disagreements
 
@@ -40,9 +41,8 @@ def quality_cells(g: pd.DataFrame, intervals: bool = False) -> dict[str, Stat]:
     marked "(recorded)" ("(partly recorded)" where only some of the row's runs did), with no interval and no
     goal: one figure repeated, measured elsewhere, competes with nothing measured here."""
     cells = {column_format(m, s).label: Stat.of_metric(g, m, s, intervals=intervals) for m, s in quality_metrics()}
-    recorded = set(g.loc[(g.metric == "cost_recorded") & (g.value == 1.0), "run_id"])
-    if recorded:  # "(partly recorded)" where the row pools recorded and measured costs
-        note = " (recorded)" if recorded == set(g["run_id"]) else " (partly recorded)"
+    flags = g[g.metric == "cost_recorded"].set_index("run_id")["value"].reindex(g["run_id"].unique())
+    if note := recorded_note(flags):  # a run without the row measured its cost
         for label in among_forgetting_columns() & cells.keys():
             cells[label] = replace(cells[label], goal=None, std=math.nan, lo=math.nan, hi=math.nan, runs=(), note=note)
     return flag_disagreements(cells, g) if intervals else cells
