@@ -30,7 +30,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor
 
-from unlearnbench.api import Task, UnlearningMethod
+from unlearnbench.api import SamplerSettings, Task, UnlearningMethod
 from unlearnbench.args import arg, positive
 from unlearnbench.budget import SCALE, scaled_steps
 from unlearnbench.conditioning import Conditioning
@@ -177,9 +177,12 @@ class SelectiveAmnesia(UnlearningMethod):
         a: SAArgs = self.args
         return a.steps + a.samples_per_class * a.replay_steps
 
+    def prior(self, sampler: SamplerSettings) -> tuple[str, dict[str, Any]]:
+        return "selective_amnesia", prior_key(self.args, sampler.guidance_scale)
+
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         a: SAArgs = self.args
-        key = prior_key(a, task.sampler.guidance_scale)
+        name, key = self.prior(task.sampler)
         prior_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
 
         def compute(meter: CostMeter) -> dict[str, Tensor]:
@@ -188,7 +191,7 @@ class SelectiveAmnesia(UnlearningMethod):
             return {**{f"fisher.{k}": v for k, v in fisher.items()}, **{f"replay.{k}": v for k, v in samples.items()}}
 
         if task.priors is not None:
-            priors = task.priors.get("selective_amnesia", key, compute, task.meter)
+            priors = task.priors.get(name, key, compute, task.meter)
         else:
             with task.meter.prior():
                 priors = compute(task.meter)

@@ -506,3 +506,34 @@ def test_a_plan_builds_one_task_per_forget_set_and_none_for_an_attack_that_check
     jobs, complete = plan(specs(), str(tmp_path / "s"))
     assert (sum(len(j) for j in jobs), complete) == (RUNS, [])
     assert sorted(built) == [("1",), ("7",)]
+
+
+def test_jobs_that_need_one_uncomputed_prior_wait_for_its_first_in_the_sweep_not_in_a_worker(tmp_path):
+    """Selective Amnesia's Fisher, at a setting the testbed does not ship: the job computing it goes out, the
+    other job needing it follows its first run, and a job needing no prior goes out at once, ahead of it."""
+    import tomllib
+
+    from unlearnbench.grid import grid_from_config
+    from unlearnbench.sweep import plan, run_sweep
+
+    sa = '{ name = "selective_amnesia", args = { steps = 2, batch_size = 8, samples_per_class = 1, replay_steps = 3 } }'
+    grid = tomllib.loads(GRID.replace('{ name = "noop" }', sa))
+    jobs, _ = plan(grid_from_config(grid).specs(), str(tmp_path / "s"))
+    assert [(j[0].method, bool(j.prior)) for j in jobs] == [
+        ("selective_amnesia", True), ("selective_amnesia", True), ("safemax", False), ("safemax", False),
+    ]  # fmt: skip
+    assert jobs[0].prior == jobs[1].prior and jobs[0].prior.startswith("selective_amnesia-")
+    backend = RecordingBackend()
+    report = run_sweep(grid_from_config(grid).specs(), str(tmp_path / "s"), workers=2, threads=2, backend=backend)
+    assert (report.done, report.failed) == (RUNS, 0)
+    submitted = [entry for entry in backend.log if entry[0] == "submit"]
+    assert submitted[:3] == [
+        ("submit", "selective_amnesia", "none", 1), ("submit", "safemax", "none", 1), ("submit", "safemax", "none", 7),
+    ]  # fmt: skip
+    assert backend.log.index(("submit", "selective_amnesia", "none", 7)) > backend.log.index(
+        ("finish", "selective_amnesia", "none", 1)
+    )
+    # the testbed's shipped prior (its default setting) is ready: nothing waits for it
+    shipped = tomllib.loads(GRID.replace('{ name = "noop" }', '{ name = "selective_amnesia" }'))
+    jobs, _ = plan(grid_from_config(shipped).specs(), str(tmp_path / "t"))
+    assert [j.prior for j in jobs] == ["", "", "", ""]

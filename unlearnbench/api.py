@@ -215,6 +215,13 @@ class UnlearningMethod(_Budgeted):
         ``unlearn`` loads it rather than computing it (a sweep's plan then counts no unlearning time)."""
         return False
 
+    def prior(self, sampler: SamplerSettings) -> tuple[str, dict[str, Any]] | None:
+        """The prior ``unlearn`` reads through ``task.priors.get`` at this sampler setting, as its (name, key);
+        None (the default) for a method with none. A sweep sends out one run that needs an uncomputed prior and
+        holds back the others that need it until that run ends, so no worker waits on another's prior while
+        other work is queued."""
+        return None
+
     def unlearn(self, model: UNet2DModel, task: Task, *, generator: torch.Generator) -> UNet2DModel:
         """Return the unlearned model. ``model`` is a private copy of the original: change it freely.
 

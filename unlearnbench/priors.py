@@ -90,6 +90,14 @@ class PriorCache:
         self.model_sha = model_sha
         self.shipped = shipped
 
+    def ready(self, name: str, key: dict[str, Any]) -> bool:
+        """Whether this prior ships with the testbed or is whole in the cache (``get`` would compute nothing)."""
+        folder_name = prior_folder_name(name, self.model_sha, key)
+        if self.shipped is not None and f"priors/{folder_name}/{TENSORS}" in self.shipped.files:
+            return True
+        folder = self.root / folder_name if self.root else None
+        return folder is not None and (folder / "cost.json").is_file() and _whole(folder)
+
     def get(
         self, name: str, key: dict[str, Any], compute: Callable[[CostMeter], dict[str, Tensor]], meter: CostMeter
     ) -> dict[str, Tensor]:

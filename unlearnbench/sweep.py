@@ -44,6 +44,9 @@ class Job(list[RunSpec]):
     or the testbed ships it (``UnlearningMethod.shipped``: a retrain reference), so it costs no unlearning."""
 
     cached: bool = False
+    # The folder of a prior its unlearning needs that is neither shipped nor cached ("" when none): the sweep
+    # sends out the first job needing it, and the others once that job's first run has ended.
+    prior: str = ""
 
 
 def plan(
@@ -56,6 +59,10 @@ def plan(
     workers are started and each must be able to write the store (else :class:`UserError`), so a store that
     a worker cannot reach fails here too. Without one (``--plan``) nothing is started or written.
     """
+    import dataclasses
+
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.priors import PriorCache, prior_folder_name
     from unlearnbench.results import Store
     from unlearnbench.runner import check_budgets, resolve, testbed_for, validate
 
@@ -79,6 +86,10 @@ def plan(
             groups[key] = Job()
             in_store = (store.cache / "unlearned" / key / "cost.json").is_file()
             groups[key].cached = in_store or resolved.method.shipped(tb.references, resolved.spec.forget)
+            needs = resolved.method.prior(SamplerSettings(**dataclasses.asdict(resolved.spec.eval.sampler)))
+            priors = PriorCache(store.cache / "priors", tb.model_sha, tb.priors)
+            if needs is not None and not groups[key].cached and not priors.ready(*needs):
+                groups[key].prior = prior_folder_name(needs[0], tb.model_sha, needs[1])
         groups[key].append(resolved.spec)
     if backend is None:
         return list(groups.values()), complete
@@ -109,7 +120,10 @@ def run_sweep(
     Each run gets ``threads // workers`` torch threads on every backend. Runs that share an unlearning
     form a job: its first run goes first, and the others follow once it has finished, so the unlearned
     model is computed once and read from the store's cache (in parallel, where the backend has room). A job
-    whose model is already cached or shipped goes out whole, in config order. ``config``, the file the specs
+    whose model is already cached or shipped goes out whole, in config order. Jobs whose unlearnings need one
+    prior that is neither shipped nor cached (``UnlearningMethod.prior``: Selective Amnesia's Fisher) go out
+    one after another until it is computed: the first computes it, and the others follow once its first run
+    has ended, rather than holding a worker on the prior's lock. ``config``, the file the specs
     came from, is named in the store's sweep log, so a store that several configs wrote states each one's time.
     """
     from unlearnbench.progress import bar
@@ -144,10 +158,17 @@ def run_sweep(
         with logged(store_root, runner, workers, run_ids, report, config) as progress:
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
+            computing: dict[str, str] = {}  # an uncomputed prior -> the run that computes it
             for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
-                for spec in job if job.cached else job[:1]:  # a model in the cache or shipped: no need to wait
-                    runner.submit(spec)
                 followers[job[0].run_id] = [] if job.cached else job[1:]
+                first = job if job.cached else job[:1]  # a model in the cache or shipped: no need to wait
+                if job.prior in computing:  # wait for that run here, not on the prior's lock in a worker
+                    followers[computing[job.prior]].extend(first)
+                    continue
+                if job.prior:
+                    computing[job.prior] = job[0].run_id
+                for spec in first:
+                    runner.submit(spec)
             ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
             for finished in runner.finished():
                 for spec in followers.pop(finished.run_id, []):
