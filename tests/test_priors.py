@@ -150,10 +150,27 @@ def test_a_listed_shipped_prior_whose_files_are_missing_is_one_line(tmp_path):
         shipped.load("selective_amnesia-x")
 
 
-def test_the_shipped_priors_load_and_match_their_sha256(testbed):
+@pytest.fixture(params=["digits16", "text16"])
+def shipping_testbed(request):
+    from unlearnbench.testbeds import load_testbed
+
+    return load_testbed(request.param)
+
+
+def test_the_shipped_priors_load_and_match_their_sha256(shipping_testbed):
     """Every prior the manifest lists loads (its sha256 checked), was made from the shipped base model, and
-    records the cost runs are charged (with its basis)."""
+    records the cost runs are charged (with its basis); Selective Amnesia at its defaults and the testbed's
+    sampler reads it (a sweep plans no prior for it)."""
+    from unlearnbench import registry
+    from unlearnbench.api import SamplerSettings
+    from unlearnbench.testbeds import default_guidance
+
+    testbed = shipping_testbed
     assert testbed.priors is not None
+    sampler = SamplerSettings(guidance_scale=default_guidance(testbed.name))
+    needs = registry.get("method", "selective_amnesia")().prior(sampler)
+    assert PriorCache(None, testbed.model_sha, testbed.priors).ready(*needs)
+    assert not PriorCache(None, testbed.model_sha, testbed.priors).ready(needs[0], {**needs[1], "n": 1})
     names = testbed.priors.available()
     assert names, "the testbed ships Selective Amnesia's prior (unlearnbench pretrain --what prior --ship)"
     for name in names:

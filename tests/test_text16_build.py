@@ -34,6 +34,10 @@ def test_text16_says_in_one_line_what_a_build_folder_lacks(capsys, tmp_path):
     assert "no trained encoder in" in capsys.readouterr().err
     assert main(["pretrain", "--testbed", "text16", "--ship", "--out", str(tmp_path / "u")]) == 2
     assert "give --out BUILD_DIR and --guidance S" in capsys.readouterr().err
+    assert main(["pretrain", "--testbed", "text16", "--what", "prior"]) == 2
+    assert "give --ship and --cache STORE/cache/priors" in capsys.readouterr().err
+    assert main(["pretrain", "--testbed", "text16", "--what", "prior", "--ship", "--cache", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip().endswith("(a store's cache/priors folder, or one prior's folder in it)")
     assert not (tmp_path / "s").exists() and not (tmp_path / "u").exists()
 
 

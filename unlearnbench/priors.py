@@ -168,3 +168,56 @@ def _save(folder: Path, tensors: dict[str, Tensor], cost: Cost, made_from: dict[
             pass  # another process cached the same priors first
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ship_priors(
+    cache: Path, model_sha: str, root: Path, record_sha256: Callable[[str, str], None] | None = None
+) -> list[str]:
+    """Ship the priors in ``cache``, a store's ``cache/priors`` folder (every prior in it that was made from the
+    base model ``model_sha``) or one prior's folder in it, under ``root/priors/``: its tensors, and
+    ``prior.json`` with what it was made from and the cost runs are charged (:func:`charged_cost`);
+    ``record_sha256(path, sha256)`` enters each tensors file in the testbed's manifest (its path from ``root``).
+    Everything is checked first, so a refused cache ships nothing. Each testbed's ``pretrain --what prior``."""
+    import diffusers
+
+    from unlearnbench.io import atomic_write_text
+    from unlearnbench.models import sha256_file
+
+    if not cache.is_dir():
+        raise UserError(f"no priors cache at {cache} (a store's cache/priors folder, or one prior's folder in it)")
+    folders = (
+        [cache]
+        if (cache / TENSORS).is_file()
+        else sorted(p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
+    chosen = []
+    for folder in folders:
+        missing = [f for f in ("key.json", "cost.json", TENSORS) if not (folder / f).is_file()]
+        if missing:
+            print(f"{folder.name}: skipped (no {', '.join(missing)}: cached before priors recorded what made them)")
+            continue
+        made_from = json.loads((folder / "key.json").read_text())
+        if made_from["model_sha"] != model_sha:
+            print(f"{folder.name}: skipped (made from another base model)")
+            continue
+        if prior_folder_name(made_from["name"], made_from["model_sha"], made_from["key"]) != folder.name:
+            raise UserError(f"{folder}: key.json does not match the folder's name; the cache was edited")
+        chosen.append((folder, made_from))
+    if not chosen:
+        raise UserError(f"no prior in {cache} was made from the shipped base model")
+    for folder, made_from in chosen:
+        target = root / "priors" / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / TENSORS, target / TENSORS)
+        record = {
+            **made_from,
+            "cost": charged_cost(json.loads((folder / "cost.json").read_text()), made_from),
+            "note": "cost.wall_s is what every run that reads this prior is charged (cost.wall_basis says why)",
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+        }
+        atomic_write_text(target / "prior.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if record_sha256 is not None:
+            record_sha256(f"priors/{folder.name}/{TENSORS}", sha256_file(target / TENSORS))
+        print(f"{folder.name}: shipped ({record['cost']['wall_s']:.0f} s recorded)")
+    return [folder.name for folder, _ in chosen]

@@ -247,54 +247,14 @@ def build_reference(
 
 
 def ship_priors(cache: Path, root: Path | None = None) -> list[str]:
-    """Ship the priors in ``cache``, a store's ``cache/priors`` folder (every prior in it that was made from the
-    shipped base model) or one prior's folder in it: its tensors, and ``prior.json`` with what it was made from
-    and the cost runs are charged (:func:`unlearnbench.priors.charged_cost`). Everything is checked first, so a
-    refused cache ships nothing."""
-    import shutil
-
-    from unlearnbench.priors import TENSORS, charged_cost, prior_folder_name
+    """Ship the priors in ``cache`` made from the shipped base model (:func:`unlearnbench.priors.ship_priors`)
+    into ``root`` (default: the package's assets, entered in their manifest)."""
+    from unlearnbench.priors import ship_priors as ship
     from unlearnbench.testbeds import load_testbed
 
-    tb = load_testbed(NAME)
-    if not cache.is_dir():
-        raise UserError(f"no priors cache at {cache} (a store's cache/priors folder, or one prior's folder in it)")
-    folders = (
-        [cache]
-        if (cache / TENSORS).is_file()
-        else sorted(p for p in cache.iterdir() if p.is_dir() and not p.name.startswith("."))
-    )
-    chosen = []
-    for folder in folders:
-        missing = [f for f in ("key.json", "cost.json", TENSORS) if not (folder / f).is_file()]
-        if missing:
-            print(f"{folder.name}: skipped (no {', '.join(missing)}: cached before priors recorded what made them)")
-            continue
-        made_from = json.loads((folder / "key.json").read_text())
-        if made_from["model_sha"] != tb.model_sha:
-            print(f"{folder.name}: skipped (made from another base model)")
-            continue
-        if prior_folder_name(made_from["name"], made_from["model_sha"], made_from["key"]) != folder.name:
-            raise UserError(f"{folder}: key.json does not match the folder's name; the cache was edited")
-        chosen.append((folder, made_from))
-    if not chosen:
-        raise UserError(f"no prior in {cache} was made from the shipped base model")
     root = root or ROOT
-    for folder, made_from in chosen:
-        target = root / "priors" / folder.name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / TENSORS, target / TENSORS)
-        record = {
-            **made_from,
-            "cost": charged_cost(json.loads((folder / "cost.json").read_text()), made_from),
-            "note": "cost.wall_s is what every run that reads this prior is charged (cost.wall_basis says why)",
-            **_versions(),
-        }
-        atomic_write_text(target / "prior.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if root == ROOT:
-            update_manifest({"files": {f"priors/{folder.name}/{TENSORS}": sha256_file(target / TENSORS)}})
-        print(f"{folder.name}: shipped ({record['cost']['wall_s']:.0f} s recorded)")
-    return [folder.name for folder, _ in chosen]
+    record = (lambda path, sha: update_manifest({"files": {path: sha}})) if root == ROOT else None
+    return ship(cache, load_testbed(NAME).model_sha, root, record)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _missing(folder: Path) -> list[str]:
 class Text16(TestbedPlugin):
     """Text-to-image on coloured digits with captions: open_clip text encoder, cross-attention UNet; offline."""
 
-    pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES)
+    pretrain_targets = ("encoder", "clip_scorer", "unet", "retrain", *JUDGES, "prior")
     tuning_concepts = ("five", "green")
     glossary = (
         "A concept is a digit (an object), an ink colour or a stroke weight, named in prompts; the judge reads each "

@@ -281,13 +281,18 @@ def pretrain(args: Any) -> int:
     """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
     in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
+    if args.what == "prior":
+        if not args.ship or args.cache == ".reference-cache":
+            raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
+        ship_priors(Path(args.cache))
+        return 0
     if args.ship:
         if not args.out or args.guidance is None:
             raise UserError("--ship on text16 copies a finished build: give --out BUILD_DIR and --guidance S")
         manifest = ship(Path(args.out), args.guidance)
         print(f"shipped {len(manifest['files'])} weight files from {args.out} (guidance {args.guidance})")
         return 0
-    targets = (*recipes, "unet", "retrain", *judge_recipes())
+    targets = (*recipes, "unet", "retrain", *judge_recipes(), "prior")
     if args.what not in targets:
         raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(targets)}")
     if not args.out:
@@ -332,6 +337,7 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
 
     from unlearnbench.io import atomic_write_text
     from unlearnbench.models import sha256_file
+    from unlearnbench.priors import TENSORS
     from unlearnbench.testbeds.text16 import JUDGES, SHIPPED
     from unlearnbench.testbeds.text16.encoder import CONFIG_FILE, WEIGHTS_FILE, load_encoder, parameter_counts
 
@@ -365,6 +371,9 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
         }
         atomic_write_text(folder / "reference.json", json.dumps(reference, indent=2, sort_keys=True) + "\n")
         parts.append(f"references/{ref}/diffusion_pytorch_model.safetensors")
+    for prior in sorted((destination / "priors").glob(f"*/{TENSORS}")):  # shipped priors of this very base model
+        if json.loads((prior.parent / "prior.json").read_text()).get("model_sha") == base_sha:
+            parts.append(prior.relative_to(destination).as_posix())
     unet_record = json.loads((build / "unet/recipe.json").read_text())
     manifest: dict[str, Any] = {
         "testbed": "text16",
@@ -403,3 +412,27 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
         manifest["references"][ref] = {k: record.get(k) for k in ("forget", "training", "training_images")}
     atomic_write_text(destination / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def ship_priors(cache: Path, destination: Path | None = None) -> list[str]:
+    """``pretrain --testbed text16 --what prior --ship --cache STORE/cache/priors``: the priors in ``cache`` made
+    from the shipped base model (:func:`unlearnbench.priors.ship_priors`), into ``destination`` (default the
+    package's ``text16/model/``) and its manifest's ``files``."""
+    from unlearnbench.io import locked
+    from unlearnbench.priors import ship_priors as ship
+    from unlearnbench.testbeds.text16 import SHIPPED, read_manifest
+    from unlearnbench.testbeds.text16.testbed import load_folder
+
+    destination = destination or SHIPPED
+    manifest_file = destination / "manifest.json"
+
+    def record(path: str, sha: str) -> None:
+        from unlearnbench.io import atomic_write_text
+
+        with locked(destination / ".manifest.json.lock"):
+            manifest = json.loads(manifest_file.read_text())
+            manifest["files"][path] = sha
+            atomic_write_text(manifest_file, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    model_sha = load_folder(destination, read_manifest(destination), model_source=None, device="cpu").model_sha
+    return ship(cache, model_sha, destination, record)

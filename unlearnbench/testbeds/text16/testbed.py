@@ -199,12 +199,14 @@ def load_folder(folder: Path, manifest: dict[str, Any], *, model_source: str | N
     at_style, _, at_style_sha = classifier("attacker_style")
     judge2, _, judge2_sha = classifier("judge2")
     data = make_data()
-    references = None
+    references, priors = None, None
     if model_source is None:  # shipped references were retrained from the shipped model's recipe
+        from unlearnbench.priors import ShippedPriors
         from unlearnbench.references import References
         from unlearnbench.testbeds.text16.build import UNET
 
         references = References(folder / "references", files, model_sha, UNET.sha256())
+        priors = ShippedPriors(folder / "priors", files)  # made from the shipped model (pretrain --what prior)
     return Text16Testbed(
         name="text16",
         model_source=model_source,
@@ -224,6 +226,7 @@ def load_folder(folder: Path, manifest: dict[str, Any], *, model_source: str | N
         second_judge_sha=f"{judge2_sha[:32]}{style_sha[:32]}",
         bars=TEXT16_BARS,
         references=references,
+        priors=priors,
         stability_forget=("three", "seven"),
         null_concepts=tuple(c.id for c in grammar.family("object")),
         text=data,
