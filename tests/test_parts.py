@@ -137,6 +137,7 @@ def test_plan_of_a_parts_config_counts_every_part(tmp_path, capsys):
         ("text-full.toml", 263, "text.toml"),
         ("text-robustness.toml", 132, ""),
         ("text-several.toml", 2, ""),
+        ("text-sa-last.toml", 1, ""),
     ],
 )
 def test_the_leaderboard_configs_plan_from_anywhere(name, runs, within, tmp_path, monkeypatch):
@@ -156,11 +157,13 @@ def test_the_leaderboard_configs_plan_from_anywhere(name, runs, within, tmp_path
         }
 
 
-def test_the_part_run_on_its_own_is_part_of_the_text_leaderboards_grid():
-    """configs/text-several.toml (its "several concepts" part, run on a worker a prior left idle) names runs of
-    configs/text.toml, so the page counts them toward that config's grid."""
+@pytest.mark.parametrize("name", ["text-several.toml", "text-sa-last.toml"])
+def test_a_part_run_on_its_own_is_part_of_the_text_leaderboards_grid(name):
+    """configs/text-several.toml and text-sa-last.toml (runs of configs/text.toml started beside its sweep, on a
+    worker it left idle or to end within a session) name runs of configs/text.toml only, so the page counts
+    them toward that config's grid."""
     ids = {}
-    for name in ("text.toml", "text-several.toml"):
-        path = ROOT / "configs" / name
-        ids[name] = {s.run_id for s in specs_of(grids_from_config(load_config(path), base=path.parent))}
-    assert ids["text-several.toml"] and ids["text-several.toml"] <= ids["text.toml"]
+    for config in ("text.toml", name):
+        path = ROOT / "configs" / config
+        ids[config] = {s.run_id for s in specs_of(grids_from_config(load_config(path), base=path.parent))}
+    assert ids[name] and ids[name] <= ids["text.toml"]
