@@ -11,6 +11,7 @@ from tests.conftest import TINY, make_task
 from unlearnbench import registry
 from unlearnbench.api import run_attack, run_unlearning, unsupported
 from unlearnbench.conditioning import Conditioning
+from unlearnbench.priors import PriorCache
 from unlearnbench.runner import build_task, resolve
 from unlearnbench.spec import RunSpec
 
@@ -54,11 +55,23 @@ def test_method_contract(name, base):
     before = state(base)
     runs = []
     # the second run changes what the method says it does not read: the sampler setting, the run's seed
+    read: list[tuple[str, dict]] = []
+
+    class Recording(PriorCache):  # computes every prior (no cache folder), noting which it was asked for
+        def get(self, name, key, compute, meter):
+            read.append((name, key))
+            return super().get(name, key, compute, meter)
+
     for guidance, seed in ((1.0, 0), (3.0 if not cls.uses_sampler else 1.0, 1 if not cls.uses_seed else 0)):
         task = make_task()
         task.sampler = replace(task.sampler, guidance_scale=guidance, eta=0.0 if guidance == 1.0 else 1.0)
+        task.priors = Recording(None, "base")
         out = run_unlearning(cls(cls.smoke_args), base, task, generator=torch.Generator().manual_seed(seed))
         runs.append(out)
+        # the prior a sweep plans for (UnlearningMethod.prior) is the one the unlearning reads
+        needs = cls(cls.smoke_args).prior(task.sampler)
+        assert read == ([] if needs is None else [needs]), "prior() must name what unlearn reads"
+        read.clear()
     first, second = runs
     # the same architecture
     assert type(first.model) is type(base) and dict(first.model.config) == dict(base.config)

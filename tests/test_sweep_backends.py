@@ -533,6 +533,27 @@ def test_jobs_that_need_one_uncomputed_prior_wait_for_its_first_in_the_sweep_not
     assert backend.log.index(("submit", "selective_amnesia", "none", 7)) > backend.log.index(
         ("finish", "selective_amnesia", "none", 1)
     )
+
+    # a run that ends without the prior (it failed) hands it to the next held job alone, not to every job at once
+    class FailsFirst(RecordingBackend):
+        def _wait(self, timeout: float) -> list[Finished]:
+            [done] = super()._wait(timeout)
+            return (
+                [Finished(done.run_id, "error", "killed")]
+                if self.log[-1][1:] == ("selective_amnesia", "none", 1)
+                else [done]
+            )
+
+    three = tomllib.loads(GRID.replace('{ name = "noop" }', sa).replace("[1, 7]", "[1, 4, 7]"))
+    backend = FailsFirst()
+    report = run_sweep(grid_from_config(three).specs(), str(tmp_path / "u"), workers=2, threads=2, backend=backend)
+    assert report.failed == 1 and sum(event == "submit" for event, *_ in backend.log) == 12
+    first_sa = [e for e in backend.log if e[1:] in {("selective_amnesia", "none", c) for c in (1, 4, 7)}]
+    assert first_sa == [
+        ("submit", "selective_amnesia", "none", 1), ("finish", "selective_amnesia", "none", 1),
+        ("submit", "selective_amnesia", "none", 4), ("finish", "selective_amnesia", "none", 4),
+        ("submit", "selective_amnesia", "none", 7), ("finish", "selective_amnesia", "none", 7),
+    ]  # fmt: skip
     # the testbed's shipped prior (its default setting) is ready: nothing waits for it
     shipped = tomllib.loads(GRID.replace('{ name = "noop" }', '{ name = "selective_amnesia" }'))
     jobs, _ = plan(grid_from_config(shipped).specs(), str(tmp_path / "t"))

@@ -164,3 +164,28 @@ def test_shipping_a_build_records_every_file_and_a_changed_file_is_refused(build
     assert main([*args, "--seed", "1", *SMOKE, "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "evaluator.safetensors" in err and "sha256" in err and not (tmp_path / "t").exists()
+
+
+def test_a_shipped_prior_enters_the_manifest_and_a_reship_keeps_it_only_while_its_bytes_match(build, tmp_path, capsys):
+    import torch
+
+    from unlearnbench.cost import CostMeter
+    from unlearnbench.priors import TENSORS, PriorCache
+    from unlearnbench.testbeds.text16 import read_manifest
+    from unlearnbench.testbeds.text16.build import ship, ship_priors
+
+    destination = tmp_path / "model"
+    base = ship(build, guidance=2.0, destination=destination)["files"]["unet/unet/diffusion_pytorch_model.safetensors"]
+    cache = tmp_path / "store" / "cache" / "priors"
+    for model_sha in (base, "another model"):
+        meter = CostMeter()
+        with meter.measure():
+            PriorCache(cache, model_sha).get("selective_amnesia", {"n": 1}, lambda m: {"w": torch.ones(2)}, meter)
+    (name,) = ship_priors(cache, destination=destination)
+    assert "made from another base model" in capsys.readouterr().out
+    rel = f"priors/{name}/{TENSORS}"
+    assert rel in read_manifest(destination)["files"]
+    assert rel in ship(build, guidance=2.0, destination=destination)["files"]  # a re-ship keeps it
+    (destination / rel).write_bytes((destination / rel).read_bytes() + b"\0")
+    assert rel not in ship(build, guidance=2.0, destination=destination)["files"]  # not with other bytes
+    assert "not the one the manifest recorded" in capsys.readouterr().out

@@ -23,7 +23,6 @@ from unlearnbench.listing import cmd_list
 from unlearnbench.store_commands import cmd_check, cmd_leaderboard, cmd_table, cmd_verify
 
 DEFAULT_OUT = "unlearnbench-results"
-CACHE_DEFAULT = ".reference-cache"  # the digits16 pretrain's (unlearnbench.testbeds.digits16.build)
 
 
 def _setup(args: argparse.Namespace) -> None:
@@ -353,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pt.add_argument(
         "--cache",
-        default=CACHE_DEFAULT,
+        default=None,
         help="--what retrain: resumable state (default .reference-cache); --what prior: a store's cache/priors",
     )
     flags.data_flags(pt)

@@ -180,8 +180,7 @@ def ship_priors(
     Everything is checked first, so a refused cache ships nothing. Each testbed's ``pretrain --what prior``."""
     import diffusers
 
-    from unlearnbench.io import atomic_write_text
-    from unlearnbench.models import sha256_file
+    from unlearnbench.io import atomic_write_text, sha256_file
 
     if not cache.is_dir():
         raise UserError(f"no priors cache at {cache} (a store's cache/priors folder, or one prior's folder in it)")

@@ -123,10 +123,12 @@ def run_sweep(
     whose model is already cached or shipped goes out whole, in config order. Jobs whose unlearnings need one
     prior that is neither shipped nor cached (``UnlearningMethod.prior``: Selective Amnesia's Fisher) go out
     one after another until it is computed: the first computes it, and the others follow once its first run
-    has ended, rather than holding a worker on the prior's lock. ``config``, the file the specs
+    has ended, rather than holding a worker on the prior's lock (if that run ended without it, failed or out of
+    time, the next held job computes it). ``config``, the file the specs
     came from, is named in the store's sweep log, so a store that several configs wrote states each one's time.
     """
     from unlearnbench.progress import bar
+    from unlearnbench.results import Store
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
@@ -158,21 +160,30 @@ def run_sweep(
         with logged(store_root, runner, workers, run_ids, report, config) as progress:
             by_id = {s.run_id: s for job in jobs for s in job}
             followers: dict[str, list[RunSpec]] = {}
-            computing: dict[str, str] = {}  # an uncomputed prior -> the run that computes it
+            held: dict[str, list[Job]] = {}  # an uncomputed prior -> the jobs held back for it, in config order
+            computing: dict[str, str] = {}  # the run computing a prior -> that prior
             for job in jobs:  # in config order; a job's unlearning is computed by its first run, once
                 followers[job[0].run_id] = [] if job.cached else job[1:]
-                first = job if job.cached else job[:1]  # a model in the cache or shipped: no need to wait
-                if job.prior in computing:  # wait for that run here, not on the prior's lock in a worker
-                    followers[computing[job.prior]].extend(first)
+                if job.prior in held:  # wait for it here, not on the prior's lock in a worker
+                    held[job.prior].append(job)
                     continue
                 if job.prior:
-                    computing[job.prior] = job[0].run_id
-                for spec in first:
+                    held[job.prior], computing[job[0].run_id] = [], job.prior
+                for spec in job if job.cached else job[:1]:  # a model in the cache or shipped: no need to wait
                     runner.submit(spec)
+            priors = Store(store_root).cache / "priors"
             ticker = iter(bar(range(total), desc="sweep", total=total, leave=True))
             for finished in runner.finished():
                 for spec in followers.pop(finished.run_id, []):
                     runner.submit(spec)
+                if finished.run_id in computing:
+                    prior = computing.pop(finished.run_id)
+                    waiting = held.pop(prior)
+                    if waiting and not (priors / prior / "cost.json").is_file():  # it ended without computing it
+                        computing[waiting[0][0].run_id], held[prior] = prior, waiting[1:]  # (failed, out of time)
+                        waiting = waiting[:1]
+                    for job in waiting:
+                        runner.submit(job[0])
                 if finished.status == "error":  # the task died: nothing was written, a resumed sweep reruns it
                     spec = by_id[finished.run_id]
                     report.errors.append(f"{spec.method}/{spec.attack}/{spec.forget_label}: {finished.error}")

@@ -269,15 +269,16 @@ def pretrain(args: Any) -> int:
     retrained references (``--what retrain --forget C ... --ship``) or its shipped priors (``--what prior``).
     ``args.deadline`` is a ``time.time()`` value or None (the command line parses ``HH:MM``)."""
     if args.what == "prior":
-        if not args.ship or args.cache == CACHE_DEFAULT:
+        if not args.ship or args.cache is None:
             raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
         ship_priors(Path(args.cache))
         return 0
     if args.what == "retrain":
         if not args.ship or not args.forget:
             raise UserError("--what retrain builds shipped references: give --ship and --forget CONCEPT ...")
+        cache = Path(args.cache or CACHE_DEFAULT)
         done = [
-            build_reference(c, cache=Path(args.cache), deadline=args.deadline, dtype=args.dtype, device=args.device)
+            build_reference(c, cache=cache, deadline=args.deadline, dtype=args.dtype, device=args.device)
             for c in args.forget
         ]
         return 0 if all(done) else 75  # 75 (EX_TEMPFAIL): paused at the deadline; rerun to continue

@@ -279,10 +279,11 @@ def _reference_cost(training: dict[str, Any]) -> dict[str, Any]:
 
 def pretrain(args: Any) -> int:
     """``unlearnbench pretrain --testbed text16 --what encoder|clip_scorer|unet --out DIR [--steps N]``: each target
-    in ``DIR/<target>``; the UNet reads ``DIR/encoder``."""
+    in ``DIR/<target>``; the UNet reads ``DIR/encoder``. ``--what prior --ship --cache STORE/cache/priors`` ships
+    the priors a store cached for the shipped base model (:func:`ship_priors`)."""
     recipes = {"encoder": ENCODER, "clip_scorer": CLIP_SCORER}
     if args.what == "prior":
-        if not args.ship or args.cache == ".reference-cache":
+        if not args.ship or args.cache is None:
             raise UserError("--what prior ships cached priors: give --ship and --cache STORE/cache/priors")
         ship_priors(Path(args.cache))
         return 0
@@ -292,7 +293,7 @@ def pretrain(args: Any) -> int:
         manifest = ship(Path(args.out), args.guidance)
         print(f"shipped {len(manifest['files'])} weight files from {args.out} (guidance {args.guidance})")
         return 0
-    targets = (*recipes, "unet", "retrain", *judge_recipes(), "prior")
+    targets = (*recipes, "unet", "retrain", *judge_recipes(), "prior")  # "prior" is handled above: for the message
     if args.what not in targets:
         raise UserError(f"--what {args.what}: the text16 testbed builds {', '.join(targets)}")
     if not args.out:
@@ -338,7 +339,7 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
     from unlearnbench.io import atomic_write_text
     from unlearnbench.models import sha256_file
     from unlearnbench.priors import TENSORS
-    from unlearnbench.testbeds.text16 import JUDGES, SHIPPED
+    from unlearnbench.testbeds.text16 import JUDGES, SHIPPED, read_manifest
     from unlearnbench.testbeds.text16.encoder import CONFIG_FILE, WEIGHTS_FILE, load_encoder, parameter_counts
 
     destination = destination or SHIPPED
@@ -371,9 +372,15 @@ def ship(build: Path, guidance: float, destination: Path | None = None) -> dict[
         }
         atomic_write_text(folder / "reference.json", json.dumps(reference, indent=2, sort_keys=True) + "\n")
         parts.append(f"references/{ref}/diffusion_pytorch_model.safetensors")
+    before = read_manifest(destination).get("files", {})
     for prior in sorted((destination / "priors").glob(f"*/{TENSORS}")):  # shipped priors of this very base model
-        if json.loads((prior.parent / "prior.json").read_text()).get("model_sha") == base_sha:
-            parts.append(prior.relative_to(destination).as_posix())
+        rel, record = prior.relative_to(destination).as_posix(), prior.parent / "prior.json"
+        if not record.is_file() or json.loads(record.read_text()).get("model_sha") != base_sha:
+            print(f"{prior.parent.name}: not kept (no prior.json, or made from another base model)")
+        elif rel not in before or sha256_file(prior) != before[rel]:
+            print(f"{prior.parent.name}: not kept (its sha256 is not the one the manifest recorded)")
+        else:
+            parts.append(rel)
     unet_record = json.loads((build / "unet/recipe.json").read_text())
     manifest: dict[str, Any] = {
         "testbed": "text16",
@@ -418,21 +425,20 @@ def ship_priors(cache: Path, destination: Path | None = None) -> list[str]:
     """``pretrain --testbed text16 --what prior --ship --cache STORE/cache/priors``: the priors in ``cache`` made
     from the shipped base model (:func:`unlearnbench.priors.ship_priors`), into ``destination`` (default the
     package's ``text16/model/``) and its manifest's ``files``."""
-    from unlearnbench.io import locked
+    from unlearnbench.io import atomic_write_text, locked
     from unlearnbench.priors import ship_priors as ship
     from unlearnbench.testbeds.text16 import SHIPPED, read_manifest
-    from unlearnbench.testbeds.text16.testbed import load_folder
 
     destination = destination or SHIPPED
     manifest_file = destination / "manifest.json"
 
     def record(path: str, sha: str) -> None:
-        from unlearnbench.io import atomic_write_text
-
         with locked(destination / ".manifest.json.lock"):
             manifest = json.loads(manifest_file.read_text())
             manifest["files"][path] = sha
             atomic_write_text(manifest_file, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
-    model_sha = load_folder(destination, read_manifest(destination), model_source=None, device="cpu").model_sha
+    model_sha = read_manifest(destination).get("files", {}).get("unet/unet/diffusion_pytorch_model.safetensors")
+    if model_sha is None:
+        raise UserError(f"{destination}: no shipped base model to ship priors for (its manifest lists no UNet)")
     return ship(cache, model_sha, destination, record)
