@@ -65,6 +65,9 @@ class ShippedPriors:
         self.root = root
         self.files = files
 
+    def has(self, folder_name: str) -> bool:
+        return f"priors/{folder_name}/{TENSORS}" in self.files
+
     def load(self, folder_name: str) -> tuple[dict[str, Tensor], Cost] | None:
         from safetensors.torch import load_file
 
@@ -93,10 +96,9 @@ class PriorCache:
     def ready(self, name: str, key: dict[str, Any]) -> bool:
         """Whether this prior ships with the testbed or is whole in the cache (``get`` would compute nothing)."""
         folder_name = prior_folder_name(name, self.model_sha, key)
-        if self.shipped is not None and f"priors/{folder_name}/{TENSORS}" in self.shipped.files:
+        if self.shipped is not None and self.shipped.has(folder_name):
             return True
-        folder = self.root / folder_name if self.root else None
-        return folder is not None and (folder / "cost.json").is_file() and _whole(folder)
+        return self.root is not None and _cached(self.root / folder_name)
 
     def get(
         self, name: str, key: dict[str, Any], compute: Callable[[CostMeter], dict[str, Tensor]], meter: CostMeter
@@ -121,7 +123,7 @@ class PriorCache:
                 if folder is not None and (folder / "cost.json").is_file() and not _whole(folder):
                     print(f"warning: cache entry {folder} does not match its seal: computed again", file=sys.stderr)
                     shutil.rmtree(folder, ignore_errors=True)
-                if folder is not None and (folder / "cost.json").is_file():
+                if folder is not None and (folder / "cost.json").is_file():  # whole: checked just above
                     cost = json.loads((folder / "cost.json").read_text())
                     if (folder / "key.json").is_file():  # charged as the shipped copy would be
                         cost = charged_cost(cost, json.loads((folder / "key.json").read_text()))
@@ -147,6 +149,11 @@ class PriorCache:
 
 
 _FILES = (TENSORS, "key.json", "cost.json")
+
+
+def _cached(folder: Path) -> bool:
+    """A cached prior ``get`` reads rather than computes: written whole (its cost last) and matching its seal."""
+    return (folder / "cost.json").is_file() and _whole(folder)
 
 
 def _whole(folder: Path) -> bool:
